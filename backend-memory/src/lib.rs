@@ -1,0 +1,1 @@
+//! backend-memory: filled by a later issue.

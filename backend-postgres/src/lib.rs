@@ -1,0 +1,1 @@
+//! backend-postgres: filled by a later issue.

@@ -1,0 +1,40 @@
+//! `plan/*`: the planner at 50k due enrollments over 200 mailboxes against the first-fit
+//! baseline, and its scaling from 10k to 1M.
+#![allow(missing_docs)]
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sequence_benches::{baseline_first_fit, PlanningFixture};
+use sequence_scheduler::planner::{plan, PlannerConfig};
+
+fn plan_50k(c: &mut Criterion) {
+    let fixture = PlanningFixture::new(50_000, 200, 42);
+    let config = PlannerConfig::with_seed(42);
+    let mut group = c.benchmark_group("plan");
+    group.sample_size(30);
+    group.throughput(Throughput::Elements(50_000));
+    group.bench_function("50k_contacts_200_mailboxes", |b| {
+        b.iter(|| black_box(plan(fixture.now, &fixture.input(), &config)));
+    });
+    group.bench_function("50k_contacts_200_mailboxes_baseline_first_fit", |b| {
+        b.iter(|| black_box(baseline_first_fit(&fixture.input(), fixture.now)));
+    });
+    group.finish();
+}
+
+fn plan_scaling(c: &mut Criterion) {
+    let config = PlannerConfig::with_seed(42);
+    let mut group = c.benchmark_group("plan/scaling");
+    group.sample_size(10);
+    for due in [10_000usize, 50_000, 200_000, 1_000_000] {
+        // 200 mailboxes per 50k enrollments.
+        let fixture = PlanningFixture::new(due, (due / 250).max(40), 42);
+        group.throughput(Throughput::Elements(due as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(due), &fixture, |b, f| {
+            b.iter(|| black_box(plan(f.now, &f.input(), &config)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, plan_50k, plan_scaling);
+criterion_main!(benches);

@@ -1,0 +1,198 @@
+//! Contacts: the people a sequence writes to.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{TransitionError, ValidationErrors};
+use crate::ids::{ContactId, TenantId};
+
+/// A custom field value on a contact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    /// true / false.
+    Bool(bool),
+    /// A number.
+    Number(f64),
+    /// Text.
+    Text(String),
+}
+
+/// Whether a contact may still be written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ContactStatus {
+    /// May receive sends.
+    #[default]
+    Active,
+    /// A hard bounce or permanent failure: nothing more in any sequence.
+    Bounced,
+    /// Unsubscribed: nothing more in any sequence of the tenant.
+    Unsubscribed,
+}
+
+/// A recipient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Contact {
+    /// Identity.
+    pub id: ContactId,
+    /// Owner.
+    pub tenant: TenantId,
+    /// The address written to.
+    pub email: String,
+    /// Given name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Family name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// Company.
+    #[serde(default)]
+    pub company: Option<String>,
+    /// Phone number.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// The contact's own zone, for recipient windows; `None` means the mailbox's zone.
+    #[serde(default)]
+    pub timezone: Option<Tz>,
+    /// Tags, for conditions and triggers.
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    /// Custom fields, for templates and conditions.
+    #[serde(default)]
+    pub custom_fields: BTreeMap<String, FieldValue>,
+    /// Whether the contact may still be written to.
+    #[serde(default)]
+    pub status: ContactStatus,
+    /// The last time the contact did something (opened, clicked, replied).
+    #[serde(default)]
+    pub last_activity_at: Option<DateTime<Utc>>,
+}
+
+impl Contact {
+    /// A checked contact with just an address.
+    ///
+    /// # Errors
+    /// Every problem with the address, with its field path.
+    pub fn new(tenant: TenantId, email: impl Into<String>) -> Result<Self, ValidationErrors> {
+        let contact = Self {
+            id: ContactId::new(),
+            tenant,
+            email: email.into(),
+            first_name: None,
+            last_name: None,
+            company: None,
+            phone: None,
+            timezone: None,
+            tags: BTreeSet::new(),
+            custom_fields: BTreeMap::new(),
+            status: ContactStatus::Active,
+            last_activity_at: None,
+        };
+        contact.validate()?;
+        Ok(contact)
+    }
+
+    /// Set the id (builder style).
+    #[must_use]
+    pub fn with_id(mut self, id: ContactId) -> Self {
+        self.id = id;
+        self
+    }
+    /// Set the names (builder style).
+    #[must_use]
+    pub fn with_name(mut self, first: impl Into<String>, last: impl Into<String>) -> Self {
+        self.first_name = Some(first.into());
+        self.last_name = Some(last.into());
+        self
+    }
+    /// Set the company (builder style).
+    #[must_use]
+    pub fn with_company(mut self, company: impl Into<String>) -> Self {
+        self.company = Some(company.into());
+        self
+    }
+    /// Set the zone (builder style).
+    #[must_use]
+    pub fn with_timezone(mut self, tz: Tz) -> Self {
+        self.timezone = Some(tz);
+        self
+    }
+    /// Add a tag (builder style).
+    #[must_use]
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.insert(tag.into());
+        self
+    }
+    /// Set a custom field (builder style).
+    #[must_use]
+    pub fn with_field(mut self, name: impl Into<String>, value: FieldValue) -> Self {
+        self.custom_fields.insert(name.into(), value);
+        self
+    }
+
+    /// Whether the contact has `tag` (case-insensitively).
+    #[must_use]
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
+    }
+
+    /// Whether sends to this contact are still allowed.
+    #[must_use]
+    pub fn is_sendable(&self) -> bool {
+        self.status == ContactStatus::Active
+    }
+
+    /// The domain part of the address, lower-cased (for per-domain caps).
+    #[must_use]
+    pub fn email_domain(&self) -> String {
+        self.email
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+
+    /// Check the contact (address, names without line breaks, tags).
+    ///
+    /// # Errors
+    /// Every problem found, each with its field path.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        crate::validate::validate_contact(self)
+    }
+
+    /// Mark the contact bounced (hard bounce or permanent failure). Idempotent.
+    pub fn mark_bounced(&mut self) {
+        if self.status == ContactStatus::Active {
+            self.status = ContactStatus::Bounced;
+        }
+    }
+
+    /// Mark the contact unsubscribed. Idempotent; wins over bounced.
+    pub fn mark_unsubscribed(&mut self) {
+        self.status = ContactStatus::Unsubscribed;
+    }
+
+    /// Record activity (open, click, reply) at `at`; only moves forward.
+    pub fn record_activity(&mut self, at: DateTime<Utc>) {
+        if self.last_activity_at.is_none_or(|prev| prev < at) {
+            self.last_activity_at = Some(at);
+        }
+    }
+
+    /// Refuse a change that is not allowed for a contact that is no longer sendable.
+    ///
+    /// # Errors
+    /// [`TransitionError::InvalidStatus`] when the contact is bounced or unsubscribed.
+    pub fn ensure_sendable(&self, action: &'static str) -> Result<(), TransitionError> {
+        if self.is_sendable() {
+            Ok(())
+        } else {
+            Err(TransitionError::status("contact", action, self.status))
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! Enrollments: one contact going through one sequence.
+//!
+//! `active -> paused -> active`, `active -> completed`, `active | paused -> exited(reason)`.
+//! `current_step` only grows; `next_due_at` is `None` once completed or exited, and while a
+//! send of the current step is planned or in flight.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TransitionError;
+use crate::event::DomainEvent;
+use crate::ids::{ContactId, EnrollmentId, MailboxId, SequenceId, TenantId};
+
+/// Where an enrollment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EnrollmentStatus {
+    /// Going through its steps.
+    #[default]
+    Active,
+    /// Held (by the host, or until an out-of-office ends).
+    Paused,
+    /// Every step done.
+    Completed,
+    /// Ended early, with a reason.
+    Exited,
+}
+
+impl EnrollmentStatus {
+    /// Completed or exited.
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Exited)
+    }
+}
+
+/// Why an enrollment ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ExitReason {
+    /// The contact replied (sequence has `exit_on_reply`).
+    Replied,
+    /// The contact unsubscribed.
+    Unsubscribed,
+    /// The contact's address bounced, or a send failed permanently.
+    Bounced,
+    /// A step's condition failed with `exit`.
+    ConditionNotMet,
+    /// Transient failures used up the retry budget.
+    Failed,
+    /// The host ended it.
+    Manual,
+    /// The sequence was archived.
+    SequenceArchived,
+}
+
+/// Why the planner did not send an enrollment's step yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeferralReason {
+    /// The step's delay has not passed.
+    WaitingForDelay,
+    /// Every usable mailbox has used its limit for the local day.
+    NoCapacity,
+    /// The mailbox's windows are closed.
+    OutsideMailboxWindow,
+    /// The contact's business hours are closed.
+    OutsideRecipientWindow,
+    /// The sticky mailbox is paused or suspended and no other mailbox can take over.
+    MailboxPaused,
+    /// No mailbox of the pool is active.
+    NoActiveMailboxInPool,
+    /// The sequence started its quota of new enrollments for the day.
+    NewEnrollmentCapReached,
+    /// The contact's domain got its quota of attempts for the day.
+    RecipientDomainCapReached,
+    /// The sequence is paused.
+    SequencePaused,
+    /// Waiting for a retry after a transient failure.
+    RetryBackoff,
+}
+
+/// The planner's last answer for an enrollment that is waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Deferral {
+    /// Why it waits.
+    pub reason: DeferralReason,
+    /// The earliest instant at which planning again could change the answer; `None` parks
+    /// the enrollment until an event (a resume) wakes it.
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// One contact in one sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Enrollment {
+    /// Identity.
+    pub id: EnrollmentId,
+    /// Owner.
+    pub tenant: TenantId,
+    /// The sequence.
+    pub sequence: SequenceId,
+    /// The contact.
+    pub contact: ContactId,
+    /// Where it is.
+    pub status: EnrollmentStatus,
+    /// Why it ended early, when exited.
+    pub exit_reason: Option<ExitReason>,
+    /// The next step to send (equal to the step count once completed).
+    pub current_step: u32,
+    /// The earliest instant the current step may go (its delay and any backoff passed).
+    pub due_at: Option<DateTime<Utc>>,
+    /// When the engine should look at this enrollment next; `None` when it is final or a
+    /// send of the current step is planned or in flight.
+    pub next_due_at: Option<DateTime<Utc>>,
+    /// The planner's last deferral, while waiting.
+    pub deferral: Option<Deferral>,
+    /// The mailbox it sends from (sticky once the first send is planned).
+    pub mailbox: Option<MailboxId>,
+    /// Message-IDs of the steps sent so far, for threading.
+    pub thread_message_ids: Vec<String>,
+    /// Steps sent successfully.
+    pub steps_sent: u32,
+    /// When it was enrolled.
+    pub enrolled_at: DateTime<Utc>,
+    /// When the previous step was sent or skipped.
+    pub last_step_at: Option<DateTime<Utc>>,
+    /// When it completed or exited.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// While paused: when it resumes by itself (an out-of-office end), if known.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// When the contact last replied in this enrollment, if ever.
+    #[serde(default)]
+    pub replied_at: Option<DateTime<Utc>>,
+    /// Soft bounces reported for this enrollment; they count toward the retry budget.
+    #[serde(default)]
+    pub soft_bounces: u32,
+    /// Optimistic-lock version, bumped on every change.
+    pub version: u64,
+}
+
+impl Enrollment {
+    /// A new active enrollment whose first step is due at `first_due`.
+    #[must_use]
+    pub fn new(
+        tenant: TenantId,
+        sequence: SequenceId,
+        contact: ContactId,
+        now: DateTime<Utc>,
+        first_due: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: EnrollmentId::new(),
+            tenant,
+            sequence,
+            contact,
+            status: EnrollmentStatus::Active,
+            exit_reason: None,
+            current_step: 0,
+            due_at: Some(first_due),
+            next_due_at: Some(first_due),
+            deferral: None,
+            mailbox: None,
+            thread_message_ids: Vec::new(),
+            steps_sent: 0,
+            enrolled_at: now,
+            last_step_at: None,
+            ended_at: None,
+            paused_until: None,
+            replied_at: None,
+            soft_bounces: 0,
+            version: 0,
+        }
+    }
+
+    /// Look at a waiting enrollment again at `now` (a resumed sequence or mailbox, freed
+    /// capacity). Only an active enrollment that is not planned is changed; returns whether it
+    /// was.
+    pub fn wake(&mut self, now: DateTime<Utc>) -> bool {
+        if self.status != EnrollmentStatus::Active || self.deferral.is_none() {
+            return false;
+        }
+        self.deferral = None;
+        self.next_due_at = Some(self.due_at.map_or(now, |d| d.max(now)));
+        self.bump();
+        true
+    }
+
+    /// Record a reply at `at` (idempotent for the same or an earlier instant).
+    pub fn record_reply(&mut self, at: DateTime<Utc>) {
+        if self.replied_at.is_none_or(|prev| prev < at) {
+            self.replied_at = Some(at);
+            self.bump();
+        }
+    }
+
+    /// Count a soft bounce; returns the count so far.
+    pub fn record_soft_bounce(&mut self) -> u32 {
+        self.soft_bounces += 1;
+        self.bump();
+        self.soft_bounces
+    }
+
+    /// Set the id (builder style, before the enrollment is stored).
+    #[must_use]
+    pub fn with_id(mut self, id: EnrollmentId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// The event that records this enrollment's creation.
+    #[must_use]
+    pub fn enrolled_event(&self) -> DomainEvent {
+        DomainEvent::ContactEnrolled {
+            enrollment: self.id,
+            sequence: self.sequence,
+            contact: self.contact,
+        }
+    }
+
+    /// Active, paused and not ended.
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        self.status.is_final()
+    }
+
+    fn ensure_active(&self, action: &'static str) -> Result<(), TransitionError> {
+        if self.status == EnrollmentStatus::Active {
+            Ok(())
+        } else {
+            Err(TransitionError::status("enrollment", action, self.status))
+        }
+    }
+
+    fn bump(&mut self) {
+        self.version += 1;
+    }
+
+    /// The planner deferred the current step: look again at `not_before` (never before the
+    /// step is due).
+    ///
+    /// # Errors
+    /// When not active.
+    pub fn defer(&mut self, deferral: Deferral) -> Result<(), TransitionError> {
+        self.ensure_active("defer")?;
+        self.deferral = Some(deferral);
+        // Without a `not_before` the enrollment is parked until an event wakes it (a resume).
+        self.next_due_at = deferral
+            .not_before
+            .map(|nb| self.due_at.map_or(nb, |due| due.max(nb)));
+        self.bump();
+        Ok(())
+    }
+
+    /// A send of the current step was planned on `mailbox`, which becomes sticky.
+    ///
+    /// # Errors
+    /// When not active.
+    pub fn mark_planned(&mut self, mailbox: MailboxId) -> Result<(), TransitionError> {
+        self.ensure_active("plan")?;
+        self.mailbox = Some(mailbox);
+        self.deferral = None;
+        self.next_due_at = None;
+        self.bump();
+        Ok(())
+    }
+
+    /// A planned send was cancelled or released before the transport was called: the step
+    /// is looked at again from `at`.
+    ///
+    /// # Errors
+    /// When final.
+    pub fn release_planned(&mut self, at: DateTime<Utc>) -> Result<(), TransitionError> {
+        if self.is_final() {
+            return Err(TransitionError::status(
+                "enrollment",
+                "release",
+                self.status,
+            ));
+        }
+        if self.status == EnrollmentStatus::Active {
+            self.next_due_at = Some(self.due_at.map_or(at, |d| d.max(at)));
+        }
+        self.bump();
+        Ok(())
+    }
+
+    /// The current step was sent at `at` with `message_id`; the next step is due at
+    /// `next_due` (`None` when it was the last step, which completes the enrollment).
+    ///
+    /// # Errors
+    /// When not active or when `step` is not the current step.
+    pub fn step_sent(
+        &mut self,
+        step: u32,
+        at: DateTime<Utc>,
+        message_id: String,
+        next_due: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DomainEvent>, TransitionError> {
+        // A send in flight when the enrollment was paused still counts as sent.
+        if self.is_final() {
+            return Err(TransitionError::status(
+                "enrollment",
+                "record sent step",
+                self.status,
+            ));
+        }
+        if step != self.current_step {
+            return Err(TransitionError::invariant(
+                "current_step",
+                format!(
+                    "step {step} sent but the current step is {}",
+                    self.current_step
+                ),
+            ));
+        }
+        self.thread_message_ids.push(message_id);
+        self.steps_sent += 1;
+        self.advance_to(step + 1, at, next_due)
+    }
+
+    /// The current step's condition failed with `skip` at `at`; the next step is due at
+    /// `next_due` (`None` completes).
+    ///
+    /// # Errors
+    /// When not active or when `step` is not the current step.
+    pub fn skip_step(
+        &mut self,
+        step: u32,
+        at: DateTime<Utc>,
+        next_due: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DomainEvent>, TransitionError> {
+        self.ensure_active("skip step")?;
+        if step != self.current_step {
+            return Err(TransitionError::invariant(
+                "current_step",
+                format!(
+                    "step {step} skipped but the current step is {}",
+                    self.current_step
+                ),
+            ));
+        }
+        self.advance_to(step + 1, at, next_due)
+    }
+
+    fn advance_to(
+        &mut self,
+        next_step: u32,
+        at: DateTime<Utc>,
+        next_due: Option<DateTime<Utc>>,
+    ) -> Result<Vec<DomainEvent>, TransitionError> {
+        self.current_step = next_step;
+        self.last_step_at = Some(at);
+        self.deferral = None;
+        self.bump();
+        let mut events = vec![DomainEvent::EnrollmentAdvanced {
+            enrollment: self.id,
+            step: next_step,
+        }];
+        match next_due {
+            Some(due) => {
+                self.due_at = Some(due);
+                if self.status == EnrollmentStatus::Active {
+                    self.next_due_at = Some(due);
+                }
+            }
+            None => {
+                self.status = EnrollmentStatus::Completed;
+                self.due_at = None;
+                self.next_due_at = None;
+                self.paused_until = None;
+                self.ended_at = Some(at);
+                events.push(DomainEvent::EnrollmentCompleted {
+                    enrollment: self.id,
+                });
+            }
+        }
+        Ok(events)
+    }
+
+    /// A transient failure: try the current step again no earlier than `retry_at`.
+    ///
+    /// # Errors
+    /// When final.
+    pub fn retry_at(&mut self, retry_at: DateTime<Utc>) -> Result<(), TransitionError> {
+        if self.is_final() {
+            return Err(TransitionError::status("enrollment", "retry", self.status));
+        }
+        self.due_at = Some(retry_at);
+        self.deferral = Some(Deferral {
+            reason: DeferralReason::RetryBackoff,
+            not_before: Some(retry_at),
+        });
+        if self.status == EnrollmentStatus::Active {
+            self.next_due_at = Some(retry_at);
+        }
+        self.bump();
+        Ok(())
+    }
+
+    /// `active -> paused`, optionally until an instant (an out-of-office's end).
+    ///
+    /// # Errors
+    /// When not active.
+    pub fn pause(&mut self, until: Option<DateTime<Utc>>) -> Result<DomainEvent, TransitionError> {
+        self.ensure_active("pause")?;
+        self.status = EnrollmentStatus::Paused;
+        self.paused_until = until;
+        self.next_due_at = until;
+        self.bump();
+        Ok(DomainEvent::EnrollmentPaused {
+            enrollment: self.id,
+            until,
+        })
+    }
+
+    /// `paused -> active` at `now`; the current step is due at the later of its due time and
+    /// `now`.
+    ///
+    /// # Errors
+    /// When not paused.
+    pub fn resume(&mut self, now: DateTime<Utc>) -> Result<DomainEvent, TransitionError> {
+        if self.status != EnrollmentStatus::Paused {
+            return Err(TransitionError::status("enrollment", "resume", self.status));
+        }
+        self.status = EnrollmentStatus::Active;
+        self.paused_until = None;
+        self.deferral = None;
+        self.next_due_at = Some(self.due_at.map_or(now, |d| d.max(now)));
+        self.bump();
+        Ok(DomainEvent::EnrollmentResumed {
+            enrollment: self.id,
+        })
+    }
+
+    /// `active | paused -> exited(reason)` at `now`.
+    ///
+    /// # Errors
+    /// When already completed or exited.
+    pub fn exit(
+        &mut self,
+        reason: ExitReason,
+        now: DateTime<Utc>,
+    ) -> Result<DomainEvent, TransitionError> {
+        if self.is_final() {
+            return Err(TransitionError::status("enrollment", "exit", self.status));
+        }
+        self.status = EnrollmentStatus::Exited;
+        self.exit_reason = Some(reason);
+        self.due_at = None;
+        self.next_due_at = None;
+        self.deferral = None;
+        self.paused_until = None;
+        self.ended_at = Some(now);
+        self.bump();
+        Ok(DomainEvent::EnrollmentExited {
+            enrollment: self.id,
+            reason,
+        })
+    }
+}

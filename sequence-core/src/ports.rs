@@ -1,0 +1,27 @@
+//! The small ports besides [`Store`](crate::store::Store) and
+//! [`Transport`](crate::transport::Transport): the clock and the event sink.
+
+use chrono::{DateTime, Utc};
+
+use crate::event::DomainEvent;
+use crate::ids::TenantId;
+
+/// Where "now" comes from. The engine asks it; nothing in this crate reads a clock.
+pub trait Clock: Send + Sync {
+    /// The current instant.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Receives domain events as they happen. Must not block: forward to a channel or a log.
+pub trait EventSink: Send + Sync {
+    /// One event of `tenant` at `at`.
+    fn emit(&self, tenant: TenantId, at: DateTime<Utc>, event: &DomainEvent);
+}
+
+/// An event sink that drops every event.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopEventSink;
+
+impl EventSink for NoopEventSink {
+    fn emit(&self, _tenant: TenantId, _at: DateTime<Utc>, _event: &DomainEvent) {}
+}

@@ -1,0 +1,490 @@
+//! The `Store` port: where the engine keeps sequences, mailboxes, contacts, enrollments and
+//! the outbox.
+//!
+//! The trait is coarse on purpose: **each method is one atomic unit of work**. PostgreSQL
+//! makes each one a transaction; the memory store takes one lock. Every method receives
+//! `now` (no store reads a clock), so virtual time works on every backend.
+//!
+//! # Capacity reservations
+//!
+//! A planned send reserves one unit of its mailbox's capacity on the mailbox-local day of its
+//! planned instant ([`ScheduledSend::local_date`]). The reservation is **taken** by
+//! [`Store::apply_plan`], which refuses any send that would bring the day's count over the
+//! limit given in the plan; it **turns into an attempt** when the send is claimed (the count
+//! does not change); it is **released** when a planned send is cancelled or pre-empted. An
+//! attempt is never released: a failed attempt counts toward the day's limit. If the
+//! process dies between a claim and its outcome, the attempt stays counted and the send is
+//! found by [`Store::expire_leases`].
+//!
+//! # Leases
+//!
+//! [`Store::claim_sends`] gives each claimed send a [`Lease`] (random token, attempt number,
+//! expiry). [`Store::complete_send`] and [`Store::release_send`] check both token and attempt
+//! and answer [`StoreError::LeaseLost`] on a mismatch; they never overwrite silently.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::contact::Contact;
+use crate::enrollment::{Deferral, Enrollment};
+use crate::event::DomainEvent;
+use crate::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+use crate::mailbox::Mailbox;
+use crate::send::{Lease, ScheduledSend, TrackingMark};
+use crate::sequence::Sequence;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No such record in this tenant.
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// `sequence`, `mailbox`, `contact`, `enrollment`, `send`.
+        entity: &'static str,
+        /// The id looked for.
+        id: String,
+    },
+    /// The record changed since it was read (optimistic lock).
+    #[error("{entity} {id}: version conflict (expected {expected}, found {found})")]
+    VersionConflict {
+        /// The entity.
+        entity: &'static str,
+        /// Its id.
+        id: String,
+        /// The version the caller read.
+        expected: u64,
+        /// The version stored.
+        found: u64,
+    },
+    /// A record with this identity already exists.
+    #[error("{entity} {id} already exists")]
+    AlreadyExists {
+        /// The entity.
+        entity: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The send's lease is held by another claim or has been taken away.
+    #[error("send {send}: lease lost")]
+    LeaseLost {
+        /// The send.
+        send: SendId,
+    },
+    /// The backend failed (connection, I/O, serialization).
+    #[error("backend error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// Whether retrying the unit of work after reading again may succeed.
+    #[must_use]
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::VersionConflict { .. } | Self::LeaseLost { .. })
+    }
+}
+
+/// The answer for one row of a bulk enrollment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+#[non_exhaustive]
+pub enum EnrollOutcome {
+    /// Stored.
+    Enrolled {
+        /// The new enrollment.
+        enrollment: EnrollmentId,
+    },
+    /// The contact is already active or paused in the sequence, or the re-enrollment rule
+    /// refused a new one.
+    AlreadyEnrolled {
+        /// The existing enrollment.
+        enrollment: EnrollmentId,
+    },
+    /// The contact is bounced or unsubscribed.
+    Suppressed {
+        /// Why.
+        reason: String,
+    },
+    /// The row was invalid (unknown contact, wrong tenant, ...).
+    Invalid {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An enrollment that is due, with its contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueEnrollment {
+    /// The enrollment (active, or paused whose pause has run out).
+    pub enrollment: Enrollment,
+    /// Its contact.
+    pub contact: Contact,
+}
+
+/// A mailbox with what planning needs to know of its current local day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailboxSnapshot {
+    /// The mailbox.
+    pub mailbox: Mailbox,
+    /// The mailbox-local date of `now`.
+    pub local_date: NaiveDate,
+    /// Attempts made plus sends reserved on that date.
+    pub used: u32,
+    /// The latest instant at which this mailbox made an attempt (a claim), for gaps.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Sends planned on this mailbox and not yet claimed, earliest first.
+    pub planned: Vec<PlannedSlot>,
+}
+
+/// A planned, unclaimed send, as planning sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedSlot {
+    /// The send.
+    pub send: SendId,
+    /// Its enrollment.
+    pub enrollment: EnrollmentId,
+    /// Its step.
+    pub step: u32,
+    /// Its instant.
+    pub at: DateTime<Utc>,
+}
+
+/// Counts of one day that per-sequence and per-domain caps need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DailyCounts {
+    /// Step-0 sends planned or made per sequence on the UTC date.
+    pub new_starts: HashMap<SequenceId, u32>,
+    /// Sends planned or made per (tenant, recipient domain) on the UTC date.
+    pub per_domain: HashMap<(TenantId, String), u32>,
+}
+
+/// A send to plan: one step of one enrollment on one mailbox at one instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSend {
+    /// The enrollment, as read (its version is checked).
+    pub enrollment: EnrollmentId,
+    /// The enrollment's version when it was read.
+    pub enrollment_version: u64,
+    /// The step.
+    pub step: u32,
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The instant.
+    pub at: DateTime<Utc>,
+    /// The mailbox-local date of `at`.
+    pub local_date: NaiveDate,
+    /// The daily limit of that mailbox on that date: the store refuses to reserve past it.
+    pub limit: u32,
+    /// The deterministic Message-ID.
+    pub message_id: String,
+    /// The A/B variant.
+    pub variant: u32,
+    /// The recipient domain, for per-domain counts.
+    pub recipient_domain: String,
+}
+
+/// A deferral to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanDeferral {
+    /// The enrollment.
+    pub enrollment: EnrollmentId,
+    /// Its version when it was read.
+    pub enrollment_version: u64,
+    /// Why and until when.
+    pub deferral: Deferral,
+}
+
+/// One plan, applied atomically by [`Store::apply_plan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanCommit {
+    /// Planned sends whose slot was given to another send: cancelled, their reservation
+    /// released, their enrollment due again at `now`.
+    pub preempt: Vec<SendId>,
+    /// New sends.
+    pub sends: Vec<PlanSend>,
+    /// Deferrals.
+    pub deferrals: Vec<PlanDeferral>,
+}
+
+/// What [`Store::apply_plan`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanApplied {
+    /// Sends stored.
+    pub planned: Vec<SendId>,
+    /// Sends refused because the mailbox-day was full; their enrollments are due at `now`
+    /// again.
+    pub over_capacity: Vec<EnrollmentId>,
+    /// Items skipped because the enrollment changed since it was read, or a send for that
+    /// (enrollment, step) already exists and is not waiting for a retry.
+    pub stale: Vec<EnrollmentId>,
+}
+
+/// A claimed send with what dispatching it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedSend {
+    /// The send, now `sending`.
+    pub send: ScheduledSend,
+    /// The lease every later write must present.
+    pub lease: Lease,
+    /// The enrollment.
+    pub enrollment: Enrollment,
+    /// The contact.
+    pub contact: Contact,
+}
+
+/// The outcome of a claimed send, applied atomically by [`Store::complete_send`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendCompletion {
+    /// The send, updated by the caller (`sent`, `retry_wait` or `failed`).
+    pub send: ScheduledSend,
+    /// The lease it was claimed under.
+    pub lease: Lease,
+    /// The enrollment, updated by the caller.
+    pub enrollment: Enrollment,
+    /// The enrollment's version when it was read (optimistic lock).
+    pub enrollment_version: u64,
+    /// Other changes of the same unit of work (a bounced contact and its other
+    /// enrollments), see [`ChangeSet`].
+    pub changes: ChangeSet,
+}
+
+/// A set of writes applied atomically: every version matches or nothing is written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangeSet {
+    /// Contacts to write (replace by id).
+    pub contacts: Vec<Contact>,
+    /// Enrollments to write, each with the version it was read at.
+    pub enrollments: Vec<(Enrollment, u64)>,
+    /// Planned sends to cancel (their reservation is released). Sends no longer planned are
+    /// left as they are.
+    pub cancel_sends: Vec<SendId>,
+    /// Sequences to write, each with the version it was read at.
+    pub sequences: Vec<(Sequence, u64)>,
+    /// Mailboxes to write, each with the version it was read at.
+    pub mailboxes: Vec<(Mailbox, u64)>,
+    /// Opens and clicks to record on sends (first of each kind wins; unknown sends are
+    /// ignored).
+    pub tracking: Vec<TrackingMark>,
+}
+
+impl ChangeSet {
+    /// Whether there is nothing to write.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.contacts.is_empty()
+            && self.enrollments.is_empty()
+            && self.cancel_sends.is_empty()
+            && self.sequences.is_empty()
+            && self.mailboxes.is_empty()
+            && self.tracking.is_empty()
+    }
+}
+
+/// Where sequences, mailboxes, contacts, enrollments and sends live.
+///
+/// Every method is one atomic unit of work and is scoped to a tenant where it takes one.
+/// Implementations must be safe to share across tasks and processes.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Insert a sequence (`expected_version` `None`; fails with `AlreadyExists`) or replace it
+    /// when the stored version equals `expected_version` (else `VersionConflict`).
+    async fn save_sequence(
+        &self,
+        sequence: &Sequence,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+
+    /// A sequence of `tenant`, if any.
+    async fn get_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<Option<Sequence>, StoreError>;
+
+    /// Every sequence of `tenant`.
+    async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError>;
+
+    /// Sequences by id, across tenants (for planning and dispatch).
+    async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError>;
+
+    /// Insert or replace a mailbox, with the same version rule as [`Store::save_sequence`].
+    async fn save_mailbox(
+        &self,
+        mailbox: &Mailbox,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+
+    /// A mailbox of `tenant`, if any.
+    async fn get_mailbox(
+        &self,
+        tenant: TenantId,
+        id: MailboxId,
+    ) -> Result<Option<Mailbox>, StoreError>;
+
+    /// Every mailbox of `tenant`.
+    async fn list_mailboxes(&self, tenant: TenantId) -> Result<Vec<Mailbox>, StoreError>;
+
+    /// Insert or replace contacts of `tenant` by id. A contact of another tenant is refused
+    /// with `NotFound`, and then nothing is written.
+    async fn upsert_contacts(
+        &self,
+        tenant: TenantId,
+        contacts: &[Contact],
+    ) -> Result<(), StoreError>;
+
+    /// A contact of `tenant`, if any.
+    async fn get_contact(
+        &self,
+        tenant: TenantId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, StoreError>;
+
+    /// A contact of `tenant` by address (case-insensitive), if any.
+    async fn find_contact_by_email(
+        &self,
+        tenant: TenantId,
+        email: &str,
+    ) -> Result<Option<Contact>, StoreError>;
+
+    /// Store new enrollments of `tenant`, one answer per row in order. A row is refused when
+    /// its contact is unknown in the tenant, is not sendable, or already has an active or
+    /// paused enrollment in the sequence (the uniqueness lives here, not in the caller); or
+    /// when an ended enrollment exists and the sequence's re-enrollment rule refuses another
+    /// at `now`. The valid rows are stored even when others are refused.
+    async fn enroll(
+        &self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+        enrollments: Vec<Enrollment>,
+    ) -> Result<Vec<EnrollOutcome>, StoreError>;
+
+    /// An enrollment of `tenant`, if any.
+    async fn get_enrollment(
+        &self,
+        tenant: TenantId,
+        id: EnrollmentId,
+    ) -> Result<Option<Enrollment>, StoreError>;
+
+    /// Every enrollment of a sequence of `tenant`.
+    async fn list_enrollments(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// The enrollments of a contact of `tenant` that are not final.
+    async fn open_enrollments_of_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// The sends of an enrollment of `tenant`, by step.
+    async fn sends_of_enrollment(
+        &self,
+        tenant: TenantId,
+        enrollment: EnrollmentId,
+    ) -> Result<Vec<ScheduledSend>, StoreError>;
+
+    /// Every send of a sequence of `tenant` (for statistics).
+    async fn sends_of_sequence(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Result<Vec<ScheduledSend>, StoreError>;
+
+    /// Apply a [`ChangeSet`] atomically: all versions match, or nothing is written and the
+    /// first mismatch is returned as `VersionConflict`.
+    async fn apply_changes(&self, now: DateTime<Utc>, changes: ChangeSet)
+        -> Result<(), StoreError>;
+
+    /// At most `limit` enrollments whose `next_due_at <= now`, earliest first, with their
+    /// contacts: active ones, and paused ones whose `paused_until` has come.
+    async fn due_enrollments(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueEnrollment>, StoreError>;
+
+    /// Snapshots of the mailboxes for the mailbox-local day of `now` (mailboxes not found are
+    /// left out).
+    async fn mailbox_snapshots(
+        &self,
+        now: DateTime<Utc>,
+        ids: &[MailboxId],
+    ) -> Result<Vec<MailboxSnapshot>, StoreError>;
+
+    /// Counts for per-sequence and per-domain caps on the UTC date of `now`.
+    async fn daily_counts(&self, now: DateTime<Utc>) -> Result<DailyCounts, StoreError>;
+
+    /// Apply a plan atomically (see the module docs on reservations). Pre-emptions first,
+    /// then each send: skipped as stale when its enrollment's version differs or is not
+    /// active, or when a send of that (enrollment, step) exists and is not `retry_wait`
+    /// (then it is planned again in place); refused as over capacity when the mailbox-day
+    /// count is at `limit`; else stored, counted, and its enrollment marked planned on that
+    /// mailbox. Then each deferral whose version matches.
+    async fn apply_plan(
+        &self,
+        now: DateTime<Utc>,
+        plan: PlanCommit,
+    ) -> Result<PlanApplied, StoreError>;
+
+    /// Claim at most `limit` planned sends whose instant has come, earliest first, under
+    /// leases that run out at `now + lease_for`. No send is returned to two claimers. A send
+    /// whose mailbox already has a send in `sending` (from any claimer) is not claimed, and
+    /// one call returns at most one send per mailbox, so a mailbox never sends two at once.
+    /// Claiming increments the send's attempt count (the lease carries the new number).
+    async fn claim_sends(
+        &self,
+        now: DateTime<Utc>,
+        lease_for: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedSend>, StoreError>;
+
+    /// Record the outcome of a claimed send atomically with its enrollment and the other
+    /// changes. `LeaseLost` when the lease does not hold; `VersionConflict` when a version
+    /// does not match (then nothing is written).
+    async fn complete_send(
+        &self,
+        now: DateTime<Utc>,
+        completion: SendCompletion,
+    ) -> Result<(), StoreError>;
+
+    /// Give a claimed send back without an attempt: planned again at `replan_at`, or
+    /// cancelled (its reservation released and its enrollment due again at `now`) when
+    /// `replan_at` is `None`. `LeaseLost` when the lease does not hold.
+    async fn release_send(
+        &self,
+        now: DateTime<Utc>,
+        send: SendId,
+        lease: Lease,
+        replan_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+
+    /// Sends in `sending` whose lease ran out at `now`: marked `uncertain` (or, with
+    /// `resend`, planned again at `now` with the attempt still counted), re-checked inside
+    /// the update. Returns the sends changed.
+    async fn expire_leases(
+        &self,
+        now: DateTime<Utc>,
+        resend: bool,
+    ) -> Result<Vec<ScheduledSend>, StoreError>;
+
+    /// The earliest instant at which something is due: an enrollment's `next_due_at` or a
+    /// planned send's instant (`None` when nothing is waiting).
+    async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Record domain events (the outbox of events, for hosts that read them back).
+    async fn record_events(
+        &self,
+        tenant: TenantId,
+        at: DateTime<Utc>,
+        events: &[DomainEvent],
+    ) -> Result<(), StoreError> {
+        let _ = (tenant, at, events);
+        Ok(())
+    }
+}

@@ -1,0 +1,393 @@
+//! Dispatch: claim the sends whose instant has come, re-check each, render, send, record.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use sequence_core::contact::Contact;
+use sequence_core::enrollment::{Enrollment, EnrollmentStatus, ExitReason};
+use sequence_core::event::DomainEvent;
+use sequence_core::ids::{MailboxId, SequenceId, TenantId};
+use sequence_core::mailbox::Mailbox;
+use sequence_core::send::SendStatus;
+use sequence_core::sequence::{Sequence, SequenceStatus};
+use sequence_core::store::{ChangeSet, ClaimedSend, SendCompletion, StoreError};
+use sequence_core::template::Escape;
+use sequence_core::time::local_date;
+use sequence_core::transport::{FailureCategory, OutgoingEmail, SendError};
+use tracing::{info_span, warn, Instrument};
+
+use super::tick::TickReport;
+use super::{Engine, EngineError};
+
+/// What happened to one claimed send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent { completed: bool },
+    Retry,
+    Failed,
+    Released,
+}
+
+impl Engine {
+    pub(super) async fn dispatch_due(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        for _ in 0..100_000 {
+            let claimed = store
+                .claim_sends(now, self.inner.config.lease, self.inner.config.claim_batch)
+                .await?;
+            if claimed.is_empty() {
+                break;
+            }
+            let seq_ids: Vec<SequenceId> = claimed
+                .iter()
+                .map(|c| c.send.sequence)
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let sequences: HashMap<SequenceId, Sequence> = store
+                .get_sequences(&seq_ids)
+                .await?
+                .into_iter()
+                .map(|s| (s.id, s))
+                .collect();
+            let mut mailboxes: HashMap<MailboxId, Mailbox> = HashMap::new();
+            for c in &claimed {
+                if !mailboxes.contains_key(&c.send.mailbox) {
+                    if let Some(m) = store.get_mailbox(c.send.tenant, c.send.mailbox).await? {
+                        mailboxes.insert(m.id, m);
+                    }
+                }
+            }
+            let outcomes: Vec<Result<Outcome, EngineError>> = stream::iter(claimed)
+                .map(|c| {
+                    let seq = sequences.get(&c.send.sequence);
+                    let mailbox = mailboxes.get(&c.send.mailbox);
+                    let span = info_span!("send", send = %c.send.id, step = c.send.step, mailbox = %c.send.mailbox);
+                    self.dispatch_one(now, c, seq, mailbox).instrument(span)
+                })
+                .buffer_unordered(self.inner.config.concurrency.max(1))
+                .collect()
+                .await;
+            for o in outcomes {
+                match o? {
+                    Outcome::Sent { completed } => {
+                        report.sent += 1;
+                        report.completed += usize::from(completed);
+                    }
+                    Outcome::Retry => report.retried += 1,
+                    Outcome::Failed => {
+                        report.failed += 1;
+                        report.exited += 1;
+                    }
+                    Outcome::Released => report.released += 1,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Why a claimed send must not go out now, if it must not.
+    fn recheck(
+        now: DateTime<Utc>,
+        c: &ClaimedSend,
+        seq: Option<&Sequence>,
+        mailbox: Option<&Mailbox>,
+    ) -> Option<&'static str> {
+        let e = &c.enrollment;
+        if e.status != EnrollmentStatus::Active || e.current_step != c.send.step {
+            return Some("enrollment no longer waits for this step");
+        }
+        let Some(seq) = seq.filter(|s| s.status == SequenceStatus::Active) else {
+            return Some("sequence not active");
+        };
+        let Some(m) = mailbox.filter(|m| m.is_active()) else {
+            return Some("mailbox not active");
+        };
+        if !c.contact.is_sendable() {
+            return Some("contact no longer sendable");
+        }
+        if !m.schedule.contains(m.timezone, now) || local_date(m.timezone, now) != c.send.local_date
+        {
+            return Some("outside the mailbox's window or day");
+        }
+        if let Some(rw) = &seq.recipient_windows {
+            if !rw.contains(c.contact.timezone.unwrap_or(m.timezone), now) {
+                return Some("outside the recipient's window");
+            }
+        }
+        if seq.step(c.send.step).is_none() {
+            return Some("step no longer exists");
+        }
+        None
+    }
+
+    async fn dispatch_one(
+        &self,
+        now: DateTime<Utc>,
+        c: ClaimedSend,
+        seq: Option<&Sequence>,
+        mailbox: Option<&Mailbox>,
+    ) -> Result<Outcome, EngineError> {
+        let store = &self.inner.store;
+        if let Some(why) = Self::recheck(now, &c, seq, mailbox) {
+            tracing::debug!(why, "re-check failed: send called off");
+            match store.release_send(now, c.send.id, c.lease, None).await {
+                Ok(()) | Err(StoreError::LeaseLost { .. }) => return Ok(Outcome::Released),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let (Some(seq), Some(mailbox)) = (seq, mailbox) else {
+            return Ok(Outcome::Released);
+        };
+
+        let result = match self.render(&c, seq, mailbox) {
+            Ok(email) => self.inner.transport.send(&email).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        self.record(now, c, seq, mailbox, result).await
+    }
+
+    fn render(
+        &self,
+        c: &ClaimedSend,
+        seq: &Sequence,
+        mailbox: &Mailbox,
+    ) -> Result<OutgoingEmail, SendError> {
+        let Some(step) = seq.step(c.send.step) else {
+            return Err(SendError::permanent(
+                FailureCategory::InvalidMessage,
+                "step no longer exists",
+            ));
+        };
+        let (subject, body, html) = step.content(c.send.variant);
+        let r = &self.inner.renderer;
+        let invalid = |e: sequence_core::template::TemplateError| {
+            SendError::permanent(FailureCategory::InvalidMessage, e.to_string())
+        };
+        let subject = r
+            .render(subject, &c.contact, Escape::None)
+            .map_err(invalid)?;
+        let text_body = r.render(body, &c.contact, Escape::None).map_err(invalid)?;
+        let html_body = html
+            .map(|h| r.render(h, &c.contact, Escape::Html))
+            .transpose()
+            .map_err(invalid)?;
+        let thread = &c.enrollment.thread_message_ids;
+        let (in_reply_to, references) = if step.reply_in_thread && !thread.is_empty() {
+            (thread.last().cloned(), thread.clone())
+        } else {
+            (None, Vec::new())
+        };
+        let to_name = match (&c.contact.first_name, &c.contact.last_name) {
+            (Some(f), Some(l)) if !f.is_empty() || !l.is_empty() => {
+                Some(format!("{f} {l}").trim().to_owned())
+            }
+            (Some(f), None) if !f.is_empty() => Some(f.clone()),
+            _ => None,
+        };
+        Ok(OutgoingEmail {
+            tenant: c.send.tenant,
+            send: c.send.id,
+            enrollment: c.send.enrollment,
+            sequence: c.send.sequence,
+            contact: c.send.contact,
+            step: c.send.step,
+            attempt: c.lease.attempt,
+            variant: c.send.variant,
+            mailbox: mailbox.id,
+            from_address: mailbox.address.clone(),
+            from_name: mailbox.display_name.clone(),
+            to_address: c.contact.email.clone(),
+            to_name,
+            subject,
+            text_body,
+            html_body,
+            message_id: c.send.message_id.clone(),
+            in_reply_to,
+            references,
+            track_opens: seq.track_opens,
+            track_clicks: seq.track_clicks,
+        })
+    }
+
+    /// Record the outcome atomically; on a version conflict (the enrollment changed while
+    /// the transport was called) read it again and record once more.
+    async fn record(
+        &self,
+        now: DateTime<Utc>,
+        c: ClaimedSend,
+        seq: &Sequence,
+        mailbox: &Mailbox,
+        result: Result<(), SendError>,
+    ) -> Result<Outcome, EngineError> {
+        let store = &self.inner.store;
+        let tenant = c.send.tenant;
+        let mut enrollment = c.enrollment.clone();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                match store.get_enrollment(tenant, c.send.enrollment).await? {
+                    Some(e) => enrollment = e,
+                    None => return Ok(Outcome::Released),
+                }
+            }
+            let (completion, outcome, events) = self
+                .outcome(now, &c, enrollment.clone(), seq, mailbox, &result)
+                .await?;
+            match store.complete_send(now, completion).await {
+                Ok(()) => {
+                    self.emit(tenant, &events);
+                    return Ok(outcome);
+                }
+                Err(StoreError::VersionConflict { .. }) => continue,
+                Err(StoreError::LeaseLost { send }) => {
+                    warn!(%send, "lease lost before the outcome was recorded");
+                    return Ok(Outcome::Released);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Store(StoreError::Backend(
+            "outcome not recorded: enrollment kept changing".into(),
+        )))
+    }
+
+    async fn outcome(
+        &self,
+        now: DateTime<Utc>,
+        c: &ClaimedSend,
+        mut e: Enrollment,
+        seq: &Sequence,
+        mailbox: &Mailbox,
+        result: &Result<(), SendError>,
+    ) -> Result<(SendCompletion, Outcome, Vec<DomainEvent>), EngineError> {
+        let tenant = c.send.tenant;
+        let v = e.version;
+        let mut send = c.send.clone();
+        let mut changes = ChangeSet::default();
+        let mut events = Vec::new();
+        let active_for_step = !e.is_final() && e.current_step == send.step;
+        let outcome = match result {
+            Ok(()) => {
+                send.mark_sent(&c.lease, now)?;
+                events.push(DomainEvent::Sent {
+                    send: send.id,
+                    enrollment: e.id,
+                    step: send.step,
+                    at: now,
+                });
+                let mut completed = false;
+                if active_for_step {
+                    let zone = c.contact.timezone.unwrap_or(mailbox.timezone);
+                    let next = seq
+                        .step(send.step + 1)
+                        .map(|s| s.delay.after(now, zone, &seq.holidays));
+                    events.extend(e.step_sent(send.step, now, send.message_id.clone(), next)?);
+                    completed = e.status == EnrollmentStatus::Completed;
+                }
+                Outcome::Sent { completed }
+            }
+            Err(err) => {
+                let retry =
+                    err.is_transient() && send.attempts < self.inner.config.retry.max_attempts;
+                send.mark_failed(&c.lease, err.to_string(), retry)?;
+                events.push(DomainEvent::SendFailed {
+                    send: send.id,
+                    enrollment: e.id,
+                    step: send.step,
+                    will_retry: retry,
+                    error: err.to_string(),
+                });
+                if err.category() == FailureCategory::AuthFailure && mailbox.is_active() {
+                    let mut m = mailbox.clone();
+                    let read = m.version;
+                    events.push(m.suspend(format!("credentials refused: {}", err.message()))?);
+                    changes.mailboxes.push((m, read));
+                }
+                if retry {
+                    if active_for_step {
+                        e.retry_at(now + self.inner.config.retry.backoff(send.attempts))?;
+                    }
+                    Outcome::Retry
+                } else if err.is_contact_fault() {
+                    self.bounce_everywhere(
+                        tenant,
+                        now,
+                        &c.contact,
+                        e.id,
+                        &mut changes,
+                        &mut events,
+                    )
+                    .await?;
+                    if !e.is_final() {
+                        events.push(e.exit(ExitReason::Bounced, now)?);
+                    }
+                    Outcome::Failed
+                } else {
+                    if !e.is_final() {
+                        events.push(e.exit(ExitReason::Failed, now)?);
+                    }
+                    Outcome::Failed
+                }
+            }
+        };
+        Ok((
+            SendCompletion {
+                send,
+                lease: c.lease,
+                enrollment: e,
+                enrollment_version: v,
+                changes,
+            },
+            outcome,
+            events,
+        ))
+    }
+
+    /// A permanent failure at the contact's address: mark it bounced and end its other open
+    /// enrollments, calling off their planned sends.
+    async fn bounce_everywhere(
+        &self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+        contact: &Contact,
+        this: sequence_core::ids::EnrollmentId,
+        changes: &mut ChangeSet,
+        events: &mut Vec<DomainEvent>,
+    ) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let mut c = contact.clone();
+        c.mark_bounced();
+        changes.contacts.push(c);
+        events.push(DomainEvent::Bounced {
+            contact: contact.id,
+            hard: true,
+        });
+        for mut other in store
+            .open_enrollments_of_contact(tenant, contact.id)
+            .await?
+        {
+            if other.id == this {
+                continue;
+            }
+            let v = other.version;
+            if other.next_due_at.is_none() {
+                changes.cancel_sends.extend(
+                    store
+                        .sends_of_enrollment(tenant, other.id)
+                        .await?
+                        .into_iter()
+                        .filter(|s| matches!(s.status, SendStatus::Planned | SendStatus::RetryWait))
+                        .map(|s| s.id),
+                );
+            }
+            events.push(other.exit(ExitReason::Bounced, now)?);
+            changes.enrollments.push((other, v));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,694 @@
+//! The host API: what an application calls to define sequences and mailboxes, enroll
+//! contacts and report what contacts did.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use sequence_core::contact::Contact;
+use sequence_core::enrollment::{Enrollment, ExitReason};
+use sequence_core::error::Problems;
+use sequence_core::event::DomainEvent;
+use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SequenceId, TenantId};
+use sequence_core::mailbox::Mailbox;
+use sequence_core::send::{SendStatus, TrackingKind, TrackingMark};
+use sequence_core::sequence::{Sequence, SequenceStatus, Trigger};
+use sequence_core::store::{ChangeSet, EnrollOutcome};
+use sequence_core::TransitionError;
+use tracing::instrument;
+
+use super::{Engine, EngineError};
+
+fn not_found(entity: &'static str, id: impl std::fmt::Display) -> EngineError {
+    EngineError::NotFound {
+        entity,
+        id: id.to_string(),
+    }
+}
+
+impl Engine {
+    // ---- mailboxes ----------------------------------------------------------------------------
+
+    /// Store a new mailbox (validated).
+    ///
+    /// # Errors
+    /// Invalid fields, or a mailbox with that id exists.
+    pub async fn create_mailbox(&self, mailbox: Mailbox) -> Result<Mailbox, EngineError> {
+        mailbox.validate()?;
+        self.inner.store.save_mailbox(&mailbox, None).await?;
+        Ok(mailbox)
+    }
+
+    /// Change a mailbox with `change`, validate it and store it (optimistic lock).
+    ///
+    /// # Errors
+    /// Not found, invalid, refused by the domain, or changed meanwhile.
+    pub async fn update_mailbox(
+        &self,
+        tenant: TenantId,
+        id: MailboxId,
+        change: impl FnOnce(&mut Mailbox) -> Result<(), TransitionError>,
+    ) -> Result<Mailbox, EngineError> {
+        let mut mailbox = self
+            .inner
+            .store
+            .get_mailbox(tenant, id)
+            .await?
+            .ok_or_else(|| not_found("mailbox", id))?;
+        let read = mailbox.version;
+        change(&mut mailbox)?;
+        mailbox.validate()?;
+        if mailbox.version == read {
+            mailbox.version += 1;
+        }
+        self.inner.store.save_mailbox(&mailbox, Some(read)).await?;
+        Ok(mailbox)
+    }
+
+    /// Pause a mailbox: it sends nothing until resumed; its planned sends are called off so
+    /// their enrollments can move to another mailbox of their pool.
+    ///
+    /// # Errors
+    /// Not found, not active, or changed meanwhile.
+    #[instrument(skip(self), level = "debug")]
+    pub async fn pause_mailbox(&self, tenant: TenantId, id: MailboxId) -> Result<(), EngineError> {
+        self.set_mailbox_status(tenant, id, Mailbox::pause).await
+    }
+
+    /// Suspend a mailbox (e.g. its credentials were refused); like a pause.
+    ///
+    /// # Errors
+    /// Not found, already suspended, or changed meanwhile.
+    pub async fn suspend_mailbox(
+        &self,
+        tenant: TenantId,
+        id: MailboxId,
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        self.set_mailbox_status(tenant, id, |m| m.suspend(reason))
+            .await
+    }
+
+    /// Resume a paused or suspended mailbox.
+    ///
+    /// # Errors
+    /// Not found, already active, or changed meanwhile.
+    pub async fn resume_mailbox(&self, tenant: TenantId, id: MailboxId) -> Result<(), EngineError> {
+        self.set_mailbox_status(tenant, id, Mailbox::resume).await
+    }
+
+    async fn set_mailbox_status(
+        &self,
+        tenant: TenantId,
+        id: MailboxId,
+        change: impl FnOnce(&mut Mailbox) -> Result<DomainEvent, TransitionError>,
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        let store = &self.inner.store;
+        let mut mailbox = store
+            .get_mailbox(tenant, id)
+            .await?
+            .ok_or_else(|| not_found("mailbox", id))?;
+        let read = mailbox.version;
+        let event = change(&mut mailbox)?;
+        let mut changes = ChangeSet {
+            mailboxes: vec![(mailbox.clone(), read)],
+            ..ChangeSet::default()
+        };
+        if !mailbox.is_active() {
+            // Call off its planned sends; their enrollments are planned again at once.
+            for snap in store.mailbox_snapshots(now, &[id]).await? {
+                for slot in snap.planned {
+                    if let Some(mut e) = store.get_enrollment(tenant, slot.enrollment).await? {
+                        let v = e.version;
+                        e.release_planned(now)?;
+                        changes.enrollments.push((e, v));
+                        changes.cancel_sends.push(slot.send);
+                    }
+                }
+            }
+        }
+        store.apply_changes(now, changes).await?;
+        self.emit(tenant, &[event]);
+        Ok(())
+    }
+
+    // ---- sequences ------------------------------------------------------------------------------
+
+    /// Store a new sequence (validated), usually a draft.
+    ///
+    /// # Errors
+    /// Invalid, or a sequence with that id exists.
+    pub async fn create_sequence(&self, mut sequence: Sequence) -> Result<Sequence, EngineError> {
+        sequence.validate()?;
+        self.inner.store.save_sequence(&sequence, None).await?;
+        let events = sequence.drain_events();
+        self.emit(sequence.tenant, &events);
+        Ok(sequence)
+    }
+
+    /// Change a sequence with `change` (a domain method such as `add_step`), validate it and
+    /// store it (optimistic lock).
+    ///
+    /// # Errors
+    /// Not found, refused by the domain, invalid, or changed meanwhile.
+    pub async fn update_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+        change: impl FnOnce(&mut Sequence) -> Result<(), TransitionError>,
+    ) -> Result<Sequence, EngineError> {
+        let mut sequence = self.load_sequence(tenant, id).await?;
+        let read = sequence.version;
+        change(&mut sequence)?;
+        sequence.validate()?;
+        if sequence.version == read {
+            sequence.version += 1;
+        }
+        self.inner
+            .store
+            .save_sequence(&sequence, Some(read))
+            .await?;
+        let events = sequence.drain_events();
+        self.emit(tenant, &events);
+        Ok(sequence)
+    }
+
+    async fn load_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<Sequence, EngineError> {
+        self.inner
+            .store
+            .get_sequence(tenant, id)
+            .await?
+            .ok_or_else(|| not_found("sequence", id))
+    }
+
+    /// `draft -> active`.
+    ///
+    /// # Errors
+    /// Not found, not a draft, no step or no mailbox, or changed meanwhile.
+    pub async fn activate_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<Sequence, EngineError> {
+        self.update_sequence(tenant, id, Sequence::activate).await
+    }
+
+    /// `active -> paused`: nothing is sent until resumed; planned sends are called off and
+    /// their capacity released.
+    ///
+    /// # Errors
+    /// Not found, not active, or changed meanwhile.
+    #[instrument(skip(self), level = "debug")]
+    pub async fn pause_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<Sequence, EngineError> {
+        let sequence = self.update_sequence(tenant, id, Sequence::pause).await?;
+        self.call_off_planned(tenant, id, None).await?;
+        Ok(sequence)
+    }
+
+    /// `paused -> active`: enrollments carry on where they stopped.
+    ///
+    /// # Errors
+    /// Not found, not paused, or changed meanwhile.
+    #[instrument(skip(self), level = "debug")]
+    pub async fn resume_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<Sequence, EngineError> {
+        let sequence = self.update_sequence(tenant, id, Sequence::resume).await?;
+        let now = self.now();
+        let mut changes = ChangeSet::default();
+        for mut e in self.inner.store.list_enrollments(tenant, id).await? {
+            let v = e.version;
+            if e.wake(now) {
+                changes.enrollments.push((e, v));
+            }
+        }
+        self.inner.store.apply_changes(now, changes).await?;
+        Ok(sequence)
+    }
+
+    /// Any status `-> archived`: every open enrollment exits (`sequence_archived`).
+    ///
+    /// # Errors
+    /// Not found, already archived, or changed meanwhile.
+    pub async fn archive_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<Sequence, EngineError> {
+        let sequence = self.update_sequence(tenant, id, Sequence::archive).await?;
+        self.call_off_planned(tenant, id, Some(ExitReason::SequenceArchived))
+            .await?;
+        Ok(sequence)
+    }
+
+    /// Cancel the planned sends of a sequence; release their enrollments, or exit them.
+    async fn call_off_planned(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+        exit: Option<ExitReason>,
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        let store = &self.inner.store;
+        let planned: HashMap<EnrollmentId, _> = store
+            .sends_of_sequence(tenant, id)
+            .await?
+            .into_iter()
+            .filter(|s| matches!(s.status, SendStatus::Planned | SendStatus::RetryWait))
+            .map(|s| (s.enrollment, s.id))
+            .collect();
+        let mut changes = ChangeSet::default();
+        let mut events = Vec::new();
+        for mut e in store.list_enrollments(tenant, id).await? {
+            if e.is_final() {
+                continue;
+            }
+            let v = e.version;
+            let send = planned.get(&e.id).copied();
+            match exit {
+                Some(reason) => events.push(e.exit(reason, now)?),
+                None if send.is_some() => e.release_planned(now)?,
+                None => continue,
+            }
+            changes.cancel_sends.extend(send);
+            changes.enrollments.push((e, v));
+        }
+        store.apply_changes(now, changes).await?;
+        self.emit(tenant, &events);
+        Ok(())
+    }
+
+    // ---- contacts and enrollments -------------------------------------------------------------
+
+    /// Insert or replace contacts, each validated; nothing is stored when one is invalid (the
+    /// error names every problem, e.g. `contacts[3].email`).
+    ///
+    /// # Errors
+    /// Invalid contacts, or a contact of another tenant.
+    pub async fn upsert_contacts(
+        &self,
+        tenant: TenantId,
+        contacts: &[Contact],
+    ) -> Result<(), EngineError> {
+        let mut problems = Problems::new();
+        for (i, c) in contacts.iter().enumerate() {
+            if let Err(e) = c.validate() {
+                problems.extend_prefixed(&format!("contacts[{i}]"), e);
+            }
+        }
+        problems.finish()?;
+        self.inner.store.upsert_contacts(tenant, contacts).await?;
+        Ok(())
+    }
+
+    /// Enroll contacts in a sequence, in bulk. One answer per contact, in order: enrolled,
+    /// already enrolled, suppressed (bounced or unsubscribed) or invalid, each with its reason;
+    /// the valid rows are stored even when others are refused.
+    ///
+    /// # Errors
+    /// The sequence is not found, is a draft or archived, or the store failed.
+    #[instrument(skip(self, contacts), fields(count = contacts.len()), level = "debug")]
+    pub async fn enroll(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<EnrollOutcome>, EngineError> {
+        let seq = self.load_sequence(tenant, sequence).await?;
+        if matches!(seq.status, SequenceStatus::Draft | SequenceStatus::Archived) {
+            return Err(TransitionError::InvalidStatus {
+                entity: "sequence",
+                action: "enroll",
+                status: format!("{:?}", seq.status).to_lowercase(),
+            }
+            .into());
+        }
+        let now = self.now();
+        let Some(first) = seq.step(0) else {
+            return Err(TransitionError::Invariant {
+                field: "steps".into(),
+                reason: "no step to send".into(),
+            }
+            .into());
+        };
+        let needs_zone = matches!(
+            first.delay.unit,
+            sequence_core::time::DelayUnit::BusinessDays
+        );
+        let mut rows = Vec::with_capacity(contacts.len());
+        for &contact in contacts {
+            let zone = if needs_zone {
+                self.inner
+                    .store
+                    .get_contact(tenant, contact)
+                    .await?
+                    .and_then(|c| c.timezone)
+                    .unwrap_or(Tz::UTC)
+            } else {
+                Tz::UTC
+            };
+            let due = first.delay.after(now, zone, &seq.holidays);
+            rows.push(Enrollment::new(tenant, sequence, contact, now, due));
+        }
+        let events: Vec<DomainEvent> = rows.iter().map(Enrollment::enrolled_event).collect();
+        let outcomes = self.inner.store.enroll(tenant, now, rows).await?;
+        let enrolled: Vec<DomainEvent> = outcomes
+            .iter()
+            .zip(events)
+            .filter(|(o, _)| matches!(o, EnrollOutcome::Enrolled { .. }))
+            .map(|(_, e)| e)
+            .collect();
+        self.emit(tenant, &enrolled);
+        Ok(outcomes)
+    }
+
+    /// Report a fact about a contact; every active sequence of the tenant that this trigger
+    /// starts enrolls the contact (its re-enrollment rule decides whether it may enter again).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn report_trigger(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        trigger: &Trigger,
+    ) -> Result<Vec<(SequenceId, EnrollOutcome)>, EngineError> {
+        let mut out = Vec::new();
+        for seq in self.inner.store.list_sequences(tenant).await? {
+            if seq.is_triggered_by(trigger) {
+                let outcome = self.enroll(tenant, seq.id, &[contact]).await?;
+                out.extend(outcome.into_iter().map(|o| (seq.id, o)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn change_enrollment(
+        &self,
+        tenant: TenantId,
+        id: EnrollmentId,
+        change: impl FnOnce(
+            &mut Enrollment,
+            DateTime<Utc>,
+        ) -> Result<Option<DomainEvent>, TransitionError>,
+    ) -> Result<Enrollment, EngineError> {
+        let now = self.now();
+        let store = &self.inner.store;
+        let mut e = store
+            .get_enrollment(tenant, id)
+            .await?
+            .ok_or_else(|| not_found("enrollment", id))?;
+        let v = e.version;
+        let planned = e.next_due_at.is_none() && !e.is_final();
+        let event = change(&mut e, now)?;
+        let mut changes = ChangeSet::default();
+        if planned
+            && (e.is_final() || e.status == sequence_core::enrollment::EnrollmentStatus::Paused)
+        {
+            changes.cancel_sends.extend(
+                store
+                    .sends_of_enrollment(tenant, id)
+                    .await?
+                    .into_iter()
+                    .filter(|s| matches!(s.status, SendStatus::Planned | SendStatus::RetryWait))
+                    .map(|s| s.id),
+            );
+        }
+        changes.enrollments.push((e.clone(), v));
+        store.apply_changes(now, changes).await?;
+        self.emit(tenant, &event.into_iter().collect::<Vec<_>>());
+        Ok(e)
+    }
+
+    /// End one enrollment by hand (`manual`).
+    ///
+    /// # Errors
+    /// Not found, already ended, or changed meanwhile.
+    pub async fn exit_enrollment(
+        &self,
+        tenant: TenantId,
+        id: EnrollmentId,
+    ) -> Result<Enrollment, EngineError> {
+        self.change_enrollment(tenant, id, |e, now| {
+            e.exit(ExitReason::Manual, now).map(Some)
+        })
+        .await
+    }
+
+    /// Pause one enrollment, until `until` if given.
+    ///
+    /// # Errors
+    /// Not found, not active, or changed meanwhile.
+    pub async fn pause_enrollment(
+        &self,
+        tenant: TenantId,
+        id: EnrollmentId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Enrollment, EngineError> {
+        self.change_enrollment(tenant, id, |e, _| e.pause(until).map(Some))
+            .await
+    }
+
+    /// Resume one paused enrollment.
+    ///
+    /// # Errors
+    /// Not found, not paused, or changed meanwhile.
+    pub async fn resume_enrollment(
+        &self,
+        tenant: TenantId,
+        id: EnrollmentId,
+    ) -> Result<Enrollment, EngineError> {
+        self.change_enrollment(tenant, id, |e, now| e.resume(now).map(Some))
+            .await
+    }
+
+    // ---- signals ----------------------------------------------------------------------------------
+
+    /// The contact replied. Enrollments of sequences with `exit_on_reply` exit (`replied`);
+    /// with `auto_reply_until` (an out-of-office), they pause until then instead. Idempotent.
+    ///
+    /// # Errors
+    /// The contact is not found, or the store failed.
+    #[instrument(skip(self), level = "debug")]
+    pub async fn reply(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        auto_reply_until: Option<DateTime<Utc>>,
+    ) -> Result<(), EngineError> {
+        self.contact_signal(tenant, contact, |c, e, seq, now| {
+            c.record_activity(now);
+            if auto_reply_until.is_none() {
+                e.record_reply(now);
+            }
+            match (auto_reply_until, e.status) {
+                (Some(until), sequence_core::enrollment::EnrollmentStatus::Active) => {
+                    e.pause(Some(until)).map(Some)
+                }
+                (Some(_), _) => Ok(None),
+                (None, _) if seq.is_some_and(|s| s.exit_on_reply) => {
+                    e.exit(ExitReason::Replied, now).map(Some)
+                }
+                (None, _) => Ok(None),
+            }
+        })
+        .await?;
+        self.emit(tenant, &[DomainEvent::Replied { contact }]);
+        Ok(())
+    }
+
+    /// The contact unsubscribed: no more sends in any sequence of the tenant. Idempotent.
+    ///
+    /// # Errors
+    /// The contact is not found, or the store failed.
+    pub async fn unsubscribe(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<(), EngineError> {
+        self.contact_signal(tenant, contact, |c, e, _, now| {
+            c.mark_unsubscribed();
+            e.exit(ExitReason::Unsubscribed, now).map(Some)
+        })
+        .await?;
+        self.emit(tenant, &[DomainEvent::Unsubscribed { contact }]);
+        Ok(())
+    }
+
+    /// The contact's address bounced. Hard: the contact is bounced and exits every sequence.
+    /// Soft: counts toward each open enrollment's retry budget, which exits it (`failed`) once
+    /// used up. Idempotent for hard bounces.
+    ///
+    /// # Errors
+    /// The contact is not found, or the store failed.
+    pub async fn bounce(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        hard: bool,
+    ) -> Result<(), EngineError> {
+        let max = self.inner.config.retry.max_attempts;
+        self.contact_signal(tenant, contact, |c, e, _, now| {
+            if hard {
+                c.mark_bounced();
+                e.exit(ExitReason::Bounced, now).map(Some)
+            } else if e.record_soft_bounce() >= max {
+                e.exit(ExitReason::Failed, now).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await?;
+        self.emit(tenant, &[DomainEvent::Bounced { contact, hard }]);
+        Ok(())
+    }
+
+    /// Apply `change` to a contact and each of its open enrollments, atomically, cancelling
+    /// the planned sends of enrollments that stop.
+    async fn contact_signal(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        mut change: impl FnMut(
+            &mut Contact,
+            &mut Enrollment,
+            Option<&Sequence>,
+            DateTime<Utc>,
+        ) -> Result<Option<DomainEvent>, TransitionError>,
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        let store = &self.inner.store;
+        for _ in 0..3 {
+            let mut c = store
+                .get_contact(tenant, contact)
+                .await?
+                .ok_or_else(|| not_found("contact", contact))?;
+            let mut changes = ChangeSet::default();
+            let mut events = Vec::new();
+            let mut sequences: HashMap<SequenceId, Option<Sequence>> = HashMap::new();
+            for mut e in store.open_enrollments_of_contact(tenant, contact).await? {
+                if let std::collections::hash_map::Entry::Vacant(slot) = sequences.entry(e.sequence)
+                {
+                    slot.insert(store.get_sequence(tenant, e.sequence).await?);
+                }
+                let seq = sequences.get(&e.sequence).and_then(Option::as_ref);
+                let v = e.version;
+                let planned = e.next_due_at.is_none()
+                    && e.status == sequence_core::enrollment::EnrollmentStatus::Active;
+                if let Some(ev) = change(&mut c, &mut e, seq, now)? {
+                    events.push(ev);
+                }
+                if e.version == v {
+                    continue;
+                }
+                if planned && e.status != sequence_core::enrollment::EnrollmentStatus::Active {
+                    changes.cancel_sends.extend(
+                        store
+                            .sends_of_enrollment(tenant, e.id)
+                            .await?
+                            .into_iter()
+                            .filter(|s| {
+                                matches!(s.status, SendStatus::Planned | SendStatus::RetryWait)
+                            })
+                            .map(|s| s.id),
+                    );
+                }
+                changes.enrollments.push((e, v));
+            }
+            changes.contacts.push(c);
+            match store.apply_changes(now, changes).await {
+                Ok(()) => {
+                    self.emit(tenant, &events);
+                    return Ok(());
+                }
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Store(
+            sequence_core::store::StoreError::Backend(
+                "contact signal: enrollments kept changing; gave up after 3 tries".into(),
+            ),
+        ))
+    }
+
+    /// The contact opened step `step` of an enrollment. Idempotent.
+    ///
+    /// # Errors
+    /// The enrollment is not found, or the store failed.
+    pub async fn open(
+        &self,
+        tenant: TenantId,
+        enrollment: EnrollmentId,
+        step: u32,
+    ) -> Result<(), EngineError> {
+        self.track(tenant, enrollment, step, TrackingKind::Open)
+            .await?;
+        self.emit(tenant, &[DomainEvent::Opened { enrollment, step }]);
+        Ok(())
+    }
+
+    /// The contact clicked a link of step `step` of an enrollment. Idempotent.
+    ///
+    /// # Errors
+    /// The enrollment is not found, or the store failed.
+    pub async fn click(
+        &self,
+        tenant: TenantId,
+        enrollment: EnrollmentId,
+        step: u32,
+    ) -> Result<(), EngineError> {
+        self.track(tenant, enrollment, step, TrackingKind::Click)
+            .await?;
+        self.emit(tenant, &[DomainEvent::Clicked { enrollment, step }]);
+        Ok(())
+    }
+
+    async fn track(
+        &self,
+        tenant: TenantId,
+        enrollment: EnrollmentId,
+        step: u32,
+        kind: TrackingKind,
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        let store = &self.inner.store;
+        let e = store
+            .get_enrollment(tenant, enrollment)
+            .await?
+            .ok_or_else(|| not_found("enrollment", enrollment))?;
+        let Some(send) = store
+            .sends_of_enrollment(tenant, enrollment)
+            .await?
+            .into_iter()
+            .find(|s| s.step == step)
+        else {
+            return Err(not_found("send", format!("{enrollment}/{step}")));
+        };
+        let mut changes = ChangeSet {
+            tracking: vec![TrackingMark {
+                send: send.id,
+                kind,
+                at: now,
+            }],
+            ..ChangeSet::default()
+        };
+        if let Some(mut c) = store.get_contact(tenant, e.contact).await? {
+            c.record_activity(now);
+            changes.contacts.push(c);
+        }
+        store.apply_changes(now, changes).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,318 @@
+//! The engine: the one place that talks to the world. It drives the [`Store`], the
+//! [`Transport`] and the [`Clock`] and turns plans into sent email.
+//!
+//! One [`Engine::tick`] does, at an instant `now`:
+//!
+//! 1. give up expired leases (a crash between the transport call and its record): the send
+//!    is marked `uncertain` and not sent again, unless at-least-once delivery is configured;
+//! 2. fetch the enrollments that are due, resume those whose pause ran out, exit those
+//!    whose contact can no longer be written to, evaluate step conditions (skip or exit);
+//! 3. plan the rest with [`crate::planner::plan`] and persist the plan with its capacity
+//!    reservations in one unit of work;
+//! 4. claim the planned sends whose instant has come (under a lease), re-check each right
+//!    before the transport call, render it, send it, and record the outcome: advance to the
+//!    next step, complete, retry a transient failure after `base * 2^(n-1)`, or exit.
+
+mod dispatch;
+mod host;
+mod run;
+mod stats;
+mod tick;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use sequence_core::ports::{Clock, EventSink, NoopEventSink};
+use sequence_core::store::{Store, StoreError};
+use sequence_core::template::Renderer;
+use sequence_core::transport::Transport;
+use sequence_core::TransitionError;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::SystemClock;
+use crate::planner::PlannerConfig;
+
+pub use stats::{Explanation, SequenceStats, StepStats, VariantStats};
+pub use tick::TickReport;
+
+/// An engine failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The domain refused a change.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// Input was invalid.
+    #[error(transparent)]
+    Invalid(#[from] sequence_core::error::ValidationErrors),
+    /// A record the call names does not exist in the tenant.
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// The entity.
+        entity: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The engine was built without a required part.
+    #[error("engine builder: {0} is required")]
+    Missing(&'static str),
+}
+
+/// How transient failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// The wait after the first failure; it doubles after each further one.
+    pub base: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base: Duration::seconds(600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after `failures` failed attempts (`base * 2^(failures - 1)`).
+    #[must_use]
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(30);
+        self.base * (1i32 << exp)
+    }
+}
+
+/// What happens to a send whose lease expired while it was being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverySemantics {
+    /// Mark it uncertain and never send it again (the default: no duplicates).
+    #[default]
+    AtMostOnce,
+    /// Plan it again: the contact may get it twice.
+    AtLeastOnce,
+}
+
+/// The engine's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// The planner's settings (its seed also picks A/B variants).
+    pub planner: PlannerConfig,
+    /// Retries of transient failures.
+    pub retry: RetryPolicy,
+    /// Expired-lease policy.
+    pub delivery: DeliverySemantics,
+    /// How long a claim holds a send.
+    pub lease: Duration,
+    /// Most due enrollments planned in one pass.
+    pub plan_batch: usize,
+    /// Most sends claimed in one pass.
+    pub claim_batch: usize,
+    /// Most transport calls in flight at once (never two for one mailbox).
+    pub concurrency: usize,
+    /// The longest `run` sleeps between ticks.
+    pub poll_interval: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            planner: PlannerConfig::default(),
+            retry: RetryPolicy::default(),
+            delivery: DeliverySemantics::AtMostOnce,
+            lease: Duration::minutes(5),
+            plan_batch: 100_000,
+            claim_batch: 1_000,
+            concurrency: 32,
+            poll_interval: Duration::seconds(30),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The default settings with `seed` for every random choice.
+    #[must_use]
+    pub fn with_seed(seed: u64) -> Self {
+        Self {
+            planner: PlannerConfig::with_seed(seed),
+            ..Self::default()
+        }
+    }
+    /// Set the retry policy (builder style).
+    #[must_use]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Set the expired-lease policy (builder style).
+    #[must_use]
+    pub fn delivery(mut self, delivery: DeliverySemantics) -> Self {
+        self.delivery = delivery;
+        self
+    }
+    /// Set the lease length (builder style).
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+    /// Set the transport concurrency (builder style; at least 1).
+    #[must_use]
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+    /// Set the longest sleep of `run` (builder style).
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    sink: Arc<dyn EventSink>,
+    config: EngineConfig,
+    renderer: Renderer,
+}
+
+/// The sequence engine. Cheap to clone: clones share one engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Engine`]: a store and a transport are required; the clock defaults to the
+/// system clock, the event sink to none, the config to [`EngineConfig::default`].
+#[derive(Default)]
+pub struct EngineBuilder {
+    store: Option<Arc<dyn Store>>,
+    transport: Option<Arc<dyn Transport>>,
+    clock: Option<Arc<dyn Clock>>,
+    sink: Option<Arc<dyn EventSink>>,
+    config: EngineConfig,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    /// The store.
+    #[must_use]
+    pub fn store(mut self, store: impl Store + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+    /// The store, already shared.
+    #[must_use]
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+    /// The transport.
+    #[must_use]
+    pub fn transport(mut self, transport: impl Transport + 'static) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+    /// The transport, already shared.
+    #[must_use]
+    pub fn shared_transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+    /// The clock.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+    /// The event sink.
+    #[must_use]
+    pub fn event_sink(mut self, sink: impl EventSink + 'static) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+    /// The settings.
+    #[must_use]
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+    /// Build the engine.
+    ///
+    /// # Errors
+    /// [`EngineError::Missing`] without a store or a transport.
+    pub fn build(self) -> Result<Engine, EngineError> {
+        let store = self.store.ok_or(EngineError::Missing("store"))?;
+        let transport = self.transport.ok_or(EngineError::Missing("transport"))?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store,
+                transport,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                sink: self.sink.unwrap_or_else(|| Arc::new(NoopEventSink)),
+                config: self.config,
+                renderer: Renderer::new(),
+            }),
+        })
+    }
+}
+
+impl Engine {
+    /// Start building an engine.
+    #[must_use]
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The store the engine works on.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The engine's settings.
+    #[must_use]
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+
+    fn emit(
+        &self,
+        tenant: sequence_core::ids::TenantId,
+        events: &[sequence_core::event::DomainEvent],
+    ) {
+        let now = self.now();
+        for e in events {
+            self.inner.sink.emit(tenant, now, e);
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Reading: statistics per sequence, and "why is this enrollment not sending?".
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sequence_core::enrollment::{Deferral, EnrollmentStatus, ExitReason};
+use sequence_core::ids::{EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+use sequence_core::send::SendStatus;
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, EngineError};
+
+/// Counts of one A/B variant of a step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct VariantStats {
+    /// The variant (0 for the step's own content).
+    pub variant: u32,
+    /// Sent.
+    pub sent: u64,
+    /// Opened (first opens).
+    pub opened: u64,
+    /// Clicked (first clicks).
+    pub clicked: u64,
+}
+
+/// Counts of one step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StepStats {
+    /// The step.
+    pub step: u32,
+    /// Sent.
+    pub sent: u64,
+    /// Failed for good.
+    pub failed: u64,
+    /// Opened.
+    pub opened: u64,
+    /// Clicked.
+    pub clicked: u64,
+    /// Per variant.
+    pub variants: Vec<VariantStats>,
+}
+
+/// Statistics of a sequence.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SequenceStats {
+    /// The sequence.
+    pub sequence: SequenceId,
+    /// Enrollments in all.
+    pub enrolled: u64,
+    /// Active now.
+    pub active: u64,
+    /// Paused now.
+    pub paused: u64,
+    /// Completed.
+    pub completed: u64,
+    /// Exited, by reason.
+    pub exited: BTreeMap<String, u64>,
+    /// Sends accepted by the transport.
+    pub sent: u64,
+    /// Sends failed for good.
+    pub failed: u64,
+    /// Sent emails opened.
+    pub opened: u64,
+    /// Sent emails clicked.
+    pub clicked: u64,
+    /// Enrollments whose contact replied.
+    pub replied: u64,
+    /// `opened / sent`.
+    pub open_rate: f64,
+    /// `clicked / sent`.
+    pub click_rate: f64,
+    /// `replied / enrollments that sent something`.
+    pub reply_rate: f64,
+    /// `completed / enrolled`.
+    pub completion_rate: f64,
+    /// Mean seconds from enrollment to completion, over completed enrollments.
+    pub average_seconds_to_complete: Option<f64>,
+    /// Per step.
+    pub steps: Vec<StepStats>,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Why an enrollment is (not) sending, for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Explanation {
+    /// The enrollment.
+    pub enrollment: EnrollmentId,
+    /// Its status.
+    pub status: EnrollmentStatus,
+    /// Why it ended, if it did.
+    pub exit_reason: Option<ExitReason>,
+    /// The step it waits to send.
+    pub current_step: u32,
+    /// When that step is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// When the engine looks at it next.
+    pub next_due_at: Option<DateTime<Utc>>,
+    /// The planner's last deferral (reason and `not_before`), while waiting.
+    pub deferral: Option<Deferral>,
+    /// The planned or in-flight send of the current step: (send, mailbox, instant, status).
+    pub pending_send: Option<(SendId, MailboxId, DateTime<Utc>, SendStatus)>,
+    /// One sentence.
+    pub summary: String,
+}
+
+impl Engine {
+    /// Statistics of a sequence: enrollments by status and exit reason, sends, rates, per
+    /// step and per A/B variant.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub async fn stats(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Result<SequenceStats, EngineError> {
+        let store = &self.inner.store;
+        let enrollments = store.list_enrollments(tenant, sequence).await?;
+        let sends = store.sends_of_sequence(tenant, sequence).await?;
+        let mut s = SequenceStats {
+            sequence,
+            ..SequenceStats::default()
+        };
+        let mut durations = Vec::new();
+        let mut started = 0u64;
+        for e in &enrollments {
+            s.enrolled += 1;
+            if e.steps_sent > 0 {
+                started += 1;
+            }
+            if e.replied_at.is_some() {
+                s.replied += 1;
+            }
+            match e.status {
+                EnrollmentStatus::Active => s.active += 1,
+                EnrollmentStatus::Paused => s.paused += 1,
+                EnrollmentStatus::Completed => {
+                    s.completed += 1;
+                    if let Some(end) = e.ended_at {
+                        durations.push((end - e.enrolled_at).num_seconds() as f64);
+                    }
+                }
+                _ => {
+                    let reason = e.exit_reason.map_or_else(
+                        || "unknown".to_owned(),
+                        |r| {
+                            serde_json::to_value(r)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default()
+                        },
+                    );
+                    *s.exited.entry(reason).or_default() += 1;
+                }
+            }
+        }
+        let mut steps: BTreeMap<u32, StepStats> = BTreeMap::new();
+        for send in &sends {
+            let st = steps.entry(send.step).or_insert_with(|| StepStats {
+                step: send.step,
+                ..StepStats::default()
+            });
+            if let Some(pos) = st.variants.iter().position(|v| v.variant == send.variant) {
+                let _ = pos;
+            } else {
+                st.variants.push(VariantStats {
+                    variant: send.variant,
+                    ..VariantStats::default()
+                });
+            }
+            let Some(var) = st.variants.iter_mut().find(|v| v.variant == send.variant) else {
+                continue;
+            };
+            match send.status {
+                SendStatus::Sent => {
+                    s.sent += 1;
+                    st.sent += 1;
+                    var.sent += 1;
+                }
+                SendStatus::Failed => {
+                    s.failed += 1;
+                    st.failed += 1;
+                }
+                _ => {}
+            }
+            if send.opened_at.is_some() {
+                s.opened += 1;
+                st.opened += 1;
+                var.opened += 1;
+            }
+            if send.clicked_at.is_some() {
+                s.clicked += 1;
+                st.clicked += 1;
+                var.clicked += 1;
+            }
+        }
+        for st in steps.values_mut() {
+            st.variants.sort_by_key(|v| v.variant);
+        }
+        s.steps = steps.into_values().collect();
+        s.open_rate = ratio(s.opened, s.sent);
+        s.click_rate = ratio(s.clicked, s.sent);
+        s.reply_rate = ratio(s.replied, started);
+        s.completion_rate = ratio(s.completed, s.enrolled);
+        s.average_seconds_to_complete =
+            (!durations.is_empty()).then(|| durations.iter().sum::<f64>() / durations.len() as f64);
+        Ok(s)
+    }
+
+    /// Why is this enrollment not sending? Its status, the planner's last deferral reason
+    /// with its `not_before`, and its pending send, if any.
+    ///
+    /// # Errors
+    /// The enrollment is not found, or the store failed.
+    pub async fn why_not_sending(
+        &self,
+        tenant: TenantId,
+        enrollment: EnrollmentId,
+    ) -> Result<Explanation, EngineError> {
+        let store = &self.inner.store;
+        let e = store
+            .get_enrollment(tenant, enrollment)
+            .await?
+            .ok_or_else(|| EngineError::NotFound {
+                entity: "enrollment",
+                id: enrollment.to_string(),
+            })?;
+        let pending = store
+            .sends_of_enrollment(tenant, enrollment)
+            .await?
+            .into_iter()
+            .find(|s| {
+                s.step == e.current_step
+                    && matches!(
+                        s.status,
+                        SendStatus::Planned | SendStatus::Sending | SendStatus::RetryWait
+                    )
+            })
+            .map(|s| (s.id, s.mailbox, s.planned_at, s.status));
+        let summary = match (e.status, &e.deferral, &pending) {
+            (EnrollmentStatus::Completed, _, _) => "completed: every step was sent".to_owned(),
+            (EnrollmentStatus::Exited, _, _) => format!("exited: {:?}", e.exit_reason),
+            (EnrollmentStatus::Paused, _, _) => match e.paused_until {
+                Some(t) => format!("paused until {t}"),
+                None => "paused until resumed".to_owned(),
+            },
+            (_, _, Some((_, m, at, status))) => format!(
+                "step {} is {status:?} on mailbox {m} for {at}",
+                e.current_step
+            ),
+            (_, Some(d), _) => match d.not_before {
+                Some(t) => format!("waiting: {:?}; looked at again at {t}", d.reason),
+                None => format!(
+                    "waiting: {:?}; until the sequence or mailbox is resumed",
+                    d.reason
+                ),
+            },
+            _ => match e.next_due_at {
+                Some(t) => format!("step {} is due at {t}", e.current_step),
+                None => "nothing scheduled".to_owned(),
+            },
+        };
+        Ok(Explanation {
+            enrollment,
+            status: e.status,
+            exit_reason: e.exit_reason,
+            current_step: e.current_step,
+            due_at: e.due_at,
+            next_due_at: e.next_due_at,
+            deferral: e.deferral,
+            pending_send: pending,
+            summary,
+        })
+    }
+}

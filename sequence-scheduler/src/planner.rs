@@ -1,0 +1,1115 @@
+//! The planner: a pure function from a snapshot of due enrollments and mailboxes to a plan.
+//!
+//! [`plan`] decides, for each due enrollment, which mailbox sends its current step and at
+//! which instant, or why it must wait and until when. It reads no clock, does no I/O and
+//! draws randomness only from [`PlannerConfig::seed`], so the same input gives the same plan.
+//!
+//! # How a plan is made
+//!
+//! 1. Each mailbox's **current local day** is measured: its limit (warm-up and holidays
+//!    applied) less the attempts and reservations already counted, the time still open in
+//!    its windows today (after its last attempt plus the minimum gap, and away from sends
+//!    already planned), and how many sends that time can hold `min_gap` apart.
+//! 2. Due enrollments are **ordered**: follow-ups (step >= 1) first, then retries, then new
+//!    enrollments; inside a class, sequences take turns (round robin, so one sequence cannot
+//!    starve another on a shared mailbox), and each sequence serves its oldest due first.
+//! 3. Each enrollment is **assigned** a mailbox: its sticky mailbox, or (new enrollments, and
+//!    enrollments whose sticky mailbox is paused) the least-loaded mailbox of the pool that
+//!    still has capacity today and whose open time meets the contact's business hours, ties
+//!    broken by a seeded hash. A heap per (sequence, recipient-zone) keeps this O(log m).
+//! 4. Each mailbox's assigned sends are **timed**: spread evenly (with seeded jitter) across
+//!    the time still open today, never closer than the minimum gap; a follow-up takes the slot
+//!    of an already planned, later new-enrollment send when there is one (that send is
+//!    pre-empted and planned again), so follow-ups go first when capacity is short.
+//! 5. Everything else is **deferred** with a typed reason and the earliest instant at which
+//!    planning again could change the answer.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use sequence_core::enrollment::DeferralReason;
+use sequence_core::ids::{EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+use sequence_core::mailbox::MailboxStatus;
+use sequence_core::sequence::{Sequence, SequenceStatus};
+use sequence_core::store::{DailyCounts, MailboxSnapshot};
+use sequence_core::time::{local_date, local_day_bounds, WeeklySchedule};
+
+use crate::rng::{mix, unit_f64};
+
+/// Settings of the planner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PlannerConfig {
+    /// Seed of every random choice (jitter, ties).
+    pub seed: u64,
+    /// How far each planned instant may move from its even position, as a share of the
+    /// spacing between sends (0 = exactly even, 1 = anywhere in its share). Never so far
+    /// that two sends come closer than the minimum gap.
+    pub jitter: f64,
+    /// When an enrollment waits for something the planner cannot foresee (a paused mailbox
+    /// or sequence), it is looked at again after this long.
+    pub recheck_after: Duration,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            jitter: 0.6,
+            recheck_after: Duration::minutes(15),
+        }
+    }
+}
+
+impl PlannerConfig {
+    /// The default settings with `seed`.
+    #[must_use]
+    pub fn with_seed(seed: u64) -> Self {
+        Self {
+            seed,
+            ..Self::default()
+        }
+    }
+}
+
+/// One due enrollment, as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DueStep {
+    /// The enrollment.
+    pub enrollment: EnrollmentId,
+    /// Its tenant (per-domain caps are per tenant).
+    pub tenant: TenantId,
+    /// Its sequence.
+    pub sequence: SequenceId,
+    /// The step to send.
+    pub step: u32,
+    /// The earliest instant the step may go (its delay and any backoff passed).
+    pub earliest: DateTime<Utc>,
+    /// The mailbox it already sends from, if any.
+    pub sticky_mailbox: Option<MailboxId>,
+    /// The contact's zone (`None`: the mailbox's).
+    pub contact_zone: Option<Tz>,
+    /// The recipient's domain, lower case.
+    pub recipient_domain: String,
+}
+
+/// What the planner needs of a sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequencePolicy {
+    /// The sequence.
+    pub id: SequenceId,
+    /// Whether it sends now.
+    pub active: bool,
+    /// Its mailboxes.
+    pub pool: Vec<MailboxId>,
+    /// The contact's business hours (in the contact's zone), if any.
+    pub recipient_windows: Option<WeeklySchedule>,
+    /// Most new enrollments started per UTC day.
+    pub new_enrollments_per_day: Option<u32>,
+    /// Most attempts per recipient domain per UTC day.
+    pub per_domain_daily_cap: Option<u32>,
+}
+
+impl From<&Sequence> for SequencePolicy {
+    fn from(s: &Sequence) -> Self {
+        Self {
+            id: s.id,
+            active: s.status == SequenceStatus::Active,
+            pool: s.mailbox_pool.clone(),
+            recipient_windows: s.recipient_windows.clone(),
+            new_enrollments_per_day: s.new_enrollments_per_day,
+            per_domain_daily_cap: s.per_domain_daily_cap,
+        }
+    }
+}
+
+/// Everything a plan is made from.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanningInput<'a> {
+    /// The due enrollments.
+    pub due: &'a [DueStep],
+    /// The mailboxes, with their current local day.
+    pub mailboxes: &'a [MailboxSnapshot],
+    /// The sequences of the due enrollments.
+    pub sequences: &'a [SequencePolicy],
+    /// Today's counts for per-sequence and per-domain caps.
+    pub counts: &'a DailyCounts,
+}
+
+/// A send the plan makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedSend {
+    /// Index of the enrollment in [`PlanningInput::due`].
+    pub index: usize,
+    /// The enrollment.
+    pub enrollment: EnrollmentId,
+    /// The step.
+    pub step: u32,
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The instant.
+    pub at: DateTime<Utc>,
+    /// The mailbox-local date of `at` (whose capacity it reserves).
+    pub local_date: NaiveDate,
+    /// The mailbox's limit on that date.
+    pub limit: u32,
+}
+
+/// An enrollment the plan leaves waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferred {
+    /// Index of the enrollment in [`PlanningInput::due`].
+    pub index: usize,
+    /// The enrollment.
+    pub enrollment: EnrollmentId,
+    /// Why it waits.
+    pub reason: DeferralReason,
+    /// The earliest instant at which planning again could change the answer (`None`: only
+    /// an event, such as a resume, can).
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// Capacity a plan reserves on one mailbox-day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Its local date.
+    pub local_date: NaiveDate,
+    /// Sends reserved by this plan.
+    pub count: u32,
+    /// The limit of that day.
+    pub limit: u32,
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Sends to store, each reserving capacity.
+    pub sends: Vec<PlannedSend>,
+    /// Enrollments left waiting.
+    pub deferred: Vec<Deferred>,
+    /// Planned sends whose slot a follow-up takes: cancel them (their enrollments are due
+    /// again at once).
+    pub preempt: Vec<SendId>,
+    /// Capacity reserved, per mailbox and local day.
+    pub reservations: Vec<Reservation>,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Per-mailbox facts for the current local day, in seconds since the epoch.
+struct Day {
+    id: MailboxId,
+    zone: Tz,
+    active: bool,
+    local_date: NaiveDate,
+    limit: u32,
+    gap: i64,
+    /// Open time left today, free of planned sends' gaps: `[start, end)` seconds.
+    free: Vec<(i64, i64)>,
+    /// Capacity left today (limit less used and assigned).
+    cap_left: u32,
+    /// Instants this plan reserved for enrollments with business hours, sorted.
+    reserved: Vec<i64>,
+    /// Those enrollments with their instants.
+    placed: Vec<(u32, i64)>,
+    /// How many sends `gap` apart still fit in `free` away from `reserved`.
+    unres_fits: u64,
+    /// Enrollments without business hours assigned by this plan (timed at the end).
+    assigned: Vec<u32>,
+    /// Planned new-enrollment sends that a follow-up may take over: (instant, send).
+    movable: Vec<(i64, SendId)>,
+    /// First instant the windows open on the next local day (for `NoCapacity`).
+    next_day_open: Option<i64>,
+    /// The limit on the day of `next_day_open`.
+    next_day_limit: u32,
+    /// Load key: used / limit, fixed point.
+    used: u32,
+    tie: u64,
+    stamp: u32,
+}
+
+impl Day {
+    /// Whether one more send without business hours fits today.
+    fn takes_unrestricted(&self) -> bool {
+        self.cap_left > 0 && self.unres_fits > self.assigned.len() as u64
+    }
+
+    /// The earliest instant at or after `earliest` inside `allowed` where one more send fits
+    /// without crowding out the sends already assigned.
+    fn find_reserved(&self, allowed: &[(i64, i64)], earliest: i64) -> Option<i64> {
+        if self.cap_left == 0 {
+            return None;
+        }
+        let free = carve(&self.free, &self.reserved, self.gap);
+        let mut tries = 0;
+        for (s, e) in intersect(&free, allowed) {
+            let mut t = s.max(earliest);
+            while t < e && tries < 8 {
+                tries += 1;
+                let mut with = self.reserved.clone();
+                let at = with.partition_point(|&x| x < t);
+                with.insert(at, t);
+                if fit_count(&carve(&self.free, &with, self.gap), self.gap)
+                    >= self.assigned.len() as u64
+                {
+                    return Some(t);
+                }
+                t += self.gap.max(60);
+            }
+            if tries >= 8 {
+                break;
+            }
+        }
+        None
+    }
+
+    fn reserve(&mut self, item: u32, t: i64) {
+        let at = self.reserved.partition_point(|&x| x < t);
+        self.reserved.insert(at, t);
+        self.placed.push((item, t));
+        self.unres_fits = fit_count(&carve(&self.free, &self.reserved, self.gap), self.gap);
+        self.take();
+    }
+
+    fn take(&mut self) {
+        self.cap_left -= 1;
+        self.used += 1;
+        self.stamp += 1;
+    }
+
+    fn load_key(&self) -> u64 {
+        let used = u64::from(self.used);
+        let limit = u64::from(self.limit.max(1));
+        (used << 24) / limit
+    }
+}
+
+/// The times a contact may be written to, cached per (recipient schedule, zone).
+struct RecipientHours {
+    /// Open intervals from now over the next days, in seconds.
+    open: Vec<(i64, i64)>,
+}
+
+fn secs(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+fn instant(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(s, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Intersect two sorted lists of disjoint intervals.
+fn intersect(a: &[(i64, i64)], b: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let s = a[i].0.max(b[j].0);
+        let e = a[i].1.min(b[j].1);
+        if s < e {
+            out.push((s, e));
+        }
+        if a[i].1 < b[j].1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// Remove `(p - gap, p + gap)` around each instant of `taken` (sorted) from `free`.
+fn carve(free: &[(i64, i64)], taken: &[i64], gap: i64) -> Vec<(i64, i64)> {
+    if gap <= 0 && taken.is_empty() {
+        return free.to_vec();
+    }
+    let mut out = Vec::with_capacity(free.len() + taken.len());
+    for &(s, e) in free {
+        let mut cur = s;
+        for &p in taken {
+            let (bs, be) = (p - gap + 1, p + gap.max(1));
+            if be <= cur || bs >= e {
+                continue;
+            }
+            if bs > cur {
+                out.push((cur, bs));
+            }
+            cur = cur.max(be);
+        }
+        if cur < e {
+            out.push((cur, e));
+        }
+    }
+    out
+}
+
+/// How many sends `gap` apart fit in the intervals.
+fn fit_count(free: &[(i64, i64)], gap: i64) -> u64 {
+    if gap <= 0 {
+        return free
+            .iter()
+            .map(|&(s, e)| u64::try_from(e - s).unwrap_or(0))
+            .sum();
+    }
+    let mut count = 0u64;
+    let mut next = i64::MIN;
+    for &(s, e) in free {
+        let mut t = s.max(next);
+        if t < e {
+            let n = (e - 1 - t) / gap + 1;
+            count += u64::try_from(n).unwrap_or(0);
+            t += n * gap;
+            next = t;
+        }
+    }
+    count
+}
+
+/// `k` instants spread evenly over the intervals with jitter, `gap` apart at least.
+fn spread(free: &[(i64, i64)], k: usize, gap: i64, jitter: f64, seed: u64) -> Vec<i64> {
+    let total: i64 = free.iter().map(|&(s, e)| e - s).sum();
+    if k == 0 || total <= 0 {
+        return Vec::new();
+    }
+    let k_i = i64::try_from(k).unwrap_or(i64::MAX);
+    let spacing = total as f64 / k as f64;
+    // Each point moves at most `amp` from its even position, so two neighbours stay at least
+    // `spacing - 2 amp >= gap` apart.
+    let amp = ((spacing - gap as f64) / 2.0)
+        .max(0.0)
+        .min(spacing * jitter.clamp(0.0, 1.0) / 2.0);
+    let mut out = Vec::with_capacity(k);
+    let mut seg = 0usize;
+    let mut seg_base = 0i64; // offset at which `free[seg]` starts
+    let mut last_real = i64::MIN;
+    for i in 0..k_i {
+        let centre = spacing * (i as f64 + 0.5);
+        let u = unit_f64(mix(seed, i as u64)) * 2.0 - 1.0;
+        let offset = (centre + u * amp).floor().clamp(0.0, (total - 1) as f64) as i64;
+        // Map the offset into real time, walking forward through the intervals.
+        while seg < free.len() && offset >= seg_base + (free[seg].1 - free[seg].0) {
+            seg_base += free[seg].1 - free[seg].0;
+            seg += 1;
+        }
+        let Some(&(s, _)) = free.get(seg) else { break };
+        let mut t = s + (offset - seg_base);
+        if last_real != i64::MIN && t < last_real + gap {
+            t = last_real + gap;
+        }
+        // Pushed past its interval: move to the next one that has room.
+        let mut idx = seg;
+        let mut placed = None;
+        while idx < free.len() {
+            let (s2, e2) = free[idx];
+            let cand = t.max(s2);
+            if cand < e2 {
+                placed = Some((cand, idx));
+                break;
+            }
+            idx += 1;
+        }
+        let Some((t, idx)) = placed else { break };
+        // Keep the offset walk consistent with the interval we moved into.
+        while seg < idx {
+            seg_base += free[seg].1 - free[seg].0;
+            seg += 1;
+        }
+        out.push(t);
+        last_real = t;
+    }
+    out
+}
+
+fn is_allowed(allowed: Option<&[(i64, i64)]>, t: i64) -> bool {
+    match allowed {
+        None => true,
+        Some(list) => {
+            let i = list.partition_point(|&(_, e)| e <= t);
+            list.get(i).is_some_and(|&(s, _)| s <= t)
+        }
+    }
+}
+
+/// Enrollments of one (sequence, recipient hours) that found no room today, in priority
+/// order. The k-th of them is looked at again when the pool's next openings bring enough
+/// capacity that it could be reached, counting only half of that capacity as its own (so
+/// capacity freed by exits is still used the same day). With a small backlog everyone wakes
+/// at the pool's first opening; a deep one does not wake at every opening of every zone.
+struct Backlog {
+    /// (opening instant, capacity opened so far), by instant.
+    opens: Vec<(i64, u64)>,
+    reason: DeferralReason,
+    deferred: u64,
+}
+
+impl Backlog {
+    fn new(mut opens: Vec<(i64, u64)>, reason: DeferralReason) -> Self {
+        opens.sort_unstable();
+        let mut total = 0u64;
+        for o in &mut opens {
+            total += o.1;
+            o.1 = total;
+        }
+        Self {
+            opens,
+            reason,
+            deferred: 0,
+        }
+    }
+
+    fn wake_for_next(&mut self) -> Option<i64> {
+        let rank = self.deferred;
+        self.deferred += 1;
+        let &(first, _) = self.opens.first()?;
+        let total = self.opens.last().map_or(0, |o| o.1);
+        if total == 0 {
+            return Some(first);
+        }
+        let need = rank / 2;
+        if need < total {
+            let i = self.opens.partition_point(|&(_, cum)| cum <= need);
+            return self.opens.get(i).map(|o| o.0).or(Some(first));
+        }
+        // Deeper than a day of capacity: whole days later.
+        let days = i64::try_from(need / total).unwrap_or(i64::MAX / 86_400 - 1);
+        Some(first.saturating_add(days.saturating_mul(86_400)))
+    }
+}
+
+/// One due enrollment during planning.
+struct Item {
+    seq: u32,
+    class: u8,
+    /// Mailbox index it is assigned to.
+    mailbox: u32,
+    /// Recipient-hours cache index, or NONE.
+    hours: u32,
+    earliest: i64,
+}
+
+/// Make a plan. See the [module docs](self) for what it decides and why.
+#[must_use]
+#[allow(clippy::too_many_lines)]
+pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfig) -> Plan {
+    let now_s = secs(now);
+    let mut out = Plan::default();
+
+    // ---- 1. mailbox days -----------------------------------------------------------------
+    let mut mailbox_index: HashMap<MailboxId, u32> = HashMap::with_capacity(input.mailboxes.len());
+    let mut days: Vec<Day> = Vec::with_capacity(input.mailboxes.len());
+    for snap in input.mailboxes {
+        let m = &snap.mailbox;
+        let tz = m.timezone;
+        let (_, day_end) = local_day_bounds(tz, snap.local_date);
+        let limit = m.limit_on(snap.local_date);
+        let gap = i64::from(m.min_gap_seconds);
+        let active = m.status == MailboxStatus::Active;
+        let floor = snap
+            .last_attempt_at
+            .map_or(now_s, |t| (secs(t) + gap).max(now_s));
+        let open: Vec<(i64, i64)> = if day_end > now && active {
+            m.schedule
+                .open_intervals(tz, instant(floor).max(now), day_end)
+                .into_iter()
+                .map(|(s, e)| (secs(s), secs(e)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut taken: Vec<i64> = snap.planned.iter().map(|p| secs(p.at)).collect();
+        taken.sort_unstable();
+        let free = carve(&open, &taken, gap);
+        let remaining = limit.saturating_sub(snap.used);
+        let fits = u32::try_from(fit_count(&free, gap)).unwrap_or(u32::MAX);
+        let mut movable: Vec<(i64, SendId)> = snap
+            .planned
+            .iter()
+            .filter(|p| p.step == 0 && p.at > now)
+            .map(|p| (secs(p.at), p.send))
+            .collect();
+        movable.sort_unstable();
+        let next_day_open = m.schedule.next_open(tz, day_end).map(secs);
+        let next_day_limit = next_day_open.map_or(0, |t| m.limit_on(local_date(tz, instant(t))));
+        mailbox_index.insert(m.id, u32::try_from(days.len()).unwrap_or(NONE));
+        days.push(Day {
+            id: m.id,
+            zone: tz,
+            active,
+            local_date: snap.local_date,
+            limit,
+            gap,
+            cap_left: if active && !free.is_empty() {
+                remaining
+            } else {
+                0
+            },
+            unres_fits: u64::from(fits),
+            free,
+            reserved: Vec::new(),
+            placed: Vec::new(),
+            assigned: Vec::new(),
+            movable,
+            next_day_open,
+            next_day_limit,
+            used: snap.used,
+            tie: mix(config.seed, m.id.0.as_u128() as u64),
+            stamp: 0,
+        });
+    }
+
+    // ---- 2. sequences and caps -----------------------------------------------------------
+    let seq_index: HashMap<SequenceId, u32> = input
+        .sequences
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id, u32::try_from(i).unwrap_or(NONE)))
+        .collect();
+    let pools: Vec<Vec<u32>> = input
+        .sequences
+        .iter()
+        .map(|s| {
+            s.pool
+                .iter()
+                .filter_map(|m| mailbox_index.get(m).copied())
+                .collect()
+        })
+        .collect();
+    let mut new_starts: Vec<u32> = input
+        .sequences
+        .iter()
+        .map(|s| input.counts.new_starts.get(&s.id).copied().unwrap_or(0))
+        .collect();
+    let mut domain_counts: HashMap<(TenantId, &str), u32> = HashMap::new();
+    let next_utc_midnight = {
+        let d = now.date_naive().succ_opt().unwrap_or(now.date_naive());
+        d.and_hms_opt(0, 0, 0)
+            .map_or(now_s + 86_400, |t| t.and_utc().timestamp())
+    };
+    let recheck = now_s + config.recheck_after.num_seconds().max(1);
+
+    // Recipient hours, per (sequence, zone): open intervals over the next 8 days.
+    let horizon = now + Duration::days(8);
+    let mut hours_index: HashMap<(u32, Tz), u32> = HashMap::new();
+    let mut hours: Vec<RecipientHours> = Vec::new();
+
+    // ---- 3. classify and order -------------------------------------------------------------
+    let mut items: Vec<Item> = Vec::with_capacity(input.due.len());
+    // Buckets of item indices per (class, sequence) for round-robin ordering.
+    let n_seq = input.sequences.len();
+    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); 3 * n_seq.max(1)];
+    let defer = |out: &mut Plan, idx: usize, reason: DeferralReason, nb: Option<i64>| {
+        out.deferred.push(Deferred {
+            index: idx,
+            enrollment: input.due[idx].enrollment,
+            reason,
+            // Never before the next second: a deferral must not be looked at again at once.
+            not_before: nb.map(|t| instant(t.max(now_s + 1))),
+        });
+    };
+    for (idx, due) in input.due.iter().enumerate() {
+        let Some(&seq) = seq_index.get(&due.sequence) else {
+            defer(&mut out, idx, DeferralReason::SequencePaused, Some(recheck));
+            items.push(Item {
+                seq: NONE,
+                class: 0,
+                mailbox: NONE,
+                hours: NONE,
+                earliest: 0,
+            });
+            continue;
+        };
+        let policy = &input.sequences[seq as usize];
+        if !policy.active {
+            defer(&mut out, idx, DeferralReason::SequencePaused, None);
+            items.push(Item {
+                seq: NONE,
+                class: 0,
+                mailbox: NONE,
+                hours: NONE,
+                earliest: 0,
+            });
+            continue;
+        }
+        let class = if due.step >= 1 {
+            0
+        } else if due.sticky_mailbox.is_some() {
+            1
+        } else {
+            2
+        };
+        let hours_id = match (&policy.recipient_windows, due.contact_zone) {
+            (None, _) => NONE,
+            (Some(sched), Some(zone)) => {
+                let key = (seq, zone);
+                *hours_index.entry(key).or_insert_with(|| {
+                    hours.push(RecipientHours {
+                        open: sched
+                            .open_intervals(zone, now, horizon)
+                            .into_iter()
+                            .map(|(s, e)| (secs(s), secs(e)))
+                            .collect(),
+                    });
+                    u32::try_from(hours.len() - 1).unwrap_or(NONE)
+                })
+            }
+            // No contact zone: the mailbox's zone, resolved once the mailbox is known.
+            (Some(_), None) => NONE - 1,
+        };
+        items.push(Item {
+            seq,
+            class,
+            mailbox: NONE,
+            hours: hours_id,
+            earliest: secs(due.earliest),
+        });
+        buckets[usize::from(class) * n_seq + seq as usize].push(u32::try_from(idx).unwrap_or(NONE));
+    }
+    let mut order: Vec<u32> = Vec::with_capacity(input.due.len());
+    for class in 0..3 {
+        let group = &mut buckets[class * n_seq..(class + 1) * n_seq];
+        for bucket in group.iter_mut() {
+            bucket.sort_unstable_by_key(|&i| {
+                (items[i as usize].earliest, input.due[i as usize].enrollment)
+            });
+        }
+        // Sequences take turns, in a seeded order.
+        let mut seq_order: Vec<usize> =
+            (0..group.len()).filter(|&s| !group[s].is_empty()).collect();
+        seq_order.sort_unstable_by_key(|&s| {
+            mix(
+                config.seed ^ 0x5e9,
+                input.sequences[s].id.0.as_u128() as u64,
+            )
+        });
+        let longest = group.iter().map(Vec::len).max().unwrap_or(0);
+        for rank in 0..longest {
+            for &s in &seq_order {
+                if let Some(&i) = group[s].get(rank) {
+                    order.push(i);
+                }
+            }
+        }
+    }
+
+    // ---- 4. assign mailboxes -----------------------------------------------------------------
+    // Heaps of pool mailboxes by load, per (sequence, recipient hours).
+    type Heap = BinaryHeap<Reverse<(u64, u64, u32, u32)>>;
+    let mut heaps: HashMap<(u32, u32), Heap> = HashMap::new();
+    let mut exhausted: HashMap<(u32, u32), Backlog> = HashMap::new();
+    let mut pool_allowed_cache: HashMap<(u32, u32), Vec<(i64, i64)>> = HashMap::new();
+
+    // Whether an item's business hours meet a mailbox's open time today (None: no hours).
+    let allowed_on = |hours: &mut Vec<RecipientHours>,
+                      hours_index: &mut HashMap<(u32, Tz), u32>,
+                      cache: &mut HashMap<(u32, u32), Vec<(i64, i64)>>,
+                      days: &[Day],
+                      item_hours: u32,
+                      seq: u32,
+                      mb: u32|
+     -> Option<bool> {
+        if item_hours == NONE {
+            return None;
+        }
+        let h = if item_hours == NONE - 1 {
+            // The contact has no zone: the mailbox's zone.
+            let zone = days[mb as usize].zone;
+            *hours_index.entry((seq, zone)).or_insert_with(|| {
+                let open = input.sequences[seq as usize]
+                    .recipient_windows
+                    .as_ref()
+                    .map(|s| {
+                        s.open_intervals(zone, now, horizon)
+                            .into_iter()
+                            .map(|(a, b)| (secs(a), secs(b)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                hours.push(RecipientHours { open });
+                u32::try_from(hours.len() - 1).unwrap_or(NONE)
+            })
+        } else {
+            item_hours
+        };
+        Some(
+            !cache
+                .entry((mb, h))
+                .or_insert_with(|| intersect(&days[mb as usize].free, &hours[h as usize].open))
+                .is_empty(),
+        )
+    };
+
+    for &i in &order {
+        let idx = i as usize;
+        let due = &input.due[idx];
+        let (seq, class, item_hours, earliest) = {
+            let it = &items[idx];
+            (it.seq, it.class, it.hours, it.earliest)
+        };
+        let policy = &input.sequences[seq as usize];
+
+        // Per-sequence cap on new starts.
+        if class == 2 {
+            if let Some(cap) = policy.new_enrollments_per_day {
+                if new_starts[seq as usize] >= cap {
+                    defer(
+                        &mut out,
+                        idx,
+                        DeferralReason::NewEnrollmentCapReached,
+                        Some(next_utc_midnight),
+                    );
+                    continue;
+                }
+            }
+        }
+        // Per-domain cap.
+        if let Some(cap) = policy.per_domain_daily_cap {
+            let key = (due.tenant, due.recipient_domain.as_str());
+            let count = *domain_counts.entry(key).or_insert_with(|| {
+                input
+                    .counts
+                    .per_domain
+                    .get(&(due.tenant, due.recipient_domain.clone()))
+                    .copied()
+                    .unwrap_or(0)
+            });
+            if count >= cap {
+                defer(
+                    &mut out,
+                    idx,
+                    DeferralReason::RecipientDomainCapReached,
+                    Some(next_utc_midnight),
+                );
+                continue;
+            }
+        }
+
+        let restricted = item_hours != NONE;
+        // Sticky and active: that mailbox only.
+        let sticky = due
+            .sticky_mailbox
+            .and_then(|m| mailbox_index.get(&m).copied());
+        let chosen: (u32, Option<i64>) = if let Some(mb) =
+            sticky.filter(|&mb| days[mb as usize].active)
+        {
+            let allowed = allowed_on(
+                &mut hours,
+                &mut hours_index,
+                &mut pool_allowed_cache,
+                &days,
+                item_hours,
+                seq,
+                mb,
+            );
+            // A follow-up takes over the earliest planned new-enrollment slot it can use:
+            // capacity moves from one to the other, and the new start waits.
+            if class == 0 {
+                let zone = days[mb as usize].zone;
+                let list = recipient_list(&hours, &hours_index, item_hours, seq, zone);
+                let day = &mut days[mb as usize];
+                if let Some(pos) = day
+                    .movable
+                    .iter()
+                    .position(|&(t, _)| t >= earliest && (!restricted || is_allowed(list, t)))
+                {
+                    let (t, send) = day.movable.remove(pos);
+                    out.preempt.push(send);
+                    push_send(&mut out, input, idx, day, t);
+                    items[idx].mailbox = mb;
+                    continue;
+                }
+            }
+            let day = &days[mb as usize];
+            let next_day = day.next_day_open.or(Some(recheck));
+            if day.cap_left == 0 {
+                let reason = if day.limit > day.used {
+                    DeferralReason::OutsideMailboxWindow
+                } else {
+                    DeferralReason::NoCapacity
+                };
+                defer(&mut out, idx, reason, next_day);
+                continue;
+            }
+            if restricted {
+                let found = if allowed == Some(false) {
+                    None
+                } else {
+                    recipient_list(&hours, &hours_index, item_hours, seq, day.zone)
+                        .and_then(|list| day.find_reserved(list, earliest))
+                };
+                let Some(t) = found else {
+                    let nb = next_recipient_open(&hours, &hours_index, item_hours, seq, day, now_s);
+                    defer(
+                        &mut out,
+                        idx,
+                        DeferralReason::OutsideRecipientWindow,
+                        Some(nb.max(now_s + 60)),
+                    );
+                    continue;
+                };
+                (mb, Some(t))
+            } else if day.takes_unrestricted() {
+                (mb, None)
+            } else {
+                defer(&mut out, idx, DeferralReason::NoCapacity, next_day);
+                continue;
+            }
+        } else {
+            // A new enrollment, or a sticky mailbox that is paused: least-loaded of the pool.
+            let pool = &pools[seq as usize];
+            if !pool.iter().any(|&mb| days[mb as usize].active) {
+                let reason = if due.sticky_mailbox.is_some() {
+                    DeferralReason::MailboxPaused
+                } else {
+                    DeferralReason::NoActiveMailboxInPool
+                };
+                defer(&mut out, idx, reason, Some(recheck));
+                continue;
+            }
+            let key = (seq, item_hours);
+            if let Some(backlog) = exhausted.get_mut(&key) {
+                let nb = backlog.wake_for_next();
+                defer(&mut out, idx, backlog.reason, nb.or(Some(recheck)));
+                continue;
+            }
+            let heap = heaps.entry(key).or_insert_with(|| {
+                let mut h = Heap::new();
+                for &mb in pool {
+                    let d = &days[mb as usize];
+                    if d.cap_left > 0 {
+                        h.push(Reverse((d.load_key(), d.tie, mb, d.stamp)));
+                    }
+                }
+                h
+            });
+            let mut pick = None;
+            while let Some(Reverse((load, tie, mb, stamp))) = heap.pop() {
+                let d = &days[mb as usize];
+                if d.cap_left == 0 {
+                    continue;
+                }
+                if stamp != d.stamp {
+                    heap.push(Reverse((d.load_key(), d.tie, mb, d.stamp)));
+                    continue;
+                }
+                let allowed = allowed_on(
+                    &mut hours,
+                    &mut hours_index,
+                    &mut pool_allowed_cache,
+                    &days,
+                    item_hours,
+                    seq,
+                    mb,
+                );
+                let d = &days[mb as usize];
+                if allowed == Some(false) {
+                    // Never usable for this key today: drop it from this heap.
+                    continue;
+                }
+                if restricted {
+                    let found = recipient_list(&hours, &hours_index, item_hours, seq, d.zone)
+                        .and_then(|list| d.find_reserved(list, earliest));
+                    match found {
+                        Some(t) => {
+                            pick = Some((mb, Some(t), (load, tie, stamp)));
+                            break;
+                        }
+                        // No room left in these hours on this mailbox today.
+                        None => continue,
+                    }
+                }
+                if d.takes_unrestricted() {
+                    pick = Some((mb, None, (load, tie, stamp)));
+                    break;
+                }
+            }
+            let Some((mb, at, (load, tie, stamp))) = pick else {
+                // Every pool mailbox is full (or closed) for this key today.
+                let mut outside = true;
+                let mut opens: Vec<(i64, u64)> = Vec::new();
+                for &mb in pool {
+                    let d = &days[mb as usize];
+                    if !d.active {
+                        continue;
+                    }
+                    if d.limit > d.used && !d.free.is_empty() {
+                        outside = false;
+                    }
+                    if let Some(c) = d.next_day_open {
+                        opens.push((c, u64::from(d.next_day_limit)));
+                    }
+                }
+                let reason = if restricted && !outside {
+                    DeferralReason::OutsideRecipientWindow
+                } else if outside
+                    && pool
+                        .iter()
+                        .any(|&mb| days[mb as usize].limit > days[mb as usize].used)
+                {
+                    DeferralReason::OutsideMailboxWindow
+                } else {
+                    DeferralReason::NoCapacity
+                };
+                let mut backlog = Backlog::new(opens, reason);
+                let nb = backlog.wake_for_next();
+                exhausted.insert(key, backlog);
+                defer(&mut out, idx, reason, nb.or(Some(recheck)));
+                continue;
+            };
+            heap.push(Reverse((load, tie, mb, stamp)));
+            (mb, at)
+        };
+
+        // Take the capacity.
+        let (mb, at) = chosen;
+        let day = &mut days[mb as usize];
+        match at {
+            Some(t) => day.reserve(i, t),
+            None => {
+                day.assigned.push(i);
+                day.take();
+            }
+        }
+        items[idx].mailbox = mb;
+        if class == 2 {
+            new_starts[seq as usize] += 1;
+        }
+        if policy.per_domain_daily_cap.is_some() {
+            if let Some(c) = domain_counts.get_mut(&(due.tenant, due.recipient_domain.as_str())) {
+                *c += 1;
+            }
+        }
+    }
+
+    // ---- 5. time each mailbox's sends ----------------------------------------------------------
+    for day in &mut days {
+        for &(i, t) in &day.placed {
+            push_send(&mut out, input, i as usize, day, t);
+        }
+        if day.assigned.is_empty() {
+            continue;
+        }
+        let day_seed = mix(
+            day.tie,
+            u64::try_from(day.local_date.num_days_from_ce()).unwrap_or(0),
+        );
+        let seed = mix(day_seed, u64::from(day.used));
+        let rest: Vec<u32> = day.assigned.clone();
+        let mut occupied: Vec<i64> = day.reserved.clone();
+        let free = carve(&day.free, &day.reserved, day.gap);
+        let points = spread(&free, rest.len(), day.gap, config.jitter, seed);
+        // Priority order takes points in time order; an item not yet due at a point waits
+        // for a later one.
+        let mut placed = vec![false; rest.len()];
+        for &t in &points {
+            if let Some(j) =
+                (0..rest.len()).find(|&j| !placed[j] && items[rest[j] as usize].earliest <= t)
+            {
+                placed[j] = true;
+                occupied.push(t);
+                push_send(&mut out, input, rest[j] as usize, day, t);
+            }
+        }
+        // Items no point suited (due later than the points): the first free instant after
+        // their due time, away from every other send.
+        for (j, &i) in rest.iter().enumerate() {
+            if placed[j] {
+                continue;
+            }
+            let it = &items[i as usize];
+            occupied.sort_unstable();
+            let usable = carve(&day.free, &occupied, day.gap);
+            let slot = usable.iter().find_map(|&(s, e)| {
+                let t = s.max(it.earliest);
+                (t < e).then_some(t)
+            });
+            if let Some(t) = slot {
+                occupied.push(t);
+                push_send(&mut out, input, i as usize, day, t);
+            } else {
+                day.used -= 1;
+                out.deferred.push(Deferred {
+                    index: i as usize,
+                    enrollment: input.due[i as usize].enrollment,
+                    reason: DeferralReason::NoCapacity,
+                    not_before: Some(instant(
+                        day.next_day_open.unwrap_or(now_s + 3600).max(now_s + 1),
+                    )),
+                });
+            }
+        }
+    }
+
+    // ---- 6. reservations -------------------------------------------------------------------------
+    let mut per_day: HashMap<(MailboxId, NaiveDate), (u32, u32)> = HashMap::new();
+    for s in &out.sends {
+        let e = per_day
+            .entry((s.mailbox, s.local_date))
+            .or_insert((0, s.limit));
+        e.0 += 1;
+    }
+    let mut reservations: Vec<Reservation> = per_day
+        .into_iter()
+        .map(|((mailbox, local_date), (count, limit))| Reservation {
+            mailbox,
+            local_date,
+            count,
+            limit,
+        })
+        .collect();
+    reservations.sort_unstable_by_key(|r| (r.mailbox, r.local_date));
+    out.reservations = reservations;
+    out.sends.sort_unstable_by_key(|s| (s.at, s.mailbox));
+    out.deferred.sort_unstable_by_key(|d| d.index);
+    out
+}
+
+fn recipient_list<'h>(
+    hours: &'h [RecipientHours],
+    hours_index: &HashMap<(u32, Tz), u32>,
+    item_hours: u32,
+    seq: u32,
+    mailbox_zone: Tz,
+) -> Option<&'h [(i64, i64)]> {
+    let h = if item_hours == NONE {
+        return None;
+    } else if item_hours == NONE - 1 {
+        *hours_index.get(&(seq, mailbox_zone))?
+    } else {
+        item_hours
+    };
+    hours.get(h as usize).map(|r| r.open.as_slice())
+}
+
+fn next_recipient_open(
+    hours: &[RecipientHours],
+    hours_index: &HashMap<(u32, Tz), u32>,
+    item_hours: u32,
+    seq: u32,
+    day: &Day,
+    now_s: i64,
+) -> i64 {
+    let from = day.next_day_open.unwrap_or(now_s + 86_400);
+    let rec = recipient_list(hours, hours_index, item_hours, seq, day.zone)
+        .and_then(|list| list.iter().find(|&&(_, e)| e > now_s).map(|&(s, _)| s));
+    rec.map_or(from, |r| r.max(now_s).min(from.max(r)))
+}
+
+fn push_send(out: &mut Plan, input: &PlanningInput<'_>, idx: usize, day: &Day, t: i64) {
+    let due = &input.due[idx];
+    out.sends.push(PlannedSend {
+        index: idx,
+        enrollment: due.enrollment,
+        step: due.step,
+        mailbox: day.id,
+        at: instant(t),
+        local_date: day.local_date,
+        limit: day.limit,
+    });
+}

@@ -1,0 +1,489 @@
+//! The engine end to end on the in-memory store, in virtual time, with a recording
+//! transport that injects failures.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use backend_memory::MemoryStore;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sequence_core::prelude::*;
+use sequence_core::store::EnrollOutcome;
+use sequence_scheduler::{DeliverySemantics, Engine, EngineConfig, RetryPolicy, VirtualClock};
+
+#[derive(Debug, Clone)]
+struct Attempt {
+    at: DateTime<Utc>,
+    mailbox: MailboxId,
+    contact: ContactId,
+    step: u32,
+    attempt: u32,
+    subject: String,
+    in_reply_to: Option<String>,
+    ok: bool,
+}
+
+/// Records every call; fails the first `n` attempts of (contact, step) as told.
+#[derive(Clone, Default)]
+struct Recorder {
+    clock: Option<VirtualClock>,
+    attempts: Arc<Mutex<Vec<Attempt>>>,
+    faults: Arc<Mutex<HashMap<(ContactId, u32), (u32, bool)>>>,
+}
+
+impl Recorder {
+    fn new(clock: VirtualClock) -> Self {
+        Self {
+            clock: Some(clock),
+            ..Self::default()
+        }
+    }
+    fn fail(&self, contact: ContactId, step: u32, times: u32, permanent: bool) {
+        self.faults
+            .lock()
+            .unwrap()
+            .insert((contact, step), (times, permanent));
+    }
+    fn attempts(&self) -> Vec<Attempt> {
+        self.attempts.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Transport for Recorder {
+    async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, SendError> {
+        let now = self.clock.as_ref().unwrap().now();
+        let fault = {
+            let mut faults = self.faults.lock().unwrap();
+            match faults.get_mut(&(email.contact, email.step)) {
+                Some((n, permanent)) if *n > 0 => {
+                    *n -= 1;
+                    Some(*permanent)
+                }
+                Some((_, true)) => Some(true),
+                _ => None,
+            }
+        };
+        self.attempts.lock().unwrap().push(Attempt {
+            at: now,
+            mailbox: email.mailbox,
+            contact: email.contact,
+            step: email.step,
+            attempt: email.attempt,
+            subject: email.subject.clone(),
+            in_reply_to: email.in_reply_to.clone(),
+            ok: fault.is_none(),
+        });
+        match fault {
+            None => Ok(Delivery::with_response("250 ok")),
+            Some(false) => Err(
+                SendError::transient(FailureCategory::Other, "421 try later")
+                    .with_codes(Some(421), None),
+            ),
+            Some(true) => Err(SendError::permanent(
+                FailureCategory::InvalidRecipient,
+                "550 5.1.1 no such user",
+            )
+            .with_codes(Some(550), Some("5.1.1".into()))),
+        }
+    }
+}
+
+struct World {
+    engine: Engine,
+    clock: VirtualClock,
+    transport: Recorder,
+    tenant: TenantId,
+    sequence: SequenceId,
+    mailboxes: Vec<MailboxId>,
+    contacts: Vec<ContactId>,
+}
+
+fn start() -> DateTime<Utc> {
+    // Monday 2026-03-09 00:00Z.
+    Utc.with_ymd_and_hms(2026, 3, 9, 0, 0, 0).unwrap()
+}
+
+async fn world(contacts: usize, mailboxes: usize, config: EngineConfig) -> World {
+    let clock = VirtualClock::new(start());
+    let transport = Recorder::new(clock.clone());
+    let engine = Engine::builder()
+        .store(MemoryStore::new())
+        .transport(transport.clone())
+        .clock(clock.clone())
+        .config(config)
+        .build()
+        .unwrap();
+    let tenant = TenantId::from_u128(1);
+    let mut mailbox_ids = Vec::new();
+    for i in 0..mailboxes {
+        let m = Mailbox::new(
+            tenant,
+            format!("sender{i}@fleet.example"),
+            chrono_tz::Europe::Berlin,
+        )
+        .unwrap()
+        .with_daily_limit(20);
+        mailbox_ids.push(engine.create_mailbox(m).await.unwrap().id);
+    }
+    let mut seq = Sequence::new(tenant, "Onboarding", start()).unwrap();
+    seq.add_step(Step::new(Delay::ZERO, "Hello {{ first_name }}", "Hi!"))
+        .unwrap();
+    seq.add_step(
+        Step::new(
+            Delay::new(1, DelayUnit::Days),
+            "Re: Hello {{ first_name }}",
+            "Again.",
+        )
+        .in_thread(),
+    )
+    .unwrap();
+    seq.add_step(Step::new(Delay::new(2, DelayUnit::Days), "Last note", "Bye.").in_thread())
+        .unwrap();
+    seq.set_mailbox_pool(mailbox_ids.clone()).unwrap();
+    let seq = engine.create_sequence(seq).await.unwrap();
+    engine.activate_sequence(tenant, seq.id).await.unwrap();
+    let people: Vec<Contact> = (0..contacts)
+        .map(|i| {
+            Contact::new(tenant, format!("person{i}@client.example"))
+                .unwrap()
+                .with_name(format!("P{i}"), "Doe")
+        })
+        .collect();
+    engine.upsert_contacts(tenant, &people).await.unwrap();
+    World {
+        engine,
+        clock,
+        transport,
+        tenant,
+        sequence: seq.id,
+        mailboxes: mailbox_ids,
+        contacts: people.iter().map(|c| c.id).collect(),
+    }
+}
+
+impl World {
+    async fn enroll_all(&self) -> Vec<EnrollOutcome> {
+        self.engine
+            .enroll(self.tenant, self.sequence, &self.contacts)
+            .await
+            .unwrap()
+    }
+
+    /// Event-driven virtual time until `until`.
+    async fn run_until(&self, until: DateTime<Utc>) {
+        let mut guard = 0;
+        loop {
+            let now = self.clock.now();
+            self.engine.tick(now).await.unwrap();
+            let Some(next) = self.engine.next_wakeup().await.unwrap() else {
+                break;
+            };
+            let next = next.max(now + Duration::seconds(1));
+            if next >= until {
+                break;
+            }
+            self.clock.set(next);
+            guard += 1;
+            assert!(guard < 100_000, "no progress");
+        }
+        self.clock.set(until);
+    }
+
+    async fn enrollments(&self) -> Vec<Enrollment> {
+        self.engine
+            .store()
+            .list_enrollments(self.tenant, self.sequence)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_three_step_sequence_runs_to_completion_in_order_and_in_thread() {
+    let w = world(5, 2, EngineConfig::with_seed(3)).await;
+    let outcomes = w.enroll_all().await;
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, EnrollOutcome::Enrolled { .. })));
+    w.run_until(start() + Duration::days(6)).await;
+
+    let attempts = w.transport.attempts();
+    assert_eq!(attempts.len(), 15, "{attempts:#?}");
+    for c in &w.contacts {
+        let mine: Vec<&Attempt> = attempts.iter().filter(|a| a.contact == *c).collect();
+        assert_eq!(
+            mine.iter().map(|a| a.step).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        // Sticky sender.
+        assert!(mine.iter().all(|a| a.mailbox == mine[0].mailbox));
+        // Delays.
+        assert!(mine[1].at - mine[0].at >= Duration::days(1));
+        assert!(mine[2].at - mine[1].at >= Duration::days(2));
+        // Threading: follow-ups reply to the previous step.
+        assert!(mine[0].in_reply_to.is_none());
+        assert!(mine[1].in_reply_to.is_some());
+        assert!(mine[0].subject.starts_with("Hello P"));
+    }
+    let es = w.enrollments().await;
+    assert!(es.iter().all(|e| e.status == EnrollmentStatus::Completed
+        && e.steps_sent == 3
+        && e.next_due_at.is_none()));
+    let stats = w.engine.stats(w.tenant, w.sequence).await.unwrap();
+    assert_eq!(stats.completed, 5);
+    assert_eq!(stats.sent, 15);
+    assert!((stats.completion_rate - 1.0).abs() < f64::EPSILON);
+    assert_eq!(stats.steps.len(), 3);
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_with_backoff_then_exit_when_spent() {
+    let config = EngineConfig::with_seed(1).retry(RetryPolicy {
+        max_attempts: 3,
+        base: Duration::minutes(10),
+    });
+    let w = world(2, 1, config).await;
+    w.transport.fail(w.contacts[0], 0, 2, false); // succeeds on the third try
+    w.transport.fail(w.contacts[1], 0, 5, false); // never within 3 tries
+    w.enroll_all().await;
+    w.run_until(start() + Duration::days(1)).await;
+
+    let attempts = w.transport.attempts();
+    let first: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| a.contact == w.contacts[0] && a.step == 0)
+        .collect();
+    assert_eq!(
+        first.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(first[1].at - first[0].at >= Duration::minutes(10));
+    assert!(first[2].at - first[1].at >= Duration::minutes(20));
+    assert!(first[2].ok);
+    let second: Vec<&Attempt> = attempts
+        .iter()
+        .filter(|a| a.contact == w.contacts[1])
+        .collect();
+    assert_eq!(second.len(), 3);
+    let es = w.enrollments().await;
+    let e1 = es.iter().find(|e| e.contact == w.contacts[1]).unwrap();
+    assert_eq!(e1.status, EnrollmentStatus::Exited);
+    assert_eq!(e1.exit_reason, Some(ExitReason::Failed));
+}
+
+#[tokio::test]
+async fn a_permanent_failure_bounces_the_contact_everywhere() {
+    let w = world(2, 1, EngineConfig::with_seed(1)).await;
+    // A second sequence the same contact is in.
+    let mut other = Sequence::new(w.tenant, "Other", start()).unwrap();
+    other
+        .add_step(Step::new(
+            Delay::new(3, DelayUnit::Hours),
+            "Other",
+            "Other.",
+        ))
+        .unwrap();
+    other.set_mailbox_pool(w.mailboxes.clone()).unwrap();
+    let other = w.engine.create_sequence(other).await.unwrap();
+    w.engine
+        .activate_sequence(w.tenant, other.id)
+        .await
+        .unwrap();
+    w.engine
+        .enroll(w.tenant, other.id, &w.contacts[..1])
+        .await
+        .unwrap();
+
+    w.transport.fail(w.contacts[0], 0, 1, true);
+    w.enroll_all().await;
+    w.run_until(start() + Duration::days(5)).await;
+    let attempts = w.transport.attempts();
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|a| a.contact == w.contacts[0])
+            .count(),
+        1,
+        "{attempts:#?}"
+    );
+    let contact = w
+        .engine
+        .store()
+        .get_contact(w.tenant, w.contacts[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contact.status, ContactStatus::Bounced);
+    let in_other = w
+        .engine
+        .store()
+        .list_enrollments(w.tenant, other.id)
+        .await
+        .unwrap();
+    assert_eq!(in_other[0].exit_reason, Some(ExitReason::Bounced));
+    // The healthy contact finished.
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|a| a.contact == w.contacts[1])
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn replies_and_unsubscribes_stop_the_sequence() {
+    let w = world(3, 1, EngineConfig::with_seed(1)).await;
+    w.enroll_all().await;
+    w.run_until(start() + Duration::hours(12)).await;
+    assert_eq!(w.transport.attempts().len(), 3);
+    w.engine.reply(w.tenant, w.contacts[0], None).await.unwrap();
+    w.engine.unsubscribe(w.tenant, w.contacts[1]).await.unwrap();
+    // Idempotent.
+    w.engine.reply(w.tenant, w.contacts[0], None).await.unwrap();
+    w.run_until(start() + Duration::days(6)).await;
+    let attempts = w.transport.attempts();
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|a| a.contact == w.contacts[0])
+            .count(),
+        1
+    );
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|a| a.contact == w.contacts[1])
+            .count(),
+        1
+    );
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|a| a.contact == w.contacts[2])
+            .count(),
+        3
+    );
+    let es = w.enrollments().await;
+    let reason = |c: ContactId| es.iter().find(|e| e.contact == c).unwrap().exit_reason;
+    assert_eq!(reason(w.contacts[0]), Some(ExitReason::Replied));
+    assert_eq!(reason(w.contacts[1]), Some(ExitReason::Unsubscribed));
+    // Enrolling an unsubscribed contact again is refused as suppressed.
+    let again = w
+        .engine
+        .enroll(w.tenant, w.sequence, &w.contacts[1..2])
+        .await
+        .unwrap();
+    assert!(
+        matches!(again[0], EnrollOutcome::Suppressed { .. }),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_out_of_office_reply_pauses_until_it_ends() {
+    let w = world(1, 1, EngineConfig::with_seed(1)).await;
+    w.enroll_all().await;
+    w.run_until(start() + Duration::hours(12)).await;
+    let back = start() + Duration::days(4);
+    w.engine
+        .reply(w.tenant, w.contacts[0], Some(back))
+        .await
+        .unwrap();
+    w.run_until(start() + Duration::days(9)).await;
+    let attempts = w.transport.attempts();
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts[1].at >= back, "{attempts:#?}");
+}
+
+#[tokio::test]
+async fn a_paused_mailbox_hands_its_enrollments_to_another() {
+    let w = world(4, 2, EngineConfig::with_seed(9)).await;
+    w.enroll_all().await;
+    w.run_until(start() + Duration::hours(12)).await;
+    let first = w.transport.attempts();
+    assert_eq!(first.len(), 4);
+    let paused = first[0].mailbox;
+    w.engine.pause_mailbox(w.tenant, paused).await.unwrap();
+    w.run_until(start() + Duration::days(6)).await;
+    let after: Vec<Attempt> = w.transport.attempts().into_iter().skip(4).collect();
+    assert_eq!(after.len(), 8);
+    assert!(after.iter().all(|a| a.mailbox != paused));
+}
+
+#[tokio::test]
+async fn a_paused_sequence_carries_on_where_it_stopped() {
+    let w = world(2, 1, EngineConfig::with_seed(2)).await;
+    w.enroll_all().await;
+    w.run_until(start() + Duration::hours(12)).await;
+    w.engine.pause_sequence(w.tenant, w.sequence).await.unwrap();
+    w.run_until(start() + Duration::days(5)).await;
+    assert_eq!(w.transport.attempts().len(), 2);
+    let why = w
+        .engine
+        .why_not_sending(w.tenant, w.enrollments().await[0].id)
+        .await
+        .unwrap();
+    assert!(why.summary.contains("SequencePaused"), "{}", why.summary);
+    w.engine
+        .resume_sequence(w.tenant, w.sequence)
+        .await
+        .unwrap();
+    w.run_until(start() + Duration::days(12)).await;
+    assert_eq!(w.transport.attempts().len(), 6);
+}
+
+#[tokio::test]
+async fn bulk_enrollment_answers_each_row() {
+    let w = world(3, 1, EngineConfig::with_seed(1)).await;
+    w.enroll_all().await;
+    let stranger = ContactId::from_u128(999);
+    let rows = w
+        .engine
+        .enroll(w.tenant, w.sequence, &[w.contacts[0], stranger])
+        .await
+        .unwrap();
+    assert!(
+        matches!(rows[0], EnrollOutcome::AlreadyEnrolled { .. }),
+        "{rows:?}"
+    );
+    assert!(matches!(rows[1], EnrollOutcome::Invalid { .. }), "{rows:?}");
+    assert_eq!(w.enrollments().await.len(), 3);
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_marked_uncertain_and_not_sent_again() {
+    let config = EngineConfig::with_seed(1)
+        .delivery(DeliverySemantics::AtMostOnce)
+        .lease(Duration::minutes(5));
+    let w = world(1, 1, config).await;
+    w.enroll_all().await;
+    // Claim the send the way a crashed engine would: claimed, never completed.
+    w.engine.tick(start()).await.unwrap(); // plans
+    let planned_at = w.engine.next_wakeup().await.unwrap().unwrap();
+    let claimed = w
+        .engine
+        .store()
+        .claim_sends(planned_at, Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // Later, the lease has run out.
+    w.clock.set(planned_at + Duration::minutes(10));
+    let report = w.engine.tick(w.clock.now()).await.unwrap();
+    assert_eq!(report.expired, 1);
+    let sends = w
+        .engine
+        .store()
+        .sends_of_enrollment(w.tenant, claimed[0].send.enrollment)
+        .await
+        .unwrap();
+    assert_eq!(sends[0].status, SendStatus::Uncertain);
+    w.run_until(start() + Duration::days(6)).await;
+    // Step 0 was never sent by the transport again; the enrollment moved on.
+    let attempts = w.transport.attempts();
+    assert!(attempts.iter().all(|a| a.step != 0), "{attempts:#?}");
+    assert_eq!(attempts.len(), 2);
+}

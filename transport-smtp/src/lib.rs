@@ -1,0 +1,1 @@
+//! transport-smtp: filled by a later issue.
