@@ -631,9 +631,10 @@ pub fn local_date(tz: Tz, at: DateTime<Utc>) -> NaiveDate {
     )
 }
 
-/// The instants `[start, end)` of local calendar day `date` in zone `tz`. The day is 23 or
-/// 25 hours long on DST change days; where local midnight does not exist, the day starts at
-/// the first instant of that date.
+/// The instants `[start, end)` of local calendar day `date` in zone `tz`. On a day the
+/// offset changes the day is that much shorter or longer (23 or 25 hours in most zones,
+/// 23.5 or 24.5 on Lord Howe); where local midnight does not exist, the day starts at the
+/// first instant of that date.
 #[must_use]
 pub fn local_day_bounds(tz: Tz, date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     let first_instant = |d: NaiveDate| earliest_instant_at_local(tz, d.and_time(NaiveTime::MIN));

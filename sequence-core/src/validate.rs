@@ -24,7 +24,7 @@ use crate::error::{Problems, ValidationErrors};
 use crate::mailbox::Mailbox;
 use crate::sequence::{Sequence, Step};
 use crate::template::check_syntax;
-use crate::time::{DelayUnit, WeeklySchedule};
+use crate::time::{DelayUnit, LocalTime, WeeklySchedule};
 
 /// Longest address accepted (RFC 5321's path limit less the angle brackets).
 pub const MAX_EMAIL_LEN: usize = 254;
@@ -145,6 +145,9 @@ fn check_schedule(p: &mut Problems, path: &str, schedule: &WeeklySchedule) {
             }
             if w.start == w.end {
                 p.push(format!("{wp}.end"), "must differ from start");
+            }
+            if w.start == LocalTime::END_OF_DAY {
+                p.push(format!("{wp}.start"), "24:00 is only allowed as an end");
             }
         }
     }
@@ -318,7 +321,7 @@ mod tests {
 
     use super::*;
     use crate::ids::TenantId;
-    use crate::time::{Delay, LocalTime, SendWindow, WeekdaySet};
+    use crate::time::{Delay, SendWindow, WeekdaySet};
 
     fn paths(e: &ValidationErrors) -> Vec<&str> {
         e.problems.iter().map(|p| p.path.as_str()).collect()
