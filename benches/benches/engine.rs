@@ -131,7 +131,7 @@ fn tick_with_stored(c: &mut Criterion) {
     group.sample_size(10);
     for stored in [10_000usize, 1_000_000] {
         let s = rt.block_on(async {
-            let s = setup(200, 1_000_000).await;
+            let s = setup(200, 100_000).await;
             // Stored but not due: enrolled for next year.
             add_contacts(&s, 0, stored, start() + Duration::days(365)).await;
             s

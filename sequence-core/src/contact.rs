@@ -72,6 +72,10 @@ pub struct Contact {
     /// The last time the contact did something (opened, clicked, replied).
     #[serde(default)]
     pub last_activity_at: Option<DateTime<Utc>>,
+    /// The first time the contact replied (an out-of-office does not count). A contact who
+    /// replied is not enrolled again in sequences that exit on reply.
+    #[serde(default)]
+    pub replied_at: Option<DateTime<Utc>>,
 }
 
 impl Contact {
@@ -93,6 +97,7 @@ impl Contact {
             custom_fields: BTreeMap::new(),
             status: ContactStatus::Active,
             last_activity_at: None,
+            replied_at: None,
         };
         contact.validate()?;
         Ok(contact)
@@ -181,6 +186,14 @@ impl Contact {
     pub fn record_activity(&mut self, at: DateTime<Utc>) {
         if self.last_activity_at.is_none_or(|prev| prev < at) {
             self.last_activity_at = Some(at);
+        }
+    }
+
+    /// Record a reply at `at` (not an out-of-office): activity, and the first reply kept.
+    pub fn record_reply(&mut self, at: DateTime<Utc>) {
+        self.record_activity(at);
+        if self.replied_at.is_none_or(|prev| at < prev) {
+            self.replied_at = Some(at);
         }
     }
 

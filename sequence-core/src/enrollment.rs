@@ -7,9 +7,27 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::contact::{Contact, ContactStatus};
 use crate::error::TransitionError;
 use crate::event::DomainEvent;
 use crate::ids::{ContactId, EnrollmentId, MailboxId, SequenceId, TenantId};
+use crate::sequence::Sequence;
+
+/// Why `contact` may not be enrolled in `sequence`, if it may not: a bounced or
+/// unsubscribed contact is never enrolled, and a contact who replied is not enrolled in a
+/// sequence that exits on reply (it would exit at once). Stores call this inside
+/// [`Store::enroll`](crate::store::Store::enroll), so the rule is kept in one place.
+#[must_use]
+pub fn suppression(contact: &Contact, sequence: &Sequence) -> Option<ExitReason> {
+    match contact.status {
+        ContactStatus::Bounced => Some(ExitReason::Bounced),
+        ContactStatus::Unsubscribed => Some(ExitReason::Unsubscribed),
+        ContactStatus::Active if contact.replied_at.is_some() && sequence.exit_on_reply => {
+            Some(ExitReason::Replied)
+        }
+        ContactStatus::Active => None,
+    }
+}
 
 /// Where an enrollment is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -54,6 +72,29 @@ pub enum ExitReason {
     Manual,
     /// The sequence was archived.
     SequenceArchived,
+}
+
+impl ExitReason {
+    /// The reason's name, as serialized: `replied`, `unsubscribed`, `bounced`,
+    /// `condition_not_met`, `failed`, `manual`, `sequence_archived`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replied => "replied",
+            Self::Unsubscribed => "unsubscribed",
+            Self::Bounced => "bounced",
+            Self::ConditionNotMet => "condition_not_met",
+            Self::Failed => "failed",
+            Self::Manual => "manual",
+            Self::SequenceArchived => "sequence_archived",
+        }
+    }
+}
+
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why the planner did not send an enrollment's step yet.
@@ -221,7 +262,7 @@ impl Enrollment {
         }
     }
 
-    /// Active, paused and not ended.
+    /// Completed or exited.
     #[must_use]
     pub fn is_final(&self) -> bool {
         self.status.is_final()

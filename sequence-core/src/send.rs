@@ -259,20 +259,24 @@ impl ScheduledSend {
         Ok(())
     }
 
-    /// Plan another attempt after a transient failure.
+    /// Plan the step again on this row: another attempt after a transient failure
+    /// (`retry_wait`), or a send that was called off before it went out (`cancelled`: a
+    /// pre-emption, a pause, a re-check). The attempts made so far are kept, so that one
+    /// (enrollment, step) stays one row and its retry budget holds.
     ///
     /// # Errors
-    /// When not waiting for a retry.
+    /// When neither waiting for a retry nor cancelled.
     pub fn replan(
         &mut self,
         mailbox: MailboxId,
         at: DateTime<Utc>,
         local_date: NaiveDate,
     ) -> Result<(), TransitionError> {
-        if self.status != SendStatus::RetryWait {
+        if !matches!(self.status, SendStatus::RetryWait | SendStatus::Cancelled) {
             return Err(TransitionError::status("send", "plan again", self.status));
         }
         self.status = SendStatus::Planned;
+        self.lease = None;
         self.mailbox = mailbox;
         self.planned_at = at;
         self.local_date = local_date;
@@ -294,6 +298,8 @@ impl ScheduledSend {
 
     /// Give a claimed send back without calling the transport (a re-check failed or the
     /// engine is shutting down): it is planned again at `at`, and the attempt is not counted.
+    /// Its reservation stays on [`ScheduledSend::local_date`], so `at` must fall on that
+    /// mailbox-local day.
     ///
     /// # Errors
     /// When the lease does not hold.
@@ -304,6 +310,28 @@ impl ScheduledSend {
         self.planned_at = at;
         self.lease = None;
         Ok(())
+    }
+
+    /// The lease expired without an outcome, and the host chose at-least-once delivery: the
+    /// attempt stays counted (it may have gone out) and the row is `cancelled`, so that the
+    /// step is planned again through the planner, inside capacity and windows.
+    ///
+    /// # Errors
+    /// When not sending or when the lease has not expired at `now`.
+    pub fn abandon_expired(&mut self, now: DateTime<Utc>) -> Result<(), TransitionError> {
+        match (&self.status, &self.lease) {
+            (SendStatus::Sending, Some(lease)) if lease.until <= now => {
+                self.status = SendStatus::Cancelled;
+                self.last_error =
+                    Some("lease expired while sending: planned again (at-least-once)".to_owned());
+                self.lease = None;
+                Ok(())
+            }
+            (SendStatus::Sending, _) => {
+                Err(TransitionError::invariant("lease", "lease has not expired"))
+            }
+            _ => Err(TransitionError::status("send", "abandon", self.status)),
+        }
     }
 
     /// The lease expired without an outcome: the send may have gone out.

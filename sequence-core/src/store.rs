@@ -74,6 +74,10 @@ pub enum StoreError {
         /// The send.
         send: SendId,
     },
+    /// The call itself is invalid (e.g. a completion whose send is neither sent, waiting
+    /// for a retry nor failed). Nothing was written.
+    #[error("invalid store call: {0}")]
+    Invalid(String),
     /// The backend failed (connection, I/O, serialization).
     #[error("backend error: {0}")]
     Backend(String),
@@ -258,8 +262,8 @@ pub struct ChangeSet {
     pub contacts: Vec<Contact>,
     /// Enrollments to write, each with the version it was read at.
     pub enrollments: Vec<(Enrollment, u64)>,
-    /// Planned sends to cancel (their reservation is released). Sends no longer planned are
-    /// left as they are.
+    /// Sends to cancel: planned ones (their reservation is released) and ones waiting for a
+    /// retry (which hold none). Sends in flight or final are left as they are.
     pub cancel_sends: Vec<SendId>,
     /// Sequences to write, each with the version it was read at.
     pub sequences: Vec<(Sequence, u64)>,
@@ -290,7 +294,9 @@ impl ChangeSet {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Insert a sequence (`expected_version` `None`; fails with `AlreadyExists`) or replace it
-    /// when the stored version equals `expected_version` (else `VersionConflict`).
+    /// when the stored version equals `expected_version` (else `VersionConflict`). A replaced
+    /// record is stored with a version above the one read, even if the caller did not bump
+    /// it, so a concurrent writer always sees the conflict.
     async fn save_sequence(
         &self,
         sequence: &Sequence,
@@ -350,10 +356,13 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<Contact>, StoreError>;
 
     /// Store new enrollments of `tenant`, one answer per row in order. A row is refused when
-    /// its contact is unknown in the tenant, is not sendable, or already has an active or
-    /// paused enrollment in the sequence (the uniqueness lives here, not in the caller); or
-    /// when an ended enrollment exists and the sequence's re-enrollment rule refuses another
-    /// at `now`. The valid rows are stored even when others are refused.
+    /// its contact is unknown in the tenant (`Invalid`); when
+    /// [`suppression`](crate::enrollment::suppression) refuses the contact for the sequence
+    /// (`Suppressed`, with the exit reason's name: bounced, unsubscribed, or replied in a
+    /// sequence that exits on reply); when the contact already has an active or paused
+    /// enrollment in the sequence (the uniqueness lives here, not in the caller); or when an
+    /// ended enrollment exists and the sequence's re-enrollment rule refuses another at `now`.
+    /// The valid rows are stored even when others are refused.
     async fn enroll(
         &self,
         tenant: TenantId,
@@ -417,13 +426,16 @@ pub trait Store: Send + Sync {
         ids: &[MailboxId],
     ) -> Result<Vec<MailboxSnapshot>, StoreError>;
 
-    /// Counts for per-sequence and per-domain caps on the UTC date of `now`.
+    /// Counts for per-sequence and per-domain caps: sends planned or made whose planned
+    /// instant falls on the UTC date of `now`.
     async fn daily_counts(&self, now: DateTime<Utc>) -> Result<DailyCounts, StoreError>;
 
     /// Apply a plan atomically (see the module docs on reservations). Pre-emptions first,
     /// then each send: skipped as stale when its enrollment's version differs or is not
-    /// active, or when a send of that (enrollment, step) exists and is not `retry_wait`
-    /// (then it is planned again in place); refused as over capacity when the mailbox-day
+    /// active, or when a send of that (enrollment, step) exists and is neither `retry_wait`
+    /// nor `cancelled` (those are planned again in place, keeping their attempts, with
+    /// [`ScheduledSend::replan`]), or when the mailbox is not the tenant's; refused as over
+    /// capacity when the mailbox-day
     /// count is at `limit`; else stored, counted, and its enrollment marked planned on that
     /// mailbox. Then each deferral whose version matches.
     async fn apply_plan(
@@ -464,17 +476,20 @@ pub trait Store: Send + Sync {
         replan_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError>;
 
-    /// Sends in `sending` whose lease ran out at `now`: marked `uncertain` (or, with
-    /// `resend`, planned again at `now` with the attempt still counted), re-checked inside
-    /// the update. Returns the sends changed.
+    /// Sends in `sending` whose lease ran out at `now`, re-checked inside the update: marked
+    /// `uncertain` ([`ScheduledSend::mark_uncertain`]); or, with `resend`, abandoned
+    /// ([`ScheduledSend::abandon_expired`]: `cancelled`, the attempt still counted) with the
+    /// enrollment due again at `now`, so the planner plans the step again inside capacity.
+    /// A lease past its `until` holds until this runs. Returns the sends changed.
     async fn expire_leases(
         &self,
         now: DateTime<Utc>,
         resend: bool,
     ) -> Result<Vec<ScheduledSend>, StoreError>;
 
-    /// The earliest instant at which something is due: an enrollment's `next_due_at` or a
-    /// planned send's instant (`None` when nothing is waiting).
+    /// The earliest instant at which something is due: an enrollment's `next_due_at` (a
+    /// paused one's `paused_until`), a planned send's instant, or the expiry of a lease in
+    /// flight (`None` when nothing is waiting).
     async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Record domain events (the outbox of events, for hosts that read them back).

@@ -180,10 +180,13 @@ impl SendError {
                 | FailureCategory::InvalidMessage
         )
     }
-    /// Whether the contact's address is at fault (a bounce).
+    /// Whether the contact's address is at fault (a bounce): a permanent failure that is
+    /// neither the mailbox's nor a policy block. A policy or spam block (5.7.x) is as often
+    /// about the sender's reputation as about the recipient, so it ends the enrollment
+    /// without marking the contact bounced everywhere.
     #[must_use]
     pub fn is_contact_fault(&self) -> bool {
-        self.permanent && !self.is_mailbox_fault()
+        self.permanent && !self.is_mailbox_fault() && self.category != FailureCategory::PolicyBlock
     }
     /// The SMTP reply code, if any.
     #[must_use]

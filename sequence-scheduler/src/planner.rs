@@ -440,8 +440,9 @@ fn is_allowed(allowed: Option<&[(i64, i64)]>, t: i64) -> bool {
 /// Enrollments of one (sequence, recipient hours) that found no room today, in priority
 /// order. The k-th of them is looked at again when the pool's next openings bring enough
 /// capacity that it could be reached, counting only half of that capacity as its own (so
-/// capacity freed by exits is still used the same day). With a small backlog everyone wakes
-/// at the pool's first opening; a deep one does not wake at every opening of every zone.
+/// capacity freed by exits is still used the same day); those deeper than that wait a day.
+/// With a small backlog everyone wakes at the pool's first opening; a deep one does not wake
+/// at every opening of every zone.
 struct Backlog {
     /// (opening instant, capacity opened so far), by instant.
     opens: Vec<(i64, u64)>,
@@ -477,9 +478,11 @@ impl Backlog {
             let i = self.opens.partition_point(|&(_, cum)| cum <= need);
             return self.opens.get(i).map(|o| o.0).or(Some(first));
         }
-        // Deeper than a day of capacity: whole days later.
-        let days = i64::try_from(need / total).unwrap_or(i64::MAX / 86_400 - 1);
-        Some(first.saturating_add(days.saturating_mul(86_400)))
+        // Deeper than the next openings' capacity: a day later, and no further. Guessing
+        // several days ahead from one day's capacity would leave capacity idle whenever it
+        // grows (warm-up) or frees up (exits); looking again each day keeps every day full
+        // at the cost of re-planning the backlog once a day.
+        Some(first.saturating_add(86_400))
     }
 }
 

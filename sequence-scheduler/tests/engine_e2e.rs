@@ -24,12 +24,15 @@ struct Attempt {
     ok: bool,
 }
 
+/// Failures to inject per (contact, step): how many attempts still fail, and permanently?
+type Faults = HashMap<(ContactId, u32), (u32, bool)>;
+
 /// Records every call; fails the first `n` attempts of (contact, step) as told.
 #[derive(Clone, Default)]
 struct Recorder {
     clock: Option<VirtualClock>,
     attempts: Arc<Mutex<Vec<Attempt>>>,
-    faults: Arc<Mutex<HashMap<(ContactId, u32), (u32, bool)>>>,
+    faults: Arc<Mutex<Faults>>,
 }
 
 impl Recorder {
@@ -337,7 +340,7 @@ async fn a_permanent_failure_bounces_the_contact_everywhere() {
 async fn replies_and_unsubscribes_stop_the_sequence() {
     let w = world(3, 1, EngineConfig::with_seed(1)).await;
     w.enroll_all().await;
-    w.run_until(start() + Duration::hours(12)).await;
+    w.run_until(start() + Duration::hours(23)).await;
     assert_eq!(w.transport.attempts().len(), 3);
     w.engine.reply(w.tenant, w.contacts[0], None).await.unwrap();
     w.engine.unsubscribe(w.tenant, w.contacts[1]).await.unwrap();
@@ -386,7 +389,7 @@ async fn replies_and_unsubscribes_stop_the_sequence() {
 async fn an_out_of_office_reply_pauses_until_it_ends() {
     let w = world(1, 1, EngineConfig::with_seed(1)).await;
     w.enroll_all().await;
-    w.run_until(start() + Duration::hours(12)).await;
+    w.run_until(start() + Duration::hours(23)).await;
     let back = start() + Duration::days(4);
     w.engine
         .reply(w.tenant, w.contacts[0], Some(back))
@@ -402,7 +405,7 @@ async fn an_out_of_office_reply_pauses_until_it_ends() {
 async fn a_paused_mailbox_hands_its_enrollments_to_another() {
     let w = world(4, 2, EngineConfig::with_seed(9)).await;
     w.enroll_all().await;
-    w.run_until(start() + Duration::hours(12)).await;
+    w.run_until(start() + Duration::hours(23)).await;
     let first = w.transport.attempts();
     assert_eq!(first.len(), 4);
     let paused = first[0].mailbox;
@@ -417,7 +420,7 @@ async fn a_paused_mailbox_hands_its_enrollments_to_another() {
 async fn a_paused_sequence_carries_on_where_it_stopped() {
     let w = world(2, 1, EngineConfig::with_seed(2)).await;
     w.enroll_all().await;
-    w.run_until(start() + Duration::hours(12)).await;
+    w.run_until(start() + Duration::hours(23)).await;
     w.engine.pause_sequence(w.tenant, w.sequence).await.unwrap();
     w.run_until(start() + Duration::days(5)).await;
     assert_eq!(w.transport.attempts().len(), 2);

@@ -164,7 +164,7 @@ pub(crate) fn category(code: u16, enhanced: Option<&str>, text: &str) -> Failure
 /// | X.1.7, X.1.8 (sender address), X.3.4 (too big), X.6.x | `InvalidMessage` | mailbox |
 /// | 5.1.x, 5.2.1, 5.4.4, 551, 553, "user unknown" | `InvalidRecipient` | contact |
 /// | X.2.2, 552, "mailbox full" | `MailboxFull` | contact |
-/// | 5.7.x, 554, "spam", "blocked", "policy" | `PolicyBlock` | contact |
+/// | 5.7.x, 554, "spam", "blocked", "policy" | `PolicyBlock` | neither: the enrollment ends, the contact is not bounced |
 /// | anything else | `Other` | contact when permanent |
 ///
 /// ```
@@ -332,7 +332,11 @@ mod tests {
             assert_eq!(e.is_permanent(), permanent, "{code} {text}");
             assert_eq!(e.category(), category, "{code} {text}");
             assert_eq!(e.is_mailbox_fault(), mailbox, "{code} {text}");
-            assert_eq!(e.is_contact_fault(), permanent && !mailbox, "{code} {text}");
+            assert_eq!(
+                e.is_contact_fault(),
+                permanent && !mailbox && category != C::PolicyBlock,
+                "{code} {text}"
+            );
             assert_eq!(e.code(), Some(code));
             assert_eq!(e.enhanced_code(), enhanced_status_code(text));
             assert_eq!(e.message(), text);

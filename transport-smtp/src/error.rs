@@ -240,7 +240,8 @@ mod tests {
     fn stage_decides_whose_fault() {
         let e = rejected(Stage::RcptTo, 550, "5.7.1 Sender blocked");
         assert_eq!(e.category(), FailureCategory::PolicyBlock);
-        assert!(e.is_contact_fault());
+        // A policy block is neither a bounce of the contact nor the mailbox's fault.
+        assert!(e.is_permanent() && !e.is_contact_fault() && !e.is_mailbox_fault());
         let e = rejected(Stage::MailFrom, 550, "5.7.1 Sender blocked");
         assert_eq!(e.category(), FailureCategory::InvalidMessage);
         assert!(e.is_permanent() && e.is_mailbox_fault());

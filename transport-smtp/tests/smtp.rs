@@ -255,7 +255,7 @@ fn check(
     assert_eq!(error.is_mailbox_fault(), mailbox_fault, "{error}");
     assert_eq!(
         error.is_contact_fault(),
-        permanent && !mailbox_fault,
+        permanent && !mailbox_fault && category != FailureCategory::PolicyBlock,
         "{error}"
     );
 }

@@ -9,7 +9,6 @@ use sequence_core::enrollment::{Enrollment, EnrollmentStatus, ExitReason};
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{MailboxId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
-use sequence_core::send::SendStatus;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{ChangeSet, ClaimedSend, SendCompletion, StoreError};
 use sequence_core::template::Escape;
@@ -292,8 +291,10 @@ impl Engine {
                 Outcome::Sent { completed }
             }
             Err(err) => {
-                let retry =
-                    err.is_transient() && send.attempts < self.inner.config.retry.max_attempts;
+                // A refused login is the mailbox's problem: the mailbox is suspended below and
+                // the step is retried (on another mailbox of the pool) instead of failing.
+                let retry = (err.is_transient() || err.category() == FailureCategory::AuthFailure)
+                    && send.attempts < self.inner.config.retry.max_attempts;
                 send.mark_failed(&c.lease, err.to_string(), retry)?;
                 events.push(DomainEvent::SendFailed {
                     send: send.id,
@@ -375,16 +376,9 @@ impl Engine {
                 continue;
             }
             let v = other.version;
-            if other.next_due_at.is_none() {
-                changes.cancel_sends.extend(
-                    store
-                        .sends_of_enrollment(tenant, other.id)
-                        .await?
-                        .into_iter()
-                        .filter(|s| matches!(s.status, SendStatus::Planned | SendStatus::RetryWait))
-                        .map(|s| s.id),
-                );
-            }
+            changes
+                .cancel_sends
+                .extend(self.open_sends(tenant, other.id).await?);
             events.push(other.exit(ExitReason::Bounced, now)?);
             changes.enrollments.push((other, v));
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::{Enrollment, ExitReason};
+use sequence_core::enrollment::{Enrollment, EnrollmentStatus, ExitReason};
 use sequence_core::error::Problems;
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SequenceId, TenantId};
@@ -119,11 +119,14 @@ impl Engine {
             // Call off its planned sends; their enrollments are planned again at once.
             for snap in store.mailbox_snapshots(now, &[id]).await? {
                 for slot in snap.planned {
+                    changes.cancel_sends.push(slot.send);
                     if let Some(mut e) = store.get_enrollment(tenant, slot.enrollment).await? {
+                        if e.is_final() {
+                            continue;
+                        }
                         let v = e.version;
                         e.release_planned(now)?;
                         changes.enrollments.push((e, v));
-                        changes.cancel_sends.push(slot.send);
                     }
                 }
             }
@@ -410,25 +413,35 @@ impl Engine {
             .await?
             .ok_or_else(|| not_found("enrollment", id))?;
         let v = e.version;
-        let planned = e.next_due_at.is_none() && !e.is_final();
         let event = change(&mut e, now)?;
         let mut changes = ChangeSet::default();
-        if planned
-            && (e.is_final() || e.status == sequence_core::enrollment::EnrollmentStatus::Paused)
-        {
-            changes.cancel_sends.extend(
-                store
-                    .sends_of_enrollment(tenant, id)
-                    .await?
-                    .into_iter()
-                    .filter(|s| matches!(s.status, SendStatus::Planned | SendStatus::RetryWait))
-                    .map(|s| s.id),
-            );
+        if e.is_final() || e.status == EnrollmentStatus::Paused {
+            changes
+                .cancel_sends
+                .extend(self.open_sends(tenant, id).await?);
         }
         changes.enrollments.push((e.clone(), v));
         store.apply_changes(now, changes).await?;
         self.emit(tenant, &event.into_iter().collect::<Vec<_>>());
         Ok(e)
+    }
+
+    /// The sends of an enrollment that have not gone out and may still: planned, or waiting
+    /// for a retry. They are what an enrollment that stops must call off.
+    pub(super) async fn open_sends(
+        &self,
+        tenant: TenantId,
+        enrollment: EnrollmentId,
+    ) -> Result<Vec<sequence_core::ids::SendId>, EngineError> {
+        Ok(self
+            .inner
+            .store
+            .sends_of_enrollment(tenant, enrollment)
+            .await?
+            .into_iter()
+            .filter(|s| matches!(s.status, SendStatus::Planned | SendStatus::RetryWait))
+            .map(|s| s.id)
+            .collect())
     }
 
     /// End one enrollment by hand (`manual`).
@@ -476,7 +489,8 @@ impl Engine {
     // ---- signals ----------------------------------------------------------------------------------
 
     /// The contact replied. Enrollments of sequences with `exit_on_reply` exit (`replied`);
-    /// with `auto_reply_until` (an out-of-office), they pause until then instead. Idempotent.
+    /// with `auto_reply_until` (an out-of-office), they pause until then instead. A contact
+    /// who replied is not enrolled again in sequences that exit on reply. Idempotent.
     ///
     /// # Errors
     /// The contact is not found, or the store failed.
@@ -487,28 +501,34 @@ impl Engine {
         contact: ContactId,
         auto_reply_until: Option<DateTime<Utc>>,
     ) -> Result<(), EngineError> {
-        self.contact_signal(tenant, contact, |c, e, seq, now| {
-            c.record_activity(now);
-            if auto_reply_until.is_none() {
-                e.record_reply(now);
-            }
-            match (auto_reply_until, e.status) {
-                (Some(until), sequence_core::enrollment::EnrollmentStatus::Active) => {
-                    e.pause(Some(until)).map(Some)
+        self.contact_signal(
+            tenant,
+            contact,
+            |c, now| match auto_reply_until {
+                None => c.record_reply(now),
+                Some(_) => c.record_activity(now),
+            },
+            |e, seq, now| {
+                if auto_reply_until.is_none() {
+                    e.record_reply(now);
                 }
-                (Some(_), _) => Ok(None),
-                (None, _) if seq.is_some_and(|s| s.exit_on_reply) => {
-                    e.exit(ExitReason::Replied, now).map(Some)
+                match (auto_reply_until, e.status) {
+                    (Some(until), EnrollmentStatus::Active) => e.pause(Some(until)).map(Some),
+                    (Some(_), _) => Ok(None),
+                    (None, _) if seq.is_some_and(|s| s.exit_on_reply) => {
+                        e.exit(ExitReason::Replied, now).map(Some)
+                    }
+                    (None, _) => Ok(None),
                 }
-                (None, _) => Ok(None),
-            }
-        })
+            },
+        )
         .await?;
         self.emit(tenant, &[DomainEvent::Replied { contact }]);
         Ok(())
     }
 
-    /// The contact unsubscribed: no more sends in any sequence of the tenant. Idempotent.
+    /// The contact unsubscribed: no more sends in any sequence of the tenant, now or in
+    /// sequences it would be enrolled in later. Idempotent.
     ///
     /// # Errors
     /// The contact is not found, or the store failed.
@@ -517,18 +537,20 @@ impl Engine {
         tenant: TenantId,
         contact: ContactId,
     ) -> Result<(), EngineError> {
-        self.contact_signal(tenant, contact, |c, e, _, now| {
-            c.mark_unsubscribed();
-            e.exit(ExitReason::Unsubscribed, now).map(Some)
-        })
+        self.contact_signal(
+            tenant,
+            contact,
+            |c, _| c.mark_unsubscribed(),
+            |e, _, now| e.exit(ExitReason::Unsubscribed, now).map(Some),
+        )
         .await?;
         self.emit(tenant, &[DomainEvent::Unsubscribed { contact }]);
         Ok(())
     }
 
-    /// The contact's address bounced. Hard: the contact is bounced and exits every sequence.
-    /// Soft: counts toward each open enrollment's retry budget, which exits it (`failed`) once
-    /// used up. Idempotent for hard bounces.
+    /// The contact's address bounced. Hard: the contact is bounced and exits every sequence
+    /// (and is not enrolled again). Soft: counts toward each open enrollment's retry budget,
+    /// which exits it (`failed`) once used up. Idempotent for hard bounces.
     ///
     /// # Errors
     /// The contact is not found, or the store failed.
@@ -539,29 +561,37 @@ impl Engine {
         hard: bool,
     ) -> Result<(), EngineError> {
         let max = self.inner.config.retry.max_attempts;
-        self.contact_signal(tenant, contact, |c, e, _, now| {
-            if hard {
-                c.mark_bounced();
-                e.exit(ExitReason::Bounced, now).map(Some)
-            } else if e.record_soft_bounce() >= max {
-                e.exit(ExitReason::Failed, now).map(Some)
-            } else {
-                Ok(None)
-            }
-        })
+        self.contact_signal(
+            tenant,
+            contact,
+            |c, _| {
+                if hard {
+                    c.mark_bounced();
+                }
+            },
+            |e, _, now| {
+                if hard {
+                    e.exit(ExitReason::Bounced, now).map(Some)
+                } else if e.record_soft_bounce() >= max {
+                    e.exit(ExitReason::Failed, now).map(Some)
+                } else {
+                    Ok(None)
+                }
+            },
+        )
         .await?;
         self.emit(tenant, &[DomainEvent::Bounced { contact, hard }]);
         Ok(())
     }
 
-    /// Apply `change` to a contact and each of its open enrollments, atomically, cancelling
-    /// the planned sends of enrollments that stop.
+    /// Apply `on_contact` to a contact and `on_enrollment` to each of its open enrollments,
+    /// atomically, cancelling the planned sends of enrollments that stop.
     async fn contact_signal(
         &self,
         tenant: TenantId,
         contact: ContactId,
-        mut change: impl FnMut(
-            &mut Contact,
+        on_contact: impl Fn(&mut Contact, DateTime<Utc>),
+        mut on_enrollment: impl FnMut(
             &mut Enrollment,
             Option<&Sequence>,
             DateTime<Utc>,
@@ -574,6 +604,7 @@ impl Engine {
                 .get_contact(tenant, contact)
                 .await?
                 .ok_or_else(|| not_found("contact", contact))?;
+            on_contact(&mut c, now);
             let mut changes = ChangeSet::default();
             let mut events = Vec::new();
             let mut sequences: HashMap<SequenceId, Option<Sequence>> = HashMap::new();
@@ -584,25 +615,16 @@ impl Engine {
                 }
                 let seq = sequences.get(&e.sequence).and_then(Option::as_ref);
                 let v = e.version;
-                let planned = e.next_due_at.is_none()
-                    && e.status == sequence_core::enrollment::EnrollmentStatus::Active;
-                if let Some(ev) = change(&mut c, &mut e, seq, now)? {
+                if let Some(ev) = on_enrollment(&mut e, seq, now)? {
                     events.push(ev);
                 }
                 if e.version == v {
                     continue;
                 }
-                if planned && e.status != sequence_core::enrollment::EnrollmentStatus::Active {
-                    changes.cancel_sends.extend(
-                        store
-                            .sends_of_enrollment(tenant, e.id)
-                            .await?
-                            .into_iter()
-                            .filter(|s| {
-                                matches!(s.status, SendStatus::Planned | SendStatus::RetryWait)
-                            })
-                            .map(|s| s.id),
-                    );
+                if e.status != EnrollmentStatus::Active {
+                    changes
+                        .cancel_sends
+                        .extend(self.open_sends(tenant, e.id).await?);
                 }
                 changes.enrollments.push((e, v));
             }

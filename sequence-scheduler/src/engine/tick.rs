@@ -10,7 +10,9 @@ use sequence_core::event::DomainEvent;
 use sequence_core::ids::{MailboxId, SequenceId};
 use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
-use sequence_core::store::{ChangeSet, DueEnrollment, PlanCommit, PlanDeferral, PlanSend};
+use sequence_core::store::{
+    ChangeSet, DueEnrollment, PlanCommit, PlanDeferral, PlanSend, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, instrument};
 
@@ -106,38 +108,57 @@ impl Engine {
                     enrollment: send.enrollment,
                 }],
             );
-            let store = &self.inner.store;
+            self.advance_past_uncertain(now, &send).await?;
+        }
+        Ok(())
+    }
+
+    /// Move an enrollment past a step whose send became uncertain, as if it had been sent
+    /// at `now` (it may well have been). Read again and retried when the enrollment changes
+    /// meanwhile, so that a conflict never leaves it planned without a live send.
+    async fn advance_past_uncertain(
+        &self,
+        now: DateTime<Utc>,
+        send: &sequence_core::send::ScheduledSend,
+    ) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let Some(seq) = store.get_sequence(send.tenant, send.sequence).await? else {
+            return Ok(());
+        };
+        let zone = store
+            .get_contact(send.tenant, send.contact)
+            .await?
+            .and_then(|c| c.timezone)
+            .unwrap_or(chrono_tz::UTC);
+        for _ in 0..5 {
             let Some(mut e) = store.get_enrollment(send.tenant, send.enrollment).await? else {
-                continue;
+                return Ok(());
             };
             if e.is_final() || e.current_step != send.step {
-                continue;
+                return Ok(());
             }
-            let Some(seq) = store.get_sequence(send.tenant, send.sequence).await? else {
-                continue;
-            };
-            let zone = store
-                .get_contact(send.tenant, send.contact)
-                .await?
-                .and_then(|c| c.timezone)
-                .unwrap_or(chrono_tz::UTC);
             let next = seq
                 .step(send.step + 1)
                 .map(|s| s.delay.after(now, zone, &seq.holidays));
             let v = e.version;
             let events = e.step_sent(send.step, now, send.message_id.clone(), next)?;
-            store
-                .apply_changes(
-                    now,
-                    ChangeSet {
-                        enrollments: vec![(e, v)],
-                        ..ChangeSet::default()
-                    },
-                )
-                .await?;
-            self.emit(send.tenant, &events);
+            let changes = ChangeSet {
+                enrollments: vec![(e, v)],
+                ..ChangeSet::default()
+            };
+            match store.apply_changes(now, changes).await {
+                Ok(()) => {
+                    self.emit(send.tenant, &events);
+                    return Ok(());
+                }
+                Err(err) if err.is_conflict() => continue,
+                Err(err) => return Err(err.into()),
+            }
         }
-        Ok(())
+        Err(EngineError::Store(StoreError::Backend(format!(
+            "enrollment {} kept changing while its uncertain send was recorded",
+            send.enrollment
+        ))))
     }
 
     /// Plan one batch of due enrollments. Returns whether anything changed that could make
