@@ -1,0 +1,20 @@
+//! The cases, one public async function each, generic over the store. Each takes a fresh,
+//! empty store and panics with a message naming the broken promise.
+
+mod changes;
+mod concurrency;
+mod dispatch;
+mod engine;
+mod enrollments;
+mod plans;
+mod records;
+mod tenancy;
+
+pub use changes::*;
+pub use concurrency::*;
+pub use dispatch::*;
+pub use engine::*;
+pub use enrollments::*;
+pub use plans::*;
+pub use records::*;
+pub use tenancy::*;
