@@ -1,0 +1,468 @@
+//! An independent checker of the rules every run keeps (`shared/scenario-format.md`),
+//! reading only the scenario and what the run wrote. `simulate --check` runs it; the tests
+//! run it on every scenario.
+//!
+//! It checks rules 1 to 6 exactly, and the summary against the attempts. Rules 7 to 10 are
+//! statements about what *could* have been sent; [`unfinished`] and
+//! [`mailbox_days_below_limit`] give the facts a test about a particular scenario needs to
+//! assert them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use sequence_core::time::{effective_daily_limit, local_date, DelayUnit, HolidayCalendar};
+
+use crate::scenario::{EventKind, Scenario, SequenceSpec};
+use crate::simulate::{Attempt, Outcome, Run};
+
+/// Half-open intervals `[from, to)` during which something was paused.
+type Pauses = Vec<(DateTime<Utc>, DateTime<Utc>)>;
+
+fn pauses(
+    scenario: &Scenario,
+    initially_paused: bool,
+    is_pause: impl Fn(&EventKind) -> bool,
+    is_resume: impl Fn(&EventKind) -> bool,
+) -> Pauses {
+    let end = DateTime::<Utc>::MAX_UTC;
+    let mut out = Vec::new();
+    let mut since = initially_paused.then_some(DateTime::<Utc>::MIN_UTC);
+    let mut events: Vec<_> = scenario.events.iter().collect();
+    events.sort_by_key(|e| e.at);
+    for e in events {
+        if is_pause(&e.kind) && since.is_none() {
+            since = Some(e.at);
+        } else if is_resume(&e.kind) {
+            if let Some(s) = since.take() {
+                out.push((s, e.at));
+            }
+        }
+    }
+    if let Some(s) = since {
+        out.push((s, end));
+    }
+    out
+}
+
+fn paused_at(p: &Pauses, t: DateTime<Utc>) -> bool {
+    p.iter().any(|(a, b)| *a <= t && t < *b)
+}
+
+fn paused_between(p: &Pauses, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    p.iter().any(|(a, b)| *a <= to && from < *b)
+}
+
+/// The earliest instant a step may go when the one before it happened at `from`.
+fn after(delay: sequence_core::time::Delay, from: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+    if delay.unit == DelayUnit::BusinessDays {
+        delay.after(from, zone, &HolidayCalendar::default())
+    } else {
+        delay.after(from, chrono_tz::UTC, &HolidayCalendar::default())
+    }
+}
+
+/// Every violation of rules 1 to 6 in a run, and every disagreement between the summary
+/// and the attempts; empty when the run keeps them all.
+#[must_use]
+#[allow(clippy::too_many_lines)]
+pub fn check(scenario: &Scenario, run: &Run) -> Vec<String> {
+    let mut problems = Vec::new();
+    let attempts = &run.attempts;
+    let mailboxes: HashMap<&str, _> = scenario
+        .mailboxes
+        .iter()
+        .map(|m| (m.id.as_str(), m))
+        .collect();
+    let sequences: HashMap<&str, &SequenceSpec> = scenario
+        .sequences
+        .iter()
+        .map(|s| (s.id.as_str(), s))
+        .collect();
+    let contacts: HashMap<&str, _> = scenario
+        .contacts
+        .iter()
+        .map(|c| (c.id.as_str(), c))
+        .collect();
+    let mailbox_pauses: HashMap<&str, Pauses> = scenario
+        .mailboxes
+        .iter()
+        .map(|m| {
+            let id = m.id.clone();
+            let id2 = m.id.clone();
+            (
+                m.id.as_str(),
+                pauses(
+                    scenario,
+                    m.paused,
+                    move |k| matches!(k, EventKind::PauseMailbox(x) if *x == id),
+                    move |k| matches!(k, EventKind::ResumeMailbox(x) if *x == id2),
+                ),
+            )
+        })
+        .collect();
+    let sequence_pauses: HashMap<&str, Pauses> = scenario
+        .sequences
+        .iter()
+        .map(|s| {
+            let id = s.id.clone();
+            let id2 = s.id.clone();
+            (
+                s.id.as_str(),
+                pauses(
+                    scenario,
+                    false,
+                    move |k| matches!(k, EventKind::PauseSequence(x) if *x == id),
+                    move |k| matches!(k, EventKind::ResumeSequence(x) if *x == id2),
+                ),
+            )
+        })
+        .collect();
+
+    for a in attempts {
+        if !mailboxes.contains_key(a.mailbox.as_str())
+            || !sequences.contains_key(a.sequence.as_str())
+            || !contacts.contains_key(a.contact.as_str())
+        {
+            problems.push(format!("unknown mailbox, sequence or contact in {a:?}"));
+        }
+    }
+    if !problems.is_empty() {
+        return problems;
+    }
+
+    // Rule 1 (capacity) and rule 3 (gap), per mailbox.
+    let mut per_mailbox: HashMap<&str, Vec<&Attempt>> = HashMap::new();
+    for a in attempts {
+        per_mailbox.entry(a.mailbox.as_str()).or_default().push(a);
+    }
+    for (id, list) in &mut per_mailbox {
+        let m = mailboxes[id];
+        let mut per_day: BTreeMap<NaiveDate, u32> = BTreeMap::new();
+        for a in list.iter() {
+            *per_day.entry(local_date(m.timezone, a.at)).or_insert(0) += 1;
+        }
+        for (day, n) in per_day {
+            let limit = effective_daily_limit(m.daily_limit, m.warmup.as_ref(), day);
+            if n > limit {
+                problems.push(format!(
+                    "rule 1: mailbox {id} made {n} attempts on its local day {day}, limit {limit}"
+                ));
+            }
+        }
+        list.sort_by_key(|a| a.at);
+        let gap = Duration::seconds(i64::from(m.min_gap_seconds));
+        for w in list.windows(2) {
+            if w[1].at - w[0].at < gap {
+                problems.push(format!(
+                    "rule 3: mailbox {id} attempts at {} and {} are closer than {}s",
+                    w[0].at, w[1].at, m.min_gap_seconds
+                ));
+            }
+        }
+    }
+
+    // Rule 2 (windows) and the pause part of rule 6, per attempt.
+    for a in attempts {
+        let m = mailboxes[a.mailbox.as_str()];
+        let s = sequences[a.sequence.as_str()];
+        let c = contacts[a.contact.as_str()];
+        if !m.windows.contains(m.timezone, a.at) {
+            problems.push(format!(
+                "rule 2: {} at {} is outside mailbox {}'s windows ({})",
+                a.contact, a.at, m.id, m.timezone
+            ));
+        }
+        if let Some(rw) = &s.recipient_windows {
+            let zone = c.timezone.unwrap_or(m.timezone);
+            if !rw.contains(zone, a.at) {
+                problems.push(format!(
+                    "rule 2: {} at {} is outside {}'s recipient windows in {zone}",
+                    a.contact, a.at, s.id
+                ));
+            }
+        }
+        if paused_at(&mailbox_pauses[a.mailbox.as_str()], a.at) {
+            problems.push(format!(
+                "rule 6: mailbox {} sent to {} at {} while paused",
+                a.mailbox, a.contact, a.at
+            ));
+        }
+        if paused_at(&sequence_pauses[a.sequence.as_str()], a.at) {
+            problems.push(format!(
+                "rule 6: sequence {} sent to {} at {} while paused",
+                a.sequence, a.contact, a.at
+            ));
+        }
+    }
+
+    // Rule 6: stops per contact.
+    let mut stops: HashMap<&str, Vec<(DateTime<Utc>, &EventKind)>> = HashMap::new();
+    for e in &scenario.events {
+        if let EventKind::Reply(c) | EventKind::Unsubscribe(c) | EventKind::Bounce(c) = &e.kind {
+            stops.entry(c.as_str()).or_default().push((e.at, &e.kind));
+        }
+    }
+    let mut permanent: HashMap<&str, DateTime<Utc>> = HashMap::new();
+    for a in attempts {
+        if a.outcome == Outcome::PermanentFailure {
+            let t = permanent.entry(a.contact.as_str()).or_insert(a.at);
+            *t = (*t).min(a.at);
+        }
+    }
+    for a in attempts {
+        let s = sequences[a.sequence.as_str()];
+        for (at, kind) in stops.get(a.contact.as_str()).into_iter().flatten() {
+            let applies = match kind {
+                EventKind::Reply(_) => s.exit_on_reply,
+                _ => true,
+            };
+            if applies && a.at >= *at {
+                problems.push(format!(
+                    "rule 6: {} got step {} of {} at {} after {kind:?} at {at}",
+                    a.contact, a.step, a.sequence, a.at
+                ));
+            }
+        }
+        if let Some(t) = permanent.get(a.contact.as_str()) {
+            if a.at > *t {
+                problems.push(format!(
+                    "rule 6: {} got step {} of {} at {} after a permanent failure at {t}",
+                    a.contact, a.step, a.sequence, a.at
+                ));
+            }
+        }
+    }
+
+    // Rules 4, 5 and the condition part of 6, per enrollment.
+    let mut per_enrollment: HashMap<(&str, &str), Vec<&Attempt>> = HashMap::new();
+    for a in attempts {
+        per_enrollment
+            .entry((a.contact.as_str(), a.sequence.as_str()))
+            .or_default()
+            .push(a);
+    }
+    for c in &scenario.contacts {
+        for e in &c.enroll {
+            let s = sequences[e.sequence.as_str()];
+            let list = per_enrollment
+                .get(&(c.id.as_str(), e.sequence.as_str()))
+                .cloned()
+                .unwrap_or_default();
+            let who = format!("{} in {}", c.id, s.id);
+            // Conditions: a step whose tag the contact lacks is never sent; with `exit`,
+            // nothing after it either.
+            let mut exit_from = None;
+            for (k, step) in s.steps.iter().enumerate() {
+                if let Some(tag) = &step.condition_tag {
+                    if !c.tags.contains(tag) {
+                        if list.iter().any(|a| a.step as usize == k) {
+                            problems.push(format!(
+                                "rule 6: {who}: step {k} sent though {} lacks tag {tag:?}",
+                                c.id
+                            ));
+                        }
+                        if step.exit_on_condition_fail && exit_from.is_none() {
+                            exit_from = Some(k);
+                        }
+                    }
+                }
+            }
+            if let Some(k) = exit_from {
+                if list.iter().any(|a| a.step as usize > k) {
+                    problems.push(format!(
+                        "rule 6: {who}: a step after {k} was sent though its condition exits"
+                    ));
+                }
+            }
+            let zone = c.timezone.unwrap_or(chrono_tz::UTC);
+            let mut sent_at: Option<(usize, DateTime<Utc>)> = None;
+            let mut previous: Option<&Attempt> = None;
+            for a in &list {
+                let k = a.step as usize;
+                if k >= s.steps.len() {
+                    problems.push(format!("rule 4: {who}: step {k} does not exist"));
+                    continue;
+                }
+                if !s.mailboxes.contains(&a.mailbox) {
+                    problems.push(format!(
+                        "rule 5: {who}: sent from {} outside the pool",
+                        a.mailbox
+                    ));
+                }
+                if let Some(p) = previous {
+                    if p.mailbox != a.mailbox
+                        && !paused_between(&mailbox_pauses[p.mailbox.as_str()], p.at, a.at)
+                    {
+                        problems.push(format!(
+                            "rule 5: {who}: moved from {} to {} at {} without a pause",
+                            p.mailbox, a.mailbox, a.at
+                        ));
+                    }
+                    if (p.step as usize) > k {
+                        problems.push(format!("rule 4: {who}: step {k} after step {}", p.step));
+                    }
+                    if p.step as usize == k {
+                        if p.outcome == Outcome::Sent {
+                            problems.push(format!("rule 4: {who}: step {k} sent twice"));
+                        }
+                        if a.attempt != p.attempt + 1 {
+                            problems.push(format!(
+                                "rule 4: {who}: step {k} attempt {} follows attempt {}",
+                                a.attempt, p.attempt
+                            ));
+                        }
+                        let exp = p.attempt.saturating_sub(1).min(30);
+                        let backoff = Duration::seconds(
+                            i64::from(scenario.retry.base_seconds) * (1i64 << exp),
+                        );
+                        if a.at < p.at + backoff {
+                            problems.push(format!(
+                                "rule 4: {who}: step {k} retried at {} before its backoff from {}",
+                                a.at, p.at
+                            ));
+                        }
+                    } else if p.outcome != Outcome::Sent {
+                        problems.push(format!(
+                            "rule 4: {who}: step {k} went after step {} failed",
+                            p.step
+                        ));
+                    }
+                }
+                if a.attempt > scenario.retry.max_attempts {
+                    problems.push(format!(
+                        "rule 4: {who}: step {k} attempt {} over the {} allowed",
+                        a.attempt, scenario.retry.max_attempts
+                    ));
+                }
+                // The delay: from the last sent step (or the enrollment) through every step
+                // up to this one.
+                if previous.is_none_or(|p| p.step as usize != k) {
+                    let (from_step, mut earliest) = match sent_at {
+                        Some((j, t)) => (j + 1, t),
+                        None => (0, e.at),
+                    };
+                    for step in &s.steps[from_step..=k] {
+                        earliest = after(step.delay, earliest, zone);
+                    }
+                    if a.at < earliest {
+                        problems.push(format!(
+                            "rule 4: {who}: step {k} at {} before its delay allows ({earliest})",
+                            a.at
+                        ));
+                    }
+                }
+                if a.outcome == Outcome::Sent {
+                    sent_at = Some((k, a.at));
+                }
+                previous = Some(a);
+            }
+            // The summary agrees with the attempts.
+            let sent = list.iter().filter(|a| a.outcome == Outcome::Sent).count();
+            if let Some(row) = run
+                .summary
+                .enrollments
+                .iter()
+                .find(|r| r.contact == c.id && r.sequence == s.id)
+            {
+                if row.steps_sent as usize != sent {
+                    problems.push(format!(
+                        "summary: {who}: steps_sent {} but {sent} sends succeeded",
+                        row.steps_sent
+                    ));
+                }
+                if row.status == "completed" && row.exit_reason.is_some() {
+                    problems.push(format!("summary: {who}: completed with an exit reason"));
+                }
+                if row.status == "exited" && row.exit_reason.is_none() {
+                    problems.push(format!("summary: {who}: exited without a reason"));
+                }
+            } else {
+                problems.push(format!("summary: {who}: missing"));
+            }
+        }
+    }
+    for row in &run.summary.mailboxes {
+        let n = per_mailbox.get(row.id.as_str()).map_or(0, Vec::len) as u64;
+        if row.attempts != n {
+            problems.push(format!(
+                "summary: mailbox {} reports {} attempts, sends.jsonl has {n}",
+                row.id, row.attempts
+            ));
+        }
+    }
+    problems
+}
+
+/// Enrollments that nothing stopped (no reply, unsubscribe, bounce, failure, pause or
+/// exiting condition) and that did not complete: with ample capacity (rule 10) this must
+/// be empty once the delays and windows have had time.
+#[must_use]
+pub fn unfinished(scenario: &Scenario, run: &Run) -> Vec<String> {
+    let stopped: std::collections::HashSet<&str> = scenario
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Reply(c) | EventKind::Unsubscribe(c) | EventKind::Bounce(c) => {
+                Some(c.as_str())
+            }
+            _ => None,
+        })
+        .chain(scenario.failures.iter().map(|f| f.contact.as_str()))
+        .collect();
+    let paused_sequences: std::collections::HashSet<&str> = scenario
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::PauseSequence(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    run.summary
+        .enrollments
+        .iter()
+        .filter(|r| {
+            r.status != "completed"
+                && !stopped.contains(r.contact.as_str())
+                && !paused_sequences.contains(r.sequence.as_str())
+                && r.exit_reason.as_deref() != Some("condition_not_met")
+        })
+        .map(|r| {
+            format!(
+                "{} in {}: {} after {} steps",
+                r.contact, r.sequence, r.status, r.steps_sent
+            )
+        })
+        .collect()
+}
+
+/// Mailbox-local days fully inside the scenario on which a mailbox made fewer attempts
+/// than its limit, as `(mailbox, date, attempts, limit)`: under saturation (rule 7) only
+/// days whose windows cannot hold the limit may appear.
+#[must_use]
+pub fn mailbox_days_below_limit(
+    scenario: &Scenario,
+    run: &Run,
+) -> Vec<(String, NaiveDate, u32, u32)> {
+    let mut out = Vec::new();
+    for m in &scenario.mailboxes {
+        let mut per_day: HashMap<NaiveDate, u32> = HashMap::new();
+        for a in run.attempts.iter().filter(|a| a.mailbox == m.id) {
+            *per_day.entry(local_date(m.timezone, a.at)).or_insert(0) += 1;
+        }
+        let first = local_date(m.timezone, scenario.start).succ_opt();
+        let last = local_date(m.timezone, scenario.end()).pred_opt();
+        let (Some(first), Some(last)) = (first, last) else {
+            continue;
+        };
+        for day in first.iter_days().take_while(|d| *d <= last) {
+            let limit = effective_daily_limit(m.daily_limit, m.warmup.as_ref(), day);
+            let n = per_day.get(&day).copied().unwrap_or(0);
+            if n < limit {
+                out.push((m.id.clone(), day, n, limit));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,1090 @@
+//! The scenario file of `simulate` (see `shared/scenario-format.md`): parsed strictly, with
+//! every problem reported as `json.path: reason`.
+//!
+//! Parsing goes through [`serde_json::Value`] and a walker rather than `#[derive(Deserialize)]`
+//! so that one pass reports *every* problem with its JSON path, not just the first. The
+//! checks themselves are the domain's (`sequence_core::validate`, the time rules, template
+//! syntax): validation lives there, once.
+//!
+//! ```
+//! let problems = sequence_examples::scenario::parse(r#"{"start": "nope", "days": -1}"#)
+//!     .unwrap_err();
+//! assert!(problems.iter().any(|p| p.starts_with("start: ")));
+//! assert!(problems.iter().any(|p| p.starts_with("days: ")));
+//! ```
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde_json::{Map, Value};
+
+use sequence_core::error::Problems;
+use sequence_core::sequence::Step;
+use sequence_core::time::{
+    parse_time_zone, Delay, DelayUnit, LocalTime, SendWindow, WarmUp, WeekdaySet, WeeklySchedule,
+};
+use sequence_core::validate::{validate_email, validate_step};
+
+/// Retries of transient failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// The wait after the first failure, in seconds; it doubles after each further one.
+    pub base_seconds: u32,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_seconds: 600,
+        }
+    }
+}
+
+/// A sending mailbox of the scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailboxSpec {
+    /// The scenario's id.
+    pub id: String,
+    /// The sending address.
+    pub email: String,
+    /// Its zone.
+    pub timezone: Tz,
+    /// Attempts per local day.
+    pub daily_limit: u32,
+    /// When it may send (always, without a `windows` key).
+    pub windows: WeeklySchedule,
+    /// Least seconds between two attempts.
+    pub min_gap_seconds: u32,
+    /// Warm-up ramp.
+    pub warmup: Option<WarmUp>,
+    /// Paused from the start.
+    pub paused: bool,
+}
+
+/// A step of a scenario sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepSpec {
+    /// Wait after the previous step (or enrollment).
+    pub delay: Delay,
+    /// Subject template.
+    pub subject: String,
+    /// Body template.
+    pub body: String,
+    /// The tag the contact must have for the step to go, if any.
+    pub condition_tag: Option<String>,
+    /// Exit (`true`) or skip (`false`) when the condition fails.
+    pub exit_on_condition_fail: bool,
+}
+
+/// A sequence of the scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceSpec {
+    /// The scenario's id.
+    pub id: String,
+    /// The sending pool, by mailbox id.
+    pub mailboxes: Vec<String>,
+    /// Exit on reply.
+    pub exit_on_reply: bool,
+    /// Business hours in the contact's zone.
+    pub recipient_windows: Option<WeeklySchedule>,
+    /// The steps.
+    pub steps: Vec<StepSpec>,
+}
+
+/// An enrollment of a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollSpec {
+    /// The sequence id.
+    pub sequence: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A contact of the scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactSpec {
+    /// The scenario's id.
+    pub id: String,
+    /// Address.
+    pub email: String,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+    /// Zone, if known.
+    pub timezone: Option<Tz>,
+    /// Tags.
+    pub tags: BTreeSet<String>,
+    /// Enrollments.
+    pub enroll: Vec<EnrollSpec>,
+}
+
+/// What a scripted event does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The contact replied.
+    Reply(String),
+    /// The contact unsubscribed.
+    Unsubscribe(String),
+    /// The contact's address bounced.
+    Bounce(String),
+    /// A mailbox was paused.
+    PauseMailbox(String),
+    /// A mailbox was resumed.
+    ResumeMailbox(String),
+    /// A sequence was paused.
+    PauseSequence(String),
+    /// A sequence was resumed.
+    ResumeSequence(String),
+}
+
+/// A scripted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    /// When it takes effect.
+    pub at: DateTime<Utc>,
+    /// What it is.
+    pub kind: EventKind,
+}
+
+/// An injected delivery failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureSpec {
+    /// The contact.
+    pub contact: String,
+    /// The step.
+    pub step: u32,
+    /// Permanent (like SMTP 550) or transient (like 421).
+    pub permanent: bool,
+    /// How many attempts fail (transient); a permanent failure fails every attempt.
+    pub count: u32,
+    /// Only in this sequence; every sequence of the contact without it.
+    pub sequence: Option<String>,
+}
+
+/// A whole, valid scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Its name.
+    pub name: String,
+    /// The virtual clock starts here.
+    pub start: DateTime<Utc>,
+    /// And stops after this many days.
+    pub days: u32,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Retries.
+    pub retry: Retry,
+    /// Mailboxes.
+    pub mailboxes: Vec<MailboxSpec>,
+    /// Sequences.
+    pub sequences: Vec<SequenceSpec>,
+    /// Contacts.
+    pub contacts: Vec<ContactSpec>,
+    /// Scripted events.
+    pub events: Vec<EventSpec>,
+    /// Injected failures.
+    pub failures: Vec<FailureSpec>,
+}
+
+impl Scenario {
+    /// The instant the virtual clock stops.
+    #[must_use]
+    pub fn end(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::days(i64::from(self.days))
+    }
+
+    /// The mailbox with scenario id `id`.
+    #[must_use]
+    pub fn mailbox(&self, id: &str) -> Option<&MailboxSpec> {
+        self.mailboxes.iter().find(|m| m.id == id)
+    }
+
+    /// The sequence with scenario id `id`.
+    #[must_use]
+    pub fn sequence(&self, id: &str) -> Option<&SequenceSpec> {
+        self.sequences.iter().find(|s| s.id == id)
+    }
+}
+
+/// The longest scenario accepted, in days.
+pub const MAX_DAYS: u64 = 3_660;
+
+/// Parse and check a scenario. On failure, every problem as `path: reason`, in document
+/// order.
+///
+/// # Errors
+/// The list of problems (never empty).
+pub fn parse(text: &str) -> Result<Scenario, Vec<String>> {
+    let root: Value = serde_json::from_str(text).map_err(|e| {
+        vec![format!(
+            "$: not valid JSON: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        )]
+    })?;
+    let mut w = Walker::default();
+    let scenario = w.scenario(&root);
+    match (scenario, w.problems.is_empty()) {
+        (Some(s), true) => Ok(s),
+        _ => {
+            if w.problems.is_empty() {
+                w.problems.push("$: invalid scenario".to_owned());
+            }
+            Err(w.problems)
+        }
+    }
+}
+
+/// The ids each list of the document declares, read from the raw JSON before it is checked,
+/// so that one bad element does not turn every reference to its list into a second problem.
+/// A list that is missing or not a list knows nothing, and then every reference to it
+/// passes (its own problem is reported where it is).
+#[derive(Debug, Default)]
+struct Known {
+    mailboxes: Option<HashSet<String>>,
+    sequences: Option<HashMap<String, usize>>,
+    contacts: Option<HashSet<String>>,
+}
+
+fn ids_of<'a>(root: &'a Value, key: &str) -> Option<Vec<(String, &'a Value)>> {
+    let items = root.get(key)?.as_array()?;
+    Some(
+        items
+            .iter()
+            .filter_map(|v| Some((v.get("id")?.as_str()?.to_owned(), v)))
+            .collect(),
+    )
+}
+
+impl Known {
+    fn read(root: &Value) -> Self {
+        Self {
+            mailboxes: ids_of(root, "mailboxes").map(|l| l.into_iter().map(|(id, _)| id).collect()),
+            sequences: ids_of(root, "sequences").map(|l| {
+                l.into_iter()
+                    .map(|(id, v)| {
+                        let steps = v.get("steps").and_then(Value::as_array).map_or(0, Vec::len);
+                        (id, steps)
+                    })
+                    .collect()
+            }),
+            contacts: ids_of(root, "contacts").map(|l| l.into_iter().map(|(id, _)| id).collect()),
+        }
+    }
+    fn mailbox(&self, id: &str) -> bool {
+        self.mailboxes.as_ref().is_none_or(|m| m.contains(id))
+    }
+    fn sequence(&self, id: &str) -> bool {
+        self.sequences.as_ref().is_none_or(|s| s.contains_key(id))
+    }
+    fn contact(&self, id: &str) -> bool {
+        self.contacts.as_ref().is_none_or(|c| c.contains(id))
+    }
+    /// Steps of sequence `id`, or of the longest sequence; `None` when unknown.
+    fn steps(&self, id: Option<&str>) -> Option<usize> {
+        let sequences = self.sequences.as_ref()?;
+        match id {
+            Some(id) => sequences.get(id).copied(),
+            None => sequences.values().copied().max(),
+        }
+    }
+}
+
+/// Reads one JSON object's fields, remembering which were read, so that the rest can be
+/// reported as unknown.
+struct Obj<'a> {
+    path: String,
+    map: &'a Map<String, Value>,
+    seen: Vec<&'static str>,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl<'a> Obj<'a> {
+    fn get(&mut self, key: &'static str) -> Option<(&'a Value, String)> {
+        self.seen.push(key);
+        self.map
+            .get(key)
+            .filter(|v| !v.is_null())
+            .map(|v| (v, join(&self.path, key)))
+    }
+}
+
+#[derive(Default)]
+struct Walker {
+    problems: Vec<String>,
+}
+
+impl Walker {
+    fn push(&mut self, path: &str, reason: impl std::fmt::Display) {
+        let path = if path.is_empty() { "$" } else { path };
+        self.problems.push(format!("{path}: {reason}"));
+    }
+
+    fn object<'a>(&mut self, v: &'a Value, path: &str) -> Option<Obj<'a>> {
+        if let Value::Object(map) = v {
+            Some(Obj {
+                path: path.to_owned(),
+                map,
+                seen: Vec::new(),
+            })
+        } else {
+            self.push(path, format!("expected an object, found {}", kind(v)));
+            None
+        }
+    }
+
+    fn finish(&mut self, obj: &Obj<'_>) {
+        for key in obj.map.keys() {
+            if !obj.seen.contains(&key.as_str()) {
+                self.push(&join(&obj.path, key), "unknown field");
+            }
+        }
+    }
+
+    fn required<'a>(
+        &mut self,
+        obj: &mut Obj<'a>,
+        key: &'static str,
+    ) -> Option<(&'a Value, String)> {
+        let got = obj.get(key);
+        if got.is_none() {
+            self.push(&join(&obj.path, key), "is required");
+        }
+        got
+    }
+
+    fn string(&mut self, v: &Value, path: &str) -> Option<String> {
+        if let Value::String(s) = v {
+            Some(s.clone())
+        } else {
+            self.push(path, format!("expected a string, found {}", kind(v)));
+            None
+        }
+    }
+
+    fn id(&mut self, v: &Value, path: &str) -> Option<String> {
+        let s = self.string(v, path)?;
+        if s.trim().is_empty() {
+            self.push(path, "must not be empty");
+            return None;
+        }
+        Some(s)
+    }
+
+    fn uint(&mut self, v: &Value, path: &str, max: u64) -> Option<u64> {
+        match v.as_u64() {
+            Some(n) if n <= max => Some(n),
+            Some(n) => {
+                self.push(path, format!("{n} is more than the largest allowed, {max}"));
+                None
+            }
+            None if v.as_i64().is_some_and(|n| n < 0) => {
+                self.push(path, format!("must not be negative, found {v}"));
+                None
+            }
+            None => {
+                self.push(
+                    path,
+                    format!("expected a whole number, found {}", kind_and_value(v)),
+                );
+                None
+            }
+        }
+    }
+
+    fn u32_field(&mut self, v: &Value, path: &str, max: u32) -> Option<u32> {
+        self.uint(v, path, u64::from(max))
+            .and_then(|n| u32::try_from(n).ok())
+    }
+
+    /// One of a few names, each standing for a value; `what` names the kind in the problem.
+    fn choice<T: Copy>(
+        &mut self,
+        v: &Value,
+        path: &str,
+        what: &str,
+        names: &[(&str, T)],
+    ) -> Option<T> {
+        let s = self.string(v, path)?;
+        if let Some((_, value)) = names.iter().find(|(name, _)| *name == s) {
+            return Some(*value);
+        }
+        let expected: Vec<String> = names.iter().map(|(n, _)| format!("{n:?}")).collect();
+        self.push(
+            path,
+            format!(
+                "{s:?} is not {what}: expected one of {}",
+                expected.join(", ")
+            ),
+        );
+        None
+    }
+
+    /// A whole number from 1 to `max`.
+    fn positive(&mut self, v: &Value, path: &str, max: u32) -> Option<u32> {
+        let n = self.u32_field(v, path, max)?;
+        if n == 0 {
+            self.push(path, "must be at least 1");
+            return None;
+        }
+        Some(n)
+    }
+
+    fn boolean(&mut self, v: &Value, path: &str) -> Option<bool> {
+        if let Value::Bool(b) = v {
+            Some(*b)
+        } else {
+            self.push(path, format!("expected true or false, found {}", kind(v)));
+            None
+        }
+    }
+
+    fn instant(&mut self, v: &Value, path: &str) -> Option<DateTime<Utc>> {
+        let s = self.string(v, path)?;
+        match DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(e) => {
+                self.push(path, format!("{s:?} is not an RFC 3339 instant ({e})"));
+                None
+            }
+        }
+    }
+
+    fn date(&mut self, v: &Value, path: &str) -> Option<NaiveDate> {
+        let s = self.string(v, path)?;
+        match NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.push(path, format!("{s:?} is not a date YYYY-MM-DD ({e})"));
+                None
+            }
+        }
+    }
+
+    fn zone(&mut self, v: &Value, path: &str) -> Option<Tz> {
+        let s = self.string(v, path)?;
+        match parse_time_zone(&s) {
+            Ok(tz) => Some(tz),
+            Err(e) => {
+                self.push(path, e);
+                None
+            }
+        }
+    }
+
+    fn email(&mut self, v: &Value, path: &str) -> Option<String> {
+        let s = self.string(v, path)?;
+        match validate_email(path, &s) {
+            Ok(()) => Some(s),
+            Err(e) => {
+                for p in e.problems {
+                    self.push(&p.path, p.reason);
+                }
+                None
+            }
+        }
+    }
+
+    fn array<'a>(&mut self, v: &'a Value, path: &str) -> Option<&'a Vec<Value>> {
+        if let Value::Array(items) = v {
+            Some(items)
+        } else {
+            self.push(path, format!("expected a list, found {}", kind(v)));
+            None
+        }
+    }
+
+    fn local_time(&mut self, v: &Value, path: &str) -> Option<LocalTime> {
+        let s = self.string(v, path)?;
+        match s.parse::<LocalTime>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.push(path, e);
+                None
+            }
+        }
+    }
+
+    fn window(&mut self, v: &Value, path: &str) -> Option<SendWindow> {
+        let mut o = self.object(v, path)?;
+        let days = self.required(&mut o, "days").and_then(|(v, p)| {
+            let names = self.list(v, &p, |w, d, dp| {
+                let name = w.string(d, dp)?;
+                match WeekdaySet::try_from(vec![name.clone()]) {
+                    Ok(_) => Some(name),
+                    Err(e) => {
+                        w.push(dp, e);
+                        None
+                    }
+                }
+            })?;
+            let set = WeekdaySet::try_from(names).ok()?;
+            if set.is_empty() {
+                self.push(&p, "must name at least one weekday");
+                return None;
+            }
+            Some(set)
+        });
+        let start = self
+            .required(&mut o, "start")
+            .and_then(|(v, p)| self.local_time(v, &p));
+        let end = self
+            .required(&mut o, "end")
+            .and_then(|(v, p)| self.local_time(v, &p));
+        self.finish(&o);
+        let (days, start, end) = (days?, start?, end?);
+        match SendWindow::new(days, start, end) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                self.push(&join(path, "end"), e);
+                None
+            }
+        }
+    }
+
+    fn windows(&mut self, v: &Value, path: &str) -> Option<WeeklySchedule> {
+        let items = self.array(v, path)?;
+        let mut windows = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, w) in items.iter().enumerate() {
+            match self.window(w, &format!("{path}[{i}]")) {
+                Some(w) => windows.push(w),
+                None => ok = false,
+            }
+        }
+        ok.then(|| WeeklySchedule::windows(windows))
+    }
+
+    fn scenario(&mut self, root: &Value) -> Option<Scenario> {
+        let mut o = self.object(root, "")?;
+        let name = o
+            .get("name")
+            .and_then(|(v, p)| self.string(v, &p))
+            .unwrap_or_default();
+        let start = self
+            .required(&mut o, "start")
+            .and_then(|(v, p)| self.instant(v, &p));
+        let days = self.required(&mut o, "days").and_then(|(v, p)| {
+            let d = self.uint(v, &p, MAX_DAYS)?;
+            if d == 0 {
+                self.push(&p, "must be at least 1");
+                return None;
+            }
+            u32::try_from(d).ok()
+        });
+        let seed = match o.get("seed") {
+            Some((v, p)) => self.uint(v, &p, u64::MAX),
+            None => Some(0),
+        };
+        let retry = match o.get("retry") {
+            Some((v, p)) => self.retry(v, &p),
+            None => Some(Retry::default()),
+        };
+        let known = Known::read(root);
+        let mailboxes = self
+            .required(&mut o, "mailboxes")
+            .and_then(|(v, p)| self.list(v, &p, Self::mailbox));
+        let sequences = self
+            .required(&mut o, "sequences")
+            .and_then(|(v, p)| self.list(v, &p, |w, v, p| w.sequence(v, p, &known)));
+        let contacts = self
+            .required(&mut o, "contacts")
+            .and_then(|(v, p)| self.list(v, &p, |w, v, p| w.contact(v, p, &known)));
+        let events = match o.get("events") {
+            Some((v, p)) => self.list(v, &p, |w, v, p| w.event(v, p, &known)),
+            None => Some(Vec::new()),
+        };
+        let failures = match o.get("failures") {
+            Some((v, p)) => self.list(v, &p, |w, v, p| w.failure(v, p, &known)),
+            None => Some(Vec::new()),
+        };
+        self.finish(&o);
+        for list in ["mailboxes", "sequences", "contacts"] {
+            self.unique_ids(root, list);
+        }
+        Some(Scenario {
+            name,
+            start: start?,
+            days: days?,
+            seed: seed?,
+            retry: retry?,
+            mailboxes: mailboxes?,
+            sequences: sequences?,
+            contacts: contacts?,
+            events: events?,
+            failures: failures?,
+        })
+    }
+
+    /// Every id of `root[list]` used twice (read from the raw JSON, so that a duplicate is
+    /// reported even when the elements have other problems).
+    fn unique_ids(&mut self, root: &Value, list: &str) {
+        let Some(items) = root.get(list).and_then(Value::as_array) else {
+            return;
+        };
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some(id) = item.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(first) = seen.get(id) {
+                self.push(
+                    &format!("{list}[{i}].id"),
+                    format!("duplicate id {id:?} (first used by {list}[{first}])"),
+                );
+            } else {
+                seen.insert(id, i);
+            }
+        }
+    }
+
+    /// Each element through `item`; `None` when the list or any element is invalid.
+    fn list<T>(
+        &mut self,
+        v: &Value,
+        path: &str,
+        mut item: impl FnMut(&mut Self, &Value, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let items = self.array(v, path)?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, v) in items.iter().enumerate() {
+            match item(self, v, &format!("{path}[{i}]")) {
+                Some(x) => out.push(x),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn retry(&mut self, v: &Value, path: &str) -> Option<Retry> {
+        let mut o = self.object(v, path)?;
+        let defaults = Retry::default();
+        let max_attempts = match o.get("max_attempts") {
+            Some((v, p)) => self.positive(v, &p, 100),
+            None => Some(defaults.max_attempts),
+        };
+        let base_seconds = match o.get("base_seconds") {
+            Some((v, p)) => self.u32_field(v, &p, 30 * 86_400),
+            None => Some(defaults.base_seconds),
+        };
+        self.finish(&o);
+        Some(Retry {
+            max_attempts: max_attempts?,
+            base_seconds: base_seconds?,
+        })
+    }
+
+    fn mailbox(&mut self, v: &Value, path: &str) -> Option<MailboxSpec> {
+        let mut o = self.object(v, path)?;
+        let id = self
+            .required(&mut o, "id")
+            .and_then(|(v, p)| self.id(v, &p));
+        let email = self
+            .required(&mut o, "email")
+            .and_then(|(v, p)| self.email(v, &p));
+        let timezone = self
+            .required(&mut o, "timezone")
+            .and_then(|(v, p)| self.zone(v, &p));
+        let daily_limit = self
+            .required(&mut o, "daily_limit")
+            .and_then(|(v, p)| self.u32_field(v, &p, sequence_core::validate::MAX_DAILY_LIMIT));
+        let windows = match o.get("windows") {
+            Some((v, p)) => self.windows(v, &p),
+            None => Some(WeeklySchedule::always()),
+        };
+        let min_gap_seconds = match o.get("min_gap_seconds") {
+            Some((v, p)) => self.u32_field(v, &p, sequence_core::validate::MAX_GAP_SECONDS),
+            None => Some(0),
+        };
+        let warmup = match o.get("warmup") {
+            Some((v, p)) => self.warmup(v, &p).map(Some),
+            None => Some(None),
+        };
+        let paused = match o.get("status") {
+            Some((v, p)) => self.choice(v, &p, "a status", &[("active", false), ("paused", true)]),
+            None => Some(false),
+        };
+        self.finish(&o);
+        Some(MailboxSpec {
+            id: id?,
+            email: email?,
+            timezone: timezone?,
+            daily_limit: daily_limit?,
+            windows: windows?,
+            min_gap_seconds: min_gap_seconds?,
+            warmup: warmup?,
+            paused: paused?,
+        })
+    }
+
+    fn warmup(&mut self, v: &Value, path: &str) -> Option<WarmUp> {
+        let max = sequence_core::validate::MAX_DAILY_LIMIT;
+        let mut o = self.object(v, path)?;
+        let start = self
+            .required(&mut o, "start")
+            .and_then(|(v, p)| self.u32_field(v, &p, max));
+        let increment = self
+            .required(&mut o, "increment")
+            .and_then(|(v, p)| self.u32_field(v, &p, max));
+        let since = self
+            .required(&mut o, "since")
+            .and_then(|(v, p)| self.date(v, &p));
+        self.finish(&o);
+        Some(WarmUp {
+            start: start?,
+            increment: increment?,
+            since: since?,
+        })
+    }
+
+    fn sequence(&mut self, v: &Value, path: &str, known: &Known) -> Option<SequenceSpec> {
+        let mut o = self.object(v, path)?;
+        let id = self
+            .required(&mut o, "id")
+            .and_then(|(v, p)| self.id(v, &p));
+        let mailboxes = self.required(&mut o, "mailboxes").and_then(|(v, p)| {
+            let ids = self.list(v, &p, |w, v, p| {
+                let id = w.id(v, p)?;
+                if known.mailbox(&id) {
+                    Some(id)
+                } else {
+                    w.push(p, format!("unknown mailbox {id:?}"));
+                    None
+                }
+            })?;
+            if ids.is_empty() {
+                self.push(&p, "must name at least one mailbox");
+                return None;
+            }
+            let mut seen = HashSet::new();
+            for (i, id) in ids.iter().enumerate() {
+                if !seen.insert(id) {
+                    self.push(&format!("{p}[{i}]"), format!("mailbox {id:?} listed twice"));
+                    return None;
+                }
+            }
+            Some(ids)
+        });
+        let exit_on_reply = match o.get("exit_on_reply") {
+            Some((v, p)) => self.boolean(v, &p),
+            None => Some(true),
+        };
+        let recipient_windows = match o.get("recipient_windows") {
+            Some((v, p)) => self.windows(v, &p).map(Some),
+            None => Some(None),
+        };
+        let steps = self.required(&mut o, "steps").and_then(|(v, p)| {
+            let steps = self.list(v, &p, Self::step)?;
+            if steps.is_empty() {
+                self.push(&p, "must have at least one step");
+                return None;
+            }
+            Some(steps)
+        });
+        self.finish(&o);
+        Some(SequenceSpec {
+            id: id?,
+            mailboxes: mailboxes?,
+            exit_on_reply: exit_on_reply?,
+            recipient_windows: recipient_windows?,
+            steps: steps?,
+        })
+    }
+
+    fn step(&mut self, v: &Value, path: &str) -> Option<StepSpec> {
+        let mut o = self.object(v, path)?;
+        let delay = self
+            .required(&mut o, "delay")
+            .and_then(|(v, p)| self.delay(v, &p));
+        let subject = self
+            .required(&mut o, "subject")
+            .and_then(|(v, p)| self.string(v, &p));
+        let body = self
+            .required(&mut o, "body")
+            .and_then(|(v, p)| self.string(v, &p));
+        let condition_tag = match o.get("condition") {
+            Some((v, p)) => self.object(v, &p).and_then(|mut c| {
+                let tag = self
+                    .required(&mut c, "tag")
+                    .and_then(|(v, p)| self.id(v, &p));
+                self.finish(&c);
+                tag.map(Some)
+            }),
+            None => Some(None),
+        };
+        let exit_on_fail = match o.get("on_condition_fail") {
+            Some((v, p)) => self.choice(v, &p, "an action", &[("skip", false), ("exit", true)]),
+            None => Some(false),
+        };
+        self.finish(&o);
+        // The domain's own checks of a step (template syntax, header-safe subject, bounds),
+        // also when the delay is wrong, so that every problem is reported at once.
+        if let (Some(subject), Some(body)) = (&subject, &body) {
+            let step = Step::new(delay.unwrap_or(Delay::ZERO), subject, body);
+            if let Err(e) = validate_step(&step) {
+                let mut problems = Problems::new();
+                problems.extend_prefixed(path, e);
+                if let Err(all) = problems.finish() {
+                    for p in all.problems {
+                        self.push(&p.path, p.reason);
+                    }
+                }
+                return None;
+            }
+        }
+        Some(StepSpec {
+            delay: delay?,
+            subject: subject?,
+            body: body?,
+            condition_tag: condition_tag?,
+            exit_on_condition_fail: exit_on_fail?,
+        })
+    }
+
+    fn delay(&mut self, v: &Value, path: &str) -> Option<Delay> {
+        let mut o = self.object(v, path)?;
+        let amount = self
+            .required(&mut o, "amount")
+            .and_then(|(v, p)| self.u32_field(v, &p, u32::MAX));
+        let unit = self.required(&mut o, "unit").and_then(|(v, p)| {
+            self.choice(
+                v,
+                &p,
+                "a unit",
+                &[
+                    ("minutes", DelayUnit::Minutes),
+                    ("hours", DelayUnit::Hours),
+                    ("days", DelayUnit::Days),
+                    ("business_days", DelayUnit::BusinessDays),
+                ],
+            )
+        });
+        self.finish(&o);
+        Some(Delay::new(amount?, unit?))
+    }
+
+    fn contact(&mut self, v: &Value, path: &str, known: &Known) -> Option<ContactSpec> {
+        let mut o = self.object(v, path)?;
+        let id = self
+            .required(&mut o, "id")
+            .and_then(|(v, p)| self.id(v, &p));
+        let email = self
+            .required(&mut o, "email")
+            .and_then(|(v, p)| self.email(v, &p));
+        let text = |w: &mut Self, o: &mut Obj<'_>, key: &'static str| match o.get(key) {
+            Some((v, p)) => {
+                let s = w.string(v, &p)?;
+                if s.chars().any(char::is_control) {
+                    w.push(&p, "contains a control character (line break?)");
+                    return None;
+                }
+                Some(Some(s))
+            }
+            None => Some(None),
+        };
+        let first_name = text(self, &mut o, "first_name");
+        let last_name = text(self, &mut o, "last_name");
+        let company = text(self, &mut o, "company");
+        let timezone = match o.get("timezone") {
+            Some((v, p)) => self.zone(v, &p).map(Some),
+            None => Some(None),
+        };
+        let tags = match o.get("tags") {
+            Some((v, p)) => self
+                .list(v, &p, Self::id)
+                .map(|t| t.into_iter().collect::<BTreeSet<_>>()),
+            None => Some(BTreeSet::new()),
+        };
+        let enroll = match o.get("enroll") {
+            Some((v, p)) => self.list(v, &p, |w, v, p| {
+                let mut e = w.object(v, p)?;
+                let sequence = w.required(&mut e, "sequence").and_then(|(v, sp)| {
+                    let id = w.id(v, &sp)?;
+                    if known.sequence(&id) {
+                        Some(id)
+                    } else {
+                        w.push(&sp, format!("unknown sequence {id:?}"));
+                        None
+                    }
+                });
+                let at = w
+                    .required(&mut e, "at")
+                    .and_then(|(v, ap)| w.instant(v, &ap));
+                w.finish(&e);
+                Some(EnrollSpec {
+                    sequence: sequence?,
+                    at: at?,
+                })
+            }),
+            None => Some(Vec::new()),
+        };
+        if let Some(list) = &enroll {
+            let mut seen = HashSet::new();
+            for (i, e) in list.iter().enumerate() {
+                if !seen.insert(&e.sequence) {
+                    self.push(
+                        &format!("{path}.enroll[{i}].sequence"),
+                        format!(
+                            "contact already enrolled in {:?}: one enrollment per sequence and contact",
+                            e.sequence
+                        ),
+                    );
+                }
+            }
+        }
+        self.finish(&o);
+        Some(ContactSpec {
+            id: id?,
+            email: email?,
+            first_name: first_name?,
+            last_name: last_name?,
+            company: company?,
+            timezone: timezone?,
+            tags: tags?,
+            enroll: enroll?,
+        })
+    }
+
+    fn reference(
+        &mut self,
+        o: &mut Obj<'_>,
+        key: &'static str,
+        known: &dyn Fn(&str) -> bool,
+        what: &str,
+    ) -> Option<String> {
+        let (v, p) = self.required(o, key)?;
+        let id = self.id(v, &p)?;
+        if known(&id) {
+            Some(id)
+        } else {
+            self.push(&p, format!("unknown {what} {id:?}"));
+            None
+        }
+    }
+
+    fn event(&mut self, v: &Value, path: &str, known: &Known) -> Option<EventSpec> {
+        let mut o = self.object(v, path)?;
+        let at = self
+            .required(&mut o, "at")
+            .and_then(|(v, p)| self.instant(v, &p));
+        let kind = self.required(&mut o, "type").and_then(|(v, p)| {
+            let t = self.string(v, &p)?;
+            let is_contact = |id: &str| known.contact(id);
+            let is_mailbox = |id: &str| known.mailbox(id);
+            let is_sequence = |id: &str| known.sequence(id);
+            match t.as_str() {
+                "reply" => self.reference(&mut o, "contact", &is_contact, "contact").map(EventKind::Reply),
+                "unsubscribe" => self
+                    .reference(&mut o, "contact", &is_contact, "contact")
+                    .map(EventKind::Unsubscribe),
+                "bounce" => self.reference(&mut o, "contact", &is_contact, "contact").map(EventKind::Bounce),
+                "pause_mailbox" => self
+                    .reference(&mut o, "mailbox", &is_mailbox, "mailbox")
+                    .map(EventKind::PauseMailbox),
+                "resume_mailbox" => self
+                    .reference(&mut o, "mailbox", &is_mailbox, "mailbox")
+                    .map(EventKind::ResumeMailbox),
+                "pause_sequence" => self
+                    .reference(&mut o, "sequence", &is_sequence, "sequence")
+                    .map(EventKind::PauseSequence),
+                "resume_sequence" => self
+                    .reference(&mut o, "sequence", &is_sequence, "sequence")
+                    .map(EventKind::ResumeSequence),
+                other => {
+                    self.push(&p, format!("{other:?} is not an event type: expected reply, unsubscribe, bounce, pause_mailbox, resume_mailbox, pause_sequence or resume_sequence"));
+                    None
+                }
+            }
+        });
+        self.finish(&o);
+        Some(EventSpec {
+            at: at?,
+            kind: kind?,
+        })
+    }
+
+    fn failure(&mut self, v: &Value, path: &str, known: &Known) -> Option<FailureSpec> {
+        let mut o = self.object(v, path)?;
+        let contact = self.reference(&mut o, "contact", &|id| known.contact(id), "contact");
+        let sequence = match o.get("sequence") {
+            Some((v, p)) => self.id(v, &p).and_then(|id| {
+                if known.sequence(&id) {
+                    Some(Some(id))
+                } else {
+                    self.push(&p, format!("unknown sequence {id:?}"));
+                    None
+                }
+            }),
+            None => Some(None),
+        };
+        let step = self.required(&mut o, "step").and_then(|(v, p)| {
+            let step = self.u32_field(v, &p, u32::MAX)?;
+            let Some(steps) = known.steps(sequence.as_ref().and_then(|s| s.as_deref())) else {
+                return Some(step);
+            };
+            if step as usize >= steps {
+                self.push(
+                    &p,
+                    format!("step {step} does not exist (the sequence has {steps} steps)"),
+                );
+                return None;
+            }
+            Some(step)
+        });
+        let permanent = self.required(&mut o, "error").and_then(|(v, p)| {
+            self.choice(
+                v,
+                &p,
+                "an error kind",
+                &[("transient", false), ("permanent", true)],
+            )
+        });
+        let count = match o.get("count") {
+            Some((v, p)) => self.positive(v, &p, 1_000),
+            None => Some(1),
+        };
+        self.finish(&o);
+        Some(FailureSpec {
+            contact: contact?,
+            step: step?,
+            permanent: permanent?,
+            count: count?,
+            sequence: sequence?,
+        })
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn kind_and_value(v: &Value) -> String {
+    match v {
+        Value::Number(n) => format!("{n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        other => kind(other).to_owned(),
+    }
+}
