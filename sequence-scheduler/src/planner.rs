@@ -25,7 +25,9 @@
 //!    planning again could change the answer.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -191,7 +193,7 @@ pub struct Reservation {
 pub struct Plan {
     /// Sends to store, each reserving capacity.
     pub sends: Vec<PlannedSend>,
-    /// Enrollments left waiting.
+    /// Enrollments left waiting, in no particular order (each names its index).
     pub deferred: Vec<Deferred>,
     /// Planned sends whose slot a follow-up takes: cancel them (their enrollments are due
     /// again at once).
@@ -217,11 +219,11 @@ struct Day {
     /// Instants this plan reserved for enrollments with business hours, sorted.
     reserved: Vec<i64>,
     /// Those enrollments with their instants.
-    placed: Vec<(u32, i64)>,
+    placed: Vec<(Entry, i64)>,
     /// How many sends `gap` apart still fit in `free` away from `reserved`.
     unres_fits: u64,
     /// Enrollments without business hours assigned by this plan (timed at the end).
-    assigned: Vec<u32>,
+    assigned: Vec<Entry>,
     /// Planned new-enrollment sends that a follow-up may take over: (instant, send).
     movable: Vec<(i64, SendId)>,
     /// First instant the windows open on the next local day (for `NoCapacity`).
@@ -269,7 +271,7 @@ impl Day {
         None
     }
 
-    fn reserve(&mut self, item: u32, t: i64) {
+    fn reserve(&mut self, item: Entry, t: i64) {
         let at = self.reserved.partition_point(|&x| x < t);
         self.reserved.insert(at, t);
         self.placed.push((item, t));
@@ -448,6 +450,8 @@ struct Backlog {
     opens: Vec<(i64, u64)>,
     reason: DeferralReason,
     deferred: u64,
+    /// Where the last answer was found in `opens`.
+    cursor: usize,
 }
 
 impl Backlog {
@@ -462,6 +466,7 @@ impl Backlog {
             opens,
             reason,
             deferred: 0,
+            cursor: 0,
         }
     }
 
@@ -475,8 +480,15 @@ impl Backlog {
         }
         let need = rank / 2;
         if need < total {
-            let i = self.opens.partition_point(|&(_, cum)| cum <= need);
-            return self.opens.get(i).map(|o| o.0).or(Some(first));
+            // `need` only grows from call to call, so the answer's position does too.
+            while self
+                .opens
+                .get(self.cursor)
+                .is_some_and(|&(_, cum)| cum <= need)
+            {
+                self.cursor += 1;
+            }
+            return self.opens.get(self.cursor).map(|o| o.0).or(Some(first));
         }
         // Deeper than the next openings' capacity: a day later, and no further. Guessing
         // several days ahead from one day's capacity would leave capacity idle whenever it
@@ -486,16 +498,28 @@ impl Backlog {
     }
 }
 
-/// One due enrollment during planning.
-struct Item {
-    seq: u32,
-    class: u8,
-    /// Mailbox index it is assigned to.
-    mailbox: u32,
-    /// Recipient-hours cache index, or NONE.
-    hours: u32,
+/// One due enrollment in priority order, with everything the assignment loop reads, so that
+/// the loop streams through these instead of jumping around the input (at a million items
+/// that jumping, not the work, is what costs). Kept to 48 bytes: its (class, sequence) is
+/// the bucket it sits in.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// Orders the entries of one bucket: the earliest instant (seconds from `now`, offset
+    /// by 2^31) in the high half, a hash of the enrollment id in the low half; ties fall
+    /// back to the id itself, so the order never depends on the input's.
+    key: u64,
+    enrollment: EnrollmentId,
     earliest: i64,
+    idx: u32,
+    hours: u32,
+    /// Index of the sticky mailbox among the snapshots; `NONE` without a sticky mailbox,
+    /// `NO_SNAPSHOT` when it has one the snapshots do not hold.
+    sticky: u32,
+    step: u32,
 }
+
+/// [`Entry::sticky`] of a sticky mailbox the snapshots do not hold.
+const NO_SNAPSHOT: u32 = u32::MAX - 1;
 
 /// Make a plan. See the [module docs](self) for what it decides and why.
 #[must_use]
@@ -505,7 +529,8 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     let mut out = Plan::default();
 
     // ---- 1. mailbox days -----------------------------------------------------------------
-    let mut mailbox_index: HashMap<MailboxId, u32> = HashMap::with_capacity(input.mailboxes.len());
+    let mut mailbox_index: HashMap<MailboxId, u32> =
+        HashMap::with_capacity_and_hasher(input.mailboxes.len(), rustc_hash::FxBuildHasher);
     let mut days: Vec<Day> = Vec::with_capacity(input.mailboxes.len());
     for snap in input.mailboxes {
         let m = &snap.mailbox;
@@ -589,7 +614,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         .iter()
         .map(|s| input.counts.new_starts.get(&s.id).copied().unwrap_or(0))
         .collect();
-    let mut domain_counts: HashMap<(TenantId, &str), u32> = HashMap::new();
+    let mut domain_counts: HashMap<(TenantId, &str), u32> = HashMap::default();
     let next_utc_midnight = {
         let d = now.date_naive().succ_opt().unwrap_or(now.date_naive());
         d.and_hms_opt(0, 0, 0)
@@ -599,48 +624,65 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
 
     // Recipient hours, per (sequence, zone): open intervals over the next 8 days.
     let horizon = now + Duration::days(8);
-    let mut hours_index: HashMap<(u32, Tz), u32> = HashMap::new();
+    let mut hours_index: HashMap<(u32, Tz), u32> = HashMap::default();
     let mut hours: Vec<RecipientHours> = Vec::new();
 
     // ---- 3. classify and order -------------------------------------------------------------
-    let mut items: Vec<Item> = Vec::with_capacity(input.due.len());
     // Buckets of item indices per (class, sequence) for round-robin ordering.
     let n_seq = input.sequences.len();
-    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); 3 * n_seq.max(1)];
+    // Entries per (class, sequence), sorted by their key. Each bucket is sized exactly
+    // first: at a million items, growing them by doubling costs more than the planning.
+    let bucket_of = |due: &DueStep| -> Option<usize> {
+        let seq = *seq_index.get(&due.sequence)? as usize;
+        let class = if due.step >= 1 {
+            0
+        } else if due.sticky_mailbox.is_some() {
+            1
+        } else {
+            2
+        };
+        input.sequences[seq].active.then_some(class * n_seq + seq)
+    };
+    let mut sizes = vec![0usize; 3 * n_seq.max(1)];
+    for due in input.due {
+        if let Some(b) = bucket_of(due) {
+            sizes[b] += 1;
+        }
+    }
+    let mut entries: Vec<Vec<Entry>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
+    out.deferred.reserve(input.due.len());
+    // Deferrals share a handful of `not_before` instants (the next openings): remember the
+    // last conversion rather than building a calendar date for each of thousands.
+    let last_instant = std::cell::Cell::new((i64::MIN, DateTime::<Utc>::MIN_UTC));
+    let to_instant = |t: i64| {
+        let (seen, at) = last_instant.get();
+        if seen == t {
+            return at;
+        }
+        let at = instant(t);
+        last_instant.set((t, at));
+        at
+    };
     let defer = |out: &mut Plan, idx: usize, reason: DeferralReason, nb: Option<i64>| {
         out.deferred.push(Deferred {
             index: idx,
             enrollment: input.due[idx].enrollment,
             reason,
             // Never before the next second: a deferral must not be looked at again at once.
-            not_before: nb.map(|t| instant(t.max(now_s + 1))),
+            not_before: nb.map(|t| to_instant(t.max(now_s + 1))),
         });
     };
     for (idx, due) in input.due.iter().enumerate() {
         let Some(&seq) = seq_index.get(&due.sequence) else {
             defer(&mut out, idx, DeferralReason::SequencePaused, Some(recheck));
-            items.push(Item {
-                seq: NONE,
-                class: 0,
-                mailbox: NONE,
-                hours: NONE,
-                earliest: 0,
-            });
             continue;
         };
         let policy = &input.sequences[seq as usize];
         if !policy.active {
             defer(&mut out, idx, DeferralReason::SequencePaused, None);
-            items.push(Item {
-                seq: NONE,
-                class: 0,
-                mailbox: NONE,
-                hours: NONE,
-                earliest: 0,
-            });
             continue;
         }
-        let class = if due.step >= 1 {
+        let class: u8 = if due.step >= 1 {
             0
         } else if due.sticky_mailbox.is_some() {
             1
@@ -665,37 +707,58 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             // No contact zone: the mailbox's zone, resolved once the mailbox is known.
             (Some(_), None) => NONE - 1,
         };
-        items.push(Item {
-            seq,
-            class,
-            mailbox: NONE,
+        let id = due.enrollment.0.as_u128();
+        #[allow(clippy::cast_possible_truncation)] // both halves of the id feed the hash
+        let tie = mix(id as u64, (id >> 64) as u64) >> 32;
+        let earliest = secs(due.earliest);
+        let when =
+            u64::try_from((earliest - now_s + (1 << 31)).clamp(0, u32::MAX.into())).unwrap_or(0);
+        entries[usize::from(class) * n_seq + seq as usize].push(Entry {
+            key: (when << 32) | tie,
+            enrollment: due.enrollment,
+            earliest,
+            idx: u32::try_from(idx).unwrap_or(NONE),
             hours: hours_id,
-            earliest: secs(due.earliest),
+            sticky: due.sticky_mailbox.map_or(NONE, |m| {
+                mailbox_index.get(&m).copied().unwrap_or(NO_SNAPSHOT)
+            }),
+            step: due.step,
         });
-        buckets[usize::from(class) * n_seq + seq as usize].push(u32::try_from(idx).unwrap_or(NONE));
     }
-    let mut order: Vec<u32> = Vec::with_capacity(input.due.len());
+    // The priority order, as (bucket, position) pairs: walking it reads each bucket front to
+    // back, so the assignment loop streams.
+    let mut order: Vec<(u32, u32)> = Vec::with_capacity(input.due.len());
     for class in 0..3 {
-        let group = &mut buckets[class * n_seq..(class + 1) * n_seq];
-        for bucket in group.iter_mut() {
-            bucket.sort_unstable_by_key(|&i| {
-                (items[i as usize].earliest, input.due[i as usize].enrollment)
+        let first = class * n_seq;
+        for bucket in &mut entries[first..first + n_seq] {
+            bucket.sort_unstable_by(|a, b| {
+                a.key
+                    .cmp(&b.key)
+                    .then_with(|| a.enrollment.cmp(&b.enrollment))
             });
         }
         // Sequences take turns, in a seeded order.
-        let mut seq_order: Vec<usize> =
-            (0..group.len()).filter(|&s| !group[s].is_empty()).collect();
+        let mut seq_order: Vec<usize> = (0..n_seq)
+            .filter(|&s| !entries[first + s].is_empty())
+            .collect();
         seq_order.sort_unstable_by_key(|&s| {
             mix(
                 config.seed ^ 0x5e9,
                 input.sequences[s].id.0.as_u128() as u64,
             )
         });
-        let longest = group.iter().map(Vec::len).max().unwrap_or(0);
+        let longest = entries[first..first + n_seq]
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0);
         for rank in 0..longest {
             for &s in &seq_order {
-                if let Some(&i) = group[s].get(rank) {
-                    order.push(i);
+                if rank < entries[first + s].len() {
+                    order.push((
+                        u32::try_from(first + s).unwrap_or(NONE),
+                        u32::try_from(rank).unwrap_or(NONE),
+                    ));
                 }
             }
         }
@@ -704,9 +767,9 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     // ---- 4. assign mailboxes -----------------------------------------------------------------
     // Heaps of pool mailboxes by load, per (sequence, recipient hours).
     type Heap = BinaryHeap<Reverse<(u64, u64, u32, u32)>>;
-    let mut heaps: HashMap<(u32, u32), Heap> = HashMap::new();
-    let mut exhausted: HashMap<(u32, u32), Backlog> = HashMap::new();
-    let mut pool_allowed_cache: HashMap<(u32, u32), Vec<(i64, i64)>> = HashMap::new();
+    let mut heaps: HashMap<(u32, u32), Heap> = HashMap::default();
+    let mut exhausted: HashMap<(u32, u32), Backlog> = HashMap::default();
+    let mut pool_allowed_cache: HashMap<(u32, u32), Vec<(i64, i64)>> = HashMap::default();
 
     // Whether an item's business hours meet a mailbox's open time today (None: no hours).
     let allowed_on = |hours: &mut Vec<RecipientHours>,
@@ -748,22 +811,29 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         )
     };
 
-    for &i in &order {
-        let idx = i as usize;
-        let due = &input.due[idx];
-        let (seq, class, item_hours, earliest) = {
-            let it = &items[idx];
-            (it.seq, it.class, it.hours, it.earliest)
-        };
+    let defer_entry = |out: &mut Plan, entry: &Entry, reason: DeferralReason, nb: Option<i64>| {
+        out.deferred.push(Deferred {
+            index: entry.idx as usize,
+            enrollment: entry.enrollment,
+            reason,
+            not_before: nb.map(|t| to_instant(t.max(now_s + 1))),
+        });
+    };
+    for &(bucket, rank) in &order {
+        let entry = &entries[bucket as usize][rank as usize];
+        let idx = entry.idx as usize;
+        let seq = bucket % u32::try_from(n_seq).unwrap_or(1);
+        let class = bucket / u32::try_from(n_seq).unwrap_or(1);
+        let (item_hours, earliest) = (entry.hours, entry.earliest);
         let policy = &input.sequences[seq as usize];
 
         // Per-sequence cap on new starts.
         if class == 2 {
             if let Some(cap) = policy.new_enrollments_per_day {
                 if new_starts[seq as usize] >= cap {
-                    defer(
+                    defer_entry(
                         &mut out,
-                        idx,
+                        entry,
                         DeferralReason::NewEnrollmentCapReached,
                         Some(next_utc_midnight),
                     );
@@ -773,6 +843,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         }
         // Per-domain cap.
         if let Some(cap) = policy.per_domain_daily_cap {
+            let due = &input.due[idx];
             let key = (due.tenant, due.recipient_domain.as_str());
             let count = *domain_counts.entry(key).or_insert_with(|| {
                 input
@@ -783,9 +854,9 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                     .unwrap_or(0)
             });
             if count >= cap {
-                defer(
+                defer_entry(
                     &mut out,
-                    idx,
+                    entry,
                     DeferralReason::RecipientDomainCapReached,
                     Some(next_utc_midnight),
                 );
@@ -795,9 +866,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
 
         let restricted = item_hours != NONE;
         // Sticky and active: that mailbox only.
-        let sticky = due
-            .sticky_mailbox
-            .and_then(|m| mailbox_index.get(&m).copied());
+        let sticky = (entry.sticky < NO_SNAPSHOT).then_some(entry.sticky);
         let chosen: (u32, Option<i64>) = if let Some(mb) =
             sticky.filter(|&mb| days[mb as usize].active)
         {
@@ -823,8 +892,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 {
                     let (t, send) = day.movable.remove(pos);
                     out.preempt.push(send);
-                    push_send(&mut out, input, idx, day, t);
-                    items[idx].mailbox = mb;
+                    push_send(&mut out, entry, day, t);
                     continue;
                 }
             }
@@ -836,7 +904,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 } else {
                     DeferralReason::NoCapacity
                 };
-                defer(&mut out, idx, reason, next_day);
+                defer_entry(&mut out, entry, reason, next_day);
                 continue;
             }
             if restricted {
@@ -848,9 +916,9 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 };
                 let Some(t) = found else {
                     let nb = next_recipient_open(&hours, &hours_index, item_hours, seq, day, now_s);
-                    defer(
+                    defer_entry(
                         &mut out,
-                        idx,
+                        entry,
                         DeferralReason::OutsideRecipientWindow,
                         Some(nb.max(now_s + 60)),
                     );
@@ -860,25 +928,25 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             } else if day.takes_unrestricted() {
                 (mb, None)
             } else {
-                defer(&mut out, idx, DeferralReason::NoCapacity, next_day);
+                defer_entry(&mut out, entry, DeferralReason::NoCapacity, next_day);
                 continue;
             }
         } else {
             // A new enrollment, or a sticky mailbox that is paused: least-loaded of the pool.
             let pool = &pools[seq as usize];
             if !pool.iter().any(|&mb| days[mb as usize].active) {
-                let reason = if due.sticky_mailbox.is_some() {
+                let reason = if entry.sticky != NONE {
                     DeferralReason::MailboxPaused
                 } else {
                     DeferralReason::NoActiveMailboxInPool
                 };
-                defer(&mut out, idx, reason, Some(recheck));
+                defer_entry(&mut out, entry, reason, Some(recheck));
                 continue;
             }
             let key = (seq, item_hours);
             if let Some(backlog) = exhausted.get_mut(&key) {
                 let nb = backlog.wake_for_next();
-                defer(&mut out, idx, backlog.reason, nb.or(Some(recheck)));
+                defer_entry(&mut out, entry, backlog.reason, nb.or(Some(recheck)));
                 continue;
             }
             let heap = heaps.entry(key).or_insert_with(|| {
@@ -962,7 +1030,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 let mut backlog = Backlog::new(opens, reason);
                 let nb = backlog.wake_for_next();
                 exhausted.insert(key, backlog);
-                defer(&mut out, idx, reason, nb.or(Some(recheck)));
+                defer_entry(&mut out, entry, reason, nb.or(Some(recheck)));
                 continue;
             };
             heap.push(Reverse((load, tie, mb, stamp)));
@@ -973,17 +1041,17 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         let (mb, at) = chosen;
         let day = &mut days[mb as usize];
         match at {
-            Some(t) => day.reserve(i, t),
+            Some(t) => day.reserve(*entry, t),
             None => {
-                day.assigned.push(i);
+                day.assigned.push(*entry);
                 day.take();
             }
         }
-        items[idx].mailbox = mb;
         if class == 2 {
             new_starts[seq as usize] += 1;
         }
         if policy.per_domain_daily_cap.is_some() {
+            let due = &input.due[idx];
             if let Some(c) = domain_counts.get_mut(&(due.tenant, due.recipient_domain.as_str())) {
                 *c += 1;
             }
@@ -992,8 +1060,8 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
 
     // ---- 5. time each mailbox's sends ----------------------------------------------------------
     for day in &mut days {
-        for &(i, t) in &day.placed {
-            push_send(&mut out, input, i as usize, day, t);
+        for (entry, t) in &day.placed {
+            push_send(&mut out, entry, day, *t);
         }
         if day.assigned.is_empty() {
             continue;
@@ -1003,43 +1071,44 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             u64::try_from(day.local_date.num_days_from_ce()).unwrap_or(0),
         );
         let seed = mix(day_seed, u64::from(day.used));
-        let rest: Vec<u32> = day.assigned.clone();
+        let rest: Vec<Entry> = day.assigned.clone();
         let mut occupied: Vec<i64> = day.reserved.clone();
         let free = carve(&day.free, &day.reserved, day.gap);
         let points = spread(&free, rest.len(), day.gap, config.jitter, seed);
         // Priority order takes points in time order; an item not yet due at a point waits
-        // for a later one.
+        // for a later one. `first` skips the placed front of the list.
         let mut placed = vec![false; rest.len()];
+        let mut first = 0;
         for &t in &points {
-            if let Some(j) =
-                (0..rest.len()).find(|&j| !placed[j] && items[rest[j] as usize].earliest <= t)
-            {
+            while first < rest.len() && placed[first] {
+                first += 1;
+            }
+            if let Some(j) = (first..rest.len()).find(|&j| !placed[j] && rest[j].earliest <= t) {
                 placed[j] = true;
                 occupied.push(t);
-                push_send(&mut out, input, rest[j] as usize, day, t);
+                push_send(&mut out, &rest[j], day, t);
             }
         }
         // Items no point suited (due later than the points): the first free instant after
         // their due time, away from every other send.
-        for (j, &i) in rest.iter().enumerate() {
+        for (j, entry) in rest.iter().enumerate() {
             if placed[j] {
                 continue;
             }
-            let it = &items[i as usize];
             occupied.sort_unstable();
             let usable = carve(&day.free, &occupied, day.gap);
             let slot = usable.iter().find_map(|&(s, e)| {
-                let t = s.max(it.earliest);
+                let t = s.max(entry.earliest);
                 (t < e).then_some(t)
             });
             if let Some(t) = slot {
                 occupied.push(t);
-                push_send(&mut out, input, i as usize, day, t);
+                push_send(&mut out, entry, day, t);
             } else {
                 day.used -= 1;
                 out.deferred.push(Deferred {
-                    index: i as usize,
-                    enrollment: input.due[i as usize].enrollment,
+                    index: entry.idx as usize,
+                    enrollment: entry.enrollment,
                     reason: DeferralReason::NoCapacity,
                     not_before: Some(instant(
                         day.next_day_open.unwrap_or(now_s + 3600).max(now_s + 1),
@@ -1050,7 +1119,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     }
 
     // ---- 6. reservations -------------------------------------------------------------------------
-    let mut per_day: HashMap<(MailboxId, NaiveDate), (u32, u32)> = HashMap::new();
+    let mut per_day: HashMap<(MailboxId, NaiveDate), (u32, u32)> = HashMap::default();
     for s in &out.sends {
         let e = per_day
             .entry((s.mailbox, s.local_date))
@@ -1069,7 +1138,6 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     reservations.sort_unstable_by_key(|r| (r.mailbox, r.local_date));
     out.reservations = reservations;
     out.sends.sort_unstable_by_key(|s| (s.at, s.mailbox));
-    out.deferred.sort_unstable_by_key(|d| d.index);
     out
 }
 
@@ -1104,12 +1172,11 @@ fn next_recipient_open(
     rec.map_or(from, |r| r.max(now_s).min(from.max(r)))
 }
 
-fn push_send(out: &mut Plan, input: &PlanningInput<'_>, idx: usize, day: &Day, t: i64) {
-    let due = &input.due[idx];
+fn push_send(out: &mut Plan, entry: &Entry, day: &Day, t: i64) {
     out.sends.push(PlannedSend {
-        index: idx,
-        enrollment: due.enrollment,
-        step: due.step,
+        index: entry.idx as usize,
+        enrollment: entry.enrollment,
+        step: entry.step,
         mailbox: day.id,
         at: instant(t),
         local_date: day.local_date,
