@@ -305,8 +305,13 @@ impl Store for MemoryStore {
         Ok(self.lock()?.mailbox_snapshots(now, ids))
     }
 
-    async fn daily_counts(&self, now: DateTime<Utc>) -> Result<DailyCounts, StoreError> {
-        Ok(self.lock()?.daily_counts(now))
+    async fn daily_counts(
+        &self,
+        now: DateTime<Utc>,
+        sequences: &[SequenceId],
+        domains: &[(TenantId, String)],
+    ) -> Result<DailyCounts, StoreError> {
+        Ok(self.lock()?.daily_counts(now, sequences, domains))
     }
 
     async fn apply_plan(

@@ -6,7 +6,13 @@
 //! nothing else, which is what keeps them in step with the rows.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `std`'s maps with foldhash's seeded hasher: ids are hashed on every store call, and
+/// SipHash was most of the cost of a tick.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// See [`HashMap`].
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::fmt::Display;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -299,7 +305,8 @@ impl State {
     }
 
     pub(crate) fn get_sequences(&self, ids: &[SequenceId]) -> Vec<Sequence> {
-        let mut seen = HashSet::with_capacity(ids.len());
+        let mut seen =
+            HashSet::with_capacity_and_hasher(ids.len(), foldhash::fast::RandomState::default());
         ids.iter()
             .filter(|id| seen.insert(**id))
             .filter_map(|id| self.sequences.get(id))
@@ -637,7 +644,8 @@ impl State {
         now: DateTime<Utc>,
         ids: &[MailboxId],
     ) -> Vec<MailboxSnapshot> {
-        let mut seen = HashSet::with_capacity(ids.len());
+        let mut seen =
+            HashSet::with_capacity_and_hasher(ids.len(), foldhash::fast::RandomState::default());
         ids.iter()
             .filter(|id| seen.insert(**id))
             .filter_map(|id| {
@@ -668,11 +676,27 @@ impl State {
             .collect()
     }
 
-    pub(crate) fn daily_counts(&self, now: DateTime<Utc>) -> DailyCounts {
-        self.daily
-            .get(&now.date_naive())
-            .cloned()
-            .unwrap_or_default()
+    pub(crate) fn daily_counts(
+        &self,
+        now: DateTime<Utc>,
+        sequences: &[SequenceId],
+        domains: &[(TenantId, String)],
+    ) -> DailyCounts {
+        let mut out = DailyCounts::default();
+        let Some(day) = self.daily.get(&now.date_naive()) else {
+            return out;
+        };
+        for id in sequences {
+            if let Some(n) = day.new_starts.get(id) {
+                out.new_starts.insert(*id, *n);
+            }
+        }
+        for key in domains {
+            if let Some(n) = day.per_domain.get(key) {
+                out.per_domain.insert(key.clone(), *n);
+            }
+        }
+        out
     }
 
     pub(crate) fn next_wakeup(&self) -> Option<DateTime<Utc>> {
@@ -902,8 +926,8 @@ impl State {
             .filter(|(e, _)| e.is_final())
             .map(|(e, _)| e.id)
             .collect();
-        let mut versions: HashMap<EnrollmentId, u64> = HashMap::new();
-        let mut opening: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::new();
+        let mut versions: HashMap<EnrollmentId, u64> = HashMap::default();
+        let mut opening: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::default();
         for (e, read) in &changes.enrollments {
             let stored = match self.enrollments.get(&e.id) {
                 Some(s) if s.tenant == e.tenant && in_scope(e.tenant) => s,
@@ -930,7 +954,7 @@ impl State {
                 opening.insert(pair, e.id);
             }
         }
-        let mut seq_versions: HashMap<SequenceId, u64> = HashMap::new();
+        let mut seq_versions: HashMap<SequenceId, u64> = HashMap::default();
         for (s, read) in &changes.sequences {
             let stored = match self.sequences.get(&s.id) {
                 Some(stored) if stored.tenant == s.tenant && in_scope(s.tenant) => stored,
@@ -942,7 +966,7 @@ impl State {
             }
             seq_versions.insert(s.id, written_version(s.version, *read));
         }
-        let mut mb_versions: HashMap<MailboxId, u64> = HashMap::new();
+        let mut mb_versions: HashMap<MailboxId, u64> = HashMap::default();
         for (m, read) in &changes.mailboxes {
             let stored = match self.mailboxes.get(&m.id) {
                 Some(stored) if stored.tenant == m.tenant && in_scope(m.tenant) => stored,
@@ -1390,7 +1414,7 @@ impl State {
                 .collect()
         }
         // Sequences, mailboxes, contacts.
-        let mut by_tenant: HashMap<TenantId, BTreeSet<SequenceId>> = HashMap::new();
+        let mut by_tenant: HashMap<TenantId, BTreeSet<SequenceId>> = HashMap::default();
         for s in self.sequences.values() {
             by_tenant.entry(s.tenant).or_default().insert(s.id);
         }
@@ -1399,7 +1423,7 @@ impl State {
             non_empty(&self.sequences_by_tenant),
             non_empty(&by_tenant),
         )?;
-        let mut by_tenant: HashMap<TenantId, BTreeSet<MailboxId>> = HashMap::new();
+        let mut by_tenant: HashMap<TenantId, BTreeSet<MailboxId>> = HashMap::default();
         for m in self.mailboxes.values() {
             by_tenant.entry(m.tenant).or_default().insert(m.id);
         }
@@ -1408,7 +1432,7 @@ impl State {
             non_empty(&self.mailboxes_by_tenant),
             non_empty(&by_tenant),
         )?;
-        let mut by_email: HashMap<(TenantId, String), BTreeSet<ContactId>> = HashMap::new();
+        let mut by_email: HashMap<(TenantId, String), BTreeSet<ContactId>> = HashMap::default();
         for c in self.contacts.values() {
             by_email
                 .entry((c.tenant, normalize_email(&c.email)))
@@ -1428,11 +1452,12 @@ impl State {
             .filter_map(|e| due_key(e).map(|k| (k, e.id)))
             .collect();
         same("due enrollments", &self.due, &due)?;
-        let mut open: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::new();
-        let mut history: HashMap<(SequenceId, ContactId), BTreeSet<EnrollmentId>> = HashMap::new();
-        let mut by_contact: HashMap<ContactId, BTreeSet<EnrollmentId>> = HashMap::new();
+        let mut open: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::default();
+        let mut history: HashMap<(SequenceId, ContactId), BTreeSet<EnrollmentId>> =
+            HashMap::default();
+        let mut by_contact: HashMap<ContactId, BTreeSet<EnrollmentId>> = HashMap::default();
         let mut by_sequence: HashMap<SequenceId, BTreeSet<(DateTime<Utc>, EnrollmentId)>> =
-            HashMap::new();
+            HashMap::default();
         for e in self.enrollments.values() {
             let pair = (e.sequence, e.contact);
             if !e.is_final() {
@@ -1484,12 +1509,12 @@ impl State {
         )?;
 
         // Sends.
-        let mut keys: HashMap<EnrollmentId, BTreeMap<u32, SendId>> = HashMap::new();
-        let mut by_seq: HashMap<SequenceId, BTreeSet<SendId>> = HashMap::new();
+        let mut keys: HashMap<EnrollmentId, BTreeMap<u32, SendId>> = HashMap::default();
+        let mut by_seq: HashMap<SequenceId, BTreeSet<SendId>> = HashMap::default();
         let mut planned = BTreeSet::new();
         let mut leases = BTreeSet::new();
-        let mut per_box: HashMap<MailboxId, (Queue, BTreeSet<SendId>)> = HashMap::new();
-        let mut held: HashMap<(MailboxId, NaiveDate), u32> = HashMap::new();
+        let mut per_box: HashMap<MailboxId, (Queue, BTreeSet<SendId>)> = HashMap::default();
+        let mut held: HashMap<(MailboxId, NaiveDate), u32> = HashMap::default();
         for (id, row) in &self.sends {
             let s = &row.send;
             if *id != s.id {

@@ -427,8 +427,15 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<MailboxSnapshot>, StoreError>;
 
     /// Counts for per-sequence and per-domain caps: sends planned or made whose planned
-    /// instant falls on the UTC date of `now`.
-    async fn daily_counts(&self, now: DateTime<Utc>) -> Result<DailyCounts, StoreError>;
+    /// instant falls on the UTC date of `now`, for the `sequences` and (tenant, recipient
+    /// domain) pairs asked for only (a key with no send is left out), so that the cost
+    /// follows what a plan needs rather than the day's volume.
+    async fn daily_counts(
+        &self,
+        now: DateTime<Utc>,
+        sequences: &[SequenceId],
+        domains: &[(TenantId, String)],
+    ) -> Result<DailyCounts, StoreError>;
 
     /// Apply a plan atomically (see the module docs on reservations). Pre-emptions first,
     /// then each send: skipped as stale when its enrollment's version differs or is not

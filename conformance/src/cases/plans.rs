@@ -496,12 +496,16 @@ pub async fn mailbox_snapshots_describe_the_local_day<S: Store + 'static>(store:
 }
 
 /// `DailyCounts`: "Step-0 sends planned or made per sequence on the UTC date", "Sends
-/// planned or made per (tenant, recipient domain) on the UTC date".
+/// planned or made per (tenant, recipient domain) on the UTC date", for the keys asked for
+/// only.
 pub async fn daily_counts_count_new_starts_and_domains<S: Store + 'static>(store: S) {
     let w = World::build(&store, 1, 30, 2, 3).await;
     let es = w.enroll_all(&store, t0()).await;
     let domain = |i: usize| w.contacts[i].email_domain();
-    let empty = ok("daily_counts", store.daily_counts(t0()).await);
+    let keys: Vec<(sequence_core::ids::TenantId, String)> =
+        (0..3).map(|i| (w.tenant, domain(i))).collect();
+    let seqs = [w.sequence.id];
+    let empty = ok("daily_counts", store.daily_counts(t0(), &seqs, &keys).await);
     assert!(
         empty.new_starts.is_empty() && empty.per_domain.is_empty(),
         "daily_counts of an empty day must be empty, got {empty:?}"
@@ -545,7 +549,10 @@ pub async fn daily_counts_count_new_starts_and_domains<S: Store + 'static>(store
             )
             .await,
     );
-    let today = ok("daily_counts", store.daily_counts(at(180)).await);
+    let today = ok(
+        "daily_counts",
+        store.daily_counts(at(180), &seqs, &keys).await,
+    );
     assert_eq!(
         today.new_starts.get(&w.sequence.id).copied().unwrap_or(0),
         1,
@@ -565,7 +572,9 @@ pub async fn daily_counts_count_new_starts_and_domains<S: Store + 'static>(store
     );
     let tomorrow = ok(
         "daily_counts",
-        store.daily_counts(t0() + Duration::days(1)).await,
+        store
+            .daily_counts(t0() + Duration::days(1), &seqs, &keys)
+            .await,
     );
     assert_eq!(
         (

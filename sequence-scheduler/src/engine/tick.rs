@@ -285,7 +285,30 @@ impl Engine {
         }
         let mailbox_ids: Vec<MailboxId> = mailbox_ids.into_iter().collect();
         let snapshots = store.mailbox_snapshots(now, &mailbox_ids).await?;
-        let counts = store.daily_counts(now).await?;
+        // Only the counts the sequences' caps need: none at all without caps.
+        let capped_starts: Vec<SequenceId> = sequences
+            .values()
+            .filter(|s| s.new_enrollments_per_day.is_some())
+            .map(|s| s.id)
+            .collect();
+        let capped_domains: Vec<(sequence_core::ids::TenantId, String)> = to_plan
+            .iter()
+            .filter(|d| {
+                sequences
+                    .get(&d.enrollment.sequence)
+                    .is_some_and(|s| s.per_domain_daily_cap.is_some())
+            })
+            .map(|d| (d.enrollment.tenant, d.contact.email_domain()))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let counts = if capped_starts.is_empty() && capped_domains.is_empty() {
+            sequence_core::store::DailyCounts::default()
+        } else {
+            store
+                .daily_counts(now, &capped_starts, &capped_domains)
+                .await?
+        };
         let policies: Vec<SequencePolicy> = sequences.values().map(SequencePolicy::from).collect();
         let due_steps: Vec<DueStep> = to_plan
             .iter()
