@@ -283,10 +283,10 @@ impl Store for MemoryStore {
 
     async fn apply_changes(
         &self,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
         changes: ChangeSet,
     ) -> Result<(), StoreError> {
-        self.lock()?.apply_changes(changes)
+        self.lock()?.apply_changes(now, changes)
     }
 
     async fn due_enrollments(

@@ -17,7 +17,7 @@ use std::fmt::Display;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::{suppression, Enrollment, EnrollmentStatus};
+use sequence_core::enrollment::{suppression, DeferralReason, Enrollment, EnrollmentStatus};
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
@@ -247,6 +247,9 @@ pub(crate) struct State {
 
     events: Vec<(TenantId, DateTime<Utc>, DomainEvent)>,
     tokens: Tokens,
+    /// Reservations released by the current unit of work, as (mailbox, local date): the
+    /// unit wakes enrollments that can use them before it returns.
+    released: Vec<(MailboxId, NaiveDate)>,
 }
 
 impl State {
@@ -886,6 +889,7 @@ impl State {
         };
         if status == SendStatus::Planned {
             self.unreserve(send.mailbox, send.local_date);
+            self.released.push((send.mailbox, send.local_date));
         }
         if let Some((date, new_start)) = pending {
             self.daily_sub(date, &send, &domain, new_start);
@@ -1019,10 +1023,70 @@ impl State {
         }
     }
 
-    pub(crate) fn apply_changes(&mut self, changes: ChangeSet) -> Result<(), StoreError> {
+    pub(crate) fn apply_changes(
+        &mut self,
+        now: DateTime<Utc>,
+        changes: ChangeSet,
+    ) -> Result<(), StoreError> {
         self.check_changes(&changes, None)?;
         self.write_changes(changes, None);
+        self.wake_for_released(now);
         Ok(())
+    }
+
+    /// Capacity a unit of work released on a mailbox's current local day goes to waiting
+    /// enrollments the same day: for each released unit, up to two active enrollments
+    /// deferred for capacity or windows that the mailbox can serve (its sequence's pool holds
+    /// it, and it is not sticky to another active mailbox) are made due at `now`, soonest
+    /// first. Two, because one woken may still not fit (its recipient's hours).
+    fn wake_for_released(&mut self, now: DateTime<Utc>) {
+        /// How far down the due index one released unit looks.
+        const SCAN: usize = 512;
+        for (mailbox, date) in std::mem::take(&mut self.released) {
+            let Some(m) = self.mailboxes.get(&mailbox) else {
+                continue;
+            };
+            if !m.is_active() || local_date(m.timezone, now) != date {
+                continue;
+            }
+            let tenant = m.tenant;
+            let from = (now, EnrollmentId(Uuid::nil()));
+            let woken: Vec<EnrollmentId> = self
+                .due
+                .range(from..)
+                .take(SCAN)
+                .filter_map(|(_, id)| self.enrollments.get(id))
+                .filter(|e| {
+                    e.tenant == tenant
+                        && e.status == EnrollmentStatus::Active
+                        && e.deferral.is_some_and(|d| {
+                            matches!(
+                                d.reason,
+                                DeferralReason::NoCapacity
+                                    | DeferralReason::OutsideMailboxWindow
+                                    | DeferralReason::OutsideRecipientWindow
+                            )
+                        })
+                        && e.mailbox.is_none_or(|sticky| {
+                            sticky == mailbox
+                                || self.mailboxes.get(&sticky).is_none_or(|s| !s.is_active())
+                        })
+                        && self
+                            .sequences
+                            .get(&e.sequence)
+                            .is_some_and(|s| s.mailbox_pool.contains(&mailbox))
+                })
+                .take(2)
+                .map(|e| e.id)
+                .collect();
+            for id in woken {
+                if let Some(mut e) = self.enrollments.get(&id).cloned() {
+                    if e.wake(now) {
+                        self.put_enrollment(e);
+                    }
+                }
+            }
+        }
     }
 
     // ---- planning -------------------------------------------------------------------------------
@@ -1040,6 +1104,8 @@ impl State {
                 self.release_enrollment(enrollment, now);
             }
         }
+        // A pre-empted unit goes to the follow-up that took it, not to a waiting enrollment.
+        self.released.clear();
         for ps in plan.sends {
             match self.plan_one(&ps) {
                 PlanOne::Planned(id) => out.planned.push(id),
@@ -1274,6 +1340,7 @@ impl State {
             }
         });
         self.write_changes(all, Some(tenant));
+        self.wake_for_released(now);
         Ok(())
     }
 
@@ -1322,6 +1389,7 @@ impl State {
             }
         } else if self.cancel_send(id, "given back before sending") {
             self.release_enrollment(send.enrollment, now);
+            self.wake_for_released(now);
         }
         Ok(())
     }

@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 47);
+//! assert_eq!(sequence_conformance::CASES.len(), 48);
 //! # }
 //! ```
 //!
@@ -84,6 +84,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args apply_plan_replans_a_cancelled_send }
         $($callback)*! { $args apply_plan_preempts_first }
         $($callback)*! { $args apply_plan_records_deferrals_whose_version_matches }
+        $($callback)*! { $args a_released_unit_wakes_waiting_enrollments }
         $($callback)*! { $args mailbox_snapshots_describe_the_local_day }
         $($callback)*! { $args daily_counts_count_new_starts_and_domains }
         $($callback)*! { $args next_wakeup_is_the_earliest_due_or_planned_instant }

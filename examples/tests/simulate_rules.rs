@@ -111,6 +111,44 @@ fn rule_1_and_7_capacity_per_local_day_filled_under_saturation() {
 }
 
 #[test]
+fn rule_7_capacity_freed_by_replies_is_used_the_same_day() {
+    // Six a day, twenty waiting. A first run shows whose sends are planned for after 10:00;
+    // in a second run those contacts reply at 10:00, so their sends are called off, and the
+    // units must go to contacts still waiting, the same day.
+    let mut v = json!({
+        "start": "2026-03-09T00:00:00Z", "days": 1, "seed": 12,
+        "mailboxes": [mailbox("mb", "UTC", 6, 60, business_hours())],
+        "sequences": [{ "id": "s", "mailboxes": ["mb"], "steps": [step(0, "days", "Hi")] }],
+        "contacts": contacts(20, "s", "2026-03-09T00:00:00Z", None),
+    });
+    let ten = Utc.with_ymd_and_hms(2026, 3, 9, 10, 0, 0).unwrap();
+    let (_, first) = simulate(&v);
+    let late: Vec<String> = first
+        .attempts
+        .iter()
+        .filter(|a| a.at >= ten)
+        .map(|a| a.contact.clone())
+        .collect();
+    assert!(
+        late.len() >= 3,
+        "fixture: sends planned after 10:00: {:?}",
+        first.attempts
+    );
+    v["events"] = json!(late
+        .iter()
+        .map(|c| json!({ "at": "2026-03-09T10:00:00Z", "type": "reply", "contact": c }))
+        .collect::<Vec<_>>());
+    let (_, second) = simulate(&v);
+    assert!(second.attempts.iter().all(|a| !late.contains(&a.contact)));
+    assert_eq!(
+        second.attempts.len(),
+        6,
+        "the day must reach its limit: {:?}",
+        second.attempts
+    );
+}
+
+#[test]
 fn rule_1_warm_up_ramps_the_limit() {
     let mut mb = mailbox("mb", "Europe/Berlin", 20, 60, business_hours());
     mb["warmup"] = json!({ "start": 2, "increment": 3, "since": "2026-03-10" });

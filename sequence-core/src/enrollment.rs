@@ -184,7 +184,8 @@ pub struct Enrollment {
 }
 
 impl Enrollment {
-    /// A new active enrollment whose first step is due at `first_due`.
+    /// A new active enrollment whose first step is due at `first_due`. Its id is derived
+    /// from the tenant, sequence, contact and `now`.
     #[must_use]
     pub fn new(
         tenant: TenantId,
@@ -194,7 +195,15 @@ impl Enrollment {
         first_due: DateTime<Utc>,
     ) -> Self {
         Self {
-            id: EnrollmentId::new(),
+            // Derived, not random: the same enrollment made twice has one id (so a retried
+            // bulk enrollment is idempotent), and simulations are reproducible from a seed.
+            id: EnrollmentId::from_name(&format!(
+                "{}/{}/{}/{}",
+                tenant.0,
+                sequence.0,
+                contact.0,
+                now.timestamp_micros()
+            )),
             tenant,
             sequence,
             contact,

@@ -16,6 +16,13 @@
 //! process dies between a claim and its outcome, the attempt stays counted and the send is
 //! found by [`Store::expire_leases`].
 //!
+//! A unit released by a cancellation ([`Store::apply_changes`], [`Store::complete_send`],
+//! [`Store::release_send`] without a new instant) on its mailbox's current local day is not
+//! left idle: in the same unit of work, up to two active enrollments waiting on a
+//! capacity or window deferral that the mailbox can serve (its sequence's pool holds it,
+//! and they are not sticky to another active mailbox) are made due at `now`, soonest
+//! first. A unit released by a pre-emption goes to the follow-up that took it.
+//!
 //! # Leases
 //!
 //! [`Store::claim_sends`] gives each claimed send a [`Lease`] (random token, attempt number,

@@ -405,6 +405,74 @@ pub async fn apply_plan_records_deferrals_whose_version_matches<S: Store + 'stat
     );
 }
 
+/// Reservations: "A unit released by a cancellation ... on its mailbox's current local day
+/// is not left idle: in the same unit of work, up to two active enrollments waiting on a
+/// capacity or window deferral that the mailbox can serve ... are made due at `now`".
+pub async fn a_released_unit_wakes_waiting_enrollments<S: Store + 'static>(store: S) {
+    let w = World::build(&store, 1, 1, 1, 5).await;
+    let es = w.enroll_all(&store, t0()).await;
+    plan(&store, t0(), vec![w.plan_send(&es[0], 0, at(60), 1)]).await;
+    let waiting = |reason, minutes| Deferral {
+        reason,
+        not_before: Some(at(minutes)),
+    };
+    let deferrals = [
+        (1, waiting(DeferralReason::NoCapacity, 1440)),
+        (2, waiting(DeferralReason::NoCapacity, 1500)),
+        (3, waiting(DeferralReason::NoCapacity, 1560)),
+        (4, waiting(DeferralReason::SequencePaused, 1000)),
+    ];
+    ok(
+        "apply_plan (deferrals)",
+        store
+            .apply_plan(
+                t0(),
+                PlanCommit {
+                    deferrals: deferrals
+                        .iter()
+                        .map(|&(i, deferral)| PlanDeferral {
+                            enrollment: es[i].id,
+                            enrollment_version: es[i].version,
+                            deferral,
+                        })
+                        .collect(),
+                    ..PlanCommit::default()
+                },
+            )
+            .await,
+    );
+    // The planned enrollment exits; its send is called off and its unit released.
+    let mut gone = w.enrollment(&store, es[0].id).await;
+    let read = gone.version;
+    let send = w.send(&store, es[0].id, 0).await;
+    if let Err(e) = gone.exit(sequence_core::enrollment::ExitReason::Manual, at(10)) {
+        panic!("fixture: exit: {e}");
+    }
+    ok(
+        "apply_changes (call off)",
+        store
+            .apply_changes(
+                at(10),
+                ChangeSet {
+                    enrollments: vec![(gone, read)],
+                    cancel_sends: vec![send.id],
+                    ..ChangeSet::default()
+                },
+            )
+            .await,
+    );
+    let mut due_at = Vec::new();
+    for e in &es[1..] {
+        due_at.push(w.enrollment(&store, e.id).await.next_due_at);
+    }
+    assert_eq!(
+        due_at,
+        vec![Some(at(10)), Some(at(10)), Some(at(1560)), Some(at(1000))],
+        "the released unit must wake the two soonest enrollments waiting for capacity, and \
+         neither a third nor one waiting for another reason"
+    );
+}
+
 /// `MailboxSnapshot`: "The mailbox-local date of `now`", "Attempts made plus sends reserved
 /// on that date", "The latest instant at which this mailbox made an attempt (a claim)",
 /// "Sends planned on this mailbox and not yet claimed, earliest first"; "mailboxes not found
