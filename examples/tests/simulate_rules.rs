@@ -632,9 +632,9 @@ fn scenario_value() -> impl Strategy<Value = Value> {
         0i64..365,
         prop::collection::vec(mailbox, 1..4),
         prop::collection::vec((prop::collection::vec(0usize..4, 1..3), 1usize..4, prop::option::weighted(0.4, prop::collection::vec(window_value(), 1..2)), any::<bool>()), 1..3),
-        prop::collection::vec((0usize..3, prop::option::of(0usize..ZONES.len()), 0i64..48, any::<bool>()), 1..12),
-        prop::collection::vec((0u8..7, 0usize..12, 0i64..96), 0..4),
-        prop::collection::vec((0usize..12, 0u32..3, any::<bool>(), 1u32..3), 0..3),
+        prop::collection::vec((0usize..3, prop::option::of(0usize..ZONES.len()), 0i64..96, any::<bool>()), 1..24),
+        prop::collection::vec((0u8..7, 0usize..24, 0i64..120), 0..8),
+        prop::collection::vec((0usize..24, 0u32..3, any::<bool>(), 1u32..4), 0..4),
         any::<u64>(),
     )
         .prop_map(|(day, mbs, seqs, cs, evs, fails, seed)| {
@@ -643,6 +643,9 @@ fn scenario_value() -> impl Strategy<Value = Value> {
             let mailboxes: Vec<Value> = mbs.iter().enumerate().map(|(i, (z, limit, gap, windows, paused))| {
                 let mut m = json!({ "id": format!("m{i}"), "email": format!("m{i}@s.example"), "timezone": ZONES[*z],
                                     "daily_limit": limit, "min_gap_seconds": gap });
+                if i % 2 == 1 {
+                    m["warmup"] = json!({ "start": 1, "increment": 2, "since": (start + Duration::days(1)).date_naive().to_string() });
+                }
                 if let Some(w) = windows { m["windows"] = json!(w); }
                 if *paused { m["status"] = json!("paused"); }
                 m
@@ -652,7 +655,12 @@ fn scenario_value() -> impl Strategy<Value = Value> {
                 pool.sort();
                 pool.dedup();
                 let steps: Vec<Value> = (0..*steps).map(|k| {
-                    let mut s = step(if k == 0 { 0 } else { 5 + k as u32 }, "hours", "S {{first_name}}");
+                    let (amount, unit) = match (i + k) % 3 {
+                        0 => (if k == 0 { 0 } else { 40 + 7 * k as u32 }, "minutes"),
+                        1 => (if k == 0 { 0 } else { 5 + k as u32 }, "hours"),
+                        _ => (u32::from(k % 2 == 1), "days"),
+                    };
+                    let mut s = step(amount, unit, "S {{first_name}}");
                     if k == 1 && *exit { s["condition"] = json!({ "tag": "t" }); s["on_condition_fail"] = json!("exit"); }
                     s
                 }).collect();
@@ -687,14 +695,17 @@ fn scenario_value() -> impl Strategy<Value = Value> {
                 json!({ "contact": format!("c{}", c % cs.len()), "step": *step as usize % longest,
                         "error": if *permanent { "permanent" } else { "transient" }, "count": count })
             }).collect();
-            json!({ "start": rfc(start), "days": 5, "seed": seed, "retry": { "max_attempts": 3, "base_seconds": 600 },
+            json!({ "start": rfc(start), "days": 1 + seed % 7, "seed": seed, "retry": { "max_attempts": 3, "base_seconds": 600 },
                     "mailboxes": mailboxes, "sequences": sequences, "contacts": contacts,
                     "events": events, "failures": failures })
         })
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // PROPTEST_CASES raises the count for a longer search.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48),
+    ))]
 
     #[test]
     fn random_scenarios_keep_rules_1_to_6(v in scenario_value()) {

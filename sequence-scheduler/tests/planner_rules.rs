@@ -419,7 +419,10 @@ fn run(f: &Fleet, seed: u64) -> Plan {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    // PROPTEST_CASES raises the count for a longer search.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(200),
+    ))]
 
     #[test]
     fn every_plan_keeps_the_rules(f in fleet_strategy(), seed in any::<u64>()) {
