@@ -17,6 +17,7 @@ mod rng;
 
 pub use clock::{SystemClock, VirtualClock};
 pub use engine::{
-    DeliverySemantics, Engine, EngineBuilder, EngineConfig, EngineError, RetryPolicy, TickReport,
+    DeliverySemantics, Engine, EngineBuilder, EngineConfig, EngineError, Explanation, RetryPolicy,
+    SequenceStats, StepStats, TickReport, VariantStats,
 };
 pub use planner::{plan, Plan, PlannerConfig, PlanningInput};

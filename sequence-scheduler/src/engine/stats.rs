@@ -152,16 +152,8 @@ impl Engine {
                     }
                 }
                 _ => {
-                    let reason = e.exit_reason.map_or_else(
-                        || "unknown".to_owned(),
-                        |r| {
-                            serde_json::to_value(r)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default()
-                        },
-                    );
-                    *s.exited.entry(reason).or_default() += 1;
+                    let reason = e.exit_reason.map_or("unknown", ExitReason::as_str);
+                    *s.exited.entry(reason.to_owned()).or_default() += 1;
                 }
             }
         }
@@ -171,17 +163,17 @@ impl Engine {
                 step: send.step,
                 ..StepStats::default()
             });
-            if let Some(pos) = st.variants.iter().position(|v| v.variant == send.variant) {
-                let _ = pos;
-            } else {
-                st.variants.push(VariantStats {
-                    variant: send.variant,
-                    ..VariantStats::default()
-                });
-            }
-            let Some(var) = st.variants.iter_mut().find(|v| v.variant == send.variant) else {
-                continue;
+            let pos = match st.variants.iter().position(|v| v.variant == send.variant) {
+                Some(pos) => pos,
+                None => {
+                    st.variants.push(VariantStats {
+                        variant: send.variant,
+                        ..VariantStats::default()
+                    });
+                    st.variants.len() - 1
+                }
             };
+            let var = &mut st.variants[pos];
             match send.status {
                 SendStatus::Sent => {
                     s.sent += 1;
