@@ -166,9 +166,15 @@ pub fn forecast(scenario: &Scenario, run: &Run) -> String {
             Some(t) => t.date_naive().to_string(),
             None => "not by the end".to_owned(),
         };
+        #[allow(clippy::cast_precision_loss)]
+        let finished = if total == 0 {
+            100.0
+        } else {
+            100.0 * ended.len() as f64 / total as f64
+        };
         let _ = writeln!(
             out,
-            "  {:<24} {:>7} enrolled   50%: {:<14} 90%: {:<14} 100%: {}",
+            "  {:<24} {:>7} enrolled   50%: {:<14} 90%: {:<14} 100%: {:<14} ({finished:.0}% finished by the end)",
             s.id,
             total,
             cell(0.5),
@@ -224,8 +230,11 @@ pub fn forecast(scenario: &Scenario, run: &Run) -> String {
 }
 
 /// The one-line answer to "how many more mailboxes of the average limit would finish the
-/// whole scenario a week sooner?", from capacity: the attempts the run made, spread over a
-/// week less, against what an average mailbox can do in a day.
+/// whole scenario a week sooner?", from capacity. The work is every attempt the run made
+/// plus every step its unfinished enrollments still have to send; the finish is the run's
+/// (when everything finished) or the date that work would take at the fleet's pace; a week
+/// sooner needs the work spread over seven days fewer, and each extra mailbox brings what
+/// an average mailbox of the fleet gave per day.
 #[allow(
     clippy::cast_precision_loss,
     clippy::cast_possible_truncation,
@@ -249,39 +258,57 @@ fn week_sooner(
         .map(|m| f64::from(m.daily_limit))
         .sum::<f64>()
         / mailboxes as f64;
-    let finish = if all_finished {
-        last_finish.unwrap_or(end)
-    } else {
-        end
-    };
-    let span_days = (finish - scenario.start).num_seconds() as f64 / 86_400.0;
-    let target_days = span_days - 7.0;
-    let attempts = run.attempts.len() as f64;
-    let capacity_per_day = capacities.iter().sum::<u64>() as f64 / f64::from(scenario.days.max(1));
-    let per_mailbox_day = capacity_per_day / mailboxes as f64;
-    let qualifier = if all_finished {
-        format!("it finishes in {span_days:.1} days")
-    } else {
-        "it does not finish within the scenario, so this is a lower bound".to_owned()
-    };
-    if target_days <= 0.5 {
-        return format!("No number of mailboxes: {qualifier}, too short to finish a week sooner.");
-    }
+    let have_per_day = capacities.iter().sum::<u64>() as f64 / f64::from(scenario.days.max(1));
+    let per_mailbox_day = have_per_day / mailboxes as f64;
     if per_mailbox_day <= 0.0 {
-        return format!("Unknown: the mailboxes have no capacity in their windows ({qualifier}).");
+        return "Unknown: the mailboxes have no capacity inside their windows.".to_owned();
     }
-    let needed_per_day = attempts / target_days;
-    let have_per_day = capacity_per_day;
+    let steps_of: std::collections::HashMap<&str, usize> = scenario
+        .sequences
+        .iter()
+        .map(|s| (s.id.as_str(), s.steps.len()))
+        .collect();
+    let remaining: usize = run
+        .summary
+        .enrollments
+        .iter()
+        .filter(|e| e.status == "active" || e.status == "paused")
+        .map(|e| {
+            steps_of
+                .get(e.sequence.as_str())
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(e.steps_sent as usize)
+        })
+        .sum();
+    let work = (run.attempts.len() + remaining) as f64;
+    let (span_days, how) = if all_finished {
+        let days = (last_finish.unwrap_or(end) - scenario.start).num_seconds() as f64 / 86_400.0;
+        (days, format!("it finishes in {days:.1} days"))
+    } else {
+        let days = (work / have_per_day).max(f64::from(scenario.days));
+        (
+            days,
+            format!(
+                "{remaining} steps are still to send at the end; at {have_per_day:.0} attempts a day everything takes about {days:.1} days"
+            ),
+        )
+    };
+    let target_days = span_days - 7.0;
+    if target_days <= 0.5 {
+        return format!("No number of mailboxes: {how}, too short to finish a week sooner.");
+    }
+    let needed_per_day = work / target_days;
     if all_finished && needed_per_day <= have_per_day * 0.95 {
         return format!(
-            "None: capacity is not the bottleneck ({qualifier}; {have_per_day:.0} attempts/day available, {needed_per_day:.0} needed): step delays and windows set the finish date."
+            "None: capacity is not the bottleneck ({how}; {have_per_day:.0} attempts a day available, {needed_per_day:.0} needed): step delays and windows set the finish date."
         );
     }
     let extra = ((needed_per_day - have_per_day) / per_mailbox_day)
         .ceil()
         .max(1.0) as u64;
     format!(
-        "About {extra} more mailbox(es) of the average limit ({avg_limit:.0}/day) would finish a week sooner ({qualifier}; {attempts:.0} attempts need {needed_per_day:.0}/day over {target_days:.1} days, the fleet gives {have_per_day:.0}/day)."
+        "About {extra} more mailbox(es) of the average limit ({avg_limit:.0} a day) would finish a week sooner ({how}; {work:.0} attempts over {target_days:.1} days need {needed_per_day:.0} a day, the fleet gives {have_per_day:.0})."
     )
 }
 
@@ -349,19 +376,29 @@ pub fn volume_svg(scenario: &Scenario, run: &Run) -> Result<String, ReportError>
             .x_label_area_size(40)
             .y_label_area_size(60)
             .right_y_label_area_size(60)
-            .build_cartesian_2d(0f64..days as f64, 0f64..(peak as f64 * 1.1))
+            // Bars centred on whole days; head room above them for the legend.
+            .build_cartesian_2d(-0.5f64..days as f64 - 0.5, 0f64..(peak as f64 * 1.4))
             .map_err(|e| chart_err(&e))?
-            .set_secondary_coord(0f64..days as f64, 0f64..100f64);
+            .set_secondary_coord(-0.5f64..days as f64 - 0.5, 0f64..140f64);
         chart
             .configure_mesh()
             .x_desc("day of the scenario")
             .y_desc("attempts")
-            .x_label_formatter(&|x| format!("{}", *x as i64 + 1))
+            .x_labels(days.min(31))
+            .x_label_formatter(&|x| format!("{}", x.round() as i64 + 1))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()
             .map_err(|e| chart_err(&e))?;
         chart
             .configure_secondary_axes()
             .y_desc("% of enrollments finished")
+            .y_label_formatter(&|y| {
+                if *y <= 100.0 {
+                    format!("{y:.0}")
+                } else {
+                    String::new()
+                }
+            })
             .draw()
             .map_err(|e| chart_err(&e))?;
         for step in 0..steps {
@@ -371,7 +408,7 @@ pub fn volume_svg(scenario: &Scenario, run: &Run) -> Result<String, ReportError>
                 let top = below + per_step[step];
                 let x = d as f64;
                 Rectangle::new(
-                    [(x + 0.1, below as f64), (x + 0.9, top as f64)],
+                    [(x - 0.4, below as f64), (x + 0.4, top as f64)],
                     color.filled(),
                 )
             });
@@ -388,7 +425,7 @@ pub fn volume_svg(scenario: &Scenario, run: &Run) -> Result<String, ReportError>
                 cumulative
                     .iter()
                     .enumerate()
-                    .map(|(d, share)| (d as f64 + 1.0, *share)),
+                    .map(|(d, share)| (d as f64 + 0.5, *share)),
                 BLACK.stroke_width(2),
             ))
             .map_err(|e| chart_err(&e))?
