@@ -940,7 +940,10 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 } else {
                     DeferralReason::NoActiveMailboxInPool
                 };
-                defer_entry(&mut out, entry, reason, Some(recheck));
+                // Parked: only a mailbox resumed, or a pool changed, can change the answer,
+                // and the engine wakes these when that happens. Looking again every few
+                // minutes through a long pause would re-plan them all, again and again.
+                defer_entry(&mut out, entry, reason, None);
                 continue;
             }
             let key = (seq, item_hours);

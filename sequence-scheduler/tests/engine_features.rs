@@ -474,3 +474,41 @@ async fn run_sends_on_its_own_until_shutdown() {
     let stats = engine.stats(tenant, seq.id).await.unwrap();
     assert_eq!(stats.completed, 3);
 }
+
+#[tokio::test]
+async fn enrollments_wait_parked_while_their_pool_is_paused_and_wake_on_resume() {
+    let w = world(EngineConfig::with_seed(10), 100).await;
+    let seq = w.sequence("Paused pool", |_| {}).await;
+    let cs = w.contacts(3).await;
+    w.engine.pause_mailbox(w.tenant, w.mailbox).await.unwrap();
+    w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
+    w.run_until(start() + Duration::days(3)).await;
+    assert!(w.transport.attempts().is_empty());
+    let es = w
+        .engine
+        .store()
+        .list_enrollments(w.tenant, seq)
+        .await
+        .unwrap();
+    for e in &es {
+        let d = e.deferral.unwrap();
+        assert_eq!(
+            (d.reason, d.not_before, e.next_due_at),
+            (DeferralReason::NoActiveMailboxInPool, None, None),
+            "parked, not looked at again every few minutes"
+        );
+    }
+    assert_eq!(
+        w.engine.next_wakeup().await.unwrap(),
+        None,
+        "nothing to wake for"
+    );
+    w.engine.resume_mailbox(w.tenant, w.mailbox).await.unwrap();
+    w.run_until(start() + Duration::days(4)).await;
+    assert_eq!(w.transport.attempts().len(), 3);
+    assert!(w
+        .transport
+        .attempts()
+        .iter()
+        .all(|a| a.at >= start() + Duration::days(3)));
+}

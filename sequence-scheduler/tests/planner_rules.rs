@@ -757,6 +757,7 @@ fn sticky_mailbox_is_kept_and_left_only_when_paused() {
     case.mailboxes[1].mailbox = m2;
     let p = case.plan();
     assert_eq!(p.deferred[0].reason, DeferralReason::MailboxPaused);
+    assert_eq!(p.deferred[0].not_before, None, "parked until a resume");
 }
 
 #[test]
@@ -800,9 +801,10 @@ fn deferral_reasons() {
         due: vec![due(1, seq.id, 0, now, None, None)],
         counts: DailyCounts::default(),
     };
+    let p = case.plan();
     assert_eq!(
-        case.plan().deferred[0].reason,
-        DeferralReason::NoActiveMailboxInPool
+        (p.deferred[0].reason, p.deferred[0].not_before),
+        (DeferralReason::NoActiveMailboxInPool, None)
     );
 
     // New-enrollment cap.

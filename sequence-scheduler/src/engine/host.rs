@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::{Enrollment, EnrollmentStatus, ExitReason};
+use sequence_core::enrollment::{DeferralReason, Enrollment, EnrollmentStatus, ExitReason};
 use sequence_core::error::Problems;
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SequenceId, TenantId};
@@ -94,7 +94,43 @@ impl Engine {
     /// # Errors
     /// Not found, already active, or changed meanwhile.
     pub async fn resume_mailbox(&self, tenant: TenantId, id: MailboxId) -> Result<(), EngineError> {
-        self.set_mailbox_status(tenant, id, Mailbox::resume).await
+        self.set_mailbox_status(tenant, id, Mailbox::resume).await?;
+        let sequences: Vec<SequenceId> = self
+            .inner
+            .store
+            .list_sequences(tenant)
+            .await?
+            .into_iter()
+            .filter(|s| s.mailbox_pool.contains(&id))
+            .map(|s| s.id)
+            .collect();
+        self.wake_parked(tenant, &sequences).await
+    }
+
+    /// Wake the enrollments of `sequences` parked because no mailbox of their pool could
+    /// send (a mailbox was resumed, or a pool changed): they are planned again at once.
+    async fn wake_parked(
+        &self,
+        tenant: TenantId,
+        sequences: &[SequenceId],
+    ) -> Result<(), EngineError> {
+        let now = self.now();
+        let mut changes = ChangeSet::default();
+        for &seq in sequences {
+            for mut e in self.inner.store.list_enrollments(tenant, seq).await? {
+                let parked = e.deferral.is_some_and(|d| {
+                    matches!(
+                        d.reason,
+                        DeferralReason::MailboxPaused | DeferralReason::NoActiveMailboxInPool
+                    )
+                });
+                let v = e.version;
+                if parked && e.wake(now) {
+                    changes.enrollments.push((e, v));
+                }
+            }
+        }
+        self.apply_leniently(now, changes).await
     }
 
     async fn set_mailbox_status(
@@ -163,6 +199,7 @@ impl Engine {
     ) -> Result<Sequence, EngineError> {
         let mut sequence = self.load_sequence(tenant, id).await?;
         let read = sequence.version;
+        let pool_before = sequence.mailbox_pool.clone();
         change(&mut sequence)?;
         sequence.validate()?;
         if sequence.version == read {
@@ -174,6 +211,9 @@ impl Engine {
             .await?;
         let events = sequence.drain_events();
         self.emit(tenant, &events);
+        if sequence.mailbox_pool != pool_before {
+            self.wake_parked(tenant, &[id]).await?;
+        }
         Ok(sequence)
     }
 
