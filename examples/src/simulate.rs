@@ -608,12 +608,7 @@ pub async fn run_on(
                         contact: c.id.clone(),
                         sequence: e.sequence.clone(),
                         status: status.to_owned(),
-                        exit_reason: en.exit_reason.map(|r| {
-                            serde_json::to_value(r)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default()
-                        }),
+                        exit_reason: en.exit_reason.map(|r| r.as_str().to_owned()),
                         steps_sent: en.steps_sent,
                         ended_at: en.ended_at,
                     }

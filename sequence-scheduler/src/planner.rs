@@ -663,10 +663,14 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         last_instant.set((t, at));
         at
     };
-    let defer = |out: &mut Plan, idx: usize, reason: DeferralReason, nb: Option<i64>| {
+    let defer = |out: &mut Plan,
+                 index: usize,
+                 enrollment: EnrollmentId,
+                 reason: DeferralReason,
+                 nb: Option<i64>| {
         out.deferred.push(Deferred {
-            index: idx,
-            enrollment: input.due[idx].enrollment,
+            index,
+            enrollment,
             reason,
             // Never before the next second: a deferral must not be looked at again at once.
             not_before: nb.map(|t| to_instant(t.max(now_s + 1))),
@@ -674,12 +678,24 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     };
     for (idx, due) in input.due.iter().enumerate() {
         let Some(&seq) = seq_index.get(&due.sequence) else {
-            defer(&mut out, idx, DeferralReason::SequencePaused, Some(recheck));
+            defer(
+                &mut out,
+                idx,
+                due.enrollment,
+                DeferralReason::SequencePaused,
+                Some(recheck),
+            );
             continue;
         };
         let policy = &input.sequences[seq as usize];
         if !policy.active {
-            defer(&mut out, idx, DeferralReason::SequencePaused, None);
+            defer(
+                &mut out,
+                idx,
+                due.enrollment,
+                DeferralReason::SequencePaused,
+                None,
+            );
             continue;
         }
         let class: u8 = if due.step >= 1 {
@@ -812,12 +828,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     };
 
     let defer_entry = |out: &mut Plan, entry: &Entry, reason: DeferralReason, nb: Option<i64>| {
-        out.deferred.push(Deferred {
-            index: entry.idx as usize,
-            enrollment: entry.enrollment,
-            reason,
-            not_before: nb.map(|t| to_instant(t.max(now_s + 1))),
-        });
+        defer(out, entry.idx as usize, entry.enrollment, reason, nb);
     };
     for &(bucket, rank) in &order {
         let entry = &entries[bucket as usize][rank as usize];

@@ -2,101 +2,17 @@
 //! transport that injects failures.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use async_trait::async_trait;
 use backend_memory::MemoryStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use sequence_conformance::{Attempt, AttemptOutcome, Fault, RecordingTransport};
 use sequence_core::prelude::*;
 use sequence_core::store::EnrollOutcome;
 use sequence_scheduler::{DeliverySemantics, Engine, EngineConfig, RetryPolicy, VirtualClock};
 
-#[derive(Debug, Clone)]
-struct Attempt {
-    at: DateTime<Utc>,
-    mailbox: MailboxId,
-    contact: ContactId,
-    step: u32,
-    attempt: u32,
-    subject: String,
-    in_reply_to: Option<String>,
-    ok: bool,
-}
-
-/// Failures to inject per (contact, step): how many attempts still fail, and permanently?
-type Faults = HashMap<(ContactId, u32), (u32, bool)>;
-
-/// Records every call; fails the first `n` attempts of (contact, step) as told.
-#[derive(Clone, Default)]
-struct Recorder {
-    clock: Option<VirtualClock>,
-    attempts: Arc<Mutex<Vec<Attempt>>>,
-    faults: Arc<Mutex<Faults>>,
-}
-
-impl Recorder {
-    fn new(clock: VirtualClock) -> Self {
-        Self {
-            clock: Some(clock),
-            ..Self::default()
-        }
-    }
-    fn fail(&self, contact: ContactId, step: u32, times: u32, permanent: bool) {
-        self.faults
-            .lock()
-            .unwrap()
-            .insert((contact, step), (times, permanent));
-    }
-    fn attempts(&self) -> Vec<Attempt> {
-        self.attempts.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Transport for Recorder {
-    async fn send(&self, email: &OutgoingEmail) -> Result<Delivery, SendError> {
-        let now = self.clock.as_ref().unwrap().now();
-        let fault = {
-            let mut faults = self.faults.lock().unwrap();
-            match faults.get_mut(&(email.contact, email.step)) {
-                Some((n, permanent)) if *n > 0 => {
-                    *n -= 1;
-                    Some(*permanent)
-                }
-                Some((_, true)) => Some(true),
-                _ => None,
-            }
-        };
-        self.attempts.lock().unwrap().push(Attempt {
-            at: now,
-            mailbox: email.mailbox,
-            contact: email.contact,
-            step: email.step,
-            attempt: email.attempt,
-            subject: email.subject.clone(),
-            in_reply_to: email.in_reply_to.clone(),
-            ok: fault.is_none(),
-        });
-        match fault {
-            None => Ok(Delivery::with_response("250 ok")),
-            Some(false) => Err(
-                SendError::transient(FailureCategory::Other, "421 try later")
-                    .with_codes(Some(421), None),
-            ),
-            Some(true) => Err(SendError::permanent(
-                FailureCategory::InvalidRecipient,
-                "550 5.1.1 no such user",
-            )
-            .with_codes(Some(550), Some("5.1.1".into()))),
-        }
-    }
-}
-
 struct World {
     engine: Engine,
     clock: VirtualClock,
-    transport: Recorder,
+    transport: RecordingTransport,
     tenant: TenantId,
     sequence: SequenceId,
     mailboxes: Vec<MailboxId>,
@@ -110,7 +26,7 @@ fn start() -> DateTime<Utc> {
 
 async fn world(contacts: usize, mailboxes: usize, config: EngineConfig) -> World {
     let clock = VirtualClock::new(start());
-    let transport = Recorder::new(clock.clone());
+    let transport = RecordingTransport::new(clock.clone());
     let engine = Engine::builder()
         .store(MemoryStore::new())
         .transport(transport.clone())
@@ -248,8 +164,8 @@ async fn transient_failures_are_retried_with_backoff_then_exit_when_spent() {
         base: Duration::minutes(10),
     });
     let w = world(2, 1, config).await;
-    w.transport.fail(w.contacts[0], 0, 2, false); // succeeds on the third try
-    w.transport.fail(w.contacts[1], 0, 5, false); // never within 3 tries
+    w.transport.fail(w.contacts[0], 0, Fault::Transient, 2); // succeeds on the third try
+    w.transport.fail(w.contacts[1], 0, Fault::Transient, 5); // never within 3 tries
     w.enroll_all().await;
     w.run_until(start() + Duration::days(1)).await;
 
@@ -264,7 +180,7 @@ async fn transient_failures_are_retried_with_backoff_then_exit_when_spent() {
     );
     assert!(first[1].at - first[0].at >= Duration::minutes(10));
     assert!(first[2].at - first[1].at >= Duration::minutes(20));
-    assert!(first[2].ok);
+    assert_eq!(first[2].outcome, AttemptOutcome::Sent);
     let second: Vec<&Attempt> = attempts
         .iter()
         .filter(|a| a.contact == w.contacts[1])
@@ -299,7 +215,7 @@ async fn a_permanent_failure_bounces_the_contact_everywhere() {
         .await
         .unwrap();
 
-    w.transport.fail(w.contacts[0], 0, 1, true);
+    w.transport.fail(w.contacts[0], 0, Fault::Permanent, 1);
     w.enroll_all().await;
     w.run_until(start() + Duration::days(5)).await;
     let attempts = w.transport.attempts();
