@@ -88,8 +88,9 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
-    ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, MailboxSnapshot,
-    PlanApplied, PlanCommit, SendCompletion, Store, StoreError,
+    ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
+    MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease, SendCompletion, SendContext, Store,
+    StoreError,
 };
 
 use state::State;
@@ -212,7 +213,7 @@ impl Store for MemoryStore {
         &self,
         tenant: TenantId,
         contacts: &[Contact],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<ContactId>, StoreError> {
         self.lock()?.upsert_contacts(tenant, contacts)
     }
 
@@ -255,6 +256,26 @@ impl Store for MemoryStore {
         sequence: SequenceId,
     ) -> Result<Vec<Enrollment>, StoreError> {
         Ok(self.lock()?.list_enrollments(tenant, sequence))
+    }
+
+    async fn open_enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        Ok(self
+            .lock()?
+            .open_enrollments_page(tenant, sequence, after, limit))
+    }
+
+    async fn open_sends_of(
+        &self,
+        tenant: TenantId,
+        enrollments: &[EnrollmentId],
+    ) -> Result<Vec<ScheduledSend>, StoreError> {
+        Ok(self.lock()?.open_sends_of(tenant, enrollments))
     }
 
     async fn open_enrollments_of_contact(
@@ -319,7 +340,7 @@ impl Store for MemoryStore {
         now: DateTime<Utc>,
         plan: PlanCommit,
     ) -> Result<PlanApplied, StoreError> {
-        Ok(self.lock()?.apply_plan(now, plan))
+        self.lock()?.apply_plan(now, plan)
     }
 
     async fn claim_sends(
@@ -329,6 +350,28 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<ClaimedSend>, StoreError> {
         Ok(self.lock()?.claim_sends(now, lease_for, limit))
+    }
+
+    async fn acquire_planning(
+        &self,
+        now: DateTime<Utc>,
+        token: uuid::Uuid,
+        lease_for: Duration,
+    ) -> Result<Option<PlanningLease>, StoreError> {
+        Ok(self.lock()?.acquire_planning(now, token, lease_for))
+    }
+
+    async fn release_planning(&self, lease: PlanningLease) -> Result<(), StoreError> {
+        self.lock()?.release_planning(lease);
+        Ok(())
+    }
+
+    async fn send_context(
+        &self,
+        tenant: TenantId,
+        send: SendId,
+    ) -> Result<Option<SendContext>, StoreError> {
+        Ok(self.lock()?.send_context(tenant, send))
     }
 
     async fn complete_send(

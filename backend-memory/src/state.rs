@@ -17,15 +17,18 @@ use std::fmt::Display;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::{suppression, DeferralReason, Enrollment, EnrollmentStatus};
+use sequence_core::enrollment::{
+    suppression, Deferral, DeferralReason, Enrollment, EnrollmentStatus,
+};
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend, SendStatus};
 use sequence_core::sequence::{ReenrollmentRule, Sequence};
 use sequence_core::store::{
-    ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, MailboxSnapshot,
-    PlanApplied, PlanCommit, PlanSend, PlannedSlot, SendCompletion, StoreError,
+    ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
+    MailboxSnapshot, PlanApplied, PlanCommit, PlanSend, PlannedSlot, PlanningLease, SendCompletion,
+    SendContext, StoreError,
 };
 use sequence_core::time::local_date;
 use uuid::Uuid;
@@ -62,6 +65,22 @@ fn due_key(e: &Enrollment) -> Option<DateTime<Utc>> {
         EnrollmentStatus::Paused => e.paused_until,
         _ => None,
     }
+}
+
+/// When a mailbox's earliest planned send becomes claimable: never while a send of it is in
+/// flight, and never before its latest attempt plus its gap.
+fn ready_key(
+    idle: bool,
+    planned: &BTreeSet<(DateTime<Utc>, SendId)>,
+    last_attempt: Option<DateTime<Utc>>,
+    gap: Duration,
+) -> Option<DateTime<Utc>> {
+    if !idle {
+        return None;
+    }
+    let (first, _) = planned.first()?;
+    let paced = last_attempt.and_then(|at| at.checked_add_signed(gap));
+    Some(paced.map_or(*first, |p| p.max(*first)))
 }
 
 fn normalize_email(email: &str) -> String {
@@ -237,11 +256,16 @@ pub(crate) struct State {
     /// Sends in `sending` by lease expiry.
     leases: BTreeSet<(DateTime<Utc>, SendId)>,
     outboxes: HashMap<MailboxId, Outbox>,
-    /// Mailboxes with no send in flight and a planned send, by their earliest planned
-    /// instant: what `claim_sends` walks.
+    /// Mailboxes with no send in flight and a planned send, by the instant their earliest
+    /// planned send becomes claimable (its instant, or the latest attempt plus the gap):
+    /// what `claim_sends` walks.
     ready: BTreeSet<(DateTime<Utc>, MailboxId)>,
     /// Attempts plus reservations per (mailbox, mailbox-local date).
     used: HashMap<(MailboxId, NaiveDate), u32>,
+    /// Attempts alone (claims not given back) per (mailbox, mailbox-local date).
+    attempts: HashMap<(MailboxId, NaiveDate), u32>,
+    /// The planning lease, while an engine holds it.
+    planning: Option<PlanningLease>,
     /// Daily counts per UTC date.
     daily: HashMap<NaiveDate, DailyCounts>,
 
@@ -345,11 +369,14 @@ impl State {
     }
 
     fn put_mailbox(&mut self, mailbox: Mailbox) {
+        let id = mailbox.id;
         self.mailboxes_by_tenant
             .entry(mailbox.tenant)
             .or_default()
-            .insert(mailbox.id);
-        self.mailboxes.insert(mailbox.id, mailbox);
+            .insert(id);
+        self.mailboxes.insert(id, mailbox);
+        // Its gap may have changed, and with it when its next send becomes claimable.
+        self.refresh_ready(id);
     }
 
     pub(crate) fn get_mailbox(&self, tenant: TenantId, id: MailboxId) -> Option<Mailbox> {
@@ -375,7 +402,11 @@ impl State {
         &mut self,
         tenant: TenantId,
         contacts: &[Contact],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<ContactId>, StoreError> {
+        // Resolve every row first (nothing is written when one is refused); rows of one
+        // call that share an address resolve to one contact.
+        let mut batch: HashMap<String, ContactId> = HashMap::default();
+        let mut targets = Vec::with_capacity(contacts.len());
         for c in contacts {
             let foreign = c.tenant != tenant
                 || self
@@ -385,11 +416,41 @@ impl State {
             if foreign {
                 return Err(not_found("contact", c.id));
             }
+            let address = normalize_email(&c.email);
+            let holder = batch.get(&address).copied().or_else(|| {
+                self.find_contact_by_email(tenant, &c.email)
+                    .map(|found| found.id)
+            });
+            let target = match holder {
+                Some(id) => {
+                    if id != c.id && self.contacts.contains_key(&c.id) {
+                        // The row's own contact exists under another address, which a
+                        // different contact holds: two people cannot share an address.
+                        return Err(StoreError::AlreadyExists {
+                            entity: "contact",
+                            id: format!("{} (address {address} belongs to {id})", c.id),
+                        });
+                    }
+                    id
+                }
+                None => c.id,
+            };
+            batch.insert(address, target);
+            targets.push(target);
         }
-        for c in contacts {
-            self.put_contact(c.clone());
+        for (c, target) in contacts.iter().zip(&targets) {
+            let stored = self.contacts.get(target).cloned();
+            let contact = match stored {
+                Some(mut stored) => {
+                    stored.apply_host_update(c);
+                    stored.version += 1;
+                    stored
+                }
+                None => c.clone(),
+            };
+            self.put_contact(contact);
         }
-        Ok(())
+        Ok(targets)
     }
 
     fn put_contact(&mut self, contact: Contact) {
@@ -579,6 +640,47 @@ impl State {
             .collect()
     }
 
+    pub(crate) fn open_enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Vec<Enrollment> {
+        let Some(list) = self.enrollments_by_sequence.get(&sequence) else {
+            return Vec::new();
+        };
+        let from = match after {
+            Some(c) => std::ops::Bound::Excluded((c.enrolled_at, c.id)),
+            None => std::ops::Bound::Unbounded,
+        };
+        list.range((from, std::ops::Bound::Unbounded))
+            .filter_map(|(_, id)| self.enrollments.get(id))
+            .filter(|e| e.tenant == tenant && !e.is_final())
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn open_sends_of(
+        &self,
+        tenant: TenantId,
+        enrollments: &[EnrollmentId],
+    ) -> Vec<ScheduledSend> {
+        enrollments
+            .iter()
+            .filter_map(|id| self.sends_by_enrollment.get(id))
+            .flat_map(BTreeMap::values)
+            .filter_map(|id| self.sends.get(id))
+            .map(|row| &row.send)
+            .filter(|s| {
+                s.tenant == tenant
+                    && matches!(s.status, SendStatus::Planned | SendStatus::RetryWait)
+            })
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn open_enrollments_of_contact(
         &self,
         tenant: TenantId,
@@ -705,7 +807,7 @@ impl State {
     pub(crate) fn next_wakeup(&self) -> Option<DateTime<Utc>> {
         [
             self.due.first().map(|(at, _)| *at),
-            self.planned.first().map(|(at, _)| *at),
+            self.ready.first().map(|(at, _)| *at),
             self.leases.first().map(|(until, _)| *until),
         ]
         .into_iter()
@@ -809,17 +911,14 @@ impl State {
         }
     }
 
-    /// Put a mailbox in [`State::ready`] under its earliest planned send while nothing of it
-    /// is in flight; take it out otherwise.
+    /// Put a mailbox in [`State::ready`] under the instant its earliest planned send becomes
+    /// claimable while nothing of it is in flight; take it out otherwise.
     fn refresh_ready(&mut self, mailbox: MailboxId) {
+        let gap = self.gap_of(mailbox);
         let Some(o) = self.outboxes.get_mut(&mailbox) else {
             return;
         };
-        let want = if o.sending.is_empty() {
-            o.planned.first().map(|(at, _)| *at)
-        } else {
-            None
-        };
+        let want = ready_key(o.sending.is_empty(), &o.planned, o.last_attempt_at, gap);
         if want != o.ready_at {
             if let Some(old) = o.ready_at {
                 self.ready.remove(&(old, mailbox));
@@ -828,6 +927,26 @@ impl State {
                 self.ready.insert((new, mailbox));
             }
             o.ready_at = want;
+        }
+    }
+
+    /// A mailbox's minimum gap between attempts.
+    fn gap_of(&self, mailbox: MailboxId) -> Duration {
+        self.mailboxes.get(&mailbox).map_or(Duration::zero(), |m| {
+            Duration::seconds(i64::from(m.min_gap_seconds))
+        })
+    }
+
+    fn count_attempt(&mut self, mailbox: MailboxId, date: NaiveDate) {
+        *self.attempts.entry((mailbox, date)).or_insert(0) += 1;
+    }
+
+    fn uncount_attempt(&mut self, mailbox: MailboxId, date: NaiveDate) {
+        if let Entry::Occupied(mut n) = self.attempts.entry((mailbox, date)) {
+            *n.get_mut() = n.get().saturating_sub(1);
+            if *n.get() == 0 {
+                n.remove();
+            }
         }
     }
 
@@ -918,11 +1037,26 @@ impl State {
         tenant: Option<TenantId>,
     ) -> Result<(), StoreError> {
         let in_scope = |t: TenantId| tenant.is_none_or(|scope| scope == t);
-        for c in &changes.contacts {
-            match self.contacts.get(&c.id) {
-                Some(stored) if stored.tenant == c.tenant && in_scope(c.tenant) => {}
+        let mut contact_versions: HashMap<ContactId, u64> = HashMap::default();
+        for (c, read) in &changes.contacts {
+            let stored = match self.contacts.get(&c.id) {
+                Some(stored) if stored.tenant == c.tenant && in_scope(c.tenant) => stored,
                 _ => return Err(not_found("contact", c.id)),
+            };
+            let current = contact_versions
+                .get(&c.id)
+                .copied()
+                .unwrap_or(stored.version);
+            if current != *read {
+                return Err(conflict("contact", c.id, *read, current));
             }
+            if normalize_email(&c.email) != normalize_email(&stored.email) {
+                return Err(StoreError::Invalid(format!(
+                    "contact {}: an engine write may not change the address",
+                    c.id
+                )));
+            }
+            contact_versions.insert(c.id, written_version(c.version, *read));
         }
         let closing: HashSet<EnrollmentId> = changes
             .enrollments
@@ -987,7 +1121,9 @@ impl State {
 
     /// Write a change set that [`State::check_changes`] accepted.
     fn write_changes(&mut self, changes: ChangeSet, tenant: Option<TenantId>) {
-        for c in changes.contacts {
+        for (mut c, read) in changes.contacts {
+            let current = self.contacts.get(&c.id).map_or(read, |st| st.version);
+            c.version = written_version(c.version, current);
             self.put_contact(c);
         }
         for (mut e, read) in changes.enrollments {
@@ -1091,7 +1227,47 @@ impl State {
 
     // ---- planning -------------------------------------------------------------------------------
 
-    pub(crate) fn apply_plan(&mut self, now: DateTime<Utc>, plan: PlanCommit) -> PlanApplied {
+    pub(crate) fn acquire_planning(
+        &mut self,
+        now: DateTime<Utc>,
+        token: Uuid,
+        lease_for: Duration,
+    ) -> Option<PlanningLease> {
+        let free = self
+            .planning
+            .is_none_or(|held| held.token == token || held.until <= now);
+        if !free {
+            return None;
+        }
+        let lease = PlanningLease {
+            token,
+            until: now
+                .checked_add_signed(lease_for)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        };
+        self.planning = Some(lease);
+        Some(lease)
+    }
+
+    pub(crate) fn release_planning(&mut self, lease: PlanningLease) {
+        if self.planning.is_some_and(|held| held.token == lease.token) {
+            self.planning = None;
+        }
+    }
+
+    pub(crate) fn apply_plan(
+        &mut self,
+        now: DateTime<Utc>,
+        plan: PlanCommit,
+    ) -> Result<PlanApplied, StoreError> {
+        if let Some(lease) = plan.planning {
+            let held = self
+                .planning
+                .is_some_and(|held| held.token == lease.token && held.until > now);
+            if !held {
+                return Err(StoreError::PlanningLeaseLost);
+            }
+        }
         let mut out = PlanApplied::default();
         for id in plan.preempt {
             let Some(enrollment) = self.sends.get(&id).map(|r| r.send.enrollment) else {
@@ -1121,7 +1297,7 @@ impl State {
                 self.put_enrollment(e);
             }
         }
-        out
+        Ok(out)
     }
 
     fn plan_one(&mut self, ps: &PlanSend) -> PlanOne {
@@ -1140,6 +1316,17 @@ impl State {
             .get(&ps.mailbox)
             .is_none_or(|m| m.tenant != tenant)
         {
+            // No plan can ever use this mailbox: park the enrollment (a pool change wakes
+            // it) rather than leave it due at the same instant.
+            if let Some(mut e) = self.enrollments.get(&ps.enrollment).cloned() {
+                let parked = Deferral {
+                    reason: DeferralReason::NoActiveMailboxInPool,
+                    not_before: None,
+                };
+                if e.defer(parked).is_ok() {
+                    self.put_enrollment(e);
+                }
+            }
             return PlanOne::Stale;
         }
         let existing = self
@@ -1276,6 +1463,7 @@ impl State {
             if let Some(o) = self.outboxes.get_mut(&mailbox) {
                 o.last_attempt_at = Some(prev.map_or(now, |p| p.max(now)));
             }
+            self.count_attempt(mailbox, send.local_date);
             out.push(ClaimedSend {
                 send,
                 lease,
@@ -1284,6 +1472,25 @@ impl State {
             });
         }
         out
+    }
+
+    pub(crate) fn send_context(&self, tenant: TenantId, id: SendId) -> Option<SendContext> {
+        let send = &self
+            .sends
+            .get(&id)
+            .filter(|r| r.send.tenant == tenant)?
+            .send;
+        Some(SendContext {
+            enrollment: self.enrollments.get(&send.enrollment).cloned(),
+            contact: self.contacts.get(&send.contact).cloned(),
+            mailbox: self.mailboxes.get(&send.mailbox).cloned(),
+            sequence: self.sequences.get(&send.sequence).cloned(),
+            attempts_on_day: self
+                .attempts
+                .get(&(send.mailbox, send.local_date))
+                .copied()
+                .unwrap_or(0),
+        })
     }
 
     pub(crate) fn complete_send(
@@ -1296,6 +1503,7 @@ impl State {
             lease,
             enrollment,
             enrollment_version,
+            attempted_at,
             changes,
         } = completion;
         let id = send.id;
@@ -1315,6 +1523,7 @@ impl State {
             )));
         }
         let tenant = row.send.tenant;
+        let row_mailbox = row.send.mailbox;
         if enrollment.id != row.send.enrollment {
             return Err(not_found("enrollment", enrollment.id));
         }
@@ -1323,6 +1532,10 @@ impl State {
         self.check_changes(&all, Some(tenant))?;
 
         // Nothing can fail from here on.
+        // The mailbox's latest attempt is when the transport was called, not the claim.
+        if let Some(o) = self.outboxes.get_mut(&row_mailbox) {
+            o.last_attempt_at = o.last_attempt_at.max(Some(attempted_at));
+        }
         let at = send.sent_at.unwrap_or(now);
         let error = send.last_error.clone().unwrap_or_default();
         let outcome = send.status;
@@ -1375,6 +1588,8 @@ impl State {
         if let Some(o) = self.outboxes.get_mut(&send.mailbox) {
             o.last_attempt_at = prev;
         }
+        self.uncount_attempt(send.mailbox, send.local_date);
+        self.refresh_ready(send.mailbox);
         if replan_at.is_some() {
             // The reservation is kept; the daily counts follow the new instant's UTC date.
             if let Some((old, new_start)) = pending {
@@ -1650,11 +1865,7 @@ impl State {
             if sending.len() > 1 {
                 return Err(format!("mailbox {m} has {} sends in flight", sending.len()));
             }
-            let want = if sending.is_empty() {
-                p.first().map(|(at, _)| *at)
-            } else {
-                None
-            };
+            let want = ready_key(sending.is_empty(), &p, o.last_attempt_at, self.gap_of(*m));
             same("a mailbox's ready key", o.ready_at, want)?;
             if let Some(at) = want {
                 ready.insert((at, *m));
@@ -1677,6 +1888,14 @@ impl State {
         }
         if self.used.values().any(|n| *n == 0) {
             return Err("a mailbox-day count of zero is kept".into());
+        }
+        for (key, n) in &self.attempts {
+            let counted = self.used.get(key).copied().unwrap_or(0);
+            if counted < *n {
+                return Err(format!(
+                    "mailbox-day {key:?} counts {counted} but holds {n} attempts"
+                ));
+            }
         }
         Ok(())
     }

@@ -343,6 +343,7 @@ pub fn sent(c: &ClaimedSend, now: DateTime<Utc>, steps: u32) -> SendCompletion {
         lease: c.lease,
         enrollment: e,
         enrollment_version: v,
+        attempted_at: now,
         changes: ChangeSet::default(),
     }
 }
@@ -378,6 +379,7 @@ pub fn failed(
         lease: c.lease,
         enrollment: e,
         enrollment_version: v,
+        attempted_at: now,
         changes: ChangeSet::default(),
     }
 }

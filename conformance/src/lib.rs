@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 48);
+//! assert_eq!(sequence_conformance::CASES.len(), 56);
 //! # }
 //! ```
 //!
@@ -105,6 +105,14 @@ macro_rules! __for_each_case {
         $($callback)*! { $args concurrent_enrollments_keep_one_open_enrollment }
         $($callback)*! { $args completion_racing_expiry_has_one_winner }
         $($callback)*! { $args engine_runs_a_multi_step_sequence_end_to_end }
+        $($callback)*! { $args claim_sends_keeps_the_mailbox_gap }
+        $($callback)*! { $args the_gap_counts_from_the_attempt_not_the_claim }
+        $($callback)*! { $args send_context_reads_the_current_state }
+        $($callback)*! { $args contacts_are_unique_by_address_and_resyncs_keep_suppressions }
+        $($callback)*! { $args contact_writes_check_the_version }
+        $($callback)*! { $args planning_lease_serializes_planners }
+        $($callback)*! { $args apply_plan_parks_an_enrollment_whose_mailbox_is_foreign }
+        $($callback)*! { $args pages_walk_every_open_enrollment }
     };
 }
 

@@ -617,6 +617,7 @@ impl Walker {
         for list in ["mailboxes", "sequences", "contacts"] {
             self.unique_ids(root, list);
         }
+        self.unique_contact_emails(root);
         Some(Scenario {
             name,
             start: start?,
@@ -649,6 +650,31 @@ impl Walker {
                 );
             } else {
                 seen.insert(id, i);
+            }
+        }
+    }
+
+    /// Every contact address used twice (trimmed, case-insensitive): a tenant's contacts are
+    /// unique by address, so two scenario contacts with one address would be one person.
+    fn unique_contact_emails(&mut self, root: &Value) {
+        let Some(items) = root.get("contacts").and_then(Value::as_array) else {
+            return;
+        };
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some(email) = item.get("email").and_then(Value::as_str) else {
+                continue;
+            };
+            let key = email.trim().to_lowercase();
+            if let Some(first) = seen.get(&key) {
+                self.push(
+                    &format!("contacts[{i}].email"),
+                    format!(
+                        "address {email:?} is already contacts[{first}]'s (contacts are unique by address)"
+                    ),
+                );
+            } else {
+                seen.insert(key, i);
             }
         }
     }

@@ -215,6 +215,7 @@ fn rule_2_odd_offsets_and_recipient_windows() {
     .enumerate()
     .map(|(i, mut c)| {
         c["id"] = json!(format!("k{i}"));
+        c["email"] = json!(format!("k{i}@odd-zones.example"));
         c
     })
     .collect();
@@ -937,5 +938,22 @@ fn negative_numbers_and_empty_steps() {
         &v.to_string(),
         "types",
         &["mailboxes: expected a list", "contacts[0].email:"],
+    );
+}
+
+#[test]
+fn one_address_two_contacts() {
+    // Contacts are unique by address: a second contact with the address of another (in
+    // another case) would be the same person, so the scenario is refused.
+    let mut v = valid();
+    let first = v["contacts"][0]["email"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    v["contacts"][1]["email"] = json!(first.to_uppercase());
+    invalid(
+        &v.to_string(),
+        "same-address",
+        &["contacts[1].email: address"],
     );
 }

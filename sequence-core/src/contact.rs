@@ -76,6 +76,10 @@ pub struct Contact {
     /// replied is not enrolled again in sequences that exit on reply.
     #[serde(default)]
     pub replied_at: Option<DateTime<Utc>>,
+    /// Optimistic-lock version: every stored write raises it, and engine writes (signals,
+    /// activity) are made under the version they read.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Contact {
@@ -98,6 +102,7 @@ impl Contact {
             status: ContactStatus::Active,
             last_activity_at: None,
             replied_at: None,
+            version: 0,
         };
         contact.validate()?;
         Ok(contact)
@@ -195,6 +200,40 @@ impl Contact {
         if self.replied_at.is_none_or(|prev| at < prev) {
             self.replied_at = Some(at);
         }
+    }
+
+    /// Take the host's fields of `update` (address, names, company, phone, zone, tags,
+    /// custom fields) and keep what the engine learned (last activity, id, version). This is
+    /// how a host re-sync (a CRM import) changes a stored contact: a suppression in `update`
+    /// (bounced, unsubscribed, a reply) is added, but one already stored is never lifted,
+    /// which only [`Contact::lift_suppression`] can.
+    pub fn apply_host_update(&mut self, update: &Contact) {
+        match update.status {
+            ContactStatus::Unsubscribed => self.mark_unsubscribed(),
+            ContactStatus::Bounced => self.mark_bounced(),
+            ContactStatus::Active => {}
+        }
+        if let Some(at) = update.replied_at {
+            self.record_reply(at);
+        }
+        self.email.clone_from(&update.email);
+        self.first_name.clone_from(&update.first_name);
+        self.last_name.clone_from(&update.last_name);
+        self.company.clone_from(&update.company);
+        self.phone.clone_from(&update.phone);
+        self.timezone = update.timezone;
+        self.tags.clone_from(&update.tags);
+        self.custom_fields.clone_from(&update.custom_fields);
+    }
+
+    /// Make a bounced or unsubscribed contact sendable again and forget its reply, so it
+    /// may be enrolled again. Only for an explicit request of the person (a new opt-in) or a
+    /// corrected address: a host re-sync never does this. Returns whether anything changed.
+    pub fn lift_suppression(&mut self) -> bool {
+        let changed = self.status != ContactStatus::Active || self.replied_at.is_some();
+        self.status = ContactStatus::Active;
+        self.replied_at = None;
+        changed
     }
 
     /// Refuse a change that is not allowed for a contact that is no longer sendable.

@@ -28,6 +28,33 @@
 //! [`Store::claim_sends`] gives each claimed send a [`Lease`] (random token, attempt number,
 //! expiry). [`Store::complete_send`] and [`Store::release_send`] check both token and attempt
 //! and answer [`StoreError::LeaseLost`] on a mismatch; they never overwrite silently.
+//!
+//! # Pace
+//!
+//! A claim never gives a mailbox an attempt closer than its `min_gap_seconds` to the one
+//! before it, whatever is overdue: a mailbox's planned send becomes claimable at the later of
+//! its planned instant and the mailbox's latest attempt plus its gap. The latest attempt is
+//! the instant the transport was called ([`SendCompletion::attempted_at`]), not the claim,
+//! so a send that waited between its claim and its call still spaces the next one. A backlog
+//! after a late tick or an outage therefore drains at the mailbox's pace, and
+//! [`Store::next_wakeup`] answers when the next one becomes claimable.
+//!
+//! # Several engines
+//!
+//! Any number of engines may share one store. Claims hand a send to one claimer only, and
+//! completions are fenced by the lease. Planning is serialized: an engine plans only while
+//! it holds the store's planning lease ([`Store::acquire_planning`], a short lease renewed
+//! by its holder), and [`Store::apply_plan`] refuses a plan whose lease is no longer held
+//! ([`StoreError::PlanningLeaseLost`]), so two engines never plan the same mailbox-day from
+//! the same snapshot.
+//!
+//! # Contacts
+//!
+//! A tenant's contacts are unique by normalized address (trimmed, lower-cased). A host
+//! write ([`Store::upsert_contacts`]) changes a contact's own fields and never what the
+//! engine recorded (its status, replies, activity): a re-sync from a CRM never makes an
+//! unsubscribed or bounced contact sendable again. Engine writes go through
+//! [`ChangeSet::contacts`] under the version they read.
 
 use std::collections::HashMap;
 
@@ -85,6 +112,10 @@ pub enum StoreError {
     /// for a retry nor failed). Nothing was written.
     #[error("invalid store call: {0}")]
     Invalid(String),
+    /// [`Store::apply_plan`] was given a planning lease that is no longer held (it ran out
+    /// and another engine took it): nothing of the plan was written.
+    #[error("planning lease lost")]
+    PlanningLeaseLost,
     /// The backend failed (connection, I/O, serialization).
     #[error("backend error: {0}")]
     Backend(String),
@@ -94,7 +125,10 @@ impl StoreError {
     /// Whether retrying the unit of work after reading again may succeed.
     #[must_use]
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Self::VersionConflict { .. } | Self::LeaseLost { .. })
+        matches!(
+            self,
+            Self::VersionConflict { .. } | Self::LeaseLost { .. } | Self::PlanningLeaseLost
+        )
     }
 }
 
@@ -144,7 +178,8 @@ pub struct MailboxSnapshot {
     pub local_date: NaiveDate,
     /// Attempts made plus sends reserved on that date.
     pub used: u32,
-    /// The latest instant at which this mailbox made an attempt (a claim), for gaps.
+    /// The latest instant at which this mailbox made an attempt (or claimed a send still
+    /// in flight), for gaps.
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// Sends planned on this mailbox and not yet claimed, earliest first.
     pub planned: Vec<PlannedSlot>,
@@ -208,9 +243,58 @@ pub struct PlanDeferral {
     pub deferral: Deferral,
 }
 
+/// The store's planning lease: while an engine holds it, no other engine plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanningLease {
+    /// The holder's token (an engine keeps one for its life).
+    pub token: uuid::Uuid,
+    /// When it runs out unless renewed.
+    pub until: DateTime<Utc>,
+}
+
+/// Where a page of enrollments starts: after this (enrolled instant, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EnrollmentCursor {
+    /// The last enrollment's enrolment instant.
+    pub enrolled_at: DateTime<Utc>,
+    /// The last enrollment's id.
+    pub id: EnrollmentId,
+}
+
+impl EnrollmentCursor {
+    /// The cursor just after `enrollment`.
+    #[must_use]
+    pub fn after(enrollment: &Enrollment) -> Self {
+        Self {
+            enrolled_at: enrollment.enrolled_at,
+            id: enrollment.id,
+        }
+    }
+}
+
+/// What the re-check right before a transport call reads: the current state of everything
+/// that may stop a claimed send, in one unit of work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendContext {
+    /// The send's enrollment, as it is now.
+    pub enrollment: Option<Enrollment>,
+    /// Its contact, as it is now.
+    pub contact: Option<Contact>,
+    /// The send's mailbox, as it is now.
+    pub mailbox: Option<Mailbox>,
+    /// The send's sequence, as it is now.
+    pub sequence: Option<Sequence>,
+    /// Attempts counted on the send's mailbox and mailbox-local day, this claim included
+    /// (reservations not yet claimed are not counted).
+    pub attempts_on_day: u32,
+}
+
 /// One plan, applied atomically by [`Store::apply_plan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanCommit {
+    /// The planning lease the plan was made under; `None` only where one engine owns the
+    /// store (tests, tools).
+    pub planning: Option<PlanningLease>,
     /// Planned sends whose slot was given to another send: cancelled, their reservation
     /// released, their enrollment due again at `now`.
     pub preempt: Vec<SendId>,
@@ -257,6 +341,8 @@ pub struct SendCompletion {
     pub enrollment: Enrollment,
     /// The enrollment's version when it was read (optimistic lock).
     pub enrollment_version: u64,
+    /// The instant the transport was called: the mailbox's latest attempt, for its gap.
+    pub attempted_at: DateTime<Utc>,
     /// Other changes of the same unit of work (a bounced contact and its other
     /// enrollments), see [`ChangeSet`].
     pub changes: ChangeSet,
@@ -265,8 +351,8 @@ pub struct SendCompletion {
 /// A set of writes applied atomically: every version matches or nothing is written.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChangeSet {
-    /// Contacts to write (replace by id).
-    pub contacts: Vec<Contact>,
+    /// Contacts to write (replace by id), each with the version it was read at.
+    pub contacts: Vec<(Contact, u64)>,
     /// Enrollments to write, each with the version it was read at.
     pub enrollments: Vec<(Enrollment, u64)>,
     /// Sends to cancel: planned ones (their reservation is released) and ones waiting for a
@@ -340,13 +426,20 @@ pub trait Store: Send + Sync {
     /// Every mailbox of `tenant`.
     async fn list_mailboxes(&self, tenant: TenantId) -> Result<Vec<Mailbox>, StoreError>;
 
-    /// Insert or replace contacts of `tenant` by id. A contact of another tenant is refused
-    /// with `NotFound`, and then nothing is written.
+    /// Insert or update contacts of `tenant`, and answer the stored id of each row, in order.
+    /// A row whose normalized address (trimmed, lower-cased) belongs to a stored contact of
+    /// the tenant updates that contact, whatever the row's id; else a row whose id is stored
+    /// updates that contact; else the row is inserted. An update takes the row's own fields
+    /// with [`Contact::apply_host_update`] and keeps the engine's (status, replies,
+    /// activity): it never lifts a suppression. Every write raises the contact's version.
+    /// A row of another tenant, or whose id belongs to another tenant, is refused with
+    /// `NotFound`; a row whose id is stored under another address that a different contact
+    /// holds is refused with `AlreadyExists`; then nothing is written.
     async fn upsert_contacts(
         &self,
         tenant: TenantId,
         contacts: &[Contact],
-    ) -> Result<(), StoreError>;
+    ) -> Result<Vec<ContactId>, StoreError>;
 
     /// A contact of `tenant`, if any.
     async fn get_contact(
@@ -390,6 +483,24 @@ pub trait Store: Send + Sync {
         tenant: TenantId,
         sequence: SequenceId,
     ) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// At most `limit` enrollments of a sequence of `tenant` that are not final, ordered by
+    /// (enrolled instant, id), after `after`: a bounded page for work over a whole sequence.
+    async fn open_enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// The sends of these enrollments of `tenant` that may still go out: `planned` or
+    /// `retry_wait` (what an enrollment that stops must call off), in one read.
+    async fn open_sends_of(
+        &self,
+        tenant: TenantId,
+        enrollments: &[EnrollmentId],
+    ) -> Result<Vec<ScheduledSend>, StoreError>;
 
     /// The enrollments of a contact of `tenant` that are not final.
     async fn open_enrollments_of_contact(
@@ -444,14 +555,31 @@ pub trait Store: Send + Sync {
         domains: &[(TenantId, String)],
     ) -> Result<DailyCounts, StoreError>;
 
-    /// Apply a plan atomically (see the module docs on reservations). Pre-emptions first,
+    /// Take or renew the planning lease at `now` for `token`, until `now + lease_for`:
+    /// `Some` when it was free, had run out, or is already `token`'s; `None` while another
+    /// holder's lease runs.
+    async fn acquire_planning(
+        &self,
+        now: DateTime<Utc>,
+        token: uuid::Uuid,
+        lease_for: Duration,
+    ) -> Result<Option<PlanningLease>, StoreError>;
+
+    /// Give the planning lease back (nothing happens when `lease` no longer holds it).
+    async fn release_planning(&self, lease: PlanningLease) -> Result<(), StoreError>;
+
+    /// Apply a plan atomically (see the module docs on reservations). With
+    /// [`PlanCommit::planning`], the lease must still be held at `now` (same token, not run
+    /// out), else [`StoreError::PlanningLeaseLost`] and nothing is written. Pre-emptions first,
     /// then each send: skipped as stale when its enrollment's version differs or is not
     /// active, or when a send of that (enrollment, step) exists and is neither `retry_wait`
     /// nor `cancelled` (those are planned again in place, keeping their attempts, with
     /// [`ScheduledSend::replan`]), or when the mailbox is not the tenant's; refused as over
     /// capacity when the mailbox-day
     /// count is at `limit`; else stored, counted, and its enrollment marked planned on that
-    /// mailbox. Then each deferral whose version matches.
+    /// mailbox. A send refused because its mailbox is missing or not the tenant's parks its
+    /// enrollment (deferred `NoActiveMailboxInPool`, no instant) rather than leaving it due
+    /// at the same instant. Then each deferral whose version matches.
     async fn apply_plan(
         &self,
         now: DateTime<Utc>,
@@ -462,7 +590,10 @@ pub trait Store: Send + Sync {
     /// leases that run out at `now + lease_for`. No send is returned to two claimers. A send
     /// whose mailbox already has a send in `sending` (from any claimer) is not claimed, and
     /// one call returns at most one send per mailbox, so a mailbox never sends two at once.
-    /// Claiming increments the send's attempt count (the lease carries the new number).
+    /// A mailbox's send is claimable only once its latest attempt is at least its
+    /// `min_gap_seconds` before `now` (see the module docs on pace). Claiming counts an
+    /// attempt on the send's mailbox-day ([`SendContext::attempts_on_day`]) and increments
+    /// the send's attempt count (the lease carries the new number).
     async fn claim_sends(
         &self,
         now: DateTime<Utc>,
@@ -470,8 +601,17 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<ClaimedSend>, StoreError>;
 
+    /// The current state of what may stop a send of `tenant` (see [`SendContext`]); `None`
+    /// when there is no such send.
+    async fn send_context(
+        &self,
+        tenant: TenantId,
+        send: SendId,
+    ) -> Result<Option<SendContext>, StoreError>;
+
     /// Record the outcome of a claimed send atomically with its enrollment and the other
-    /// changes. `LeaseLost` when the lease does not hold; `VersionConflict` when a version
+    /// changes; the mailbox's latest attempt becomes [`SendCompletion::attempted_at`] (if
+    /// later). `LeaseLost` when the lease does not hold; `VersionConflict` when a version
     /// does not match (then nothing is written).
     async fn complete_send(
         &self,
@@ -481,7 +621,9 @@ pub trait Store: Send + Sync {
 
     /// Give a claimed send back without an attempt: planned again at `replan_at`, or
     /// cancelled (its reservation released and its enrollment due again at `now`) when
-    /// `replan_at` is `None`. `LeaseLost` when the lease does not hold.
+    /// `replan_at` is `None`. The claim's attempt is taken back: it leaves the mailbox-day's
+    /// attempts and the mailbox's latest attempt as they were before it. `LeaseLost` when
+    /// the lease does not hold.
     async fn release_send(
         &self,
         now: DateTime<Utc>,
@@ -502,8 +644,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<ScheduledSend>, StoreError>;
 
     /// The earliest instant at which something is due: an enrollment's `next_due_at` (a
-    /// paused one's `paused_until`), a planned send's instant, or the expiry of a lease in
-    /// flight (`None` when nothing is waiting).
+    /// paused one's `paused_until`), the instant a planned send becomes claimable (its
+    /// planned instant, or its mailbox's latest attempt plus its gap, whichever is later),
+    /// or the expiry of a lease in flight (`None` when nothing is waiting).
     async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Record domain events (the outbox of events, for hosts that read them back).

@@ -23,7 +23,7 @@ pub async fn apply_changes_is_all_or_nothing<S: Store + 'static>(store: S) {
         .apply_changes(
             at(1),
             ChangeSet {
-                contacts: vec![c],
+                contacts: vec![(c, 0)],
                 enrollments: vec![(e0, es[0].version), (e1, es[1].version + 5)],
                 ..ChangeSet::default()
             },

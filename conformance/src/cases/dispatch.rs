@@ -205,7 +205,8 @@ pub async fn complete_send_version_conflict_writes_nothing<S: Store + 'static>(s
     let mut completion = sent(&c, at(2), 2);
     let mut bounced = w.contacts[0].clone();
     bounced.mark_bounced();
-    completion.changes.contacts.push(bounced);
+    let read = bounced.version;
+    completion.changes.contacts.push((bounced, read));
     let r = store.complete_send(at(2), completion).await;
     assert!(
         matches!(r, Err(StoreError::VersionConflict { .. })),
@@ -294,8 +295,9 @@ pub async fn complete_send_applies_outcome_and_changes_atomically<S: Store + 'st
                     lease: c.lease,
                     enrollment: e,
                     enrollment_version: v,
+                    attempted_at: t0(),
                     changes: ChangeSet {
-                        contacts: vec![contact],
+                        contacts: vec![(contact.clone(), contact.version)],
                         enrollments: vec![(e2x, e2.version)],
                         cancel_sends: vec![s2.id],
                         ..ChangeSet::default()

@@ -6,7 +6,9 @@ mod concurrency;
 mod dispatch;
 mod engine;
 mod enrollments;
+mod pace;
 mod plans;
+mod production;
 mod records;
 mod tenancy;
 
@@ -15,6 +17,8 @@ pub use concurrency::*;
 pub use dispatch::*;
 pub use engine::*;
 pub use enrollments::*;
+pub use pace::*;
 pub use plans::*;
+pub use production::*;
 pub use records::*;
 pub use tenancy::*;

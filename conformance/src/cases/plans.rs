@@ -261,6 +261,7 @@ pub async fn apply_plan_replans_a_cancelled_send<S: Store + 'static>(store: S) {
             .apply_plan(
                 t0(),
                 PlanCommit {
+                    planning: None,
                     preempt: first.planned.clone(),
                     ..PlanCommit::default()
                 },
@@ -318,6 +319,7 @@ pub async fn apply_plan_preempts_first<S: Store + 'static>(store: S) {
             .apply_plan(
                 at(5),
                 PlanCommit {
+                    planning: None,
                     preempt: first.planned.clone(),
                     sends: vec![w.plan_send(&es[1], 0, at(120), 1)],
                     deferrals: Vec::new(),

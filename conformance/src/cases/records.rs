@@ -3,7 +3,7 @@
 use sequence_core::ids::{SequenceId, TenantId};
 use sequence_core::store::{Store, StoreError};
 
-use crate::fixtures::{contact, mailbox, ok, sequence};
+use crate::fixtures::{contact, mailbox, ok, sequence, some};
 
 /// `save_sequence`: "Insert a sequence (`expected_version` `None`)"; `get_sequence`: "A
 /// sequence of `tenant`"; `list_sequences`: "Every sequence of `tenant`"; `get_sequences`:
@@ -170,14 +170,20 @@ pub async fn mailbox_insert_replace_and_versions<S: Store + 'static>(store: S) {
     );
 }
 
-/// `upsert_contacts`: "Insert or replace contacts of `tenant` by id".
+/// `upsert_contacts`: "Insert or update contacts of `tenant`, and answer the stored id of
+/// each row"; "Every write raises the contact's version".
 pub async fn contacts_upsert_inserts_and_replaces<S: Store + 'static>(store: S) {
     let t = TenantId::new();
     let a = contact(t, "ann", "acme.example");
     let b = contact(t, "ben", "acme.example");
-    ok(
+    let ids = ok(
         "upsert_contacts (insert)",
         store.upsert_contacts(t, &[a.clone(), b.clone()]).await,
+    );
+    assert_eq!(
+        ids,
+        vec![a.id, b.id],
+        "upsert_contacts must answer each row's id"
     );
     assert_eq!(
         ok("get_contact", store.get_contact(t, a.id).await).as_ref(),
@@ -189,10 +195,19 @@ pub async fn contacts_upsert_inserts_and_replaces<S: Store + 'static>(store: S) 
         "upsert_contacts (replace)",
         store.upsert_contacts(t, std::slice::from_ref(&a2)).await,
     );
+    let stored = some(
+        "get_contact",
+        ok("get_contact", store.get_contact(t, a.id).await),
+    );
+    assert!(
+        stored.version > a.version,
+        "upsert_contacts must raise the version of an updated contact"
+    );
+    let mut expected = a2.clone();
+    expected.version = stored.version;
     assert_eq!(
-        ok("get_contact", store.get_contact(t, a.id).await).as_ref(),
-        Some(&a2),
-        "upsert_contacts must replace a contact by id"
+        stored, expected,
+        "upsert_contacts must update a contact by id"
     );
     assert_eq!(
         ok("get_contact", store.get_contact(t, b.id).await).as_ref(),

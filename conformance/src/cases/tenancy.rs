@@ -183,7 +183,7 @@ pub async fn tenant_cannot_change_another_tenants_rows<S: Store + 'static>(store
         .apply_changes(
             t0(),
             ChangeSet {
-                contacts: vec![contact],
+                contacts: vec![(contact.clone(), contact.version)],
                 ..ChangeSet::default()
             },
         )

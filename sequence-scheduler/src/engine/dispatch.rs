@@ -1,23 +1,30 @@
 //! Dispatch: claim the sends whose instant has come, re-check each, render, send, record.
 
-use std::collections::{HashMap, HashSet};
-
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::{Enrollment, EnrollmentStatus, ExitReason};
+use sequence_core::enrollment::{suppression, Enrollment, EnrollmentStatus, ExitReason};
 use sequence_core::event::DomainEvent;
-use sequence_core::ids::{MailboxId, SequenceId, TenantId};
+use sequence_core::ids::TenantId;
 use sequence_core::mailbox::Mailbox;
 use sequence_core::sequence::{Sequence, SequenceStatus};
-use sequence_core::store::{ChangeSet, ClaimedSend, SendCompletion, StoreError};
+use sequence_core::store::{ChangeSet, ClaimedSend, SendCompletion, SendContext, StoreError};
 use sequence_core::template::Escape;
-use sequence_core::time::local_date;
+use sequence_core::time::{effective_daily_limit, local_date};
 use sequence_core::transport::{FailureCategory, OutgoingEmail, SendError};
 use tracing::{info_span, warn, Instrument};
 
-use super::tick::TickReport;
+use super::tick::{TickClock, TickReport};
 use super::{Engine, EngineError};
+
+/// When one transport call was made and answered, on the tick's running clock.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    /// The attempt's instant: its window, its local day and the mailbox's gap follow it.
+    called_at: DateTime<Utc>,
+    /// When the answer came: the outcome and the next step's delay count from here.
+    answered_at: DateTime<Utc>,
+}
 
 /// What happened to one claimed send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,47 +36,34 @@ enum Outcome {
 }
 
 impl Engine {
+    /// Claim and send what has come, a wave of at most `concurrency` sends at a time, each
+    /// claim and each send on the tick's running clock (see [`TickClock`]), until nothing
+    /// more is claimable: a mailbox's next send waits for its gap, so a backlog drains at
+    /// its pace.
     pub(super) async fn dispatch_due(
         &self,
-        now: DateTime<Utc>,
+        clock: &TickClock,
         report: &mut TickReport,
     ) -> Result<(), EngineError> {
         let store = &self.inner.store;
-        for _ in 0..100_000 {
+        let wave = self
+            .inner
+            .config
+            .concurrency
+            .clamp(1, self.inner.config.claim_batch.max(1));
+        for _ in 0..1_000_000 {
             let claimed = store
-                .claim_sends(now, self.inner.config.lease, self.inner.config.claim_batch)
+                .claim_sends(clock.now(), self.inner.config.lease, wave)
                 .await?;
             if claimed.is_empty() {
                 break;
             }
-            let seq_ids: Vec<SequenceId> = claimed
-                .iter()
-                .map(|c| c.send.sequence)
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect();
-            let sequences: HashMap<SequenceId, Sequence> = store
-                .get_sequences(&seq_ids)
-                .await?
-                .into_iter()
-                .map(|s| (s.id, s))
-                .collect();
-            let mut mailboxes: HashMap<MailboxId, Mailbox> = HashMap::new();
-            for c in &claimed {
-                if !mailboxes.contains_key(&c.send.mailbox) {
-                    if let Some(m) = store.get_mailbox(c.send.tenant, c.send.mailbox).await? {
-                        mailboxes.insert(m.id, m);
-                    }
-                }
-            }
             let outcomes: Vec<Result<Outcome, EngineError>> = stream::iter(claimed)
                 .map(|c| {
-                    let seq = sequences.get(&c.send.sequence);
-                    let mailbox = mailboxes.get(&c.send.mailbox);
                     let span = info_span!("send", send = %c.send.id, step = c.send.step, mailbox = %c.send.mailbox);
-                    self.dispatch_one(now, c, seq, mailbox).instrument(span)
+                    self.dispatch_one(clock, c).instrument(span)
                 })
-                .buffer_unordered(self.inner.config.concurrency.max(1))
+                .buffer_unordered(wave)
                 .collect()
                 .await;
             for o in outcomes {
@@ -90,32 +84,41 @@ impl Engine {
         Ok(())
     }
 
-    /// Why a claimed send must not go out now, if it must not.
-    fn recheck(
-        now: DateTime<Utc>,
-        c: &ClaimedSend,
-        seq: Option<&Sequence>,
-        mailbox: Option<&Mailbox>,
-    ) -> Option<&'static str> {
-        let e = &c.enrollment;
+    /// Why a claimed send must not go out at `now`, judged on the state as it is now
+    /// (`ctx`, read right before the call), if it must not.
+    fn recheck(now: DateTime<Utc>, c: &ClaimedSend, ctx: &SendContext) -> Option<&'static str> {
+        let Some(e) = &ctx.enrollment else {
+            return Some("enrollment gone");
+        };
         if e.status != EnrollmentStatus::Active || e.current_step != c.send.step {
             return Some("enrollment no longer waits for this step");
         }
-        let Some(seq) = seq.filter(|s| s.status == SequenceStatus::Active) else {
+        let Some(seq) = ctx
+            .sequence
+            .as_ref()
+            .filter(|s| s.status == SequenceStatus::Active)
+        else {
             return Some("sequence not active");
         };
-        let Some(m) = mailbox.filter(|m| m.is_active()) else {
+        let Some(m) = ctx.mailbox.as_ref().filter(|m| m.is_active()) else {
             return Some("mailbox not active");
         };
-        if !c.contact.is_sendable() {
+        let Some(contact) = ctx.contact.as_ref() else {
+            return Some("contact gone");
+        };
+        if !contact.is_sendable() || suppression(contact, seq).is_some() {
             return Some("contact no longer sendable");
         }
         if !m.schedule.contains(m.timezone, now) || local_date(m.timezone, now) != c.send.local_date
         {
             return Some("outside the mailbox's window or day");
         }
+        let limit = effective_daily_limit(m.daily_limit, m.warmup.as_ref(), c.send.local_date);
+        if ctx.attempts_on_day > limit {
+            return Some("the mailbox's daily limit is reached");
+        }
         if let Some(rw) = &seq.recipient_windows {
-            if !rw.contains(c.contact.timezone.unwrap_or(m.timezone), now) {
+            if !rw.contains(contact.timezone.unwrap_or(m.timezone), now) {
                 return Some("outside the recipient's window");
             }
         }
@@ -127,28 +130,48 @@ impl Engine {
 
     async fn dispatch_one(
         &self,
-        now: DateTime<Utc>,
+        clock: &TickClock,
         c: ClaimedSend,
-        seq: Option<&Sequence>,
-        mailbox: Option<&Mailbox>,
     ) -> Result<Outcome, EngineError> {
         let store = &self.inner.store;
-        if let Some(why) = Self::recheck(now, &c, seq, mailbox) {
+        let ctx = store.send_context(c.send.tenant, c.send.id).await?;
+        let now = clock.now();
+        let why = match &ctx {
+            Some(ctx) => Self::recheck(now, &c, ctx),
+            None => Some("send gone"),
+        };
+        if let Some(why) = why {
             tracing::debug!(why, "re-check failed: send called off");
             match store.release_send(now, c.send.id, c.lease, None).await {
                 Ok(()) | Err(StoreError::LeaseLost { .. }) => return Ok(Outcome::Released),
                 Err(e) => return Err(e.into()),
             }
         }
-        let (Some(seq), Some(mailbox)) = (seq, mailbox) else {
+        let Some(SendContext {
+            enrollment: Some(enrollment),
+            contact: Some(contact),
+            mailbox: Some(mailbox),
+            sequence: Some(seq),
+            ..
+        }) = ctx
+        else {
             return Ok(Outcome::Released);
         };
-
-        let result = match self.render(&c, seq, mailbox) {
+        // Render and send with what is current, not what the claim read.
+        let c = ClaimedSend {
+            enrollment,
+            contact,
+            ..c
+        };
+        let result = match self.render(&c, &seq, &mailbox) {
             Ok(email) => self.inner.transport.send(&email).await.map(|_| ()),
             Err(e) => Err(e),
         };
-        self.record(now, c, seq, mailbox, result).await
+        let times = Attempt {
+            called_at: now,
+            answered_at: clock.now(),
+        };
+        self.record(times, c, &seq, &mailbox, result).await
     }
 
     fn render(
@@ -218,7 +241,7 @@ impl Engine {
     /// the transport was called) read it again and record once more.
     async fn record(
         &self,
-        now: DateTime<Utc>,
+        times: Attempt,
         c: ClaimedSend,
         seq: &Sequence,
         mailbox: &Mailbox,
@@ -226,6 +249,7 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         let store = &self.inner.store;
         let tenant = c.send.tenant;
+        let now = times.answered_at;
         let mut enrollment = c.enrollment.clone();
         for attempt in 0..3 {
             if attempt > 0 {
@@ -235,7 +259,7 @@ impl Engine {
                 }
             }
             let (completion, outcome, events) = self
-                .outcome(now, &c, enrollment.clone(), seq, mailbox, &result)
+                .outcome(times, &c, enrollment.clone(), seq, mailbox, &result)
                 .await?;
             match store.complete_send(now, completion).await {
                 Ok(()) => {
@@ -257,7 +281,7 @@ impl Engine {
 
     async fn outcome(
         &self,
-        now: DateTime<Utc>,
+        times: Attempt,
         c: &ClaimedSend,
         mut e: Enrollment,
         seq: &Sequence,
@@ -265,6 +289,7 @@ impl Engine {
         result: &Result<(), SendError>,
     ) -> Result<(SendCompletion, Outcome, Vec<DomainEvent>), EngineError> {
         let tenant = c.send.tenant;
+        let now = times.answered_at;
         let v = e.version;
         let mut send = c.send.clone();
         let mut changes = ChangeSet::default();
@@ -272,12 +297,12 @@ impl Engine {
         let active_for_step = !e.is_final() && e.current_step == send.step;
         let outcome = match result {
             Ok(()) => {
-                send.mark_sent(&c.lease, now)?;
+                send.mark_sent(&c.lease, times.called_at)?;
                 events.push(DomainEvent::Sent {
                     send: send.id,
                     enrollment: e.id,
                     step: send.step,
-                    at: now,
+                    at: times.called_at,
                 });
                 let mut completed = false;
                 if active_for_step {
@@ -342,6 +367,7 @@ impl Engine {
                 lease: c.lease,
                 enrollment: e,
                 enrollment_version: v,
+                attempted_at: times.called_at,
                 changes,
             },
             outcome,
@@ -362,23 +388,29 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let store = &self.inner.store;
         let mut c = contact.clone();
+        let read = c.version;
         c.mark_bounced();
-        changes.contacts.push(c);
+        changes.contacts.push((c, read));
         events.push(DomainEvent::Bounced {
             contact: contact.id,
             hard: true,
         });
-        for mut other in store
+        let others: Vec<Enrollment> = store
             .open_enrollments_of_contact(tenant, contact.id)
             .await?
-        {
-            if other.id == this {
-                continue;
-            }
+            .into_iter()
+            .filter(|e| e.id != this)
+            .collect();
+        let ids: Vec<_> = others.iter().map(|e| e.id).collect();
+        changes.cancel_sends.extend(
+            store
+                .open_sends_of(tenant, &ids)
+                .await?
+                .into_iter()
+                .map(|s| s.id),
+        );
+        for mut other in others {
             let v = other.version;
-            changes
-                .cancel_sends
-                .extend(self.open_sends(tenant, other.id).await?);
             events.push(other.exit(ExitReason::Bounced, now)?);
             changes.enrollments.push((other, v));
         }

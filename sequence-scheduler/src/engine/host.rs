@@ -9,11 +9,11 @@ use sequence_core::contact::Contact;
 use sequence_core::enrollment::{DeferralReason, Enrollment, EnrollmentStatus, ExitReason};
 use sequence_core::error::Problems;
 use sequence_core::event::DomainEvent;
-use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SequenceId, TenantId};
+use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{SendStatus, TrackingKind, TrackingMark};
 use sequence_core::sequence::{Sequence, SequenceStatus, Trigger};
-use sequence_core::store::{ChangeSet, EnrollOutcome};
+use sequence_core::store::{ChangeSet, EnrollOutcome, EnrollmentCursor, StoreError};
 use sequence_core::TransitionError;
 use tracing::instrument;
 
@@ -24,6 +24,17 @@ fn not_found(entity: &'static str, id: impl std::fmt::Display) -> EngineError {
         entity,
         id: id.to_string(),
     }
+}
+
+/// What a sequence-wide change does to each open enrollment.
+#[derive(Debug, Clone, Copy)]
+enum Sweep {
+    /// The sequence paused: planned sends are called off, their capacity released.
+    CallOff,
+    /// The sequence resumed: waiting enrollments are looked at again at once.
+    Wake,
+    /// The sequence ended: every open enrollment exits.
+    Exit(ExitReason),
 }
 
 impl Engine {
@@ -180,6 +191,7 @@ impl Engine {
     /// Invalid, or a sequence with that id exists.
     pub async fn create_sequence(&self, mut sequence: Sequence) -> Result<Sequence, EngineError> {
         sequence.validate()?;
+        self.check_pool(&sequence).await?;
         self.inner.store.save_sequence(&sequence, None).await?;
         let events = sequence.drain_events();
         self.emit(sequence.tenant, &events);
@@ -202,6 +214,9 @@ impl Engine {
         let pool_before = sequence.mailbox_pool.clone();
         change(&mut sequence)?;
         sequence.validate()?;
+        if sequence.mailbox_pool != pool_before {
+            self.check_pool(&sequence).await?;
+        }
         if sequence.version == read {
             sequence.version += 1;
         }
@@ -215,6 +230,27 @@ impl Engine {
             self.wake_parked(tenant, &[id]).await?;
         }
         Ok(sequence)
+    }
+
+    /// Every mailbox of a sequence's pool must be a mailbox of its tenant: a foreign or
+    /// unknown one is refused with its field (`mailbox_pool[2]`).
+    async fn check_pool(&self, sequence: &Sequence) -> Result<(), EngineError> {
+        let mut problems = Problems::new();
+        for (i, id) in sequence.mailbox_pool.iter().enumerate() {
+            if self
+                .inner
+                .store
+                .get_mailbox(sequence.tenant, *id)
+                .await?
+                .is_none()
+            {
+                problems.push(
+                    format!("mailbox_pool[{i}]"),
+                    format!("no mailbox {id} in this tenant"),
+                );
+            }
+        }
+        Ok(problems.finish()?)
     }
 
     async fn load_sequence(
@@ -242,108 +278,213 @@ impl Engine {
     }
 
     /// `active -> paused`: nothing is sent until resumed; planned sends are called off and
-    /// their capacity released.
+    /// their capacity released. Idempotent and retryable: pausing a paused sequence finishes
+    /// calling off what an interrupted pause left.
     ///
     /// # Errors
-    /// Not found, not active, or changed meanwhile.
+    /// Not found, a draft or archived, changed meanwhile, or the store failed (call again).
     #[instrument(skip(self), level = "debug")]
     pub async fn pause_sequence(
         &self,
         tenant: TenantId,
         id: SequenceId,
     ) -> Result<Sequence, EngineError> {
-        let sequence = self.update_sequence(tenant, id, Sequence::pause).await?;
-        self.call_off_planned(tenant, id, None).await?;
+        let sequence = self
+            .move_sequence(tenant, id, SequenceStatus::Paused, Sequence::pause)
+            .await?;
+        self.sweep(tenant, id, Sweep::CallOff).await?;
         Ok(sequence)
     }
 
-    /// `paused -> active`: enrollments carry on where they stopped.
+    /// `paused -> active`: enrollments carry on where they stopped. Idempotent and
+    /// retryable: resuming an active sequence wakes whatever an interrupted resume left.
     ///
     /// # Errors
-    /// Not found, not paused, or changed meanwhile.
+    /// Not found, a draft or archived, changed meanwhile, or the store failed (call again).
     #[instrument(skip(self), level = "debug")]
     pub async fn resume_sequence(
         &self,
         tenant: TenantId,
         id: SequenceId,
     ) -> Result<Sequence, EngineError> {
-        let sequence = self.update_sequence(tenant, id, Sequence::resume).await?;
-        let now = self.now();
-        let mut changes = ChangeSet::default();
-        for mut e in self.inner.store.list_enrollments(tenant, id).await? {
-            let v = e.version;
-            if e.wake(now) {
-                changes.enrollments.push((e, v));
-            }
-        }
-        self.inner.store.apply_changes(now, changes).await?;
+        let sequence = self
+            .move_sequence(tenant, id, SequenceStatus::Active, Sequence::resume)
+            .await?;
+        self.sweep(tenant, id, Sweep::Wake).await?;
         Ok(sequence)
     }
 
     /// Any status `-> archived`: every open enrollment exits (`sequence_archived`).
+    /// Idempotent and retryable: archiving an archived sequence ends what is still open.
     ///
     /// # Errors
-    /// Not found, already archived, or changed meanwhile.
+    /// Not found, changed meanwhile, or the store failed (call again).
     pub async fn archive_sequence(
         &self,
         tenant: TenantId,
         id: SequenceId,
     ) -> Result<Sequence, EngineError> {
-        let sequence = self.update_sequence(tenant, id, Sequence::archive).await?;
-        self.call_off_planned(tenant, id, Some(ExitReason::SequenceArchived))
+        let sequence = self
+            .move_sequence(tenant, id, SequenceStatus::Archived, Sequence::archive)
+            .await?;
+        self.sweep(tenant, id, Sweep::Exit(ExitReason::SequenceArchived))
             .await?;
         Ok(sequence)
     }
 
-    /// Cancel the planned sends of a sequence; release their enrollments, or exit them.
-    async fn call_off_planned(
+    /// Put a sequence in `target` with `change`, or leave it be when it is there already.
+    async fn move_sequence(
         &self,
         tenant: TenantId,
         id: SequenceId,
-        exit: Option<ExitReason>,
+        target: SequenceStatus,
+        change: impl FnOnce(&mut Sequence) -> Result<(), TransitionError>,
+    ) -> Result<Sequence, EngineError> {
+        let sequence = self.load_sequence(tenant, id).await?;
+        if sequence.status == target {
+            return Ok(sequence);
+        }
+        self.update_sequence(tenant, id, change).await
+    }
+
+    /// Apply `sweep` to every open enrollment of a sequence, a bounded page at a time, each
+    /// page in one unit of work; an enrollment that changed meanwhile is read again and
+    /// done on its own, so the sweep completes.
+    async fn sweep(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        sweep: Sweep,
     ) -> Result<(), EngineError> {
-        let now = self.now();
+        /// Enrollments per unit of work.
+        const PAGE: usize = 1_000;
         let store = &self.inner.store;
-        let planned: HashMap<EnrollmentId, _> = store
-            .sends_of_sequence(tenant, id)
-            .await?
-            .into_iter()
-            .filter(|s| matches!(s.status, SendStatus::Planned | SendStatus::RetryWait))
-            .map(|s| (s.enrollment, s.id))
-            .collect();
+        let mut after = None;
+        loop {
+            let page = store
+                .open_enrollments_page(tenant, sequence, after, PAGE)
+                .await?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = Some(EnrollmentCursor::after(last));
+            let now = self.now();
+            let (changes, events) = self.sweep_page(tenant, now, page, sweep).await?;
+            match store.apply_changes(now, changes.clone()).await {
+                Ok(()) => self.emit(tenant, &events),
+                Err(e) if e.is_conflict() => {
+                    for (e, _) in changes.enrollments {
+                        self.sweep_one(tenant, e.id, sweep).await?;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The changes `sweep` makes to one page of open enrollments.
+    async fn sweep_page(
+        &self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+        page: Vec<Enrollment>,
+        sweep: Sweep,
+    ) -> Result<(ChangeSet, Vec<DomainEvent>), EngineError> {
+        let ids: Vec<EnrollmentId> = page.iter().map(|e| e.id).collect();
+        let mut open: HashMap<EnrollmentId, Vec<SendId>> = HashMap::new();
+        if !matches!(sweep, Sweep::Wake) {
+            for s in self.inner.store.open_sends_of(tenant, &ids).await? {
+                open.entry(s.enrollment).or_default().push(s.id);
+            }
+        }
         let mut changes = ChangeSet::default();
         let mut events = Vec::new();
-        for mut e in store.list_enrollments(tenant, id).await? {
-            if e.is_final() {
-                continue;
-            }
+        for mut e in page {
             let v = e.version;
-            let send = planned.get(&e.id).copied();
-            match exit {
-                Some(reason) => events.push(e.exit(reason, now)?),
-                None if send.is_some() => e.release_planned(now)?,
-                None => continue,
+            let sends = open.remove(&e.id).unwrap_or_default();
+            let changed = match sweep {
+                Sweep::Wake => e.wake(now),
+                Sweep::CallOff if sends.is_empty() => false,
+                Sweep::CallOff => {
+                    e.release_planned(now)?;
+                    true
+                }
+                Sweep::Exit(reason) => {
+                    events.push(e.exit(reason, now)?);
+                    true
+                }
+            };
+            if changed {
+                changes.cancel_sends.extend(sends);
+                changes.enrollments.push((e, v));
             }
-            changes.cancel_sends.extend(send);
-            changes.enrollments.push((e, v));
         }
-        store.apply_changes(now, changes).await?;
-        self.emit(tenant, &events);
-        Ok(())
+        Ok((changes, events))
+    }
+
+    /// Apply `changes` and emit `events`: `false` when a record changed since it was read
+    /// (nothing was written; read again and retry).
+    async fn apply_unless_changed(
+        &self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+        changes: ChangeSet,
+        events: &[DomainEvent],
+    ) -> Result<bool, EngineError> {
+        match self.inner.store.apply_changes(now, changes).await {
+            Ok(()) => {
+                self.emit(tenant, events);
+                Ok(true)
+            }
+            Err(e) if e.is_conflict() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// [`Engine::sweep`] for one enrollment, read again until it holds still.
+    async fn sweep_one(
+        &self,
+        tenant: TenantId,
+        id: EnrollmentId,
+        sweep: Sweep,
+    ) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        for _ in 0..5 {
+            let Some(e) = store.get_enrollment(tenant, id).await? else {
+                return Ok(());
+            };
+            if e.is_final() {
+                return Ok(());
+            }
+            let now = self.now();
+            let (changes, events) = self.sweep_page(tenant, now, vec![e], sweep).await?;
+            if self.apply_unless_changed(tenant, now, changes, &events).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "enrollment {id} kept changing; call again to finish"
+        ))
+        .into())
     }
 
     // ---- contacts and enrollments -------------------------------------------------------------
 
-    /// Insert or replace contacts, each validated; nothing is stored when one is invalid (the
-    /// error names every problem, e.g. `contacts[3].email`).
+    /// Insert or update contacts, each validated; nothing is stored when one is invalid (the
+    /// error names every problem, e.g. `contacts[3].email`). A tenant's contacts are unique by
+    /// address (trimmed, case-insensitive): a row with the address of a stored contact
+    /// updates that contact, whatever its id. An update changes the contact's own fields and
+    /// never lifts a suppression (see [`Engine::lift_suppression`]). Answers the stored id of
+    /// each row, in order.
     ///
     /// # Errors
-    /// Invalid contacts, or a contact of another tenant.
+    /// Invalid contacts, a contact of another tenant, or a row whose own contact would take
+    /// an address another contact holds.
     pub async fn upsert_contacts(
         &self,
         tenant: TenantId,
         contacts: &[Contact],
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<ContactId>, EngineError> {
         let mut problems = Problems::new();
         for (i, c) in contacts.iter().enumerate() {
             if let Err(e) = c.validate() {
@@ -351,8 +492,36 @@ impl Engine {
             }
         }
         problems.finish()?;
-        self.inner.store.upsert_contacts(tenant, contacts).await?;
-        Ok(())
+        Ok(self.inner.store.upsert_contacts(tenant, contacts).await?)
+    }
+
+    /// Make a bounced or unsubscribed contact sendable again and forget its reply: only on
+    /// the person's own request (a new opt-in) or for a corrected address. No other call,
+    /// and no re-sync through [`Engine::upsert_contacts`], lifts a suppression. Returns
+    /// whether anything changed.
+    ///
+    /// # Errors
+    /// The contact is not found, or it changed meanwhile (call again).
+    pub async fn lift_suppression(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<bool, EngineError> {
+        let store = &self.inner.store;
+        let mut c = store
+            .get_contact(tenant, contact)
+            .await?
+            .ok_or_else(|| not_found("contact", contact))?;
+        let read = c.version;
+        if !c.lift_suppression() {
+            return Ok(false);
+        }
+        let changes = ChangeSet {
+            contacts: vec![(c, read)],
+            ..ChangeSet::default()
+        };
+        store.apply_changes(self.now(), changes).await?;
+        Ok(true)
     }
 
     /// Enroll contacts in a sequence, in bulk. One answer per contact, in order: enrolled,
@@ -644,11 +813,18 @@ impl Engine {
                 .get_contact(tenant, contact)
                 .await?
                 .ok_or_else(|| not_found("contact", contact))?;
+            let read = c.version;
             on_contact(&mut c, now);
             let mut changes = ChangeSet::default();
             let mut events = Vec::new();
             let mut sequences: HashMap<SequenceId, Option<Sequence>> = HashMap::new();
-            for mut e in store.open_enrollments_of_contact(tenant, contact).await? {
+            let open = store.open_enrollments_of_contact(tenant, contact).await?;
+            let ids: Vec<EnrollmentId> = open.iter().map(|e| e.id).collect();
+            let mut open_sends: HashMap<EnrollmentId, Vec<SendId>> = HashMap::new();
+            for s in store.open_sends_of(tenant, &ids).await? {
+                open_sends.entry(s.enrollment).or_default().push(s.id);
+            }
+            for mut e in open {
                 if let std::collections::hash_map::Entry::Vacant(slot) = sequences.entry(e.sequence)
                 {
                     slot.insert(store.get_sequence(tenant, e.sequence).await?);
@@ -664,18 +840,13 @@ impl Engine {
                 if e.status != EnrollmentStatus::Active {
                     changes
                         .cancel_sends
-                        .extend(self.open_sends(tenant, e.id).await?);
+                        .extend(open_sends.remove(&e.id).unwrap_or_default());
                 }
                 changes.enrollments.push((e, v));
             }
-            changes.contacts.push(c);
-            match store.apply_changes(now, changes).await {
-                Ok(()) => {
-                    self.emit(tenant, &events);
-                    return Ok(());
-                }
-                Err(e) if e.is_conflict() => {}
-                Err(e) => return Err(e.into()),
+            changes.contacts.push((c, read));
+            if self.apply_unless_changed(tenant, now, changes, &events).await? {
+                return Ok(());
             }
         }
         Err(EngineError::Store(
@@ -738,19 +909,27 @@ impl Engine {
         else {
             return Err(not_found("send", format!("{enrollment}/{step}")));
         };
-        let mut changes = ChangeSet {
-            tracking: vec![TrackingMark {
-                send: send.id,
-                kind,
-                at: now,
-            }],
-            ..ChangeSet::default()
+        let mark = TrackingMark {
+            send: send.id,
+            kind,
+            at: now,
         };
-        if let Some(mut c) = store.get_contact(tenant, e.contact).await? {
-            c.record_activity(now);
-            changes.contacts.push(c);
+        // The contact is written under the version read: a signal landing meanwhile is
+        // read again, never overwritten.
+        for _ in 0..5 {
+            let mut changes = ChangeSet {
+                tracking: vec![mark],
+                ..ChangeSet::default()
+            };
+            if let Some(mut c) = store.get_contact(tenant, e.contact).await? {
+                let read = c.version;
+                c.record_activity(now);
+                changes.contacts.push((c, read));
+            }
+            if self.apply_unless_changed(tenant, now, changes, &[]).await? {
+                return Ok(());
+            }
         }
-        store.apply_changes(now, changes).await?;
-        Ok(())
+        Err(StoreError::Backend(format!("contact of {enrollment} kept changing")).into())
     }
 }

@@ -119,6 +119,9 @@ pub struct EngineConfig {
     pub concurrency: usize,
     /// The longest `run` sleeps between ticks.
     pub poll_interval: Duration,
+    /// How long the store's planning lease is held (renewed before each planning batch):
+    /// long enough for one batch, short enough that a crashed engine's lease soon runs out.
+    pub planning_lease: Duration,
 }
 
 impl Default for EngineConfig {
@@ -132,6 +135,7 @@ impl Default for EngineConfig {
             claim_batch: 1_000,
             concurrency: 32,
             poll_interval: Duration::seconds(30),
+            planning_lease: Duration::seconds(30),
         }
     }
 }
@@ -184,6 +188,8 @@ struct Inner {
     sink: Arc<dyn EventSink>,
     config: EngineConfig,
     renderer: Renderer,
+    /// This engine's token for the store's planning lease.
+    planner_token: uuid::Uuid,
 }
 
 /// The sequence engine. Cheap to clone: clones share one engine.
@@ -277,6 +283,7 @@ impl EngineBuilder {
                 sink: self.sink.unwrap_or_else(|| Arc::new(NoopEventSink)),
                 config: self.config,
                 renderer: Renderer::new(),
+                planner_token: uuid::Uuid::new_v4(),
             }),
         })
     }

@@ -11,7 +11,7 @@ use sequence_core::ids::{MailboxId, SequenceId};
 use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
-    ChangeSet, DueEnrollment, PlanCommit, PlanDeferral, PlanSend, StoreError,
+    ChangeSet, DueEnrollment, PlanCommit, PlanDeferral, PlanSend, PlanningLease, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use tracing::{debug, instrument};
@@ -50,33 +50,94 @@ pub struct TickReport {
     pub released: usize,
 }
 
+/// The instant work of one tick happens at: the tick's `now` plus the time the tick has
+/// taken so far on the engine's clock. A tick that sends through a slow server lasts
+/// minutes, and each send, its re-check and its outcome follow the instant it really
+/// happened, not the one the tick started at. (A virtual clock that nobody advances keeps
+/// the tick at its `now`.)
+#[derive(Clone)]
+pub(super) struct TickClock {
+    now: DateTime<Utc>,
+    started: DateTime<Utc>,
+    clock: std::sync::Arc<dyn sequence_core::ports::Clock>,
+}
+
+impl TickClock {
+    /// The current instant of the tick.
+    pub(super) fn now(&self) -> DateTime<Utc> {
+        let elapsed = (self.clock.now() - self.started).max(chrono::Duration::zero());
+        self.now
+            .checked_add_signed(elapsed)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
 impl Engine {
-    /// Do all the work due at `now`: expire leases, plan due enrollments, send what has come.
+    /// Do all the work due at `now`: expire leases, plan due enrollments (while this engine
+    /// holds the store's planning lease; another engine planning meanwhile leaves the
+    /// planning to it), send what has come.
     ///
     /// # Errors
     /// The store failed.
     #[instrument(name = "tick", skip(self), fields(now = %now))]
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, EngineError> {
+        let clock = TickClock {
+            now,
+            started: self.now(),
+            clock: self.inner.clock.clone(),
+        };
         let mut report = TickReport::default();
         self.expire_leases(now, &mut report).await?;
-        for _ in 0..4 {
-            let due = self
-                .inner
-                .store
-                .due_enrollments(now, self.inner.config.plan_batch)
-                .await?;
-            if due.is_empty() {
-                break;
-            }
-            let full = due.len() >= self.inner.config.plan_batch;
-            let progressed = self.plan_due(now, due, &mut report).await?;
-            if !full && !progressed {
-                break;
-            }
-        }
-        self.dispatch_due(now, &mut report).await?;
+        self.plan_under_lease(now, &mut report).await?;
+        self.dispatch_due(&clock, &mut report).await?;
         debug!(?report, "tick done");
         Ok(report)
+    }
+
+    /// Plan what is due, in batches, under the planning lease (renewed before each batch).
+    async fn plan_under_lease(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let token = self.inner.planner_token;
+        let lease_for = self.inner.config.planning_lease;
+        let mut held = None;
+        let result = async {
+            for _ in 0..4 {
+                let Some(lease) = store.acquire_planning(now, token, lease_for).await? else {
+                    debug!("another engine is planning");
+                    return Ok(());
+                };
+                held = Some(lease);
+                let due = store
+                    .due_enrollments(now, self.inner.config.plan_batch)
+                    .await?;
+                if due.is_empty() {
+                    break;
+                }
+                let full = due.len() >= self.inner.config.plan_batch;
+                let progressed = match self.plan_due(now, due, lease, report).await {
+                    Ok(progressed) => progressed,
+                    Err(EngineError::Store(StoreError::PlanningLeaseLost)) => {
+                        debug!("planning lease lost: the plan was dropped");
+                        held = None;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                };
+                if !full && !progressed {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Some(lease) = held {
+            store.release_planning(lease).await?;
+        }
+        result
     }
 
     /// The earliest instant at which a tick would find something to do.
@@ -168,6 +229,7 @@ impl Engine {
         &self,
         now: DateTime<Utc>,
         due: Vec<DueEnrollment>,
+        lease: PlanningLease,
         report: &mut TickReport,
     ) -> Result<bool, EngineError> {
         let store = &self.inner.store;
@@ -309,7 +371,20 @@ impl Engine {
                 .daily_counts(now, &capped_starts, &capped_domains)
                 .await?
         };
-        let policies: Vec<SequencePolicy> = sequences.values().map(SequencePolicy::from).collect();
+        // A pool lists mailboxes of its own tenant only; any other is not offered (saving a
+        // sequence refuses them, this keeps a plan from ever choosing one).
+        let tenant_of: HashMap<MailboxId, sequence_core::ids::TenantId> = snapshots
+            .iter()
+            .map(|s| (s.mailbox.id, s.mailbox.tenant))
+            .collect();
+        let policies: Vec<SequencePolicy> = sequences
+            .values()
+            .map(|s| {
+                let mut policy = SequencePolicy::from(s);
+                policy.pool.retain(|m| tenant_of.get(m) == Some(&s.tenant));
+                policy
+            })
+            .collect();
         let due_steps: Vec<DueStep> = to_plan
             .iter()
             .map(|d| DueStep {
@@ -318,7 +393,10 @@ impl Engine {
                 sequence: d.enrollment.sequence,
                 step: d.enrollment.current_step,
                 earliest: d.enrollment.due_at.unwrap_or(now),
-                sticky_mailbox: d.enrollment.mailbox,
+                sticky_mailbox: d
+                    .enrollment
+                    .mailbox
+                    .filter(|m| tenant_of.get(m) == Some(&d.enrollment.tenant)),
                 contact_zone: d.contact.timezone,
                 recipient_domain: d.contact.email_domain(),
             })
@@ -337,6 +415,7 @@ impl Engine {
             .collect();
         let seed = self.inner.config.planner.seed;
         let commit = PlanCommit {
+            planning: Some(lease),
             preempt: the_plan.preempt.clone(),
             sends: the_plan
                 .sends
