@@ -458,7 +458,10 @@ impl Engine {
             }
             let now = self.now();
             let (changes, events) = self.sweep_page(tenant, now, vec![e], sweep).await?;
-            if self.apply_unless_changed(tenant, now, changes, &events).await? {
+            if self
+                .apply_unless_changed(tenant, now, changes, &events)
+                .await?
+            {
                 return Ok(());
             }
         }
@@ -845,7 +848,10 @@ impl Engine {
                 changes.enrollments.push((e, v));
             }
             changes.contacts.push((c, read));
-            if self.apply_unless_changed(tenant, now, changes, &events).await? {
+            if self
+                .apply_unless_changed(tenant, now, changes, &events)
+                .await?
+            {
                 return Ok(());
             }
         }
