@@ -1,0 +1,859 @@
+//! What the lock guards: the rows, their indexes, and one method per unit of work.
+//!
+//! Every public method of [`State`] is one whole unit of work: it checks everything it
+//! needs first and writes only when nothing can fail any more, so an error leaves the state
+//! as it was. The indexes are updated by the few `put_*` / `update_send` helpers and by
+//! nothing else, which is what keeps them in step with the rows.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `std`'s maps with foldhash's seeded hasher: ids are hashed on every store call, and
+/// SipHash was most of the cost of a tick.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// See [`HashMap`].
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+use std::fmt::Display;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sequence_core::contact::Contact;
+use sequence_core::enrollment::{
+    suppression, Deferral, DeferralReason, Enrollment, EnrollmentStatus,
+};
+use sequence_core::event::DomainEvent;
+use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+use sequence_core::mailbox::Mailbox;
+use sequence_core::send::{Lease, ScheduledSend, SendStatus};
+use sequence_core::sequence::{ReenrollmentRule, Sequence};
+use sequence_core::store::{
+    ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
+    MailboxSnapshot, PlanApplied, PlanCommit, PlanSend, PlannedSlot, PlanningLease, SendCompletion,
+    SendContext, StoreError,
+};
+use sequence_core::time::local_date;
+use uuid::Uuid;
+
+mod check;
+mod outbox;
+mod plan;
+
+fn not_found(entity: &'static str, id: impl Display) -> StoreError {
+    StoreError::NotFound {
+        entity,
+        id: id.to_string(),
+    }
+}
+
+fn conflict(entity: &'static str, id: impl Display, expected: u64, found: u64) -> StoreError {
+    StoreError::VersionConflict {
+        entity,
+        id: id.to_string(),
+        expected,
+        found,
+    }
+}
+
+/// The version a replaced record is stored with: the caller's, but always past the version
+/// it was read at, so that a second writer holding the same read version conflicts even
+/// when the first forgot to bump it.
+fn written_version(new: u64, read: u64) -> u64 {
+    new.max(read.saturating_add(1))
+}
+
+/// Where an enrollment sits in the due index: active ones by `next_due_at`, paused ones by
+/// the instant their pause runs out. Final ones, planned ones (`next_due_at` `None`) and
+/// paused ones without an end are not due.
+fn due_key(e: &Enrollment) -> Option<DateTime<Utc>> {
+    match e.status {
+        EnrollmentStatus::Active => e.next_due_at,
+        EnrollmentStatus::Paused => e.paused_until,
+        _ => None,
+    }
+}
+
+/// When a mailbox's earliest planned send becomes claimable: never while a send of it is in
+/// flight, and never before its latest attempt plus its gap.
+fn ready_key(
+    idle: bool,
+    planned: &BTreeSet<(DateTime<Utc>, SendId)>,
+    last_attempt: Option<DateTime<Utc>>,
+    gap: Duration,
+) -> Option<DateTime<Utc>> {
+    if !idle {
+        return None;
+    }
+    let (first, _) = planned.first()?;
+    let paced = last_attempt.and_then(|at| at.checked_add_signed(gap));
+    Some(paced.map_or(*first, |p| p.max(*first)))
+}
+
+fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Whether `rule` lets a contact enter again after `previous` (its latest enrollment, ended).
+fn reenrollment_allows(rule: ReenrollmentRule, previous: &Enrollment, now: DateTime<Utc>) -> bool {
+    match rule {
+        ReenrollmentRule::AfterDays { days } => {
+            previous.is_final()
+                && previous
+                    .enrolled_at
+                    .checked_add_signed(Duration::days(i64::from(days)))
+                    .is_some_and(|at| now >= at)
+        }
+        ReenrollmentRule::AfterExit => previous.status == EnrollmentStatus::Exited,
+        ReenrollmentRule::AfterCompletion => previous.status == EnrollmentStatus::Completed,
+        // `Never`, and any rule this store does not know: refuse.
+        _ => false,
+    }
+}
+
+/// What a send's indexes depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SendKeys {
+    id: SendId,
+    status: SendStatus,
+    planned_at: DateTime<Utc>,
+    lease_until: Option<DateTime<Utc>>,
+    mailbox: MailboxId,
+}
+
+impl SendKeys {
+    fn of(s: &ScheduledSend) -> Self {
+        Self {
+            id: s.id,
+            status: s.status,
+            planned_at: s.planned_at,
+            lease_until: s.lease.map(|l| l.until),
+            mailbox: s.mailbox,
+        }
+    }
+}
+
+/// What an enrollment's indexes depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EnrollmentKeys {
+    id: EnrollmentId,
+    due: Option<DateTime<Utc>>,
+    open: bool,
+    sequence: SequenceId,
+    contact: ContactId,
+    enrolled_at: DateTime<Utc>,
+}
+
+impl EnrollmentKeys {
+    fn of(e: &Enrollment) -> Self {
+        Self {
+            id: e.id,
+            due: due_key(e),
+            open: !e.is_final(),
+            sequence: e.sequence,
+            contact: e.contact,
+            enrolled_at: e.enrolled_at,
+        }
+    }
+
+    fn pair(self) -> (SequenceId, ContactId) {
+        (self.sequence, self.contact)
+    }
+
+    fn identity(self) -> (SequenceId, ContactId, DateTime<Utc>) {
+        (self.sequence, self.contact, self.enrolled_at)
+    }
+}
+
+/// Lease tokens: random-looking v4 UUIDs drawn from a seed taken once, so that a claim
+/// costs no system call.
+#[derive(Debug)]
+struct Tokens {
+    seed: u64,
+    counter: u64,
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        let (hi, lo) = Uuid::new_v4().as_u64_pair();
+        Self {
+            seed: hi ^ lo.rotate_left(32),
+            counter: 0,
+        }
+    }
+}
+
+impl Tokens {
+    fn next(&mut self) -> Uuid {
+        fn mix(mut z: u64) -> u64 {
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        self.counter = self.counter.wrapping_add(1);
+        let a = mix(self
+            .seed
+            .wrapping_add(self.counter.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let b = mix(a ^ self.seed.rotate_left(17));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes());
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+}
+
+/// Planned sends by instant.
+type Queue = BTreeSet<(DateTime<Utc>, SendId)>;
+
+/// One outbox row with what the store remembers beside it.
+#[derive(Debug, Clone)]
+struct SendRow {
+    send: ScheduledSend,
+    /// The recipient domain (from [`PlanSend::recipient_domain`]), for per-domain counts.
+    domain: String,
+    /// What this send added to the daily counts that calling it off takes back:
+    /// `(UTC date, counted as a new start)`. Cleared once its attempt is made for good.
+    pending: Option<(NaiveDate, bool)>,
+    /// While sending: the mailbox's latest attempt before this claim, restored when the send
+    /// is given back without an attempt.
+    prev_last_attempt: Option<DateTime<Utc>>,
+}
+
+/// Per mailbox: its planned-and-unclaimed sends, the sends in flight, its latest attempt.
+#[derive(Debug, Default)]
+struct Outbox {
+    /// Planned, unclaimed sends, earliest first.
+    planned: BTreeSet<(DateTime<Utc>, SendId)>,
+    /// Sends in `sending` (at most one, as claims keep it).
+    sending: BTreeSet<SendId>,
+    /// The latest instant of a claim.
+    last_attempt_at: Option<DateTime<Utc>>,
+    /// The key under which this mailbox sits in [`State::ready`], if it does.
+    ready_at: Option<DateTime<Utc>>,
+}
+
+/// Rows and indexes.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    sequences: HashMap<SequenceId, Sequence>,
+    sequences_by_tenant: HashMap<TenantId, BTreeSet<SequenceId>>,
+    mailboxes: HashMap<MailboxId, Mailbox>,
+    mailboxes_by_tenant: HashMap<TenantId, BTreeSet<MailboxId>>,
+    contacts: HashMap<ContactId, Contact>,
+    /// (tenant, lower-cased address) -> contacts.
+    contacts_by_email: HashMap<(TenantId, String), BTreeSet<ContactId>>,
+
+    enrollments: HashMap<EnrollmentId, Enrollment>,
+    /// Due enrollments by [`due_key`].
+    due: BTreeSet<(DateTime<Utc>, EnrollmentId)>,
+    /// The one active or paused enrollment of each (sequence, contact).
+    open_by_pair: HashMap<(SequenceId, ContactId), EnrollmentId>,
+    /// Every enrollment of each (sequence, contact), for the re-enrollment rule.
+    history_by_pair: HashMap<(SequenceId, ContactId), Vec<EnrollmentId>>,
+    enrollments_by_contact: HashMap<ContactId, BTreeSet<EnrollmentId>>,
+    /// Per sequence, by (enrolled_at, id).
+    enrollments_by_sequence: HashMap<SequenceId, BTreeSet<(DateTime<Utc>, EnrollmentId)>>,
+
+    sends: HashMap<SendId, SendRow>,
+    /// (enrollment, step) -> send: the idempotency key.
+    sends_by_enrollment: HashMap<EnrollmentId, BTreeMap<u32, SendId>>,
+    sends_by_sequence: HashMap<SequenceId, Vec<SendId>>,
+    /// Every planned send by instant (for `next_wakeup`).
+    planned: BTreeSet<(DateTime<Utc>, SendId)>,
+    /// Sends in `sending` by lease expiry.
+    leases: BTreeSet<(DateTime<Utc>, SendId)>,
+    outboxes: HashMap<MailboxId, Outbox>,
+    /// Mailboxes with no send in flight and a planned send, by the instant their earliest
+    /// planned send becomes claimable (its instant, or the latest attempt plus the gap):
+    /// what `claim_sends` walks.
+    ready: BTreeSet<(DateTime<Utc>, MailboxId)>,
+    /// Attempts plus reservations per (mailbox, mailbox-local date).
+    used: HashMap<(MailboxId, NaiveDate), u32>,
+    /// Attempts alone (claims not given back) per (mailbox, mailbox-local date).
+    attempts: HashMap<(MailboxId, NaiveDate), u32>,
+    /// The planning lease, while an engine holds it.
+    planning: Option<PlanningLease>,
+    /// Daily counts per UTC date.
+    daily: HashMap<NaiveDate, DailyCounts>,
+
+    events: Vec<(TenantId, DateTime<Utc>, DomainEvent)>,
+    tokens: Tokens,
+    /// Reservations released by the current unit of work, as (mailbox, local date): the
+    /// unit wakes enrollments that can use them before it returns.
+    released: Vec<(MailboxId, NaiveDate)>,
+}
+
+impl State {
+    // ---- sequences and mailboxes --------------------------------------------------------------
+
+    pub(crate) fn save_sequence(
+        &mut self,
+        sequence: &Sequence,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut sequence = sequence.clone();
+        match (expected_version, self.sequences.get(&sequence.id)) {
+            (None, Some(_)) => {
+                return Err(StoreError::AlreadyExists {
+                    entity: "sequence",
+                    id: sequence.id.to_string(),
+                })
+            }
+            (None, None) => {}
+            (Some(_), None) => return Err(not_found("sequence", sequence.id)),
+            (Some(_), Some(stored)) if stored.tenant != sequence.tenant => {
+                return Err(not_found("sequence", sequence.id))
+            }
+            (Some(read), Some(stored)) if stored.version != read => {
+                return Err(conflict("sequence", sequence.id, read, stored.version))
+            }
+            (Some(read), Some(_)) => sequence.version = written_version(sequence.version, read),
+        }
+        self.put_sequence(sequence);
+        Ok(())
+    }
+
+    fn put_sequence(&mut self, sequence: Sequence) {
+        self.sequences_by_tenant
+            .entry(sequence.tenant)
+            .or_default()
+            .insert(sequence.id);
+        self.sequences.insert(sequence.id, sequence);
+    }
+
+    pub(crate) fn get_sequence(&self, tenant: TenantId, id: SequenceId) -> Option<Sequence> {
+        self.sequences
+            .get(&id)
+            .filter(|s| s.tenant == tenant)
+            .cloned()
+    }
+
+    pub(crate) fn list_sequences(&self, tenant: TenantId) -> Vec<Sequence> {
+        self.sequences_by_tenant
+            .get(&tenant)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.sequences.get(id))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn get_sequences(&self, ids: &[SequenceId]) -> Vec<Sequence> {
+        let mut seen =
+            HashSet::with_capacity_and_hasher(ids.len(), foldhash::fast::RandomState::default());
+        ids.iter()
+            .filter(|id| seen.insert(**id))
+            .filter_map(|id| self.sequences.get(id))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn save_mailbox(
+        &mut self,
+        mailbox: &Mailbox,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut mailbox = mailbox.clone();
+        match (expected_version, self.mailboxes.get(&mailbox.id)) {
+            (None, Some(_)) => {
+                return Err(StoreError::AlreadyExists {
+                    entity: "mailbox",
+                    id: mailbox.id.to_string(),
+                })
+            }
+            (None, None) => {}
+            (Some(_), None) => return Err(not_found("mailbox", mailbox.id)),
+            (Some(_), Some(stored)) if stored.tenant != mailbox.tenant => {
+                return Err(not_found("mailbox", mailbox.id))
+            }
+            (Some(read), Some(stored)) if stored.version != read => {
+                return Err(conflict("mailbox", mailbox.id, read, stored.version))
+            }
+            (Some(read), Some(_)) => mailbox.version = written_version(mailbox.version, read),
+        }
+        self.put_mailbox(mailbox);
+        Ok(())
+    }
+
+    fn put_mailbox(&mut self, mailbox: Mailbox) {
+        let id = mailbox.id;
+        self.mailboxes_by_tenant
+            .entry(mailbox.tenant)
+            .or_default()
+            .insert(id);
+        self.mailboxes.insert(id, mailbox);
+        // Its gap may have changed, and with it when its next send becomes claimable.
+        self.refresh_ready(id);
+    }
+
+    pub(crate) fn get_mailbox(&self, tenant: TenantId, id: MailboxId) -> Option<Mailbox> {
+        self.mailboxes
+            .get(&id)
+            .filter(|m| m.tenant == tenant)
+            .cloned()
+    }
+
+    pub(crate) fn list_mailboxes(&self, tenant: TenantId) -> Vec<Mailbox> {
+        self.mailboxes_by_tenant
+            .get(&tenant)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.mailboxes.get(id))
+            .cloned()
+            .collect()
+    }
+
+    // ---- contacts -------------------------------------------------------------------------------
+
+    pub(crate) fn upsert_contacts(
+        &mut self,
+        tenant: TenantId,
+        contacts: &[Contact],
+    ) -> Result<Vec<ContactId>, StoreError> {
+        // Resolve every row first (nothing is written when one is refused); rows of one
+        // call that share an address resolve to one contact.
+        let mut batch: HashMap<String, ContactId> = HashMap::default();
+        let mut targets = Vec::with_capacity(contacts.len());
+        for c in contacts {
+            let foreign = c.tenant != tenant
+                || self
+                    .contacts
+                    .get(&c.id)
+                    .is_some_and(|stored| stored.tenant != tenant);
+            if foreign {
+                return Err(not_found("contact", c.id));
+            }
+            let address = normalize_email(&c.email);
+            let holder = batch.get(&address).copied().or_else(|| {
+                self.find_contact_by_email(tenant, &c.email)
+                    .map(|found| found.id)
+            });
+            let target = match holder {
+                Some(id) => {
+                    if id != c.id && self.contacts.contains_key(&c.id) {
+                        // The row's own contact exists under another address, which a
+                        // different contact holds: two people cannot share an address.
+                        return Err(StoreError::AlreadyExists {
+                            entity: "contact",
+                            id: format!("{} (address {address} belongs to {id})", c.id),
+                        });
+                    }
+                    id
+                }
+                None => c.id,
+            };
+            batch.insert(address, target);
+            targets.push(target);
+        }
+        for (c, target) in contacts.iter().zip(&targets) {
+            let stored = self.contacts.get(target).cloned();
+            let contact = match stored {
+                Some(mut stored) => {
+                    stored.apply_host_update(c);
+                    stored.version += 1;
+                    stored
+                }
+                None => c.clone(),
+            };
+            self.put_contact(contact);
+        }
+        Ok(targets)
+    }
+
+    fn put_contact(&mut self, contact: Contact) {
+        let key = (contact.tenant, normalize_email(&contact.email));
+        if let Some(old) = self.contacts.get(&contact.id) {
+            let old_key = (old.tenant, normalize_email(&old.email));
+            if old_key != key {
+                if let Entry::Occupied(mut set) = self.contacts_by_email.entry(old_key) {
+                    set.get_mut().remove(&contact.id);
+                    if set.get().is_empty() {
+                        set.remove();
+                    }
+                }
+            }
+        }
+        self.contacts_by_email
+            .entry(key)
+            .or_default()
+            .insert(contact.id);
+        self.contacts.insert(contact.id, contact);
+    }
+
+    pub(crate) fn get_contact(&self, tenant: TenantId, id: ContactId) -> Option<Contact> {
+        self.contacts
+            .get(&id)
+            .filter(|c| c.tenant == tenant)
+            .cloned()
+    }
+
+    pub(crate) fn find_contact_by_email(&self, tenant: TenantId, email: &str) -> Option<Contact> {
+        self.contacts_by_email
+            .get(&(tenant, normalize_email(email)))
+            .and_then(|ids| ids.iter().find_map(|id| self.contacts.get(id)))
+            .filter(|c| c.tenant == tenant)
+            .cloned()
+    }
+
+    // ---- enrollments ------------------------------------------------------------------------------
+
+    pub(crate) fn enroll(
+        &mut self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+        rows: Vec<Enrollment>,
+    ) -> Vec<EnrollOutcome> {
+        rows.into_iter()
+            .map(|e| self.enroll_one(tenant, now, e))
+            .collect()
+    }
+
+    fn enroll_one(&mut self, tenant: TenantId, now: DateTime<Utc>, e: Enrollment) -> EnrollOutcome {
+        let invalid = |reason: String| EnrollOutcome::Invalid { reason };
+        if e.tenant != tenant {
+            return invalid(format!("enrollment {} belongs to another tenant", e.id));
+        }
+        let Some(sequence) = self
+            .sequences
+            .get(&e.sequence)
+            .filter(|s| s.tenant == tenant)
+        else {
+            return invalid(format!("sequence {} not found in the tenant", e.sequence));
+        };
+        let Some(contact) = self.contacts.get(&e.contact).filter(|c| c.tenant == tenant) else {
+            return invalid(format!("contact {} not found in the tenant", e.contact));
+        };
+        if let Some(reason) = suppression(contact, sequence) {
+            return EnrollOutcome::Suppressed {
+                reason: reason.as_str().to_owned(),
+            };
+        }
+        let pair = (e.sequence, e.contact);
+        if let Some(&open) = self.open_by_pair.get(&pair) {
+            return EnrollOutcome::AlreadyEnrolled { enrollment: open };
+        }
+        let latest = self
+            .history_by_pair
+            .get(&pair)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.enrollments.get(id))
+            .max_by_key(|p| (p.enrolled_at, p.id));
+        if let Some(previous) = latest {
+            if !reenrollment_allows(sequence.reenrollment, previous, now) {
+                return EnrollOutcome::AlreadyEnrolled {
+                    enrollment: previous.id,
+                };
+            }
+        }
+        if self.enrollments.contains_key(&e.id) {
+            return invalid(format!("enrollment id {} is already used", e.id));
+        }
+        if e.is_final() {
+            return invalid(format!("enrollment {} is already ended", e.id));
+        }
+        let id = e.id;
+        self.put_enrollment(e);
+        EnrollOutcome::Enrolled { enrollment: id }
+    }
+
+    /// Insert or replace an enrollment, keeping every index in step (only the indexes whose
+    /// keys changed are touched).
+    fn put_enrollment(&mut self, e: Enrollment) {
+        let new = EnrollmentKeys::of(&e);
+        let old = self.enrollments.get(&e.id).map(EnrollmentKeys::of);
+        if old != Some(new) {
+            self.reindex_enrollment(old, new);
+        }
+        match self.enrollments.entry(e.id) {
+            Entry::Occupied(mut slot) => *slot.get_mut() = e,
+            Entry::Vacant(slot) => {
+                slot.insert(e);
+            }
+        }
+    }
+
+    fn reindex_enrollment(&mut self, old: Option<EnrollmentKeys>, new: EnrollmentKeys) {
+        let id = new.id;
+        let old_due = old.and_then(|o| o.due);
+        if old_due != new.due {
+            if let Some(k) = old_due {
+                self.due.remove(&(k, id));
+            }
+            if let Some(k) = new.due {
+                self.due.insert((k, id));
+            }
+        }
+        let identity = old.is_none_or(|o| o.identity() != new.identity());
+        let was_open = old.is_some_and(|o| o.open);
+        if let Some(o) = old {
+            if o.open && (identity || !new.open) && self.open_by_pair.get(&o.pair()) == Some(&id) {
+                self.open_by_pair.remove(&o.pair());
+            }
+            if identity {
+                if let Some(list) = self.history_by_pair.get_mut(&o.pair()) {
+                    list.retain(|x| *x != id);
+                }
+                if let Some(set) = self.enrollments_by_contact.get_mut(&o.contact) {
+                    set.remove(&id);
+                }
+                if let Some(set) = self.enrollments_by_sequence.get_mut(&o.sequence) {
+                    set.remove(&(o.enrolled_at, id));
+                }
+            }
+        }
+        if new.open && (identity || !was_open) {
+            self.open_by_pair.insert(new.pair(), id);
+        }
+        if identity {
+            self.history_by_pair.entry(new.pair()).or_default().push(id);
+            self.enrollments_by_contact
+                .entry(new.contact)
+                .or_default()
+                .insert(id);
+            self.enrollments_by_sequence
+                .entry(new.sequence)
+                .or_default()
+                .insert((new.enrolled_at, id));
+        }
+    }
+
+    pub(crate) fn get_enrollment(&self, tenant: TenantId, id: EnrollmentId) -> Option<Enrollment> {
+        self.enrollments
+            .get(&id)
+            .filter(|e| e.tenant == tenant)
+            .cloned()
+    }
+
+    pub(crate) fn list_enrollments(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Vec<Enrollment> {
+        if self
+            .sequences
+            .get(&sequence)
+            .is_none_or(|s| s.tenant != tenant)
+        {
+            return Vec::new();
+        }
+        self.enrollments_by_sequence
+            .get(&sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, id)| self.enrollments.get(id))
+            .filter(|e| e.tenant == tenant)
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn open_enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Vec<Enrollment> {
+        let Some(list) = self.enrollments_by_sequence.get(&sequence) else {
+            return Vec::new();
+        };
+        let from = match after {
+            Some(c) => std::ops::Bound::Excluded((c.enrolled_at, c.id)),
+            None => std::ops::Bound::Unbounded,
+        };
+        list.range((from, std::ops::Bound::Unbounded))
+            .filter_map(|(_, id)| self.enrollments.get(id))
+            .filter(|e| e.tenant == tenant && !e.is_final())
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn open_sends_of(
+        &self,
+        tenant: TenantId,
+        enrollments: &[EnrollmentId],
+    ) -> Vec<ScheduledSend> {
+        enrollments
+            .iter()
+            .filter_map(|id| self.sends_by_enrollment.get(id))
+            .flat_map(BTreeMap::values)
+            .filter_map(|id| self.sends.get(id))
+            .map(|row| &row.send)
+            .filter(|s| {
+                s.tenant == tenant
+                    && matches!(s.status, SendStatus::Planned | SendStatus::RetryWait)
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn open_enrollments_of_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Vec<Enrollment> {
+        self.enrollments_by_contact
+            .get(&contact)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.enrollments.get(id))
+            .filter(|e| e.tenant == tenant && !e.is_final())
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn due_enrollments(&self, now: DateTime<Utc>, limit: usize) -> Vec<DueEnrollment> {
+        self.due
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .filter_map(|(_, id)| {
+                let enrollment = self.enrollments.get(id)?;
+                let contact = self.contacts.get(&enrollment.contact)?;
+                Some(DueEnrollment {
+                    enrollment: enrollment.clone(),
+                    contact: contact.clone(),
+                })
+            })
+            .take(limit)
+            .collect()
+    }
+
+    // ---- sends: reads --------------------------------------------------------------------------
+
+    pub(crate) fn sends_of_enrollment(
+        &self,
+        tenant: TenantId,
+        enrollment: EnrollmentId,
+    ) -> Vec<ScheduledSend> {
+        self.sends_by_enrollment
+            .get(&enrollment)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .filter_map(|id| self.sends.get(id))
+            .filter(|row| row.send.tenant == tenant)
+            .map(|row| row.send.clone())
+            .collect()
+    }
+
+    pub(crate) fn sends_of_sequence(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Vec<ScheduledSend> {
+        self.sends_by_sequence
+            .get(&sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.sends.get(id))
+            .filter(|row| row.send.tenant == tenant)
+            .map(|row| row.send.clone())
+            .collect()
+    }
+
+    pub(crate) fn mailbox_snapshots(
+        &self,
+        now: DateTime<Utc>,
+        ids: &[MailboxId],
+    ) -> Vec<MailboxSnapshot> {
+        let mut seen =
+            HashSet::with_capacity_and_hasher(ids.len(), foldhash::fast::RandomState::default());
+        ids.iter()
+            .filter(|id| seen.insert(**id))
+            .filter_map(|id| {
+                let mailbox = self.mailboxes.get(id)?;
+                let date = local_date(mailbox.timezone, now);
+                let outbox = self.outboxes.get(id);
+                let planned = outbox
+                    .into_iter()
+                    .flat_map(|o| o.planned.iter())
+                    .filter_map(|(at, sid)| {
+                        let row = self.sends.get(sid)?;
+                        Some(PlannedSlot {
+                            send: *sid,
+                            enrollment: row.send.enrollment,
+                            step: row.send.step,
+                            at: *at,
+                        })
+                    })
+                    .collect();
+                Some(MailboxSnapshot {
+                    mailbox: mailbox.clone(),
+                    local_date: date,
+                    used: self.used_on(*id, date),
+                    last_attempt_at: outbox.and_then(|o| o.last_attempt_at),
+                    planned,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn daily_counts(
+        &self,
+        now: DateTime<Utc>,
+        sequences: &[SequenceId],
+        domains: &[(TenantId, String)],
+    ) -> DailyCounts {
+        let mut out = DailyCounts::default();
+        let Some(day) = self.daily.get(&now.date_naive()) else {
+            return out;
+        };
+        for id in sequences {
+            if let Some(n) = day.new_starts.get(id) {
+                out.new_starts.insert(*id, *n);
+            }
+        }
+        for key in domains {
+            if let Some(n) = day.per_domain.get(key) {
+                out.per_domain.insert(key.clone(), *n);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        [
+            self.due.first().map(|(at, _)| *at),
+            self.ready.first().map(|(at, _)| *at),
+            self.leases.first().map(|(until, _)| *until),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---- events ------------------------------------------------------------------------------------
+
+    pub(crate) fn record_events(
+        &mut self,
+        tenant: TenantId,
+        at: DateTime<Utc>,
+        events: &[DomainEvent],
+    ) {
+        self.events
+            .extend(events.iter().map(|e| (tenant, at, e.clone())));
+    }
+
+    pub(crate) fn events_of(&self, tenant: TenantId) -> Vec<(DateTime<Utc>, DomainEvent)> {
+        self.events
+            .iter()
+            .filter(|(t, _, _)| *t == tenant)
+            .map(|(_, at, e)| (*at, e.clone()))
+            .collect()
+    }
+
+    /// Rebuild every index from the rows and compare; the first difference found.
+    #[allow(clippy::too_many_lines)]
+    pub(crate) fn sizes(&self) -> (usize, usize, usize, usize, usize) {
+        (
+            self.sequences.len(),
+            self.mailboxes.len(),
+            self.contacts.len(),
+            self.enrollments.len(),
+            self.sends.len(),
+        )
+    }
+}
+
+enum PlanOne {
+    Planned(SendId),
+    OverCapacity,
+    Stale,
+}

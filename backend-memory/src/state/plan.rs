@@ -1,0 +1,434 @@
+//! Planning and dispatch: plans applied with their reservations, the planning lease,
+//! claims, re-check reads, completions, releases and expired leases.
+
+use super::*;
+
+impl State {
+    // ---- planning -------------------------------------------------------------------------------
+
+    pub(crate) fn acquire_planning(
+        &mut self,
+        now: DateTime<Utc>,
+        token: Uuid,
+        lease_for: Duration,
+    ) -> Option<PlanningLease> {
+        let free = self
+            .planning
+            .is_none_or(|held| held.token == token || held.until <= now);
+        if !free {
+            return None;
+        }
+        let lease = PlanningLease {
+            token,
+            until: now
+                .checked_add_signed(lease_for)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        };
+        self.planning = Some(lease);
+        Some(lease)
+    }
+
+    pub(crate) fn release_planning(&mut self, lease: PlanningLease) {
+        if self.planning.is_some_and(|held| held.token == lease.token) {
+            self.planning = None;
+        }
+    }
+
+    pub(crate) fn apply_plan(
+        &mut self,
+        now: DateTime<Utc>,
+        plan: PlanCommit,
+    ) -> Result<PlanApplied, StoreError> {
+        if let Some(lease) = plan.planning {
+            let held = self
+                .planning
+                .is_some_and(|held| held.token == lease.token && held.until > now);
+            if !held {
+                return Err(StoreError::PlanningLeaseLost);
+            }
+        }
+        let mut out = PlanApplied::default();
+        for id in plan.preempt {
+            let Some(enrollment) = self.sends.get(&id).map(|r| r.send.enrollment) else {
+                continue;
+            };
+            if self.sends.get(&id).map(|r| r.send.status) != Some(SendStatus::Planned) {
+                continue;
+            }
+            if self.cancel_send(id, "pre-empted by a follow-up") {
+                self.release_enrollment(enrollment, now);
+            }
+        }
+        // A pre-empted unit goes to the follow-up that took it, not to a waiting enrollment.
+        self.released.clear();
+        for ps in plan.sends {
+            match self.plan_one(&ps) {
+                PlanOne::Planned(id) => out.planned.push(id),
+                PlanOne::OverCapacity => out.over_capacity.push(ps.enrollment),
+                PlanOne::Stale => out.stale.push(ps.enrollment),
+            }
+        }
+        for d in plan.deferrals {
+            let Some(mut e) = self.enrollments.get(&d.enrollment).cloned() else {
+                continue;
+            };
+            if e.version == d.enrollment_version && e.defer(d.deferral).is_ok() {
+                self.put_enrollment(e);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn plan_one(&mut self, ps: &PlanSend) -> PlanOne {
+        let Some(e) = self.enrollments.get(&ps.enrollment) else {
+            return PlanOne::Stale;
+        };
+        if e.version != ps.enrollment_version
+            || e.status != EnrollmentStatus::Active
+            || e.current_step != ps.step
+        {
+            return PlanOne::Stale;
+        }
+        let (tenant, sequence, contact) = (e.tenant, e.sequence, e.contact);
+        if self
+            .mailboxes
+            .get(&ps.mailbox)
+            .is_none_or(|m| m.tenant != tenant)
+        {
+            // No plan can ever use this mailbox: park the enrollment (a pool change wakes
+            // it) rather than leave it due at the same instant.
+            if let Some(mut e) = self.enrollments.get(&ps.enrollment).cloned() {
+                let parked = Deferral {
+                    reason: DeferralReason::NoActiveMailboxInPool,
+                    not_before: None,
+                };
+                if e.defer(parked).is_ok() {
+                    self.put_enrollment(e);
+                }
+            }
+            return PlanOne::Stale;
+        }
+        let existing = self
+            .sends_by_enrollment
+            .get(&ps.enrollment)
+            .and_then(|steps| steps.get(&ps.step))
+            .copied();
+        if let Some(id) = existing {
+            let reusable = self.sends.get(&id).is_some_and(|row| {
+                matches!(
+                    row.send.status,
+                    SendStatus::RetryWait | SendStatus::Cancelled
+                )
+            });
+            if !reusable {
+                return PlanOne::Stale;
+            }
+        }
+        if self.used_on(ps.mailbox, ps.local_date) >= ps.limit {
+            return PlanOne::OverCapacity;
+        }
+        let send = match existing {
+            Some(id) => {
+                let replanned = self.update_send(id, |row| {
+                    // Waiting for a retry, or called off before it went out (pre-empted,
+                    // released, paused): planned again in place, keeping its id and attempts,
+                    // so (enrollment, step) stays one row.
+                    let ok = row.send.replan(ps.mailbox, ps.at, ps.local_date).is_ok();
+                    if ok {
+                        if row.send.attempts == 0 {
+                            // Nothing went out yet: the Message-ID follows the new mailbox.
+                            row.send.message_id.clone_from(&ps.message_id);
+                        }
+                        row.domain.clone_from(&ps.recipient_domain);
+                    }
+                    ok.then(|| row.send.clone())
+                });
+                match replanned {
+                    Some(Some(send)) => send,
+                    _ => return PlanOne::Stale,
+                }
+            }
+            None => {
+                let mut send = ScheduledSend::planned(
+                    tenant,
+                    ps.enrollment,
+                    sequence,
+                    contact,
+                    ps.step,
+                    ps.mailbox,
+                    ps.at,
+                    ps.local_date,
+                    ps.message_id.clone(),
+                    ps.variant,
+                );
+                // Deterministic: the idempotency key names the row.
+                send.id = SendId::from_name(&format!("{}/{}", ps.enrollment, ps.step));
+                self.insert_send(SendRow {
+                    send: send.clone(),
+                    domain: ps.recipient_domain.clone(),
+                    pending: None,
+                    prev_last_attempt: None,
+                });
+                send
+            }
+        };
+        self.reserve(ps.mailbox, ps.local_date);
+        let new_start = send.step == 0 && send.attempts == 0;
+        let date = send.planned_at.date_naive();
+        self.daily_add(date, &send, &ps.recipient_domain, new_start);
+        if let Some(row) = self.sends.get_mut(&send.id) {
+            row.pending = Some((date, new_start));
+        }
+        if let Some(mut e) = self.enrollments.get(&ps.enrollment).cloned() {
+            if e.mark_planned(ps.mailbox).is_ok() {
+                self.put_enrollment(e);
+            }
+        }
+        PlanOne::Planned(send.id)
+    }
+
+    // ---- dispatch --------------------------------------------------------------------------------
+
+    pub(crate) fn claim_sends(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_for: Duration,
+        limit: usize,
+    ) -> Vec<ClaimedSend> {
+        let until = now
+            .checked_add_signed(lease_for)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        // One candidate per mailbox with nothing in flight, by its earliest planned send.
+        let candidates: Vec<MailboxId> = self
+            .ready
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(limit)
+            .map(|(_, mailbox)| *mailbox)
+            .collect();
+        let mut out = Vec::with_capacity(candidates.len());
+        for mailbox in candidates {
+            let Some(outbox) = self.outboxes.get(&mailbox) else {
+                continue;
+            };
+            let Some(&(_, id)) = outbox.planned.first() else {
+                continue;
+            };
+            let prev = outbox.last_attempt_at;
+            let Some(row) = self.sends.get(&id) else {
+                continue;
+            };
+            let (Some(enrollment), Some(contact)) = (
+                self.enrollments.get(&row.send.enrollment),
+                self.contacts.get(&row.send.contact),
+            ) else {
+                continue;
+            };
+            let (enrollment, contact) = (enrollment.clone(), contact.clone());
+            let lease = Lease {
+                token: self.tokens.next(),
+                attempt: row.send.attempts.saturating_add(1),
+                until,
+            };
+            let claimed = self.update_send(id, |row| {
+                row.send.claim(lease).ok().map(|()| {
+                    row.prev_last_attempt = prev;
+                    row.send.clone()
+                })
+            });
+            let Some(Some(send)) = claimed else {
+                continue;
+            };
+            if let Some(o) = self.outboxes.get_mut(&mailbox) {
+                o.last_attempt_at = Some(prev.map_or(now, |p| p.max(now)));
+            }
+            self.count_attempt(mailbox, send.local_date);
+            out.push(ClaimedSend {
+                send,
+                lease,
+                enrollment,
+                contact,
+            });
+        }
+        out
+    }
+
+    pub(crate) fn send_context(&self, tenant: TenantId, id: SendId) -> Option<SendContext> {
+        let send = &self
+            .sends
+            .get(&id)
+            .filter(|r| r.send.tenant == tenant)?
+            .send;
+        Some(SendContext {
+            enrollment: self.enrollments.get(&send.enrollment).cloned(),
+            contact: self.contacts.get(&send.contact).cloned(),
+            mailbox: self.mailboxes.get(&send.mailbox).cloned(),
+            sequence: self.sequences.get(&send.sequence).cloned(),
+            attempts_on_day: self
+                .attempts
+                .get(&(send.mailbox, send.local_date))
+                .copied()
+                .unwrap_or(0),
+        })
+    }
+
+    pub(crate) fn complete_send(
+        &mut self,
+        now: DateTime<Utc>,
+        completion: SendCompletion,
+    ) -> Result<(), StoreError> {
+        let SendCompletion {
+            send,
+            lease,
+            enrollment,
+            enrollment_version,
+            attempted_at,
+            changes,
+        } = completion;
+        let id = send.id;
+        let Some(row) = self.sends.get(&id) else {
+            return Err(not_found("send", id));
+        };
+        if row.send.check_lease(&lease).is_err() {
+            return Err(StoreError::LeaseLost { send: id });
+        }
+        if !matches!(
+            send.status,
+            SendStatus::Sent | SendStatus::RetryWait | SendStatus::Failed
+        ) {
+            return Err(StoreError::Backend(format!(
+                "complete_send: send {id} must be sent, retry_wait or failed, not {:?}",
+                send.status
+            )));
+        }
+        let tenant = row.send.tenant;
+        let row_mailbox = row.send.mailbox;
+        if enrollment.id != row.send.enrollment {
+            return Err(not_found("enrollment", enrollment.id));
+        }
+        let mut all = changes;
+        all.enrollments.insert(0, (enrollment, enrollment_version));
+        self.check_changes(&all, Some(tenant))?;
+
+        // Nothing can fail from here on.
+        // The mailbox's latest attempt is when the transport was called, not the claim.
+        if let Some(o) = self.outboxes.get_mut(&row_mailbox) {
+            o.last_attempt_at = o.last_attempt_at.max(Some(attempted_at));
+        }
+        let at = send.sent_at.unwrap_or(now);
+        let error = send.last_error.clone().unwrap_or_default();
+        let outcome = send.status;
+        self.update_send(id, |row| {
+            let done = match outcome {
+                SendStatus::Sent => row.send.mark_sent(&lease, at),
+                _ => row
+                    .send
+                    .mark_failed(&lease, error, outcome == SendStatus::RetryWait),
+            };
+            if done.is_ok() {
+                // The attempt is made: its counts stay.
+                row.pending = None;
+                row.prev_last_attempt = None;
+            }
+        });
+        self.write_changes(all, Some(tenant));
+        self.wake_for_released(now);
+        Ok(())
+    }
+
+    pub(crate) fn release_send(
+        &mut self,
+        now: DateTime<Utc>,
+        id: SendId,
+        lease: Lease,
+        replan_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let Some(row) = self.sends.get(&id) else {
+            return Err(not_found("send", id));
+        };
+        if row.send.check_lease(&lease).is_err() {
+            return Err(StoreError::LeaseLost { send: id });
+        }
+        let at = replan_at.unwrap_or(now);
+        let released = self.update_send(id, |row| {
+            row.send.release(&lease, at).ok().map(|()| {
+                (
+                    row.prev_last_attempt.take(),
+                    row.pending,
+                    row.send.clone(),
+                    row.domain.clone(),
+                )
+            })
+        });
+        let Some(Some((prev, pending, send, domain))) = released else {
+            return Err(StoreError::LeaseLost { send: id });
+        };
+        // No attempt was made: the mailbox's latest attempt is the one before this claim.
+        if let Some(o) = self.outboxes.get_mut(&send.mailbox) {
+            o.last_attempt_at = prev;
+        }
+        self.uncount_attempt(send.mailbox, send.local_date);
+        self.refresh_ready(send.mailbox);
+        if replan_at.is_some() {
+            // The reservation is kept; the daily counts follow the new instant's UTC date.
+            if let Some((old, new_start)) = pending {
+                let new = send.planned_at.date_naive();
+                if new != old {
+                    self.daily_sub(old, &send, &domain, new_start);
+                    self.daily_add(new, &send, &domain, new_start);
+                    if let Some(row) = self.sends.get_mut(&id) {
+                        row.pending = Some((new, new_start));
+                    }
+                }
+            }
+        } else if self.cancel_send(id, "given back before sending") {
+            self.release_enrollment(send.enrollment, now);
+            self.wake_for_released(now);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn expire_leases(&mut self, now: DateTime<Utc>, resend: bool) -> Vec<ScheduledSend> {
+        let expired: Vec<SendId> = self
+            .leases
+            .iter()
+            .take_while(|(until, _)| *until <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        let mut out = Vec::with_capacity(expired.len());
+        for id in expired {
+            // Re-checked here, under the lock: still sending, lease still run out.
+            let Some(row) = self.sends.get(&id) else {
+                continue;
+            };
+            if row.send.lease.is_none_or(|l| l.until > now) {
+                continue;
+            }
+            if row.send.status != SendStatus::Sending {
+                continue;
+            }
+            let changed = self.update_send(id, |row| {
+                let done = if resend {
+                    row.send.abandon_expired(now)
+                } else {
+                    row.send.mark_uncertain(now)
+                };
+                done.ok().map(|()| {
+                    // The attempt may have gone out: it stays counted on its day.
+                    row.pending = None;
+                    row.prev_last_attempt = None;
+                    row.send.clone()
+                })
+            });
+            let Some(Some(send)) = changed else {
+                continue;
+            };
+            if resend {
+                // At least once: the step is planned again by the planner, inside capacity.
+                self.release_enrollment(send.enrollment, now);
+            }
+            out.push(send);
+        }
+        out
+    }
+}
