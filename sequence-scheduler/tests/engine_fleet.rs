@@ -74,7 +74,7 @@ async fn fleet(engines: usize) -> Fleet {
         .unwrap()
         .with_daily_limit(LIMIT)
         .with_min_gap_seconds(GAP_SECONDS)
-        .with_schedule(WeeklySchedule::windows(vec![window.clone()]));
+        .with_schedule(WeeklySchedule::windows(vec![window]));
         mailboxes.push(host.create_mailbox(m).await.unwrap());
     }
     let mut seq = Sequence::new(tenant, "Fleet", start()).unwrap();

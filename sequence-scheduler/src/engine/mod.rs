@@ -16,6 +16,7 @@
 mod dispatch;
 mod host;
 mod run;
+mod sequences;
 mod stats;
 mod tick;
 
