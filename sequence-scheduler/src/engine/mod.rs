@@ -5,13 +5,26 @@
 //!
 //! 1. give up expired leases (a crash between the transport call and its record): the send
 //!    is marked `uncertain` and not sent again, unless at-least-once delivery is configured;
-//! 2. fetch the enrollments that are due, resume those whose pause ran out, exit those
-//!    whose contact can no longer be written to, evaluate step conditions (skip or exit);
+//! 2. take the store's planning lease (several engines may share one store; one plans at a
+//!    time, and a plan made under a lease that ran out is refused whole); fetch the
+//!    enrollments that are due, resume those whose pause ran out, exit those whose contact
+//!    can no longer be written to, evaluate step conditions (skip or exit);
 //! 3. plan the rest with [`crate::planner::plan`] and persist the plan with its capacity
 //!    reservations in one unit of work;
-//! 4. claim the planned sends whose instant has come (under a lease), re-check each right
-//!    before the transport call, render it, send it, and record the outcome: advance to the
-//!    next step, complete, retry a transient failure after `base * 2^(n-1)`, or exit.
+//! 4. claim the planned sends whose instant has come and whose mailbox's gap has passed
+//!    (under a lease, a wave of at most `concurrency` at a time), re-check each right
+//!    before the transport call against the state as it is then (enrollment, contact,
+//!    mailbox, sequence, the day's attempts against the current limit), render it, send it,
+//!    and record the outcome: advance to the next step, complete, retry a transient failure
+//!    after `base * 2^(n-1)`, or exit.
+//!
+//! # On a wall clock
+//!
+//! A tick that sends through a slow server lasts minutes. Each send reads the engine's
+//! clock: its re-check, its window, its mailbox-local day, the mailbox's gap and the next
+//! step's delay follow the instant the transport was really called and answered, not the
+//! instant the tick started. A late tick (after an outage) drains the backlog at each
+//! mailbox's pace; a send that no longer fits its window is given back and planned again.
 
 mod dispatch;
 mod host;
