@@ -17,6 +17,9 @@
 //!    enrollments whose sticky mailbox is paused) the least-loaded mailbox of the pool that
 //!    still has capacity today and whose open time meets the contact's business hours, ties
 //!    broken by a seeded hash. A heap per (sequence, recipient-zone) keeps this O(log m).
+//!    An enrollment with business hours takes its instant at once: the earliest one in
+//!    those hours that leaves room for the sends already assigned (found exactly, from the
+//!    earliest and the latest way to pack the day's free time, not by trying).
 //! 4. Each mailbox's assigned sends are **timed**: spread evenly (with seeded jitter) across
 //!    the time still open today, never closer than the minimum gap; a follow-up takes the slot
 //!    of an already planned, later new-enrollment send when there is one (that send is
@@ -244,31 +247,36 @@ impl Day {
 
     /// The earliest instant at or after `earliest` inside `allowed` where one more send fits
     /// without crowding out the sends already assigned.
+    ///
+    /// A send at `t` closes the open time less than `gap` from it on either side, which holds
+    /// at most two of any set of sends `gap` apart. So with two places to spare any free
+    /// instant will do; with one to spare, `t` must belong to some largest set of sends `gap`
+    /// apart (it then costs exactly its own place); with none, no instant will do.
     fn find_reserved(&self, allowed: &[(i64, i64)], earliest: i64) -> Option<i64> {
         if self.cap_left == 0 {
             return None;
         }
-        let free = carve(&self.free, &self.reserved, self.gap);
-        let mut tries = 0;
-        for (s, e) in intersect(&free, allowed) {
-            let mut t = s.max(earliest);
-            while t < e && tries < 8 {
-                tries += 1;
-                let mut with = self.reserved.clone();
-                let at = with.partition_point(|&x| x < t);
-                with.insert(at, t);
-                if fit_count(&carve(&self.free, &with, self.gap), self.gap)
-                    >= self.assigned.len() as u64
-                {
-                    return Some(t);
-                }
-                t += self.gap.max(60);
-            }
-            if tries >= 8 {
-                break;
-            }
+        let spare = self.unres_fits.saturating_sub(self.assigned.len() as u64);
+        if spare == 0 && self.gap > 0 {
+            return None;
         }
-        None
+        let free = carve(&self.free, &self.reserved, self.gap);
+        let mut pieces = intersect(&free, allowed).into_iter().filter_map(|(s, e)| {
+            let s = s.max(earliest);
+            (s < e).then_some((s, e))
+        });
+        if spare >= 2 || self.gap <= 0 {
+            return pieces.next().map(|(s, _)| s);
+        }
+        let earliest_packing = Packing::earliest(&free, self.gap);
+        let latest_packing = Packing::latest(&free, self.gap);
+        pieces.find_map(|(a, b)| {
+            // The first place whose latest position is not before `a`; its earliest
+            // position is where this piece can hold it.
+            let i = latest_packing.first_at_or_after(a)?;
+            let t = a.max(earliest_packing.point(i)?);
+            (t < b).then_some(t)
+        })
     }
 
     fn reserve(&mut self, item: Entry, t: i64) {
@@ -374,6 +382,91 @@ fn fit_count(free: &[(i64, i64)], gap: i64) -> u64 {
     count
 }
 
+/// A largest set of instants `gap` apart in a list of intervals, packed to the earliest or
+/// to the latest positions, kept as runs of evenly spaced instants (one run per interval),
+/// so that it costs the number of intervals, not the number of instants.
+struct Packing {
+    gap: i64,
+    /// (first instant, how many, how many in the runs before), in time order.
+    runs: Vec<(i64, u64, u64)>,
+}
+
+impl Packing {
+    /// Each instant as early as it can be (`gap > 0`).
+    fn earliest(free: &[(i64, i64)], gap: i64) -> Self {
+        let mut runs = Vec::with_capacity(free.len());
+        let mut before = 0u64;
+        let mut next = i64::MIN;
+        for &(s, e) in free {
+            let first = s.max(next);
+            if first < e {
+                let n = (e - 1 - first) / gap + 1;
+                let count = u64::try_from(n).unwrap_or(0);
+                runs.push((first, count, before));
+                before += count;
+                next = first + n * gap;
+            }
+        }
+        Self { gap, runs }
+    }
+
+    /// Each instant as late as it can be (`gap > 0`).
+    fn latest(free: &[(i64, i64)], gap: i64) -> Self {
+        let mut rev = Vec::with_capacity(free.len());
+        let mut prev = i64::MAX;
+        for &(s, e) in free.iter().rev() {
+            let last = (e - 1).min(prev);
+            if last >= s {
+                let n = (last - s) / gap + 1;
+                rev.push((last - (n - 1) * gap, u64::try_from(n).unwrap_or(0)));
+                prev = last - n * gap;
+            }
+        }
+        let mut before = 0u64;
+        let runs = rev
+            .into_iter()
+            .rev()
+            .map(|(first, count)| {
+                let run = (first, count, before);
+                before += count;
+                run
+            })
+            .collect();
+        Self { gap, runs }
+    }
+
+    /// The `i`-th instant.
+    fn point(&self, i: u64) -> Option<i64> {
+        let r = self.runs.partition_point(|&(_, _, before)| before <= i);
+        let &(first, count, before) = self.runs.get(r.checked_sub(1)?)?;
+        let k = i - before;
+        (k < count).then(|| first + i64::try_from(k).unwrap_or(i64::MAX) * self.gap)
+    }
+
+    /// The index of the first instant at or after `t`.
+    fn first_at_or_after(&self, t: i64) -> Option<u64> {
+        let gap = self.gap;
+        // The first run whose last instant is at or after `t`.
+        let r = self.runs.partition_point(|&(first, count, _)| {
+            first + i64::try_from(count).unwrap_or(i64::MAX).saturating_sub(1) * gap < t
+        });
+        let &(first, _, before) = self.runs.get(r)?;
+        let k = if t <= first {
+            0
+        } else {
+            u64::try_from((t - first + gap - 1) / gap).unwrap_or(0)
+        };
+        Some(before + k)
+    }
+
+    /// The instants themselves, in order.
+    fn instants(&self) -> impl Iterator<Item = i64> + '_ {
+        self.runs.iter().flat_map(move |&(first, count, _)| {
+            (0..i64::try_from(count).unwrap_or(0)).map(move |k| first + k * self.gap)
+        })
+    }
+}
+
 /// `k` instants spread evenly over the intervals with jitter, `gap` apart at least.
 fn spread(free: &[(i64, i64)], k: usize, gap: i64, jitter: f64, seed: u64) -> Vec<i64> {
     let total: i64 = free.iter().map(|&(s, e)| e - s).sum();
@@ -425,6 +518,11 @@ fn spread(free: &[(i64, i64)], k: usize, gap: i64, jitter: f64, seed: u64) -> Ve
         }
         out.push(t);
         last_real = t;
+    }
+    if out.len() < k && gap > 0 {
+        // Too tight to spread (pushing neighbours apart ran past the end): every instant as
+        // early as it can be holds as many as fit.
+        return Packing::earliest(free, gap).instants().take(k).collect();
     }
     out
 }

@@ -457,10 +457,8 @@ proptest! {
         let counts = DailyCounts::default();
         let input = PlanningInput { due: &f.due, mailboxes: &f.mailboxes, sequences: &f.sequences, counts: &counts };
         let p = plan(f.now, &input, &PlannerConfig::with_seed(seed));
+        // Every deferral, whatever its reason: none may leave a mailbox able to send it today.
         for d in &p.deferred {
-            if d.reason != DeferralReason::NoCapacity && d.reason != DeferralReason::OutsideMailboxWindow {
-                continue;
-            }
             let item = &f.due[d.index];
             let seq = f.sequences.iter().find(|s| s.id == item.sequence).unwrap();
             let sticky_active = item.sticky_mailbox.and_then(|m| f.mailboxes.iter().find(|s| s.mailbox.id == m))
@@ -505,13 +503,13 @@ proptest! {
 
 // ---- fixed cases ---------------------------------------------------------------------------
 
+/// One window on `days`, from `start` to `end` minutes of the local day.
+fn one_window(days: WeekdaySet, start: u32, end: u32) -> WeeklySchedule {
+    WeeklySchedule::windows(vec![SendWindow::new(days, lt(start), lt(end)).unwrap()])
+}
+
 fn nine_to_five() -> WeeklySchedule {
-    WeeklySchedule::windows(vec![SendWindow::new(
-        WeekdaySet::WEEKDAYS,
-        lt(9 * 60),
-        lt(17 * 60),
-    )
-    .unwrap()])
+    one_window(WeekdaySet::WEEKDAYS, 9 * 60, 17 * 60)
 }
 
 fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
@@ -601,12 +599,7 @@ fn spreads_sends_over_the_time_still_open() {
 fn a_tight_window_still_reaches_its_limit() {
     // One hour, 30 sends, two minutes apart: exactly full.
     let now = at(2026, 3, 9, 13, 0);
-    let sched = WeeklySchedule::windows(vec![SendWindow::new(
-        WeekdaySet::ALL,
-        lt(9 * 60),
-        lt(10 * 60),
-    )
-    .unwrap()]);
+    let sched = one_window(WeekdaySet::ALL, 9 * 60, 10 * 60);
     let m = mailbox(1, chrono_tz::America::New_York, 30, sched, 120);
     let seq = policy(1, vec![m.id], None);
     let due = (0..40)
@@ -911,4 +904,31 @@ fn spring_forward_day_keeps_windows() {
     };
     // Two hours, ten minutes apart: 12 sends fit.
     assert_eq!(case.plan().sends.len(), 12);
+}
+
+#[test]
+fn a_tight_day_takes_its_last_send_inside_the_contacts_hours() {
+    // 09:00-16:51 holds exactly 48 sends ten minutes apart (47 gaps of 600 s fit in 7 h
+    // 51 min with 60 s to spare). 47 follow-ups without business hours come first; the one
+    // new start may only go from 09:03 on. It fits: at 09:10, say, with the follow-ups at
+    // 09:00 and from 09:20 on every ten minutes. The day must reach its limit of 48.
+    let now = at(2026, 3, 9, 9, 0);
+    let sched = one_window(WeekdaySet::WEEKDAYS, 9 * 60, 16 * 60 + 51);
+    let m = mailbox(1, chrono_tz::UTC, 48, sched, 600);
+    let plain = policy(1, vec![m.id], None);
+    let hours = one_window(WeekdaySet::WEEKDAYS, 9 * 60 + 3, 17 * 60);
+    let with_hours = policy(2, vec![m.id], Some(hours));
+    let mut due_list: Vec<DueStep> = (0..47)
+        .map(|i| due(i + 1, plain.id, 1, now, Some(m.id), None))
+        .collect();
+    due_list.push(due(100, with_hours.id, 0, now, None, Some(chrono_tz::UTC)));
+    let case = Case {
+        now,
+        mailboxes: vec![snapshot(now, m, 0)],
+        sequences: vec![plain, with_hours],
+        due: due_list,
+        counts: DailyCounts::default(),
+    };
+    let p = case.plan();
+    assert_eq!(p.sends.len(), 48, "deferred: {:?}", p.deferred);
 }
