@@ -587,6 +587,155 @@ fn rule_10_everything_completes_with_ample_capacity() {
     assert_eq!(run.attempts.len(), 120);
 }
 
+/// A window as the test reads it from the JSON: (weekday indices from Monday, start and end
+/// in minutes of the local day). Kept apart from `sequence-core`'s windows on purpose.
+type TestWindow = (Vec<u32>, u32, u32);
+
+fn test_windows(v: &Value) -> Vec<TestWindow> {
+    let minutes = |s: &str| -> u32 {
+        let (h, m) = s.split_once(':').unwrap();
+        h.parse::<u32>().unwrap() * 60 + m.parse::<u32>().unwrap()
+    };
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let days = w["days"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                        .iter()
+                        .position(|n| n == d)
+                        .unwrap() as u32
+                })
+                .collect();
+            (
+                days,
+                minutes(w["start"].as_str().unwrap()),
+                minutes(w["end"].as_str().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// Whether `t` is inside one of `windows` in `tz`, read straight off chrono-tz's local time.
+fn open_at(tz: chrono_tz::Tz, windows: &[TestWindow], t: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    let local = t.with_timezone(&tz).naive_local();
+    let day = local.weekday().num_days_from_monday();
+    let yesterday = (day + 6) % 7;
+    let second = local.num_seconds_from_midnight();
+    windows.iter().any(|(days, start, end)| {
+        let (start, end) = (start * 60, end * 60);
+        if start > end {
+            (days.contains(&day) && second >= start) || (days.contains(&yesterday) && second < end)
+        } else {
+            days.contains(&day) && start <= second && second < end
+        }
+    })
+}
+
+/// The first open run of time at or after `due`: `[start, end)`. Windows and every zone's
+/// offset change on whole minutes, so a minute scan finds the edges exactly.
+fn first_open_run(
+    tz: chrono_tz::Tz,
+    windows: &[TestWindow],
+    due: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let next_minute = |t: DateTime<Utc>| {
+        t - Duration::seconds(i64::from(t.second()))
+            - Duration::nanoseconds(i64::from(t.nanosecond()))
+            + Duration::minutes(1)
+    };
+    let mut start = due;
+    while !open_at(tz, windows, start) {
+        start = next_minute(start);
+        assert!(start - due < Duration::days(8), "never opens after {due}");
+    }
+    let mut end = next_minute(start);
+    while open_at(tz, windows, end) {
+        end += Duration::minutes(1);
+    }
+    (start, end)
+}
+
+#[test]
+fn rule_10_a_step_due_in_a_run_across_midnight_goes_in_that_run() {
+    // Windows across local midnight, daily steps, ample capacity: each step goes out in the
+    // first open run at or after it falls due, whichever local day the run's parts belong
+    // to. Both New York DST changes of 2026 and an April week in Chatham (+12:45/+13:45).
+    let ny = json!([{ "days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "22:00", "end": "02:30" }]);
+    let chatham = json!([{ "days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "23:15", "end": "00:45" }]);
+    for start in [
+        "2026-03-05T00:00:00Z",
+        "2026-10-29T00:00:00Z",
+        "2026-04-02T00:00:00Z",
+    ] {
+        let t0 = DateTime::parse_from_rfc3339(start).unwrap().to_utc();
+        let mut cs = Vec::new();
+        for i in 0..24 {
+            let seq = if i % 2 == 0 { "ny" } else { "ch" };
+            let at = t0 + Duration::minutes(53 * i64::from(i));
+            cs.push(
+                json!({ "id": format!("c{i}"), "email": format!("c{i}@x.example"),
+                            "enroll": [{ "sequence": seq, "at": at.to_rfc3339() }] }),
+            );
+        }
+        let steps = json!([
+            step(0, "days", "One"),
+            step(1, "days", "Two"),
+            step(1, "days", "Three"),
+            step(1, "days", "Four")
+        ]);
+        let v = json!({
+            "start": start, "days": 7, "seed": 17,
+            "mailboxes": [mailbox("mb-ny", "America/New_York", 100, 60, ny.clone()),
+                          mailbox("mb-ch", "Pacific/Chatham", 100, 60, chatham.clone())],
+            "sequences": [{ "id": "ny", "mailboxes": ["mb-ny"], "steps": steps.clone() },
+                          { "id": "ch", "mailboxes": ["mb-ch"], "steps": steps }],
+            "contacts": cs,
+        });
+        let (scenario, run) = simulate(&v);
+        let mut late = Vec::new();
+        for c in &scenario.contacts {
+            let e = &c.enroll[0];
+            let (tz, windows) = if e.sequence == "ny" {
+                (chrono_tz::America::New_York, test_windows(&ny))
+            } else {
+                (chrono_tz::Pacific::Chatham, test_windows(&chatham))
+            };
+            let mut due = e.at;
+            for (k, a) in of(&run, &c.id).into_iter().enumerate() {
+                assert_eq!(a.step as usize, k);
+                if k > 0 {
+                    due += Duration::days(1);
+                }
+                let (open, close) = first_open_run(tz, &windows, due);
+                if a.at < open || a.at >= close {
+                    late.push(format!(
+                        "{} step {k} due {due} went at {}, its run is [{open}, {close})",
+                        c.id, a.at
+                    ));
+                }
+                due = a.at;
+            }
+        }
+        assert!(
+            late.is_empty(),
+            "{start}: {} late:\n{}",
+            late.len(),
+            late.join("\n")
+        );
+        assert!(
+            run.attempts.len() >= 60,
+            "{start}: {} attempts",
+            run.attempts.len()
+        );
+    }
+}
+
 fn run_scenario(v: &Value) -> Scenario {
     scenario::parse(&v.to_string()).unwrap()
 }

@@ -20,9 +20,11 @@
 //!    An enrollment with business hours takes its instant at once: the earliest one in
 //!    those hours that leaves room for the sends already assigned (found exactly, from the
 //!    earliest and the latest way to pack the day's free time, not by trying).
-//! 4. Each mailbox's assigned sends are **timed**: spread evenly (with seeded jitter) across
-//!    the time still open today, never closer than the minimum gap; a follow-up takes the slot
-//!    of an already planned, later new-enrollment send when there is one (that send is
+//! 4. Each mailbox's assigned sends are **timed**: the first run of open time still ahead
+//!    takes as many as it can hold, spread evenly (with seeded jitter) across it, then the
+//!    next run, never closer than the minimum gap; so a step due in an open run goes in that
+//!    run, also when the run started the local day before. A follow-up takes the slot of an
+//!    already planned, later new-enrollment send when there is one (that send is
 //!    pre-empted and planned again), so follow-ups go first when capacity is short.
 //! 5. Everything else is **deferred** with a typed reason and the earliest instant at which
 //!    planning again could change the answer.
@@ -217,6 +219,8 @@ struct Day {
     gap: i64,
     /// Open time left today, free of planned sends' gaps: `[start, end)` seconds.
     free: Vec<(i64, i64)>,
+    /// The runs of open time left today, in order, whole (not carved by planned sends).
+    runs: Vec<(i64, i64)>,
     /// Capacity left today (limit less used and assigned).
     cap_left: u32,
     /// Instants this plan reserved for enrollments with business hours, sorted.
@@ -527,6 +531,45 @@ fn spread(free: &[(i64, i64)], k: usize, gap: i64, jitter: f64, seed: u64) -> Ve
     out
 }
 
+/// `k` instants `gap` apart over the free time `free`, run of open time by run (`runs`,
+/// in order): a run takes as many as it can hold before the next run gets any, and spreads
+/// them over itself ([`spread`]). So a send due in an open run goes in that run, and one
+/// that waits for a later run goes in the first one with room.
+fn spread_over_runs(
+    free: &[(i64, i64)],
+    runs: &[(i64, i64)],
+    k: usize,
+    gap: i64,
+    jitter: f64,
+    seed: u64,
+) -> Vec<i64> {
+    let mut out: Vec<i64> = Vec::with_capacity(k);
+    let mut pieces: Vec<(i64, i64)> = Vec::new();
+    let mut next = 0usize;
+    for (r, &(rs, re)) in runs.iter().enumerate() {
+        if out.len() >= k {
+            break;
+        }
+        // Free time of this run, `gap` after the last instant taken.
+        let after = out.last().map_or(i64::MIN, |&t| t + gap.max(0));
+        pieces.clear();
+        while next < free.len() && free[next].1 <= rs {
+            next += 1;
+        }
+        for &(s, e) in free[next..].iter().take_while(|&&(s, _)| s < re) {
+            let (s, e) = (s.max(rs).max(after), e.min(re));
+            if s < e {
+                pieces.push((s, e));
+            }
+        }
+        let room = usize::try_from(fit_count(&pieces, gap)).unwrap_or(usize::MAX);
+        let n = room.min(k - out.len());
+        let run_seed = if r == 0 { seed } else { mix(seed, r as u64) };
+        out.extend(spread(&pieces, n, gap, jitter, run_seed));
+    }
+    out
+}
+
 fn is_allowed(allowed: Option<&[(i64, i64)]>, t: i64) -> bool {
     match allowed {
         None => true,
@@ -678,6 +721,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             },
             unres_fits: u64::from(fits),
             free,
+            runs: open,
             reserved: Vec::new(),
             placed: Vec::new(),
             assigned: Vec::new(),
@@ -1186,7 +1230,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         let rest: Vec<Entry> = day.assigned.clone();
         let mut occupied: Vec<i64> = day.reserved.clone();
         let free = carve(&day.free, &day.reserved, day.gap);
-        let points = spread(&free, rest.len(), day.gap, config.jitter, seed);
+        let points = spread_over_runs(&free, &day.runs, rest.len(), day.gap, config.jitter, seed);
         // Priority order takes points in time order; an item not yet due at a point waits
         // for a later one. `first` skips the placed front of the list.
         let mut placed = vec![false; rest.len()];
