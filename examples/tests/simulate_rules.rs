@@ -82,6 +82,14 @@ fn status<'a>(run: &'a Run, contact: &str, seq: &str) -> (&'a str, Option<&'a st
 
 // ---- rule 1 and rule 7: capacity, and every open mailbox-day full under saturation -------
 
+/// [`mailbox_days_below_limit`] on Monday to Friday (the weekend is closed).
+fn weekdays_below_limit(scenario: &Scenario, run: &Run) -> Vec<(String, NaiveDate, u32, u32)> {
+    mailbox_days_below_limit(scenario, run)
+        .into_iter()
+        .filter(|(_, day, _, _)| chrono::Datelike::weekday(day).num_days_from_monday() < 5)
+        .collect()
+}
+
 #[test]
 fn rule_1_and_7_capacity_per_local_day_filled_under_saturation() {
     // Two mailboxes in zones far apart, 5 and 3 a day, with far more demand than capacity.
@@ -97,10 +105,7 @@ fn rule_1_and_7_capacity_per_local_day_filled_under_saturation() {
     });
     let (scenario, run) = simulate(&v);
     // Every weekday fully inside the scenario reaches its limit; weekends are closed.
-    let below: Vec<_> = mailbox_days_below_limit(&scenario, &run)
-        .into_iter()
-        .filter(|(_, day, _, _)| chrono::Datelike::weekday(day).num_days_from_monday() < 5)
-        .collect();
+    let below = weekdays_below_limit(&scenario, &run);
     assert!(
         below.is_empty(),
         "work-conserving: days below their limit {below:?}"
@@ -108,6 +113,33 @@ fn rule_1_and_7_capacity_per_local_day_filled_under_saturation() {
     assert_eq!(run.summary.mailboxes[0].attempts, 5 * 5);
     // Tokyo's Monday 09:00 is the scenario's start: Monday to Friday, three a day.
     assert_eq!(run.summary.mailboxes[1].attempts, 15);
+}
+
+#[test]
+fn rule_7_every_mailbox_of_a_pool_in_three_zones_fills_its_days() {
+    // One sequence, three mailboxes in New York, London and Tokyo, 30 a day, 09:00-17:00 on
+    // weekdays, 1,500 contacts enrolled at once: new starts wait for weeks, so every
+    // weekday of every mailbox must reach its limit, the Tokyo one included.
+    let v = json!({
+        "name": "three-zones", "start": "2026-03-09T00:00:00Z", "days": 35, "seed": 5,
+        "mailboxes": [
+            mailbox("mb-ny", "America/New_York", 30, 0, business_hours()),
+            mailbox("mb-ldn", "Europe/London", 30, 0, business_hours()),
+            mailbox("mb-tyo", "Asia/Tokyo", 30, 0, business_hours()),
+        ],
+        "sequences": [{ "id": "s", "mailboxes": ["mb-ny", "mb-ldn", "mb-tyo"],
+                        "steps": [step(0, "days", "Hi {{first_name}}"), step(2, "days", "Re: Hi"),
+                                  step(3, "days", "Last one")] }],
+        "contacts": contacts(1500, "s", "2026-03-09T00:00:00Z", None),
+    });
+    let (scenario, run) = simulate(&v);
+    let started = run.attempts.iter().filter(|a| a.step == 0).count();
+    assert!(
+        started < 1500,
+        "fixture: new starts wait to the end ({started} started)"
+    );
+    let below = weekdays_below_limit(&scenario, &run);
+    assert!(below.is_empty(), "weekdays below their limit: {below:?}");
 }
 
 #[test]

@@ -27,7 +27,8 @@
 //!    already planned, later new-enrollment send when there is one (that send is
 //!    pre-empted and planned again), so follow-ups go first when capacity is short.
 //! 5. Everything else is **deferred** with a typed reason and the earliest instant at which
-//!    planning again could change the answer.
+//!    planning again could change the answer; enrollments waiting for a full pool are looked
+//!    at again when the first pool mailbox that can take them opens.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -205,6 +206,79 @@ pub struct Plan {
     pub preempt: Vec<SendId>,
     /// Capacity reserved, per mailbox and local day.
     pub reservations: Vec<Reservation>,
+}
+
+/// A mailbox as it stands at an instant: its use and limit that local day and when it can
+/// next send. What "why isn't it sending?" (`Engine::why_not_sending`) shows per pool mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MailboxOutlook {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Whether it sends, is paused or suspended.
+    pub status: MailboxStatus,
+    /// Its local date now.
+    pub local_date: NaiveDate,
+    /// Attempts made plus sends reserved on that date.
+    pub used_today: u32,
+    /// Its daily limit on that date (warm-up applied).
+    pub limit_today: u32,
+    /// The first instant from now at which it is inside its windows with capacity left on
+    /// that local day: now or later today while it has both, else when a later day opens.
+    /// `None` while it does not send, or when no window opens within the next weeks.
+    pub next_opening: Option<DateTime<Utc>>,
+}
+
+impl MailboxOutlook {
+    /// The outlook at `now` of the mailbox of `snap` (a snapshot taken at `now`).
+    #[must_use]
+    pub fn new(now: DateTime<Utc>, snap: &MailboxSnapshot) -> Self {
+        let m = &snap.mailbox;
+        let limit_today = m.limit_on(snap.local_date);
+        let next_opening = if m.status == MailboxStatus::Active {
+            let (_, mut day_end) = local_day_bounds(m.timezone, snap.local_date);
+            let mut from = (snap.used < limit_today).then_some(now);
+            // Today, if it has capacity and open time left; else the first later local day
+            // that opens with a limit above zero (a warm-up may start at zero).
+            let mut found = None;
+            for _ in 0..28 {
+                if let Some(t) = from.and_then(|f| m.schedule.next_open(m.timezone, f)) {
+                    let date = local_date(m.timezone, t);
+                    if t < day_end && m.limit_on(date) > 0 {
+                        found = Some(t);
+                        break;
+                    }
+                }
+                from = Some(day_end);
+                day_end = local_day_bounds(m.timezone, local_date(m.timezone, day_end)).1;
+            }
+            found
+        } else {
+            None
+        };
+        Self {
+            mailbox: m.id,
+            status: m.status,
+            local_date: snap.local_date,
+            used_today: snap.used,
+            limit_today,
+            next_opening,
+        }
+    }
+
+    /// One clause for people: "mailbox M: 30 of 30 used on 2026-03-09, can send from T".
+    #[must_use]
+    pub fn clause(&self) -> String {
+        let when = match (self.status, self.next_opening) {
+            (MailboxStatus::Active, Some(t)) => format!("can send from {t}"),
+            (MailboxStatus::Active, None) => "does not open in the next weeks".to_owned(),
+            (status, _) => format!("is {status:?}"),
+        };
+        format!(
+            "mailbox {}: {} of {} used on {}, {when}",
+            self.mailbox, self.used_today, self.limit_today, self.local_date
+        )
+    }
 }
 
 const NONE: u32 = u32::MAX;
@@ -580,65 +654,6 @@ fn is_allowed(allowed: Option<&[(i64, i64)]>, t: i64) -> bool {
     }
 }
 
-/// Enrollments of one (sequence, recipient hours) that found no room today, in priority
-/// order. The k-th of them is looked at again when the pool's next openings bring enough
-/// capacity that it could be reached, counting only half of that capacity as its own (so
-/// capacity freed by exits is still used the same day); those deeper than that wait a day.
-/// With a small backlog everyone wakes at the pool's first opening; a deep one does not wake
-/// at every opening of every zone.
-struct Backlog {
-    /// (opening instant, capacity opened so far), by instant.
-    opens: Vec<(i64, u64)>,
-    reason: DeferralReason,
-    deferred: u64,
-    /// Where the last answer was found in `opens`.
-    cursor: usize,
-}
-
-impl Backlog {
-    fn new(mut opens: Vec<(i64, u64)>, reason: DeferralReason) -> Self {
-        opens.sort_unstable();
-        let mut total = 0u64;
-        for o in &mut opens {
-            total += o.1;
-            o.1 = total;
-        }
-        Self {
-            opens,
-            reason,
-            deferred: 0,
-            cursor: 0,
-        }
-    }
-
-    fn wake_for_next(&mut self) -> Option<i64> {
-        let rank = self.deferred;
-        self.deferred += 1;
-        let &(first, _) = self.opens.first()?;
-        let total = self.opens.last().map_or(0, |o| o.1);
-        if total == 0 {
-            return Some(first);
-        }
-        let need = rank / 2;
-        if need < total {
-            // `need` only grows from call to call, so the answer's position does too.
-            while self
-                .opens
-                .get(self.cursor)
-                .is_some_and(|&(_, cum)| cum <= need)
-            {
-                self.cursor += 1;
-            }
-            return self.opens.get(self.cursor).map(|o| o.0).or(Some(first));
-        }
-        // Deeper than the next openings' capacity: a day later, and no further. Guessing
-        // several days ahead from one day's capacity would leave capacity idle whenever it
-        // grows (warm-up) or frees up (exits); looking again each day keeps every day full
-        // at the cost of re-planning the backlog once a day.
-        Some(first.saturating_add(86_400))
-    }
-}
-
 /// One due enrollment in priority order, with everything the assignment loop reads, so that
 /// the loop streams through these instead of jumping around the input (at a million items
 /// that jumping, not the work, is what costs). Kept to 48 bytes: its (class, sequence) is
@@ -926,7 +941,9 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     // Heaps of pool mailboxes by load, per (sequence, recipient hours).
     type Heap = BinaryHeap<Reverse<(u64, u64, u32, u32)>>;
     let mut heaps: HashMap<(u32, u32), Heap> = HashMap::default();
-    let mut exhausted: HashMap<(u32, u32), Backlog> = HashMap::default();
+    // Per (sequence, recipient hours) whose pool found no room today: why, and the first
+    // instant at which a pool mailbox that can take them opens.
+    let mut exhausted: HashMap<(u32, u32), (DeferralReason, Option<i64>)> = HashMap::default();
     let mut pool_allowed_cache: HashMap<(u32, u32), Vec<(i64, i64)>> = HashMap::default();
 
     // Whether an item's business hours meet a mailbox's open time today (None: no hours).
@@ -1100,9 +1117,8 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 continue;
             }
             let key = (seq, item_hours);
-            if let Some(backlog) = exhausted.get_mut(&key) {
-                let nb = backlog.wake_for_next();
-                defer_entry(&mut out, entry, backlog.reason, nb.or(Some(recheck)));
+            if let Some(&(reason, first_open)) = exhausted.get(&key) {
+                defer_entry(&mut out, entry, reason, first_open.or(Some(recheck)));
                 continue;
             }
             let heap = heaps.entry(key).or_insert_with(|| {
@@ -1158,8 +1174,12 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             }
             let Some((mb, at, (load, tie, stamp))) = pick else {
                 // Every pool mailbox is full (or closed) for this key today.
+                // They are all looked at again when the first pool mailbox that can take
+                // them opens (one whose next day has a limit above zero), not a later one:
+                // whichever zone opens first, its capacity goes to the backlog.
                 let mut outside = true;
-                let mut opens: Vec<(i64, u64)> = Vec::new();
+                let mut first_open: Option<i64> = None;
+                let mut first_any: Option<i64> = None;
                 for &mb in pool {
                     let d = &days[mb as usize];
                     if !d.active {
@@ -1169,9 +1189,13 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                         outside = false;
                     }
                     if let Some(c) = d.next_day_open {
-                        opens.push((c, u64::from(d.next_day_limit)));
+                        first_any = Some(first_any.map_or(c, |f| f.min(c)));
+                        if d.next_day_limit > 0 {
+                            first_open = Some(first_open.map_or(c, |f| f.min(c)));
+                        }
                     }
                 }
+                let first_open = first_open.or(first_any);
                 let reason = if restricted && !outside {
                     DeferralReason::OutsideRecipientWindow
                 } else if outside
@@ -1183,10 +1207,8 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 } else {
                     DeferralReason::NoCapacity
                 };
-                let mut backlog = Backlog::new(opens, reason);
-                let nb = backlog.wake_for_next();
-                exhausted.insert(key, backlog);
-                defer_entry(&mut out, entry, reason, nb.or(Some(recheck)));
+                exhausted.insert(key, (reason, first_open));
+                defer_entry(&mut out, entry, reason, first_open.or(Some(recheck)));
                 continue;
             };
             heap.push(Reverse((load, tie, mb, stamp)));

@@ -932,3 +932,44 @@ fn a_tight_day_takes_its_last_send_inside_the_contacts_hours() {
     let p = case.plan();
     assert_eq!(p.sends.len(), 48, "deferred: {:?}", p.deferred);
 }
+
+#[test]
+fn a_waiting_new_start_wakes_when_the_first_pool_mailbox_opens() {
+    // Monday 2026-03-09 18:00Z. New York (EDT since Sunday) is in its window but full; London
+    // has closed for the day, full; Tokyo is on its Tuesday, already full. The next openings:
+    // London Tuesday 09:00 GMT = 09:00Z, New York Tuesday 09:00 EDT = 13:00Z, Tokyo Wednesday
+    // 09:00 JST = Tuesday 24:00Z. Every waiting new start is looked at again at the first.
+    let now = at(2026, 3, 9, 18, 0);
+    let mbs = [
+        mailbox(1, chrono_tz::America::New_York, 30, nine_to_five(), 120),
+        mailbox(2, chrono_tz::Europe::London, 30, nine_to_five(), 120),
+        mailbox(3, chrono_tz::Asia::Tokyo, 30, nine_to_five(), 120),
+    ];
+    let seq = policy(1, mbs.iter().map(|m| m.id).collect(), None);
+    let due_list: Vec<DueStep> = (0..400)
+        .map(|i| due(i + 1, seq.id, 0, now - Duration::days(10), None, None))
+        .collect();
+    let case = Case {
+        now,
+        mailboxes: mbs.into_iter().map(|m| snapshot(now, m, 30)).collect(),
+        sequences: vec![seq],
+        due: due_list,
+        counts: DailyCounts::default(),
+    };
+    let p = case.plan();
+    assert!(p.sends.is_empty());
+    assert_eq!(p.deferred.len(), 400);
+    let london_opens = at(2026, 3, 10, 9, 0);
+    let late: Vec<_> = p
+        .deferred
+        .iter()
+        .filter(|d| d.reason != DeferralReason::NoCapacity || d.not_before != Some(london_opens))
+        .map(|d| (d.index, d.reason, d.not_before))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} of 400: {:?}",
+        late.len(),
+        &late[..late.len().min(5)]
+    );
+}
