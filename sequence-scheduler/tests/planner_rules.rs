@@ -973,3 +973,42 @@ fn a_waiting_new_start_wakes_when_the_first_pool_mailbox_opens() {
         &late[..late.len().min(5)]
     );
 }
+
+#[test]
+fn a_step_due_in_the_part_of_a_run_after_midnight_goes_in_that_part() {
+    // Chatham (+13:45 in March), every day 23:15-00:45. Now is Tuesday 00:30 local (Monday
+    // 10:45Z), in the run that opened on Monday evening; its last quarter hour belongs to
+    // Tuesday, as does Tuesday's own run from 23:15 (09:30Z on the 10th). Three steps due
+    // now, capacity to spare: all three go by 00:45 local (11:00Z), not on Tuesday evening.
+    let now = at(2026, 3, 9, 10, 45);
+    let sched = one_window(WeekdaySet::ALL, 23 * 60 + 15, 45);
+    let m = mailbox(1, chrono_tz::Pacific::Chatham, 50, sched, 60);
+    let seq = policy(1, vec![m.id], None);
+    let case = Case {
+        now,
+        mailboxes: vec![snapshot(now, m.clone(), 0)],
+        sequences: vec![seq.clone()],
+        due: (0..3)
+            .map(|i| {
+                due(
+                    i + 1,
+                    seq.id,
+                    1,
+                    now - Duration::minutes(5),
+                    Some(m.id),
+                    None,
+                )
+            })
+            .collect(),
+        counts: DailyCounts::default(),
+    };
+    let p = case.plan();
+    assert_eq!(p.sends.len(), 3);
+    for s in &p.sends {
+        assert!(
+            s.at >= now && s.at < at(2026, 3, 9, 11, 0),
+            "sent at {}, not in the run that ends at 11:00Z",
+            s.at
+        );
+    }
+}
