@@ -82,6 +82,14 @@ fn status<'a>(run: &'a Run, contact: &str, seq: &str) -> (&'a str, Option<&'a st
 
 // ---- rule 1 and rule 7: capacity, and every open mailbox-day full under saturation -------
 
+/// [`mailbox_days_below_limit`] on Monday to Friday (the weekend is closed).
+fn weekdays_below_limit(scenario: &Scenario, run: &Run) -> Vec<(String, NaiveDate, u32, u32)> {
+    mailbox_days_below_limit(scenario, run)
+        .into_iter()
+        .filter(|(_, day, _, _)| chrono::Datelike::weekday(day).num_days_from_monday() < 5)
+        .collect()
+}
+
 #[test]
 fn rule_1_and_7_capacity_per_local_day_filled_under_saturation() {
     // Two mailboxes in zones far apart, 5 and 3 a day, with far more demand than capacity.
@@ -97,10 +105,7 @@ fn rule_1_and_7_capacity_per_local_day_filled_under_saturation() {
     });
     let (scenario, run) = simulate(&v);
     // Every weekday fully inside the scenario reaches its limit; weekends are closed.
-    let below: Vec<_> = mailbox_days_below_limit(&scenario, &run)
-        .into_iter()
-        .filter(|(_, day, _, _)| chrono::Datelike::weekday(day).num_days_from_monday() < 5)
-        .collect();
+    let below = weekdays_below_limit(&scenario, &run);
     assert!(
         below.is_empty(),
         "work-conserving: days below their limit {below:?}"
@@ -108,6 +113,33 @@ fn rule_1_and_7_capacity_per_local_day_filled_under_saturation() {
     assert_eq!(run.summary.mailboxes[0].attempts, 5 * 5);
     // Tokyo's Monday 09:00 is the scenario's start: Monday to Friday, three a day.
     assert_eq!(run.summary.mailboxes[1].attempts, 15);
+}
+
+#[test]
+fn rule_7_every_mailbox_of_a_pool_in_three_zones_fills_its_days() {
+    // One sequence, three mailboxes in New York, London and Tokyo, 30 a day, 09:00-17:00 on
+    // weekdays, 1,500 contacts enrolled at once: new starts wait for weeks, so every
+    // weekday of every mailbox must reach its limit, the Tokyo one included.
+    let v = json!({
+        "name": "three-zones", "start": "2026-03-09T00:00:00Z", "days": 35, "seed": 5,
+        "mailboxes": [
+            mailbox("mb-ny", "America/New_York", 30, 0, business_hours()),
+            mailbox("mb-ldn", "Europe/London", 30, 0, business_hours()),
+            mailbox("mb-tyo", "Asia/Tokyo", 30, 0, business_hours()),
+        ],
+        "sequences": [{ "id": "s", "mailboxes": ["mb-ny", "mb-ldn", "mb-tyo"],
+                        "steps": [step(0, "days", "Hi {{first_name}}"), step(2, "days", "Re: Hi"),
+                                  step(3, "days", "Last one")] }],
+        "contacts": contacts(1500, "s", "2026-03-09T00:00:00Z", None),
+    });
+    let (scenario, run) = simulate(&v);
+    let started = run.attempts.iter().filter(|a| a.step == 0).count();
+    assert!(
+        started < 1500,
+        "fixture: new starts wait to the end ({started} started)"
+    );
+    let below = weekdays_below_limit(&scenario, &run);
+    assert!(below.is_empty(), "weekdays below their limit: {below:?}");
 }
 
 #[test]
@@ -586,6 +618,155 @@ fn rule_10_everything_completes_with_ample_capacity() {
         unfinished(&run_scenario(&v), &run)
     );
     assert_eq!(run.attempts.len(), 120);
+}
+
+/// A window as the test reads it from the JSON: (weekday indices from Monday, start and end
+/// in minutes of the local day). Kept apart from `sequence-core`'s windows on purpose.
+type TestWindow = (Vec<u32>, u32, u32);
+
+fn test_windows(v: &Value) -> Vec<TestWindow> {
+    let minutes = |s: &str| -> u32 {
+        let (h, m) = s.split_once(':').unwrap();
+        h.parse::<u32>().unwrap() * 60 + m.parse::<u32>().unwrap()
+    };
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let days = w["days"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                        .iter()
+                        .position(|n| n == d)
+                        .unwrap() as u32
+                })
+                .collect();
+            (
+                days,
+                minutes(w["start"].as_str().unwrap()),
+                minutes(w["end"].as_str().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// Whether `t` is inside one of `windows` in `tz`, read straight off chrono-tz's local time.
+fn open_at(tz: chrono_tz::Tz, windows: &[TestWindow], t: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    let local = t.with_timezone(&tz).naive_local();
+    let day = local.weekday().num_days_from_monday();
+    let yesterday = (day + 6) % 7;
+    let second = local.num_seconds_from_midnight();
+    windows.iter().any(|(days, start, end)| {
+        let (start, end) = (start * 60, end * 60);
+        if start > end {
+            (days.contains(&day) && second >= start) || (days.contains(&yesterday) && second < end)
+        } else {
+            days.contains(&day) && start <= second && second < end
+        }
+    })
+}
+
+/// The first open run of time at or after `due`: `[start, end)`. Windows and every zone's
+/// offset change on whole minutes, so a minute scan finds the edges exactly.
+fn first_open_run(
+    tz: chrono_tz::Tz,
+    windows: &[TestWindow],
+    due: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let next_minute = |t: DateTime<Utc>| {
+        t - Duration::seconds(i64::from(t.second()))
+            - Duration::nanoseconds(i64::from(t.nanosecond()))
+            + Duration::minutes(1)
+    };
+    let mut start = due;
+    while !open_at(tz, windows, start) {
+        start = next_minute(start);
+        assert!(start - due < Duration::days(8), "never opens after {due}");
+    }
+    let mut end = next_minute(start);
+    while open_at(tz, windows, end) {
+        end += Duration::minutes(1);
+    }
+    (start, end)
+}
+
+#[test]
+fn rule_10_a_step_due_in_a_run_across_midnight_goes_in_that_run() {
+    // Windows across local midnight, daily steps, ample capacity: each step goes out in the
+    // first open run at or after it falls due, whichever local day the run's parts belong
+    // to. Both New York DST changes of 2026 and an April week in Chatham (+12:45/+13:45).
+    let ny = json!([{ "days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "22:00", "end": "02:30" }]);
+    let chatham = json!([{ "days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "23:15", "end": "00:45" }]);
+    for start in [
+        "2026-03-05T00:00:00Z",
+        "2026-10-29T00:00:00Z",
+        "2026-04-02T00:00:00Z",
+    ] {
+        let t0 = DateTime::parse_from_rfc3339(start).unwrap().to_utc();
+        let mut cs = Vec::new();
+        for i in 0..24 {
+            let seq = if i % 2 == 0 { "ny" } else { "ch" };
+            let at = t0 + Duration::minutes(53 * i64::from(i));
+            cs.push(
+                json!({ "id": format!("c{i}"), "email": format!("c{i}@x.example"),
+                            "enroll": [{ "sequence": seq, "at": at.to_rfc3339() }] }),
+            );
+        }
+        let steps = json!([
+            step(0, "days", "One"),
+            step(1, "days", "Two"),
+            step(1, "days", "Three"),
+            step(1, "days", "Four")
+        ]);
+        let v = json!({
+            "start": start, "days": 7, "seed": 17,
+            "mailboxes": [mailbox("mb-ny", "America/New_York", 100, 60, ny.clone()),
+                          mailbox("mb-ch", "Pacific/Chatham", 100, 60, chatham.clone())],
+            "sequences": [{ "id": "ny", "mailboxes": ["mb-ny"], "steps": steps.clone() },
+                          { "id": "ch", "mailboxes": ["mb-ch"], "steps": steps }],
+            "contacts": cs,
+        });
+        let (scenario, run) = simulate(&v);
+        let mut late = Vec::new();
+        for c in &scenario.contacts {
+            let e = &c.enroll[0];
+            let (tz, windows) = if e.sequence == "ny" {
+                (chrono_tz::America::New_York, test_windows(&ny))
+            } else {
+                (chrono_tz::Pacific::Chatham, test_windows(&chatham))
+            };
+            let mut due = e.at;
+            for (k, a) in of(&run, &c.id).into_iter().enumerate() {
+                assert_eq!(a.step as usize, k);
+                if k > 0 {
+                    due += Duration::days(1);
+                }
+                let (open, close) = first_open_run(tz, &windows, due);
+                if a.at < open || a.at >= close {
+                    late.push(format!(
+                        "{} step {k} due {due} went at {}, its run is [{open}, {close})",
+                        c.id, a.at
+                    ));
+                }
+                due = a.at;
+            }
+        }
+        assert!(
+            late.is_empty(),
+            "{start}: {} late:\n{}",
+            late.len(),
+            late.join("\n")
+        );
+        assert!(
+            run.attempts.len() >= 60,
+            "{start}: {} attempts",
+            run.attempts.len()
+        );
+    }
 }
 
 fn run_scenario(v: &Value) -> Scenario {

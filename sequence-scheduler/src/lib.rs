@@ -20,4 +20,4 @@ pub use engine::{
     DeliverySemantics, Engine, EngineBuilder, EngineConfig, EngineError, Explanation, RetryPolicy,
     SequenceStats, StepStats, TickReport, VariantStats,
 };
-pub use planner::{plan, Plan, PlannerConfig, PlanningInput};
+pub use planner::{plan, MailboxOutlook, Plan, PlannerConfig, PlanningInput};

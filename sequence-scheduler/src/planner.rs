@@ -17,12 +17,18 @@
 //!    enrollments whose sticky mailbox is paused) the least-loaded mailbox of the pool that
 //!    still has capacity today and whose open time meets the contact's business hours, ties
 //!    broken by a seeded hash. A heap per (sequence, recipient-zone) keeps this O(log m).
-//! 4. Each mailbox's assigned sends are **timed**: spread evenly (with seeded jitter) across
-//!    the time still open today, never closer than the minimum gap; a follow-up takes the slot
-//!    of an already planned, later new-enrollment send when there is one (that send is
+//!    An enrollment with business hours takes its instant at once: the earliest one in
+//!    those hours that leaves room for the sends already assigned (found exactly, from the
+//!    earliest and the latest way to pack the day's free time, not by trying).
+//! 4. Each mailbox's assigned sends are **timed**: the first run of open time still ahead
+//!    takes as many as it can hold, spread evenly (with seeded jitter) across it, then the
+//!    next run, never closer than the minimum gap; so a step due in an open run goes in that
+//!    run, also when the run started the local day before. A follow-up takes the slot of an
+//!    already planned, later new-enrollment send when there is one (that send is
 //!    pre-empted and planned again), so follow-ups go first when capacity is short.
 //! 5. Everything else is **deferred** with a typed reason and the earliest instant at which
-//!    planning again could change the answer.
+//!    planning again could change the answer; enrollments waiting for a full pool are looked
+//!    at again when the first pool mailbox that can take them opens.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -202,6 +208,79 @@ pub struct Plan {
     pub reservations: Vec<Reservation>,
 }
 
+/// A mailbox as it stands at an instant: its use and limit that local day and when it can
+/// next send. What "why isn't it sending?" (`Engine::why_not_sending`) shows per pool mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct MailboxOutlook {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Whether it sends, is paused or suspended.
+    pub status: MailboxStatus,
+    /// Its local date now.
+    pub local_date: NaiveDate,
+    /// Attempts made plus sends reserved on that date.
+    pub used_today: u32,
+    /// Its daily limit on that date (warm-up applied).
+    pub limit_today: u32,
+    /// The first instant from now at which it is inside its windows with capacity left on
+    /// that local day: now or later today while it has both, else when a later day opens.
+    /// `None` while it does not send, or when no window opens within the next weeks.
+    pub next_opening: Option<DateTime<Utc>>,
+}
+
+impl MailboxOutlook {
+    /// The outlook at `now` of the mailbox of `snap` (a snapshot taken at `now`).
+    #[must_use]
+    pub fn new(now: DateTime<Utc>, snap: &MailboxSnapshot) -> Self {
+        let m = &snap.mailbox;
+        let limit_today = m.limit_on(snap.local_date);
+        let next_opening = if m.status == MailboxStatus::Active {
+            let (_, mut day_end) = local_day_bounds(m.timezone, snap.local_date);
+            let mut from = (snap.used < limit_today).then_some(now);
+            // Today, if it has capacity and open time left; else the first later local day
+            // that opens with a limit above zero (a warm-up may start at zero).
+            let mut found = None;
+            for _ in 0..28 {
+                if let Some(t) = from.and_then(|f| m.schedule.next_open(m.timezone, f)) {
+                    let date = local_date(m.timezone, t);
+                    if t < day_end && m.limit_on(date) > 0 {
+                        found = Some(t);
+                        break;
+                    }
+                }
+                from = Some(day_end);
+                day_end = local_day_bounds(m.timezone, local_date(m.timezone, day_end)).1;
+            }
+            found
+        } else {
+            None
+        };
+        Self {
+            mailbox: m.id,
+            status: m.status,
+            local_date: snap.local_date,
+            used_today: snap.used,
+            limit_today,
+            next_opening,
+        }
+    }
+
+    /// One clause for people: "mailbox M: 30 of 30 used on 2026-03-09, can send from T".
+    #[must_use]
+    pub fn clause(&self) -> String {
+        let when = match (self.status, self.next_opening) {
+            (MailboxStatus::Active, Some(t)) => format!("can send from {t}"),
+            (MailboxStatus::Active, None) => "does not open in the next weeks".to_owned(),
+            (status, _) => format!("is {status:?}"),
+        };
+        format!(
+            "mailbox {}: {} of {} used on {}, {when}",
+            self.mailbox, self.used_today, self.limit_today, self.local_date
+        )
+    }
+}
+
 const NONE: u32 = u32::MAX;
 
 /// Per-mailbox facts for the current local day, in seconds since the epoch.
@@ -214,6 +293,8 @@ struct Day {
     gap: i64,
     /// Open time left today, free of planned sends' gaps: `[start, end)` seconds.
     free: Vec<(i64, i64)>,
+    /// The runs of open time left today, in order, whole (not carved by planned sends).
+    runs: Vec<(i64, i64)>,
     /// Capacity left today (limit less used and assigned).
     cap_left: u32,
     /// Instants this plan reserved for enrollments with business hours, sorted.
@@ -244,31 +325,36 @@ impl Day {
 
     /// The earliest instant at or after `earliest` inside `allowed` where one more send fits
     /// without crowding out the sends already assigned.
+    ///
+    /// A send at `t` closes the open time less than `gap` from it on either side, which holds
+    /// at most two of any set of sends `gap` apart. So with two places to spare any free
+    /// instant will do; with one to spare, `t` must belong to some largest set of sends `gap`
+    /// apart (it then costs exactly its own place); with none, no instant will do.
     fn find_reserved(&self, allowed: &[(i64, i64)], earliest: i64) -> Option<i64> {
         if self.cap_left == 0 {
             return None;
         }
-        let free = carve(&self.free, &self.reserved, self.gap);
-        let mut tries = 0;
-        for (s, e) in intersect(&free, allowed) {
-            let mut t = s.max(earliest);
-            while t < e && tries < 8 {
-                tries += 1;
-                let mut with = self.reserved.clone();
-                let at = with.partition_point(|&x| x < t);
-                with.insert(at, t);
-                if fit_count(&carve(&self.free, &with, self.gap), self.gap)
-                    >= self.assigned.len() as u64
-                {
-                    return Some(t);
-                }
-                t += self.gap.max(60);
-            }
-            if tries >= 8 {
-                break;
-            }
+        let spare = self.unres_fits.saturating_sub(self.assigned.len() as u64);
+        if spare == 0 && self.gap > 0 {
+            return None;
         }
-        None
+        let free = carve(&self.free, &self.reserved, self.gap);
+        let mut pieces = intersect(&free, allowed).into_iter().filter_map(|(s, e)| {
+            let s = s.max(earliest);
+            (s < e).then_some((s, e))
+        });
+        if spare >= 2 || self.gap <= 0 {
+            return pieces.next().map(|(s, _)| s);
+        }
+        let earliest_packing = Packing::earliest(&free, self.gap);
+        let latest_packing = Packing::latest(&free, self.gap);
+        pieces.find_map(|(a, b)| {
+            // The first place whose latest position is not before `a`; its earliest
+            // position is where this piece can hold it.
+            let i = latest_packing.first_at_or_after(a)?;
+            let t = a.max(earliest_packing.point(i)?);
+            (t < b).then_some(t)
+        })
     }
 
     fn reserve(&mut self, item: Entry, t: i64) {
@@ -374,6 +460,91 @@ fn fit_count(free: &[(i64, i64)], gap: i64) -> u64 {
     count
 }
 
+/// A largest set of instants `gap` apart in a list of intervals, packed to the earliest or
+/// to the latest positions, kept as runs of evenly spaced instants (one run per interval),
+/// so that it costs the number of intervals, not the number of instants.
+struct Packing {
+    gap: i64,
+    /// (first instant, how many, how many in the runs before), in time order.
+    runs: Vec<(i64, u64, u64)>,
+}
+
+impl Packing {
+    /// Each instant as early as it can be (`gap > 0`).
+    fn earliest(free: &[(i64, i64)], gap: i64) -> Self {
+        let mut runs = Vec::with_capacity(free.len());
+        let mut before = 0u64;
+        let mut next = i64::MIN;
+        for &(s, e) in free {
+            let first = s.max(next);
+            if first < e {
+                let n = (e - 1 - first) / gap + 1;
+                let count = u64::try_from(n).unwrap_or(0);
+                runs.push((first, count, before));
+                before += count;
+                next = first + n * gap;
+            }
+        }
+        Self { gap, runs }
+    }
+
+    /// Each instant as late as it can be (`gap > 0`).
+    fn latest(free: &[(i64, i64)], gap: i64) -> Self {
+        let mut rev = Vec::with_capacity(free.len());
+        let mut prev = i64::MAX;
+        for &(s, e) in free.iter().rev() {
+            let last = (e - 1).min(prev);
+            if last >= s {
+                let n = (last - s) / gap + 1;
+                rev.push((last - (n - 1) * gap, u64::try_from(n).unwrap_or(0)));
+                prev = last - n * gap;
+            }
+        }
+        let mut before = 0u64;
+        let runs = rev
+            .into_iter()
+            .rev()
+            .map(|(first, count)| {
+                let run = (first, count, before);
+                before += count;
+                run
+            })
+            .collect();
+        Self { gap, runs }
+    }
+
+    /// The `i`-th instant.
+    fn point(&self, i: u64) -> Option<i64> {
+        let r = self.runs.partition_point(|&(_, _, before)| before <= i);
+        let &(first, count, before) = self.runs.get(r.checked_sub(1)?)?;
+        let k = i - before;
+        (k < count).then(|| first + i64::try_from(k).unwrap_or(i64::MAX) * self.gap)
+    }
+
+    /// The index of the first instant at or after `t`.
+    fn first_at_or_after(&self, t: i64) -> Option<u64> {
+        let gap = self.gap;
+        // The first run whose last instant is at or after `t`.
+        let r = self.runs.partition_point(|&(first, count, _)| {
+            first + i64::try_from(count).unwrap_or(i64::MAX).saturating_sub(1) * gap < t
+        });
+        let &(first, _, before) = self.runs.get(r)?;
+        let k = if t <= first {
+            0
+        } else {
+            u64::try_from((t - first + gap - 1) / gap).unwrap_or(0)
+        };
+        Some(before + k)
+    }
+
+    /// The instants themselves, in order.
+    fn instants(&self) -> impl Iterator<Item = i64> + '_ {
+        self.runs.iter().flat_map(move |&(first, count, _)| {
+            (0..i64::try_from(count).unwrap_or(0)).map(move |k| first + k * self.gap)
+        })
+    }
+}
+
 /// `k` instants spread evenly over the intervals with jitter, `gap` apart at least.
 fn spread(free: &[(i64, i64)], k: usize, gap: i64, jitter: f64, seed: u64) -> Vec<i64> {
     let total: i64 = free.iter().map(|&(s, e)| e - s).sum();
@@ -426,6 +597,50 @@ fn spread(free: &[(i64, i64)], k: usize, gap: i64, jitter: f64, seed: u64) -> Ve
         out.push(t);
         last_real = t;
     }
+    if out.len() < k && gap > 0 {
+        // Too tight to spread (pushing neighbours apart ran past the end): every instant as
+        // early as it can be holds as many as fit.
+        return Packing::earliest(free, gap).instants().take(k).collect();
+    }
+    out
+}
+
+/// `k` instants `gap` apart over the free time `free`, run of open time by run (`runs`,
+/// in order): a run takes as many as it can hold before the next run gets any, and spreads
+/// them over itself ([`spread`]). So a send due in an open run goes in that run, and one
+/// that waits for a later run goes in the first one with room.
+fn spread_over_runs(
+    free: &[(i64, i64)],
+    runs: &[(i64, i64)],
+    k: usize,
+    gap: i64,
+    jitter: f64,
+    seed: u64,
+) -> Vec<i64> {
+    let mut out: Vec<i64> = Vec::with_capacity(k);
+    let mut pieces: Vec<(i64, i64)> = Vec::new();
+    let mut next = 0usize;
+    for (r, &(rs, re)) in runs.iter().enumerate() {
+        if out.len() >= k {
+            break;
+        }
+        // Free time of this run, `gap` after the last instant taken.
+        let after = out.last().map_or(i64::MIN, |&t| t + gap.max(0));
+        pieces.clear();
+        while next < free.len() && free[next].1 <= rs {
+            next += 1;
+        }
+        for &(s, e) in free[next..].iter().take_while(|&&(s, _)| s < re) {
+            let (s, e) = (s.max(rs).max(after), e.min(re));
+            if s < e {
+                pieces.push((s, e));
+            }
+        }
+        let room = usize::try_from(fit_count(&pieces, gap)).unwrap_or(usize::MAX);
+        let n = room.min(k - out.len());
+        let run_seed = if r == 0 { seed } else { mix(seed, r as u64) };
+        out.extend(spread(&pieces, n, gap, jitter, run_seed));
+    }
     out
 }
 
@@ -436,65 +651,6 @@ fn is_allowed(allowed: Option<&[(i64, i64)]>, t: i64) -> bool {
             let i = list.partition_point(|&(_, e)| e <= t);
             list.get(i).is_some_and(|&(s, _)| s <= t)
         }
-    }
-}
-
-/// Enrollments of one (sequence, recipient hours) that found no room today, in priority
-/// order. The k-th of them is looked at again when the pool's next openings bring enough
-/// capacity that it could be reached, counting only half of that capacity as its own (so
-/// capacity freed by exits is still used the same day); those deeper than that wait a day.
-/// With a small backlog everyone wakes at the pool's first opening; a deep one does not wake
-/// at every opening of every zone.
-struct Backlog {
-    /// (opening instant, capacity opened so far), by instant.
-    opens: Vec<(i64, u64)>,
-    reason: DeferralReason,
-    deferred: u64,
-    /// Where the last answer was found in `opens`.
-    cursor: usize,
-}
-
-impl Backlog {
-    fn new(mut opens: Vec<(i64, u64)>, reason: DeferralReason) -> Self {
-        opens.sort_unstable();
-        let mut total = 0u64;
-        for o in &mut opens {
-            total += o.1;
-            o.1 = total;
-        }
-        Self {
-            opens,
-            reason,
-            deferred: 0,
-            cursor: 0,
-        }
-    }
-
-    fn wake_for_next(&mut self) -> Option<i64> {
-        let rank = self.deferred;
-        self.deferred += 1;
-        let &(first, _) = self.opens.first()?;
-        let total = self.opens.last().map_or(0, |o| o.1);
-        if total == 0 {
-            return Some(first);
-        }
-        let need = rank / 2;
-        if need < total {
-            // `need` only grows from call to call, so the answer's position does too.
-            while self
-                .opens
-                .get(self.cursor)
-                .is_some_and(|&(_, cum)| cum <= need)
-            {
-                self.cursor += 1;
-            }
-            return self.opens.get(self.cursor).map(|o| o.0).or(Some(first));
-        }
-        // Deeper than the next openings' capacity: a day later, and no further. Guessing
-        // several days ahead from one day's capacity would leave capacity idle whenever it
-        // grows (warm-up) or frees up (exits); looking again each day keeps every day full
-        // at the cost of re-planning the backlog once a day.
-        Some(first.saturating_add(86_400))
     }
 }
 
@@ -580,6 +736,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             },
             unres_fits: u64::from(fits),
             free,
+            runs: open,
             reserved: Vec::new(),
             placed: Vec::new(),
             assigned: Vec::new(),
@@ -784,7 +941,9 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     // Heaps of pool mailboxes by load, per (sequence, recipient hours).
     type Heap = BinaryHeap<Reverse<(u64, u64, u32, u32)>>;
     let mut heaps: HashMap<(u32, u32), Heap> = HashMap::default();
-    let mut exhausted: HashMap<(u32, u32), Backlog> = HashMap::default();
+    // Per (sequence, recipient hours) whose pool found no room today: why, and the first
+    // instant at which a pool mailbox that can take them opens.
+    let mut exhausted: HashMap<(u32, u32), (DeferralReason, Option<i64>)> = HashMap::default();
     let mut pool_allowed_cache: HashMap<(u32, u32), Vec<(i64, i64)>> = HashMap::default();
 
     // Whether an item's business hours meet a mailbox's open time today (None: no hours).
@@ -958,9 +1117,8 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 continue;
             }
             let key = (seq, item_hours);
-            if let Some(backlog) = exhausted.get_mut(&key) {
-                let nb = backlog.wake_for_next();
-                defer_entry(&mut out, entry, backlog.reason, nb.or(Some(recheck)));
+            if let Some(&(reason, first_open)) = exhausted.get(&key) {
+                defer_entry(&mut out, entry, reason, first_open.or(Some(recheck)));
                 continue;
             }
             let heap = heaps.entry(key).or_insert_with(|| {
@@ -1016,8 +1174,12 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             }
             let Some((mb, at, (load, tie, stamp))) = pick else {
                 // Every pool mailbox is full (or closed) for this key today.
+                // They are all looked at again when the first pool mailbox that can take
+                // them opens (one whose next day has a limit above zero), not a later one:
+                // whichever zone opens first, its capacity goes to the backlog.
                 let mut outside = true;
-                let mut opens: Vec<(i64, u64)> = Vec::new();
+                let mut first_open: Option<i64> = None;
+                let mut first_any: Option<i64> = None;
                 for &mb in pool {
                     let d = &days[mb as usize];
                     if !d.active {
@@ -1027,9 +1189,13 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                         outside = false;
                     }
                     if let Some(c) = d.next_day_open {
-                        opens.push((c, u64::from(d.next_day_limit)));
+                        first_any = Some(first_any.map_or(c, |f| f.min(c)));
+                        if d.next_day_limit > 0 {
+                            first_open = Some(first_open.map_or(c, |f| f.min(c)));
+                        }
                     }
                 }
+                let first_open = first_open.or(first_any);
                 let reason = if restricted && !outside {
                     DeferralReason::OutsideRecipientWindow
                 } else if outside
@@ -1041,10 +1207,8 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 } else {
                     DeferralReason::NoCapacity
                 };
-                let mut backlog = Backlog::new(opens, reason);
-                let nb = backlog.wake_for_next();
-                exhausted.insert(key, backlog);
-                defer_entry(&mut out, entry, reason, nb.or(Some(recheck)));
+                exhausted.insert(key, (reason, first_open));
+                defer_entry(&mut out, entry, reason, first_open.or(Some(recheck)));
                 continue;
             };
             heap.push(Reverse((load, tie, mb, stamp)));
@@ -1088,7 +1252,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         let rest: Vec<Entry> = day.assigned.clone();
         let mut occupied: Vec<i64> = day.reserved.clone();
         let free = carve(&day.free, &day.reserved, day.gap);
-        let points = spread(&free, rest.len(), day.gap, config.jitter, seed);
+        let points = spread_over_runs(&free, &day.runs, rest.len(), day.gap, config.jitter, seed);
         // Priority order takes points in time order; an item not yet due at a point waits
         // for a later one. `first` skips the placed front of the list.
         let mut placed = vec![false; rest.len()];

@@ -316,6 +316,18 @@ async fn why_not_sending_names_the_deferral_and_when_it_is_looked_at_again() {
         "{}",
         waiting.summary
     );
+    // And per pool mailbox: its use today, its limit and its next opening (tomorrow, when
+    // the always-open mailbox's next local day starts).
+    assert_eq!(waiting.mailboxes.len(), 1);
+    let m = &waiting.mailboxes[0];
+    assert_eq!(m.mailbox, w.mailbox);
+    assert_eq!((m.used_today, m.limit_today), (1, 1));
+    assert_eq!(m.next_opening, Some(start() + Duration::days(1)));
+    assert!(
+        waiting.summary.contains("1 of 1 used"),
+        "{}",
+        waiting.summary
+    );
     w.run_until(start() + Duration::days(2)).await;
     let done = w
         .engine

@@ -457,10 +457,8 @@ proptest! {
         let counts = DailyCounts::default();
         let input = PlanningInput { due: &f.due, mailboxes: &f.mailboxes, sequences: &f.sequences, counts: &counts };
         let p = plan(f.now, &input, &PlannerConfig::with_seed(seed));
+        // Every deferral, whatever its reason: none may leave a mailbox able to send it today.
         for d in &p.deferred {
-            if d.reason != DeferralReason::NoCapacity && d.reason != DeferralReason::OutsideMailboxWindow {
-                continue;
-            }
             let item = &f.due[d.index];
             let seq = f.sequences.iter().find(|s| s.id == item.sequence).unwrap();
             let sticky_active = item.sticky_mailbox.and_then(|m| f.mailboxes.iter().find(|s| s.mailbox.id == m))
@@ -505,13 +503,13 @@ proptest! {
 
 // ---- fixed cases ---------------------------------------------------------------------------
 
+/// One window on `days`, from `start` to `end` minutes of the local day.
+fn one_window(days: WeekdaySet, start: u32, end: u32) -> WeeklySchedule {
+    WeeklySchedule::windows(vec![SendWindow::new(days, lt(start), lt(end)).unwrap()])
+}
+
 fn nine_to_five() -> WeeklySchedule {
-    WeeklySchedule::windows(vec![SendWindow::new(
-        WeekdaySet::WEEKDAYS,
-        lt(9 * 60),
-        lt(17 * 60),
-    )
-    .unwrap()])
+    one_window(WeekdaySet::WEEKDAYS, 9 * 60, 17 * 60)
 }
 
 fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
@@ -601,12 +599,7 @@ fn spreads_sends_over_the_time_still_open() {
 fn a_tight_window_still_reaches_its_limit() {
     // One hour, 30 sends, two minutes apart: exactly full.
     let now = at(2026, 3, 9, 13, 0);
-    let sched = WeeklySchedule::windows(vec![SendWindow::new(
-        WeekdaySet::ALL,
-        lt(9 * 60),
-        lt(10 * 60),
-    )
-    .unwrap()]);
+    let sched = one_window(WeekdaySet::ALL, 9 * 60, 10 * 60);
     let m = mailbox(1, chrono_tz::America::New_York, 30, sched, 120);
     let seq = policy(1, vec![m.id], None);
     let due = (0..40)
@@ -911,4 +904,111 @@ fn spring_forward_day_keeps_windows() {
     };
     // Two hours, ten minutes apart: 12 sends fit.
     assert_eq!(case.plan().sends.len(), 12);
+}
+
+#[test]
+fn a_tight_day_takes_its_last_send_inside_the_contacts_hours() {
+    // 09:00-16:51 holds exactly 48 sends ten minutes apart (47 gaps of 600 s fit in 7 h
+    // 51 min with 60 s to spare). 47 follow-ups without business hours come first; the one
+    // new start may only go from 09:03 on. It fits: at 09:10, say, with the follow-ups at
+    // 09:00 and from 09:20 on every ten minutes. The day must reach its limit of 48.
+    let now = at(2026, 3, 9, 9, 0);
+    let sched = one_window(WeekdaySet::WEEKDAYS, 9 * 60, 16 * 60 + 51);
+    let m = mailbox(1, chrono_tz::UTC, 48, sched, 600);
+    let plain = policy(1, vec![m.id], None);
+    let hours = one_window(WeekdaySet::WEEKDAYS, 9 * 60 + 3, 17 * 60);
+    let with_hours = policy(2, vec![m.id], Some(hours));
+    let mut due_list: Vec<DueStep> = (0..47)
+        .map(|i| due(i + 1, plain.id, 1, now, Some(m.id), None))
+        .collect();
+    due_list.push(due(100, with_hours.id, 0, now, None, Some(chrono_tz::UTC)));
+    let case = Case {
+        now,
+        mailboxes: vec![snapshot(now, m, 0)],
+        sequences: vec![plain, with_hours],
+        due: due_list,
+        counts: DailyCounts::default(),
+    };
+    let p = case.plan();
+    assert_eq!(p.sends.len(), 48, "deferred: {:?}", p.deferred);
+}
+
+#[test]
+fn a_waiting_new_start_wakes_when_the_first_pool_mailbox_opens() {
+    // Monday 2026-03-09 18:00Z. New York (EDT since Sunday) is in its window but full; London
+    // has closed for the day, full; Tokyo is on its Tuesday, already full. The next openings:
+    // London Tuesday 09:00 GMT = 09:00Z, New York Tuesday 09:00 EDT = 13:00Z, Tokyo Wednesday
+    // 09:00 JST = Tuesday 24:00Z. Every waiting new start is looked at again at the first.
+    let now = at(2026, 3, 9, 18, 0);
+    let mbs = [
+        mailbox(1, chrono_tz::America::New_York, 30, nine_to_five(), 120),
+        mailbox(2, chrono_tz::Europe::London, 30, nine_to_five(), 120),
+        mailbox(3, chrono_tz::Asia::Tokyo, 30, nine_to_five(), 120),
+    ];
+    let seq = policy(1, mbs.iter().map(|m| m.id).collect(), None);
+    let due_list: Vec<DueStep> = (0..400)
+        .map(|i| due(i + 1, seq.id, 0, now - Duration::days(10), None, None))
+        .collect();
+    let case = Case {
+        now,
+        mailboxes: mbs.into_iter().map(|m| snapshot(now, m, 30)).collect(),
+        sequences: vec![seq],
+        due: due_list,
+        counts: DailyCounts::default(),
+    };
+    let p = case.plan();
+    assert!(p.sends.is_empty());
+    assert_eq!(p.deferred.len(), 400);
+    let london_opens = at(2026, 3, 10, 9, 0);
+    let late: Vec<_> = p
+        .deferred
+        .iter()
+        .filter(|d| d.reason != DeferralReason::NoCapacity || d.not_before != Some(london_opens))
+        .map(|d| (d.index, d.reason, d.not_before))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} of 400: {:?}",
+        late.len(),
+        &late[..late.len().min(5)]
+    );
+}
+
+#[test]
+fn a_step_due_in_the_part_of_a_run_after_midnight_goes_in_that_part() {
+    // Chatham (+13:45 in March), every day 23:15-00:45. Now is Tuesday 00:30 local (Monday
+    // 10:45Z), in the run that opened on Monday evening; its last quarter hour belongs to
+    // Tuesday, as does Tuesday's own run from 23:15 (09:30Z on the 10th). Three steps due
+    // now, capacity to spare: all three go by 00:45 local (11:00Z), not on Tuesday evening.
+    let now = at(2026, 3, 9, 10, 45);
+    let sched = one_window(WeekdaySet::ALL, 23 * 60 + 15, 45);
+    let m = mailbox(1, chrono_tz::Pacific::Chatham, 50, sched, 60);
+    let seq = policy(1, vec![m.id], None);
+    let case = Case {
+        now,
+        mailboxes: vec![snapshot(now, m.clone(), 0)],
+        sequences: vec![seq.clone()],
+        due: (0..3)
+            .map(|i| {
+                due(
+                    i + 1,
+                    seq.id,
+                    1,
+                    now - Duration::minutes(5),
+                    Some(m.id),
+                    None,
+                )
+            })
+            .collect(),
+        counts: DailyCounts::default(),
+    };
+    let p = case.plan();
+    assert_eq!(p.sends.len(), 3);
+    for s in &p.sends {
+        assert!(
+            s.at >= now && s.at < at(2026, 3, 9, 11, 0),
+            "sent at {}, not in the run that ends at 11:00Z",
+            s.at
+        );
+    }
 }

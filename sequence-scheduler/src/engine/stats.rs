@@ -9,6 +9,7 @@ use sequence_core::send::SendStatus;
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, EngineError};
+use crate::planner::MailboxOutlook;
 
 /// Counts of one A/B variant of a step.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -110,7 +111,10 @@ pub struct Explanation {
     pub deferral: Option<Deferral>,
     /// The planned or in-flight send of the current step: (send, mailbox, instant, status).
     pub pending_send: Option<(SendId, MailboxId, DateTime<Utc>, SendStatus)>,
-    /// One sentence.
+    /// Each mailbox that could send the step (the sequence's pool, and the enrollment's own
+    /// mailbox), as it stands now: its use and limit today and when it can next send.
+    pub mailboxes: Vec<MailboxOutlook>,
+    /// One sentence, and a clause per mailbox while the enrollment waits.
     pub summary: String,
 }
 
@@ -211,7 +215,8 @@ impl Engine {
     }
 
     /// Why is this enrollment not sending? Its status, the planner's last deferral reason
-    /// with its `not_before`, and its pending send, if any.
+    /// with its `not_before`, its pending send, if any, and each mailbox that could send it
+    /// with its use today, its limit and its next opening.
     ///
     /// # Errors
     /// The enrollment is not found, or the store failed.
@@ -240,7 +245,23 @@ impl Engine {
                     )
             })
             .map(|s| (s.id, s.mailbox, s.planned_at, s.status));
-        let summary = match (e.status, &e.deferral, &pending) {
+        let now = self.now();
+        let mut ids: Vec<MailboxId> = store
+            .get_sequence(tenant, e.sequence)
+            .await?
+            .map(|seq| seq.mailbox_pool)
+            .unwrap_or_default();
+        if let Some(m) = e.mailbox.filter(|m| !ids.contains(m)) {
+            ids.push(m);
+        }
+        let snapshots = store.mailbox_snapshots(now, &ids).await?;
+        // In pool order, the enrollment's own mailbox last.
+        let mailboxes: Vec<MailboxOutlook> = ids
+            .iter()
+            .filter_map(|id| snapshots.iter().find(|s| s.mailbox.id == *id))
+            .map(|snap| MailboxOutlook::new(now, snap))
+            .collect();
+        let mut summary = match (e.status, &e.deferral, &pending) {
             (EnrollmentStatus::Completed, _, _) => "completed: every step was sent".to_owned(),
             (EnrollmentStatus::Exited, _, _) => format!("exited: {:?}", e.exit_reason),
             (EnrollmentStatus::Paused, _, _) => match e.paused_until {
@@ -263,6 +284,12 @@ impl Engine {
                 None => "nothing scheduled".to_owned(),
             },
         };
+        if e.status == EnrollmentStatus::Active && pending.is_none() {
+            for m in &mailboxes {
+                summary.push_str("; ");
+                summary.push_str(&m.clause());
+            }
+        }
         Ok(Explanation {
             enrollment,
             status: e.status,
@@ -272,6 +299,7 @@ impl Engine {
             next_due_at: e.next_due_at,
             deferral: e.deferral,
             pending_send: pending,
+            mailboxes,
             summary,
         })
     }
