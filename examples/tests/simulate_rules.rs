@@ -1138,3 +1138,20 @@ fn one_address_two_contacts() {
         &["contacts[1].email: address"],
     );
 }
+
+#[test]
+fn rule_4_business_day_delays_agree_for_contacts_without_a_zone() {
+    // A Pacific mailbox sending late on Friday (UTC Saturday), contacts without a zone, and
+    // a business-day follow-up: every part of the engine counts the delay in the same zone,
+    // so the checker finds no step before its delay.
+    let v = json!({
+        "start": "2026-03-13T00:00:00Z", "days": 10, "seed": 3,
+        "mailboxes": [mailbox("la", "America/Los_Angeles", 30, 60,
+            json!([{ "days": WEEKDAYS, "start": "15:00", "end": "20:00" }]))],
+        "sequences": [{ "id": "s", "mailboxes": ["la"],
+                        "steps": [step(0, "days", "Hi"), step(1, "business_days", "Re: Hi")] }],
+        "contacts": contacts(20, "s", "2026-03-13T00:00:00Z", None),
+    });
+    let (_, run) = simulate(&v);
+    assert_eq!(run.attempts.len(), 40);
+}

@@ -306,7 +306,9 @@ impl Engine {
                 });
                 let mut completed = false;
                 if active_for_step {
-                    let zone = c.contact.timezone.unwrap_or(mailbox.timezone);
+                    // Delays count in the contact's zone, UTC without one: the same rule as at
+                    // enrollment and on a skipped step, so business days agree everywhere.
+                    let zone = c.contact.timezone.unwrap_or(chrono_tz::UTC);
                     let next = seq
                         .step(send.step + 1)
                         .map(|s| s.delay.after(now, zone, &seq.holidays));
