@@ -1,5 +1,10 @@
 //! `plan/*`: the planner at 50k due enrollments over 200 mailboxes against the first-fit
 //! baseline, and its scaling from 10k to 1M.
+//!
+//! * `plan/50k_contacts_200_mailboxes`: a fresh day (nothing planned or sent yet, no caps).
+//! * `plan/50k_busy_day`: the same fleet in the middle of a day: half of each mailbox's
+//!   capacity planned or sent, gaps of 60 to 120 s, per-sequence and per-domain caps with
+//!   their counts (see [`PlanningFixture::busy_day`]).
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -17,6 +22,10 @@ fn plan_50k(c: &mut Criterion) {
     });
     group.bench_function("50k_contacts_200_mailboxes_baseline_first_fit", |b| {
         b.iter(|| black_box(baseline_first_fit(&fixture.input(), fixture.now)));
+    });
+    let busy = PlanningFixture::busy_day(50_000, 200, 42);
+    group.bench_function("50k_busy_day", |b| {
+        b.iter(|| black_box(plan(busy.now, &busy.input(), &config)));
     });
     group.finish();
 }
