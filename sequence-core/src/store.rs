@@ -165,8 +165,9 @@ pub enum EnrollOutcome {
 pub struct DueEnrollment {
     /// The enrollment (active, or paused whose pause has run out).
     pub enrollment: Enrollment,
-    /// Its contact.
-    pub contact: Contact,
+    /// Its contact (shared: a store that keeps contacts in memory hands out the row it
+    /// holds, not a copy).
+    pub contact: std::sync::Arc<Contact>,
 }
 
 /// A mailbox with what planning needs to know of its current local day.

@@ -14,6 +14,7 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 /// See [`HashMap`].
 type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::fmt::Display;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sequence_core::contact::Contact;
@@ -27,8 +28,8 @@ use sequence_core::send::{Lease, ScheduledSend, SendStatus};
 use sequence_core::sequence::{ReenrollmentRule, Sequence};
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxSnapshot, PlanApplied, PlanCommit, PlanSend, PlannedSlot, PlanningLease, SendCompletion,
-    SendContext, StoreError,
+    MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlannedSlot, PlanningLease,
+    SendCompletion, SendContext, StoreError,
 };
 use sequence_core::time::local_date;
 use uuid::Uuid;
@@ -236,7 +237,8 @@ pub(crate) struct State {
     sequences_by_tenant: HashMap<TenantId, BTreeSet<SequenceId>>,
     mailboxes: HashMap<MailboxId, Mailbox>,
     mailboxes_by_tenant: HashMap<TenantId, BTreeSet<MailboxId>>,
-    contacts: HashMap<ContactId, Contact>,
+    /// Shared, so that due reads hand out the row rather than a copy.
+    contacts: HashMap<ContactId, Arc<Contact>>,
     /// (tenant, lower-cased address) -> contacts.
     contacts_by_email: HashMap<(TenantId, String), BTreeSet<ContactId>>,
 
@@ -443,7 +445,7 @@ impl State {
             targets.push(target);
         }
         for (c, target) in contacts.iter().zip(&targets) {
-            let stored = self.contacts.get(target).cloned();
+            let stored = self.contacts.get(target).map(|c| Contact::clone(c));
             let contact = match stored {
                 Some(mut stored) => {
                     stored.apply_host_update(c);
@@ -474,14 +476,14 @@ impl State {
             .entry(key)
             .or_default()
             .insert(contact.id);
-        self.contacts.insert(contact.id, contact);
+        self.contacts.insert(contact.id, Arc::new(contact));
     }
 
     pub(crate) fn get_contact(&self, tenant: TenantId, id: ContactId) -> Option<Contact> {
         self.contacts
             .get(&id)
             .filter(|c| c.tenant == tenant)
-            .cloned()
+            .map(|c| Contact::clone(c))
     }
 
     pub(crate) fn find_contact_by_email(&self, tenant: TenantId, email: &str) -> Option<Contact> {
@@ -489,7 +491,7 @@ impl State {
             .get(&(tenant, normalize_email(email)))
             .and_then(|ids| ids.iter().find_map(|id| self.contacts.get(id)))
             .filter(|c| c.tenant == tenant)
-            .cloned()
+            .map(|c| Contact::clone(c))
     }
 
     // ---- enrollments ------------------------------------------------------------------------------
@@ -701,19 +703,23 @@ impl State {
     }
 
     pub(crate) fn due_enrollments(&self, now: DateTime<Utc>, limit: usize) -> Vec<DueEnrollment> {
-        self.due
+        // The rows first, so that the answer is allocated once at its size.
+        let rows: Vec<(&Enrollment, &Arc<Contact>)> = self
+            .due
             .iter()
             .take_while(|(at, _)| *at <= now)
             .filter_map(|(_, id)| {
                 let enrollment = self.enrollments.get(id)?;
-                let contact = self.contacts.get(&enrollment.contact)?;
-                Some(DueEnrollment {
-                    enrollment: enrollment.clone(),
-                    contact: contact.clone(),
-                })
+                Some((enrollment, self.contacts.get(&enrollment.contact)?))
             })
             .take(limit)
-            .collect()
+            .collect();
+        let mut out = Vec::with_capacity(rows.len());
+        out.extend(rows.into_iter().map(|(e, c)| DueEnrollment {
+            enrollment: e.clone(),
+            contact: Arc::clone(c),
+        }));
+        out
     }
 
     // ---- sends: reads --------------------------------------------------------------------------

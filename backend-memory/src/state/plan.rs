@@ -69,14 +69,34 @@ impl State {
             }
         }
         for d in plan.deferrals {
-            let Some(mut e) = self.enrollments.get(&d.enrollment).cloned() else {
-                continue;
-            };
-            if e.version == d.enrollment_version && e.defer(d.deferral).is_ok() {
-                self.put_enrollment(e);
-            }
+            self.defer_in_place(&d);
         }
         Ok(out)
+    }
+
+    /// Record a deferral whose version matches, in place: a deferral changes the due
+    /// instant and nothing else that is indexed, so only the due index is touched (a plan
+    /// may defer tens of thousands of enrollments).
+    pub(super) fn defer_in_place(&mut self, d: &PlanDeferral) {
+        let Some(e) = self.enrollments.get_mut(&d.enrollment) else {
+            return;
+        };
+        if e.version != d.enrollment_version {
+            return;
+        }
+        let before = due_key(e);
+        if e.defer(d.deferral).is_err() {
+            return;
+        }
+        let (after, id) = (due_key(e), e.id);
+        if before != after {
+            if let Some(k) = before {
+                self.due.remove(&(k, id));
+            }
+            if let Some(k) = after {
+                self.due.insert((k, id));
+            }
+        }
     }
 
     pub(super) fn plan_one(&mut self, ps: &PlanSend) -> PlanOne {
@@ -224,7 +244,7 @@ impl State {
             ) else {
                 continue;
             };
-            let (enrollment, contact) = (enrollment.clone(), contact.clone());
+            let (enrollment, contact) = (enrollment.clone(), Contact::clone(contact));
             let lease = Lease {
                 token: self.tokens.next(),
                 attempt: row.send.attempts.saturating_add(1),
@@ -261,7 +281,7 @@ impl State {
             .send;
         Some(SendContext {
             enrollment: self.enrollments.get(&send.enrollment).cloned(),
-            contact: self.contacts.get(&send.contact).cloned(),
+            contact: self.contacts.get(&send.contact).map(|c| Contact::clone(c)),
             mailbox: self.mailboxes.get(&send.mailbox).cloned(),
             sequence: self.sequences.get(&send.sequence).cloned(),
             attempts_on_day: self

@@ -28,6 +28,7 @@
 
 mod dispatch;
 mod host;
+mod plan;
 mod run;
 mod sequences;
 mod stats;

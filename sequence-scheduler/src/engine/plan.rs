@@ -1,0 +1,387 @@
+//! Planning one batch of due enrollments, in three phases: settle what needs no plan
+//! (resume, exit, skip, complete), plan the rest with [`crate::planner::plan`], and commit
+//! the plan with its reservations in one unit of work.
+//!
+//! A batch may hold 100,000 enrollments, so each phase works on the batch in place, builds
+//! its sets from the batch's few sequences rather than from every row, and copies no row
+//! it does not need.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sequence_core::condition::OnConditionFail;
+use sequence_core::contact::{Contact, ContactStatus};
+use sequence_core::enrollment::{Deferral, Enrollment, EnrollmentStatus, ExitReason};
+use sequence_core::event::DomainEvent;
+use sequence_core::ids::{MailboxId, SequenceId, TenantId};
+use sequence_core::send::message_id;
+use sequence_core::sequence::{Sequence, SequenceStatus};
+use sequence_core::store::{
+    ChangeSet, DailyCounts, DueEnrollment, MailboxSnapshot, PlanCommit, PlanDeferral, PlanSend,
+    PlanningLease,
+};
+use sequence_core::TransitionError;
+use tracing::instrument;
+
+use super::tick::TickReport;
+use super::{Engine, EngineError};
+use crate::planner::{plan, DueStep, Plan, PlanningInput, SequencePolicy};
+use crate::rng::mix;
+
+/// What settling a due enrollment did to it, for the tick's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// Its pause ran out.
+    Resumed,
+    /// It exited.
+    Exited,
+    /// Its last step was gone or skipped: it completed.
+    Completed,
+    /// Its step's condition failed and the step was skipped (`true`: that completed it).
+    Skipped(bool),
+}
+
+impl Settled {
+    fn tally(self, report: &mut TickReport) {
+        match self {
+            Self::Resumed => report.resumed += 1,
+            Self::Exited => report.exited += 1,
+            Self::Completed => report.completed += 1,
+            Self::Skipped(completed) => {
+                report.skipped += 1;
+                report.completed += usize::from(completed);
+            }
+        }
+    }
+}
+
+/// Decide, before planning, what a due enrollment needs that is not a send: `None` when it
+/// is to be planned (and then it is left unchanged), else what was done to it.
+fn settle(
+    e: &mut Enrollment,
+    contact: &Contact,
+    seq: Option<&Sequence>,
+    now: DateTime<Utc>,
+    events: &mut Vec<DomainEvent>,
+) -> Result<Option<Settled>, TransitionError> {
+    if e.status == EnrollmentStatus::Paused {
+        events.push(e.resume(now)?);
+        return Ok(Some(Settled::Resumed));
+    }
+    let Some(seq) = seq.filter(|s| s.status != SequenceStatus::Archived) else {
+        events.push(e.exit(ExitReason::SequenceArchived, now)?);
+        return Ok(Some(Settled::Exited));
+    };
+    match contact.status {
+        ContactStatus::Active => {}
+        ContactStatus::Unsubscribed => {
+            events.push(e.exit(ExitReason::Unsubscribed, now)?);
+            return Ok(Some(Settled::Exited));
+        }
+        _ => {
+            events.push(e.exit(ExitReason::Bounced, now)?);
+            return Ok(Some(Settled::Exited));
+        }
+    }
+    if seq.status != SequenceStatus::Active {
+        // The planner defers it (the sequence is paused).
+        return Ok(None);
+    }
+    let Some(step) = seq.step(e.current_step) else {
+        // Steps were removed under it: nothing left to send.
+        events.extend(e.skip_step(e.current_step, now, None)?);
+        return Ok(Some(Settled::Completed));
+    };
+    let Some(cond) = step
+        .condition
+        .as_ref()
+        .filter(|c| !c.condition.evaluate(contact))
+    else {
+        return Ok(None);
+    };
+    match cond.on_fail {
+        OnConditionFail::Exit => {
+            events.push(e.exit(ExitReason::ConditionNotMet, now)?);
+            Ok(Some(Settled::Exited))
+        }
+        OnConditionFail::Skip => {
+            // Delays count in the contact's zone, UTC without one.
+            let zone = contact.timezone.unwrap_or(chrono_tz::UTC);
+            let next = seq
+                .step(e.current_step + 1)
+                .map(|s| s.delay.after(now, zone, &seq.holidays));
+            events.extend(e.skip_step(e.current_step, now, next)?);
+            Ok(Some(Settled::Skipped(
+                e.status == EnrollmentStatus::Completed,
+            )))
+        }
+    }
+}
+
+/// The batch being planned: the enrollments left after settling and their sequences.
+struct Batch {
+    now: DateTime<Utc>,
+    due: Vec<DueEnrollment>,
+    sequences: HashMap<SequenceId, Sequence>,
+}
+
+impl Batch {
+    /// Every mailbox the batch may plan on: its sequences' pools and the sticky mailboxes.
+    fn mailbox_ids(&self) -> Vec<MailboxId> {
+        let mut ids: HashSet<MailboxId> = self
+            .sequences
+            .values()
+            .flat_map(|s| s.mailbox_pool.iter().copied())
+            .collect();
+        ids.extend(self.due.iter().filter_map(|d| d.enrollment.mailbox));
+        ids.into_iter().collect()
+    }
+
+    /// The sequences whose new starts are capped, and the (tenant, domain) pairs whose
+    /// sequences cap sends per domain: only what the caps need.
+    fn capped_keys(&self, domains: &[String]) -> (Vec<SequenceId>, Vec<(TenantId, String)>) {
+        let starts = self
+            .sequences
+            .values()
+            .filter(|s| s.new_enrollments_per_day.is_some())
+            .map(|s| s.id)
+            .collect();
+        let capped: HashSet<SequenceId> = self
+            .sequences
+            .values()
+            .filter(|s| s.per_domain_daily_cap.is_some())
+            .map(|s| s.id)
+            .collect();
+        let pairs: HashSet<(TenantId, &str)> = if capped.is_empty() {
+            HashSet::new()
+        } else {
+            self.due
+                .iter()
+                .zip(domains)
+                .filter(|(d, _)| capped.contains(&d.enrollment.sequence))
+                .map(|(d, domain)| (d.enrollment.tenant, domain.as_str()))
+                .collect()
+        };
+        let pairs = pairs.into_iter().map(|(t, d)| (t, d.to_owned())).collect();
+        (starts, pairs)
+    }
+
+    /// The planner's view of the batch. A pool offers mailboxes of its own tenant only
+    /// (saving a sequence refuses others; this keeps a plan from ever choosing one).
+    fn planning_input(
+        &self,
+        snapshots: &[MailboxSnapshot],
+        domains: Vec<String>,
+    ) -> (Vec<SequencePolicy>, Vec<DueStep>) {
+        let tenant_of: HashMap<MailboxId, TenantId> = snapshots
+            .iter()
+            .map(|s| (s.mailbox.id, s.mailbox.tenant))
+            .collect();
+        let policies = self
+            .sequences
+            .values()
+            .map(|s| {
+                let mut policy = SequencePolicy::from(s);
+                policy.pool.retain(|m| tenant_of.get(m) == Some(&s.tenant));
+                policy
+            })
+            .collect();
+        let steps = self
+            .due
+            .iter()
+            .zip(domains)
+            .map(|(d, recipient_domain)| {
+                let e = &d.enrollment;
+                DueStep {
+                    enrollment: e.id,
+                    tenant: e.tenant,
+                    sequence: e.sequence,
+                    step: e.current_step,
+                    earliest: e.due_at.unwrap_or(self.now),
+                    sticky_mailbox: e.mailbox.filter(|m| tenant_of.get(m) == Some(&e.tenant)),
+                    contact_zone: d.contact.timezone,
+                    recipient_domain,
+                }
+            })
+            .collect();
+        (policies, steps)
+    }
+
+    /// The plan as the store applies it: Message-IDs, A/B variants, versions read.
+    fn commit(
+        &self,
+        the_plan: &Plan,
+        steps: &[DueStep],
+        snapshots: &[MailboxSnapshot],
+        seed: u64,
+        lease: PlanningLease,
+    ) -> PlanCommit {
+        let addresses: HashMap<MailboxId, &str> = snapshots
+            .iter()
+            .map(|s| (s.mailbox.id, s.mailbox.address.as_str()))
+            .collect();
+        let sends = the_plan
+            .sends
+            .iter()
+            .map(|s| {
+                let e = &self.due[s.index].enrollment;
+                let variant = self
+                    .sequences
+                    .get(&e.sequence)
+                    .and_then(|seq| seq.step(s.step))
+                    .map_or(0, |step| {
+                        step.choose_variant(mix(
+                            seed,
+                            mix(e.id.0.as_u128() as u64, u64::from(s.step)),
+                        ))
+                    });
+                PlanSend {
+                    enrollment: s.enrollment,
+                    enrollment_version: e.version,
+                    step: s.step,
+                    mailbox: s.mailbox,
+                    at: s.at,
+                    local_date: s.local_date,
+                    limit: s.limit,
+                    message_id: message_id(
+                        s.enrollment,
+                        s.step,
+                        addresses.get(&s.mailbox).copied().unwrap_or(""),
+                    ),
+                    variant,
+                    recipient_domain: steps[s.index].recipient_domain.clone(),
+                }
+            })
+            .collect();
+        let deferrals = the_plan
+            .deferred
+            .iter()
+            .map(|d| PlanDeferral {
+                enrollment: d.enrollment,
+                enrollment_version: self.due[d.index].enrollment.version,
+                deferral: Deferral {
+                    reason: d.reason,
+                    not_before: d.not_before,
+                },
+            })
+            .collect();
+        PlanCommit {
+            planning: Some(lease),
+            preempt: the_plan.preempt.clone(),
+            sends,
+            deferrals,
+        }
+    }
+}
+
+impl Engine {
+    /// Plan one batch of due enrollments under the planning lease. Returns whether anything
+    /// changed that could make more work due at `now`.
+    #[instrument(name = "plan", skip(self, due, report), fields(due = due.len()))]
+    pub(super) async fn plan_due(
+        &self,
+        now: DateTime<Utc>,
+        due: Vec<DueEnrollment>,
+        lease: PlanningLease,
+        report: &mut TickReport,
+    ) -> Result<bool, EngineError> {
+        let sequences = self.sequences_of(&due).await?;
+        let mut batch = Batch {
+            now,
+            due,
+            sequences,
+        };
+        let mut progressed = self.settle_batch(&mut batch, report).await?;
+        if batch.due.is_empty() {
+            return Ok(progressed);
+        }
+
+        let store = &self.inner.store;
+        let snapshots = store.mailbox_snapshots(now, &batch.mailbox_ids()).await?;
+        let domains: Vec<String> = batch.due.iter().map(|d| d.contact.email_domain()).collect();
+        let (starts, pairs) = batch.capped_keys(&domains);
+        let counts = if starts.is_empty() && pairs.is_empty() {
+            DailyCounts::default()
+        } else {
+            store.daily_counts(now, &starts, &pairs).await?
+        };
+        let (policies, steps) = batch.planning_input(&snapshots, domains);
+        let input = PlanningInput {
+            due: &steps,
+            mailboxes: &snapshots,
+            sequences: &policies,
+            counts: &counts,
+        };
+        let the_plan = plan(now, &input, &self.inner.config.planner);
+        let seed = self.inner.config.planner.seed;
+        let commit = batch.commit(&the_plan, &steps, &snapshots, seed, lease);
+        let applied = store.apply_plan(now, commit).await?;
+        report.planned += applied.planned.len();
+        report.deferred += the_plan.deferred.len();
+        report.preempted += the_plan.preempt.len();
+        progressed |= !the_plan.preempt.is_empty() || !applied.over_capacity.is_empty();
+        Ok(progressed)
+    }
+
+    /// The sequences of a batch, by id.
+    async fn sequences_of(
+        &self,
+        due: &[DueEnrollment],
+    ) -> Result<HashMap<SequenceId, Sequence>, EngineError> {
+        let ids: HashSet<SequenceId> = due.iter().map(|d| d.enrollment.sequence).collect();
+        let ids: Vec<SequenceId> = ids.into_iter().collect();
+        Ok(self
+            .inner
+            .store
+            .get_sequences(&ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect())
+    }
+
+    /// Settle, in place, the enrollments of the batch that need no plan, record what was
+    /// done to them, and leave the rest in the batch. Returns whether anything changed.
+    async fn settle_batch(
+        &self,
+        batch: &mut Batch,
+        report: &mut TickReport,
+    ) -> Result<bool, EngineError> {
+        let now = batch.now;
+        let mut changes = ChangeSet::default();
+        let mut events: Vec<(TenantId, DomainEvent)> = Vec::new();
+        let mut failed: Option<TransitionError> = None;
+        let sequences = &batch.sequences;
+        batch.due.retain_mut(|d| {
+            if failed.is_some() {
+                return true;
+            }
+            let read = d.enrollment.version;
+            let seq = sequences.get(&d.enrollment.sequence);
+            let mut own = Vec::new();
+            match settle(&mut d.enrollment, &d.contact, seq, now, &mut own) {
+                Ok(None) => true,
+                Ok(Some(settled)) => {
+                    settled.tally(report);
+                    let tenant = d.enrollment.tenant;
+                    events.extend(own.into_iter().map(|e| (tenant, e)));
+                    changes.enrollments.push((d.enrollment.clone(), read));
+                    false
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    true
+                }
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        let progressed = !changes.is_empty();
+        self.apply_leniently(now, changes).await?;
+        for (tenant, e) in &events {
+            self.emit(*tenant, std::slice::from_ref(e));
+        }
+        Ok(progressed)
+    }
+}
