@@ -572,6 +572,23 @@ impl State {
         }
     }
 
+    /// Change a stored enrollment in place with `f`, keeping the indexes in step (no copy of
+    /// the row is made).
+    fn change_enrollment<T>(
+        &mut self,
+        id: EnrollmentId,
+        f: impl FnOnce(&mut Enrollment) -> T,
+    ) -> Option<T> {
+        let e = self.enrollments.get_mut(&id)?;
+        let before = EnrollmentKeys::of(e);
+        let out = f(e);
+        let after = EnrollmentKeys::of(e);
+        if before != after {
+            self.reindex_enrollment(Some(before), after);
+        }
+        Some(out)
+    }
+
     fn reindex_enrollment(&mut self, old: Option<EnrollmentKeys>, new: EnrollmentKeys) {
         let id = new.id;
         let old_due = old.and_then(|o| o.due);

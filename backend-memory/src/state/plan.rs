@@ -78,25 +78,12 @@ impl State {
     /// instant and nothing else that is indexed, so only the due index is touched (a plan
     /// may defer tens of thousands of enrollments).
     pub(super) fn defer_in_place(&mut self, d: &PlanDeferral) {
-        let Some(e) = self.enrollments.get_mut(&d.enrollment) else {
-            return;
-        };
-        if e.version != d.enrollment_version {
-            return;
-        }
-        let before = due_key(e);
-        if e.defer(d.deferral).is_err() {
-            return;
-        }
-        let (after, id) = (due_key(e), e.id);
-        if before != after {
-            if let Some(k) = before {
-                self.due.remove(&(k, id));
+        self.change_enrollment(d.enrollment, |e| {
+            if e.version == d.enrollment_version {
+                // A refused deferral (not active) leaves the row as it was.
+                let _ = e.defer(d.deferral);
             }
-            if let Some(k) = after {
-                self.due.insert((k, id));
-            }
-        }
+        });
     }
 
     pub(super) fn plan_one(&mut self, ps: &PlanSend) -> PlanOne {
@@ -147,6 +134,7 @@ impl State {
         if self.used_on(ps.mailbox, ps.local_date) >= ps.limit {
             return PlanOne::OverCapacity;
         }
+        let date = ps.at.date_naive();
         let send = match existing {
             Some(id) => {
                 let replanned = self.update_send(id, |row| {
@@ -183,27 +171,27 @@ impl State {
                 );
                 // Deterministic: the idempotency key names the row.
                 send.id = SendId::from_name(&format!("{}/{}", ps.enrollment, ps.step));
+                let new_start = send.step == 0;
+                self.daily_add(date, &send, &ps.recipient_domain, new_start);
+                let id = send.id;
                 self.insert_send(SendRow {
-                    send: send.clone(),
+                    send,
                     domain: ps.recipient_domain.clone(),
-                    pending: None,
+                    pending: Some((date, new_start)),
                     prev_last_attempt: None,
                 });
-                send
+                self.reserve(ps.mailbox, ps.local_date);
+                self.change_enrollment(ps.enrollment, |e| e.mark_planned(ps.mailbox));
+                return PlanOne::Planned(id);
             }
         };
         self.reserve(ps.mailbox, ps.local_date);
         let new_start = send.step == 0 && send.attempts == 0;
-        let date = send.planned_at.date_naive();
         self.daily_add(date, &send, &ps.recipient_domain, new_start);
         if let Some(row) = self.sends.get_mut(&send.id) {
             row.pending = Some((date, new_start));
         }
-        if let Some(mut e) = self.enrollments.get(&ps.enrollment).cloned() {
-            if e.mark_planned(ps.mailbox).is_ok() {
-                self.put_enrollment(e);
-            }
-        }
+        self.change_enrollment(ps.enrollment, |e| e.mark_planned(ps.mailbox));
         PlanOne::Planned(send.id)
     }
 

@@ -137,6 +137,29 @@ impl Batch {
         ids.into_iter().collect()
     }
 
+    /// Each row's recipient domain where its sequence caps sends per domain, and an empty
+    /// string (no allocation) elsewhere: the planner reads a domain only for a capped
+    /// sequence, and the store's counts take the domains of the planned sends alone (see
+    /// [`Batch::commit`]).
+    fn capped_domains(&self) -> Vec<String> {
+        let capped: HashSet<SequenceId> = self
+            .sequences
+            .values()
+            .filter(|s| s.per_domain_daily_cap.is_some())
+            .map(|s| s.id)
+            .collect();
+        self.due
+            .iter()
+            .map(|d| {
+                if capped.contains(&d.enrollment.sequence) {
+                    d.contact.email_domain()
+                } else {
+                    String::new()
+                }
+            })
+            .collect()
+    }
+
     /// The sequences whose new starts are capped, and the (tenant, domain) pairs whose
     /// sequences cap sends per domain: only what the caps need.
     fn capped_keys(&self, domains: &[String]) -> (Vec<SequenceId>, Vec<(TenantId, String)>) {
@@ -146,22 +169,13 @@ impl Batch {
             .filter(|s| s.new_enrollments_per_day.is_some())
             .map(|s| s.id)
             .collect();
-        let capped: HashSet<SequenceId> = self
-            .sequences
-            .values()
-            .filter(|s| s.per_domain_daily_cap.is_some())
-            .map(|s| s.id)
+        let pairs: HashSet<(TenantId, &str)> = self
+            .due
+            .iter()
+            .zip(domains)
+            .filter(|(_, domain)| !domain.is_empty())
+            .map(|(d, domain)| (d.enrollment.tenant, domain.as_str()))
             .collect();
-        let pairs: HashSet<(TenantId, &str)> = if capped.is_empty() {
-            HashSet::new()
-        } else {
-            self.due
-                .iter()
-                .zip(domains)
-                .filter(|(d, _)| capped.contains(&d.enrollment.sequence))
-                .map(|(d, domain)| (d.enrollment.tenant, domain.as_str()))
-                .collect()
-        };
         let pairs = pairs.into_iter().map(|(t, d)| (t, d.to_owned())).collect();
         (starts, pairs)
     }
@@ -211,7 +225,6 @@ impl Batch {
     fn commit(
         &self,
         the_plan: &Plan,
-        steps: &[DueStep],
         snapshots: &[MailboxSnapshot],
         seed: u64,
         lease: PlanningLease,
@@ -224,7 +237,8 @@ impl Batch {
             .sends
             .iter()
             .map(|s| {
-                let e = &self.due[s.index].enrollment;
+                let row = &self.due[s.index];
+                let e = &row.enrollment;
                 let variant = self
                     .sequences
                     .get(&e.sequence)
@@ -249,7 +263,7 @@ impl Batch {
                         addresses.get(&s.mailbox).copied().unwrap_or(""),
                     ),
                     variant,
-                    recipient_domain: steps[s.index].recipient_domain.clone(),
+                    recipient_domain: row.contact.email_domain(),
                 }
             })
             .collect();
@@ -298,7 +312,7 @@ impl Engine {
 
         let store = &self.inner.store;
         let snapshots = store.mailbox_snapshots(now, &batch.mailbox_ids()).await?;
-        let domains: Vec<String> = batch.due.iter().map(|d| d.contact.email_domain()).collect();
+        let domains = batch.capped_domains();
         let (starts, pairs) = batch.capped_keys(&domains);
         let counts = if starts.is_empty() && pairs.is_empty() {
             DailyCounts::default()
@@ -314,7 +328,7 @@ impl Engine {
         };
         let the_plan = plan(now, &input, &self.inner.config.planner);
         let seed = self.inner.config.planner.seed;
-        let commit = batch.commit(&the_plan, &steps, &snapshots, seed, lease);
+        let commit = batch.commit(&the_plan, &snapshots, seed, lease);
         let applied = store.apply_plan(now, commit).await?;
         report.planned += applied.planned.len();
         report.deferred += the_plan.deferred.len();
