@@ -656,7 +656,7 @@ fn is_allowed(allowed: Option<&[(i64, i64)]>, t: i64) -> bool {
 
 /// One due enrollment in priority order, with everything the assignment loop reads, so that
 /// the loop streams through these instead of jumping around the input (at a million items
-/// that jumping, not the work, is what costs). Kept to 48 bytes: its (class, sequence) is
+/// that jumping, not the work, is what costs). Kept to 56 bytes: its (class, sequence) is
 /// the bucket it sits in.
 #[derive(Clone, Copy)]
 struct Entry {
@@ -672,6 +672,9 @@ struct Entry {
     /// `NO_SNAPSHOT` when it has one the snapshots do not hold.
     sticky: u32,
     step: u32,
+    /// Index of its (tenant, recipient domain) in the per-domain counts; `NONE` when its
+    /// sequence has no per-domain cap.
+    domain: u32,
 }
 
 /// [`Entry::sticky`] of a sticky mailbox the snapshots do not hold.
@@ -771,7 +774,12 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         .iter()
         .map(|s| input.counts.new_starts.get(&s.id).copied().unwrap_or(0))
         .collect();
-    let mut domain_counts: HashMap<(TenantId, &str), u32> = HashMap::default();
+    // Per-domain counts, one per (tenant, recipient domain) of an item whose sequence caps
+    // them, numbered in input order as the items are classified (below).
+    let mut domain_index: HashMap<(TenantId, &str), u32> = HashMap::default();
+    let mut domain_counts: Vec<u32> = Vec::new();
+    // The key of `input.counts.per_domain`, reused so that a look-up allocates nothing.
+    let mut counted_key = (TenantId::from_u128(0), String::new());
     let next_utc_midnight = {
         let d = now.date_naive().succ_opt().unwrap_or(now.date_naive());
         d.and_hms_opt(0, 0, 0)
@@ -880,6 +888,19 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             // No contact zone: the mailbox's zone, resolved once the mailbox is known.
             (Some(_), None) => NONE - 1,
         };
+        let domain = if policy.per_domain_daily_cap.is_some() {
+            let key = (due.tenant, due.recipient_domain.as_str());
+            *domain_index.entry(key).or_insert_with(|| {
+                counted_key.0 = due.tenant;
+                counted_key.1.clear();
+                counted_key.1.push_str(&due.recipient_domain);
+                let counted = input.counts.per_domain.get(&counted_key);
+                domain_counts.push(counted.copied().unwrap_or(0));
+                u32::try_from(domain_counts.len() - 1).unwrap_or(NONE)
+            })
+        } else {
+            NONE
+        };
         let id = due.enrollment.0.as_u128();
         #[allow(clippy::cast_possible_truncation)] // both halves of the id feed the hash
         let tie = mix(id as u64, (id >> 64) as u64) >> 32;
@@ -896,6 +917,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 mailbox_index.get(&m).copied().unwrap_or(NO_SNAPSHOT)
             }),
             step: due.step,
+            domain,
         });
     }
     // The priority order, as (bucket, position) pairs: walking it reads each bucket front to
@@ -991,7 +1013,6 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     };
     for &(bucket, rank) in &order {
         let entry = &entries[bucket as usize][rank as usize];
-        let idx = entry.idx as usize;
         let seq = bucket % u32::try_from(n_seq).unwrap_or(1);
         let class = bucket / u32::try_from(n_seq).unwrap_or(1);
         let (item_hours, earliest) = (entry.hours, entry.earliest);
@@ -1013,16 +1034,10 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         }
         // Per-domain cap.
         if let Some(cap) = policy.per_domain_daily_cap {
-            let due = &input.due[idx];
-            let key = (due.tenant, due.recipient_domain.as_str());
-            let count = *domain_counts.entry(key).or_insert_with(|| {
-                input
-                    .counts
-                    .per_domain
-                    .get(&(due.tenant, due.recipient_domain.clone()))
-                    .copied()
-                    .unwrap_or(0)
-            });
+            let count = domain_counts
+                .get(entry.domain as usize)
+                .copied()
+                .unwrap_or(0);
             if count >= cap {
                 defer_entry(
                     &mut out,
@@ -1228,11 +1243,8 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         if class == 2 {
             new_starts[seq as usize] += 1;
         }
-        if policy.per_domain_daily_cap.is_some() {
-            let due = &input.due[idx];
-            if let Some(c) = domain_counts.get_mut(&(due.tenant, due.recipient_domain.as_str())) {
-                *c += 1;
-            }
+        if let Some(c) = domain_counts.get_mut(entry.domain as usize) {
+            *c += 1;
         }
     }
 
