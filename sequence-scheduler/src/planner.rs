@@ -680,6 +680,11 @@ struct Entry {
 /// [`Entry::sticky`] of a sticky mailbox the snapshots do not hold.
 const NO_SNAPSHOT: u32 = u32::MAX - 1;
 
+/// The bucket of an item whose sequence the input does not hold.
+const UNKNOWN_SEQUENCE: u32 = u32::MAX;
+/// The bucket of an item whose sequence is paused.
+const PAUSED_SEQUENCE: u32 = u32::MAX - 1;
+
 /// Make a plan. See the [module docs](self) for what it decides and why.
 #[must_use]
 #[allow(clippy::too_many_lines)]
@@ -774,12 +779,6 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         .iter()
         .map(|s| input.counts.new_starts.get(&s.id).copied().unwrap_or(0))
         .collect();
-    // Per-domain counts, one per (tenant, recipient domain) of an item whose sequence caps
-    // them, numbered in input order as the items are classified (below).
-    let mut domain_index: HashMap<(TenantId, &str), u32> = HashMap::default();
-    let mut domain_counts: Vec<u32> = Vec::new();
-    // The key of `input.counts.per_domain`, reused so that a look-up allocates nothing.
-    let mut counted_key = (TenantId::from_u128(0), String::new());
     let next_utc_midnight = {
         let d = now.date_naive().succ_opt().unwrap_or(now.date_naive());
         d.and_hms_opt(0, 0, 0)
@@ -793,12 +792,25 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     let mut hours: Vec<RecipientHours> = Vec::new();
 
     // ---- 3. classify and order -------------------------------------------------------------
-    // Buckets of item indices per (class, sequence) for round-robin ordering.
+    // Entries per (class, sequence), sorted by their key. A first pass finds each item's
+    // bucket, so that the buckets are sized exactly (at a million items, growing them by
+    // doubling costs more than the planning), and numbers each (tenant, recipient domain)
+    // whose sequence caps it, so that the cap check indexes a count instead of hashing a
+    // string; the second pass reads both back in the same order.
     let n_seq = input.sequences.len();
-    // Entries per (class, sequence), sorted by their key. Each bucket is sized exactly
-    // first: at a million items, growing them by doubling costs more than the planning.
-    let bucket_of = |due: &DueStep| -> Option<usize> {
-        let seq = *seq_index.get(&due.sequence)? as usize;
+    let mut sizes = vec![0usize; 3 * n_seq.max(1)];
+    let mut domain_index: HashMap<(TenantId, &str), u32> = HashMap::default();
+    let mut found: Vec<(u32, u32)> = Vec::with_capacity(input.due.len());
+    for due in input.due {
+        let Some(&seq) = seq_index.get(&due.sequence) else {
+            found.push((UNKNOWN_SEQUENCE, NONE));
+            continue;
+        };
+        let policy = &input.sequences[seq as usize];
+        if !policy.active {
+            found.push((PAUSED_SEQUENCE, NONE));
+            continue;
+        }
         let class = if due.step >= 1 {
             0
         } else if due.sticky_mailbox.is_some() {
@@ -806,12 +818,23 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         } else {
             2
         };
-        input.sequences[seq].active.then_some(class * n_seq + seq)
-    };
-    let mut sizes = vec![0usize; 3 * n_seq.max(1)];
-    for due in input.due {
-        if let Some(b) = bucket_of(due) {
-            sizes[b] += 1;
+        let bucket = class * n_seq + seq as usize;
+        sizes[bucket] += 1;
+        let domain = if policy.per_domain_daily_cap.is_some() {
+            let next = u32::try_from(domain_index.len()).unwrap_or(NONE);
+            *domain_index
+                .entry((due.tenant, due.recipient_domain.as_str()))
+                .or_insert(next)
+        } else {
+            NONE
+        };
+        found.push((u32::try_from(bucket).unwrap_or(NONE), domain));
+    }
+    // Today's count of each numbered domain.
+    let mut domain_counts = vec![0u32; domain_index.len()];
+    for ((tenant, domain), &n) in &input.counts.per_domain {
+        if let Some(&i) = domain_index.get(&(*tenant, domain.as_str())) {
+            domain_counts[i as usize] = n;
         }
     }
     let mut entries: Vec<Vec<Entry>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
@@ -841,35 +864,22 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             not_before: nb.map(|t| to_instant(t.max(now_s + 1))),
         });
     };
-    for (idx, due) in input.due.iter().enumerate() {
-        let Some(&seq) = seq_index.get(&due.sequence) else {
+    for (idx, (due, &(bucket, domain))) in input.due.iter().zip(&found).enumerate() {
+        if bucket == UNKNOWN_SEQUENCE || bucket == PAUSED_SEQUENCE {
+            // A sequence the input does not hold is looked at again later; a paused one
+            // when it resumes.
+            let nb = (bucket == UNKNOWN_SEQUENCE).then_some(recheck);
             defer(
                 &mut out,
                 idx,
                 due.enrollment,
                 DeferralReason::SequencePaused,
-                Some(recheck),
-            );
-            continue;
-        };
-        let policy = &input.sequences[seq as usize];
-        if !policy.active {
-            defer(
-                &mut out,
-                idx,
-                due.enrollment,
-                DeferralReason::SequencePaused,
-                None,
+                nb,
             );
             continue;
         }
-        let class: u8 = if due.step >= 1 {
-            0
-        } else if due.sticky_mailbox.is_some() {
-            1
-        } else {
-            2
-        };
+        let seq = bucket % u32::try_from(n_seq).unwrap_or(1);
+        let policy = &input.sequences[seq as usize];
         let hours_id = match (&policy.recipient_windows, due.contact_zone) {
             (None, _) => NONE,
             (Some(sched), Some(zone)) => {
@@ -888,26 +898,13 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             // No contact zone: the mailbox's zone, resolved once the mailbox is known.
             (Some(_), None) => NONE - 1,
         };
-        let domain = if policy.per_domain_daily_cap.is_some() {
-            let key = (due.tenant, due.recipient_domain.as_str());
-            *domain_index.entry(key).or_insert_with(|| {
-                counted_key.0 = due.tenant;
-                counted_key.1.clear();
-                counted_key.1.push_str(&due.recipient_domain);
-                let counted = input.counts.per_domain.get(&counted_key);
-                domain_counts.push(counted.copied().unwrap_or(0));
-                u32::try_from(domain_counts.len() - 1).unwrap_or(NONE)
-            })
-        } else {
-            NONE
-        };
         let id = due.enrollment.0.as_u128();
         #[allow(clippy::cast_possible_truncation)] // both halves of the id feed the hash
         let tie = mix(id as u64, (id >> 64) as u64) >> 32;
         let earliest = secs(due.earliest);
         let when =
             u64::try_from((earliest - now_s + (1 << 31)).clamp(0, u32::MAX.into())).unwrap_or(0);
-        entries[usize::from(class) * n_seq + seq as usize].push(Entry {
+        entries[bucket as usize].push(Entry {
             key: (when << 32) | tie,
             enrollment: due.enrollment,
             earliest,
