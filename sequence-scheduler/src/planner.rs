@@ -299,6 +299,8 @@ struct Day {
     cap_left: u32,
     /// Instants this plan reserved for enrollments with business hours, sorted.
     reserved: Vec<i64>,
+    /// `free` away from `reserved`: the time left for one more send.
+    unreserved: Vec<(i64, i64)>,
     /// Those enrollments with their instants.
     placed: Vec<(Entry, i64)>,
     /// How many sends `gap` apart still fit in `free` away from `reserved`.
@@ -338,16 +340,16 @@ impl Day {
         if spare == 0 && self.gap > 0 {
             return None;
         }
-        let free = carve(&self.free, &self.reserved, self.gap);
-        let mut pieces = intersect(&free, allowed).into_iter().filter_map(|(s, e)| {
+        let free = &self.unreserved;
+        let mut pieces = intersect(free, allowed).into_iter().filter_map(|(s, e)| {
             let s = s.max(earliest);
             (s < e).then_some((s, e))
         });
         if spare >= 2 || self.gap <= 0 {
             return pieces.next().map(|(s, _)| s);
         }
-        let earliest_packing = Packing::earliest(&free, self.gap);
-        let latest_packing = Packing::latest(&free, self.gap);
+        let earliest_packing = Packing::earliest(free, self.gap);
+        let latest_packing = Packing::latest(free, self.gap);
         pieces.find_map(|(a, b)| {
             // The first place whose latest position is not before `a`; its earliest
             // position is where this piece can hold it.
@@ -361,7 +363,8 @@ impl Day {
         let at = self.reserved.partition_point(|&x| x < t);
         self.reserved.insert(at, t);
         self.placed.push((item, t));
-        self.unres_fits = fit_count(&carve(&self.free, &self.reserved, self.gap), self.gap);
+        self.unreserved = carve(&self.free, &self.reserved, self.gap);
+        self.unres_fits = fit_count(&self.unreserved, self.gap);
         self.take();
     }
 
@@ -421,9 +424,15 @@ fn carve(free: &[(i64, i64)], taken: &[i64], gap: i64) -> Vec<(i64, i64)> {
     let mut out = Vec::with_capacity(free.len() + taken.len());
     for &(s, e) in free {
         let mut cur = s;
-        for &p in taken {
+        // `taken` is sorted, so the instants that close part of `[s, e)` are one run: those
+        // before it end their blocks by `s`, those after start them at `e` or later.
+        let first = taken.partition_point(|&p| p + gap.max(1) <= s);
+        for &p in &taken[first..] {
             let (bs, be) = (p - gap + 1, p + gap.max(1));
-            if be <= cur || bs >= e {
+            if bs >= e {
+                break;
+            }
+            if be <= cur {
                 continue;
             }
             if bs > cur {
@@ -743,6 +752,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 0
             },
             unres_fits: u64::from(fits),
+            unreserved: carve(&free, &[], gap),
             free,
             runs: open,
             reserved: Vec::new(),
@@ -1271,8 +1281,14 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         let seed = mix(day_seed, u64::from(day.used));
         let rest: Vec<Entry> = day.assigned.clone();
         let mut occupied: Vec<i64> = day.reserved.clone();
-        let free = carve(&day.free, &day.reserved, day.gap);
-        let points = spread_over_runs(&free, &day.runs, rest.len(), day.gap, config.jitter, seed);
+        let points = spread_over_runs(
+            &day.unreserved,
+            &day.runs,
+            rest.len(),
+            day.gap,
+            config.jitter,
+            seed,
+        );
         // Priority order takes points in time order; an item not yet due at a point waits
         // for a later one. `first` skips the placed front of the list.
         let mut placed = vec![false; rest.len()];
