@@ -927,8 +927,6 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             domain,
         });
     }
-    // What the first pass found is read; free it before the plan grows (8 MB at a million).
-    drop(found);
     // The priority order, as (bucket, position) pairs: walking it reads each bucket front to
     // back, so the assignment loop streams.
     let mut order: Vec<(u32, u32)> = Vec::with_capacity(input.due.len());
@@ -978,7 +976,6 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             }
         }
     }
-    drop((keys, gathered));
 
     // ---- 4. assign mailboxes -----------------------------------------------------------------
     // Heaps of pool mailboxes by load, per (sequence, recipient hours).
