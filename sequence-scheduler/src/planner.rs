@@ -299,6 +299,8 @@ struct Day {
     cap_left: u32,
     /// Instants this plan reserved for enrollments with business hours, sorted.
     reserved: Vec<i64>,
+    /// `free` away from `reserved`: the time left for one more send.
+    unreserved: Vec<(i64, i64)>,
     /// Those enrollments with their instants.
     placed: Vec<(Entry, i64)>,
     /// How many sends `gap` apart still fit in `free` away from `reserved`.
@@ -338,16 +340,16 @@ impl Day {
         if spare == 0 && self.gap > 0 {
             return None;
         }
-        let free = carve(&self.free, &self.reserved, self.gap);
-        let mut pieces = intersect(&free, allowed).into_iter().filter_map(|(s, e)| {
+        let free = &self.unreserved;
+        let mut pieces = intersect(free, allowed).into_iter().filter_map(|(s, e)| {
             let s = s.max(earliest);
             (s < e).then_some((s, e))
         });
         if spare >= 2 || self.gap <= 0 {
             return pieces.next().map(|(s, _)| s);
         }
-        let earliest_packing = Packing::earliest(&free, self.gap);
-        let latest_packing = Packing::latest(&free, self.gap);
+        let earliest_packing = Packing::earliest(free, self.gap);
+        let latest_packing = Packing::latest(free, self.gap);
         pieces.find_map(|(a, b)| {
             // The first place whose latest position is not before `a`; its earliest
             // position is where this piece can hold it.
@@ -361,7 +363,8 @@ impl Day {
         let at = self.reserved.partition_point(|&x| x < t);
         self.reserved.insert(at, t);
         self.placed.push((item, t));
-        self.unres_fits = fit_count(&carve(&self.free, &self.reserved, self.gap), self.gap);
+        self.unreserved = carve(&self.free, &self.reserved, self.gap);
+        self.unres_fits = fit_count(&self.unreserved, self.gap);
         self.take();
     }
 
@@ -421,9 +424,15 @@ fn carve(free: &[(i64, i64)], taken: &[i64], gap: i64) -> Vec<(i64, i64)> {
     let mut out = Vec::with_capacity(free.len() + taken.len());
     for &(s, e) in free {
         let mut cur = s;
-        for &p in taken {
+        // `taken` is sorted, so the instants that close part of `[s, e)` are one run: those
+        // before it end their blocks by `s`, those after start them at `e` or later.
+        let first = taken.partition_point(|&p| p + gap.max(1) <= s);
+        for &p in &taken[first..] {
             let (bs, be) = (p - gap + 1, p + gap.max(1));
-            if be <= cur || bs >= e {
+            if bs >= e {
+                break;
+            }
+            if be <= cur {
                 continue;
             }
             if bs > cur {
@@ -656,7 +665,7 @@ fn is_allowed(allowed: Option<&[(i64, i64)]>, t: i64) -> bool {
 
 /// One due enrollment in priority order, with everything the assignment loop reads, so that
 /// the loop streams through these instead of jumping around the input (at a million items
-/// that jumping, not the work, is what costs). Kept to 48 bytes: its (class, sequence) is
+/// that jumping, not the work, is what costs). Kept to 56 bytes: its (class, sequence) is
 /// the bucket it sits in.
 #[derive(Clone, Copy)]
 struct Entry {
@@ -672,10 +681,18 @@ struct Entry {
     /// `NO_SNAPSHOT` when it has one the snapshots do not hold.
     sticky: u32,
     step: u32,
+    /// Index of its (tenant, recipient domain) in the per-domain counts; `NONE` when its
+    /// sequence has no per-domain cap.
+    domain: u32,
 }
 
 /// [`Entry::sticky`] of a sticky mailbox the snapshots do not hold.
 const NO_SNAPSHOT: u32 = u32::MAX - 1;
+
+/// The bucket of an item whose sequence the input does not hold.
+const UNKNOWN_SEQUENCE: u32 = u32::MAX;
+/// The bucket of an item whose sequence is paused.
+const PAUSED_SEQUENCE: u32 = u32::MAX - 1;
 
 /// Make a plan. See the [module docs](self) for what it decides and why.
 #[must_use]
@@ -735,6 +752,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 0
             },
             unres_fits: u64::from(fits),
+            unreserved: carve(&free, &[], gap),
             free,
             runs: open,
             reserved: Vec::new(),
@@ -771,7 +789,6 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         .iter()
         .map(|s| input.counts.new_starts.get(&s.id).copied().unwrap_or(0))
         .collect();
-    let mut domain_counts: HashMap<(TenantId, &str), u32> = HashMap::default();
     let next_utc_midnight = {
         let d = now.date_naive().succ_opt().unwrap_or(now.date_naive());
         d.and_hms_opt(0, 0, 0)
@@ -785,12 +802,25 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     let mut hours: Vec<RecipientHours> = Vec::new();
 
     // ---- 3. classify and order -------------------------------------------------------------
-    // Buckets of item indices per (class, sequence) for round-robin ordering.
+    // Entries per (class, sequence), sorted by their key. A first pass finds each item's
+    // bucket, so that the buckets are sized exactly (at a million items, growing them by
+    // doubling costs more than the planning), and numbers each (tenant, recipient domain)
+    // whose sequence caps it, so that the cap check indexes a count instead of hashing a
+    // string; the second pass reads both back in the same order.
     let n_seq = input.sequences.len();
-    // Entries per (class, sequence), sorted by their key. Each bucket is sized exactly
-    // first: at a million items, growing them by doubling costs more than the planning.
-    let bucket_of = |due: &DueStep| -> Option<usize> {
-        let seq = *seq_index.get(&due.sequence)? as usize;
+    let mut sizes = vec![0usize; 3 * n_seq.max(1)];
+    let mut domain_index: HashMap<(TenantId, &str), u32> = HashMap::default();
+    let mut found: Vec<(u32, u32)> = Vec::with_capacity(input.due.len());
+    for due in input.due {
+        let Some(&seq) = seq_index.get(&due.sequence) else {
+            found.push((UNKNOWN_SEQUENCE, NONE));
+            continue;
+        };
+        let policy = &input.sequences[seq as usize];
+        if !policy.active {
+            found.push((PAUSED_SEQUENCE, NONE));
+            continue;
+        }
         let class = if due.step >= 1 {
             0
         } else if due.sticky_mailbox.is_some() {
@@ -798,12 +828,23 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         } else {
             2
         };
-        input.sequences[seq].active.then_some(class * n_seq + seq)
-    };
-    let mut sizes = vec![0usize; 3 * n_seq.max(1)];
-    for due in input.due {
-        if let Some(b) = bucket_of(due) {
-            sizes[b] += 1;
+        let bucket = class * n_seq + seq as usize;
+        sizes[bucket] += 1;
+        let domain = if policy.per_domain_daily_cap.is_some() {
+            let next = u32::try_from(domain_index.len()).unwrap_or(NONE);
+            *domain_index
+                .entry((due.tenant, due.recipient_domain.as_str()))
+                .or_insert(next)
+        } else {
+            NONE
+        };
+        found.push((u32::try_from(bucket).unwrap_or(NONE), domain));
+    }
+    // Today's count of each numbered domain.
+    let mut domain_counts = vec![0u32; domain_index.len()];
+    for ((tenant, domain), &n) in &input.counts.per_domain {
+        if let Some(&i) = domain_index.get(&(*tenant, domain.as_str())) {
+            domain_counts[i as usize] = n;
         }
     }
     let mut entries: Vec<Vec<Entry>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
@@ -833,35 +874,22 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
             not_before: nb.map(|t| to_instant(t.max(now_s + 1))),
         });
     };
-    for (idx, due) in input.due.iter().enumerate() {
-        let Some(&seq) = seq_index.get(&due.sequence) else {
+    for (idx, (due, &(bucket, domain))) in input.due.iter().zip(&found).enumerate() {
+        if bucket == UNKNOWN_SEQUENCE || bucket == PAUSED_SEQUENCE {
+            // A sequence the input does not hold is looked at again later; a paused one
+            // when it resumes.
+            let nb = (bucket == UNKNOWN_SEQUENCE).then_some(recheck);
             defer(
                 &mut out,
                 idx,
                 due.enrollment,
                 DeferralReason::SequencePaused,
-                Some(recheck),
-            );
-            continue;
-        };
-        let policy = &input.sequences[seq as usize];
-        if !policy.active {
-            defer(
-                &mut out,
-                idx,
-                due.enrollment,
-                DeferralReason::SequencePaused,
-                None,
+                nb,
             );
             continue;
         }
-        let class: u8 = if due.step >= 1 {
-            0
-        } else if due.sticky_mailbox.is_some() {
-            1
-        } else {
-            2
-        };
+        let seq = bucket % u32::try_from(n_seq).unwrap_or(1);
+        let policy = &input.sequences[seq as usize];
         let hours_id = match (&policy.recipient_windows, due.contact_zone) {
             (None, _) => NONE,
             (Some(sched), Some(zone)) => {
@@ -886,7 +914,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         let earliest = secs(due.earliest);
         let when =
             u64::try_from((earliest - now_s + (1 << 31)).clamp(0, u32::MAX.into())).unwrap_or(0);
-        entries[usize::from(class) * n_seq + seq as usize].push(Entry {
+        entries[bucket as usize].push(Entry {
             key: (when << 32) | tie,
             enrollment: due.enrollment,
             earliest,
@@ -896,19 +924,31 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
                 mailbox_index.get(&m).copied().unwrap_or(NO_SNAPSHOT)
             }),
             step: due.step,
+            domain,
         });
     }
     // The priority order, as (bucket, position) pairs: walking it reads each bucket front to
     // back, so the assignment loop streams.
     let mut order: Vec<(u32, u32)> = Vec::with_capacity(input.due.len());
+    // Each bucket is sorted as (key, position) pairs, then gathered in that order: sorting
+    // moves 16 bytes instead of a whole entry. Equal keys fall back to the enrollment (and,
+    // for an enrollment due twice, the position), so the order is total.
+    let mut keys: Vec<(u64, u32)> = Vec::new();
+    let mut gathered: Vec<Entry> = Vec::new();
     for class in 0..3 {
         let first = class * n_seq;
         for bucket in &mut entries[first..first + n_seq] {
-            bucket.sort_unstable_by(|a, b| {
-                a.key
-                    .cmp(&b.key)
-                    .then_with(|| a.enrollment.cmp(&b.enrollment))
+            keys.clear();
+            keys.extend((0u32..).zip(bucket.iter()).map(|(i, e)| (e.key, i)));
+            keys.sort_unstable_by(|&(ka, a), &(kb, b)| {
+                ka.cmp(&kb).then_with(|| {
+                    let (ea, eb) = (&bucket[a as usize], &bucket[b as usize]);
+                    ea.enrollment.cmp(&eb.enrollment).then(a.cmp(&b))
+                })
             });
+            gathered.clear();
+            gathered.extend(keys.iter().map(|&(_, i)| bucket[i as usize]));
+            bucket.copy_from_slice(&gathered);
         }
         // Sequences take turns, in a seeded order.
         let mut seq_order: Vec<usize> = (0..n_seq)
@@ -991,7 +1031,6 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
     };
     for &(bucket, rank) in &order {
         let entry = &entries[bucket as usize][rank as usize];
-        let idx = entry.idx as usize;
         let seq = bucket % u32::try_from(n_seq).unwrap_or(1);
         let class = bucket / u32::try_from(n_seq).unwrap_or(1);
         let (item_hours, earliest) = (entry.hours, entry.earliest);
@@ -1013,16 +1052,10 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         }
         // Per-domain cap.
         if let Some(cap) = policy.per_domain_daily_cap {
-            let due = &input.due[idx];
-            let key = (due.tenant, due.recipient_domain.as_str());
-            let count = *domain_counts.entry(key).or_insert_with(|| {
-                input
-                    .counts
-                    .per_domain
-                    .get(&(due.tenant, due.recipient_domain.clone()))
-                    .copied()
-                    .unwrap_or(0)
-            });
+            let count = domain_counts
+                .get(entry.domain as usize)
+                .copied()
+                .unwrap_or(0);
             if count >= cap {
                 defer_entry(
                     &mut out,
@@ -1228,11 +1261,8 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         if class == 2 {
             new_starts[seq as usize] += 1;
         }
-        if policy.per_domain_daily_cap.is_some() {
-            let due = &input.due[idx];
-            if let Some(c) = domain_counts.get_mut(&(due.tenant, due.recipient_domain.as_str())) {
-                *c += 1;
-            }
+        if let Some(c) = domain_counts.get_mut(entry.domain as usize) {
+            *c += 1;
         }
     }
 
@@ -1251,8 +1281,14 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         let seed = mix(day_seed, u64::from(day.used));
         let rest: Vec<Entry> = day.assigned.clone();
         let mut occupied: Vec<i64> = day.reserved.clone();
-        let free = carve(&day.free, &day.reserved, day.gap);
-        let points = spread_over_runs(&free, &day.runs, rest.len(), day.gap, config.jitter, seed);
+        let points = spread_over_runs(
+            &day.unreserved,
+            &day.runs,
+            rest.len(),
+            day.gap,
+            config.jitter,
+            seed,
+        );
         // Priority order takes points in time order; an item not yet due at a point waits
         // for a later one. `first` skips the placed front of the list.
         let mut placed = vec![false; rest.len()];
