@@ -57,10 +57,10 @@ impl State {
         )?;
 
         // Enrollments.
-        let due: BTreeSet<(DateTime<Utc>, EnrollmentId)> = self
+        let due: BTreeSet<DueKey> = self
             .enrollments
             .values()
-            .filter_map(|e| due_key(e).map(|k| (k, e.id)))
+            .filter_map(|e| due_key(e).map(|k| DueKey::new(k, e.id)))
             .collect();
         same("due enrollments", &self.due, &due)?;
         let mut open: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::default();

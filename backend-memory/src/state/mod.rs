@@ -72,6 +72,98 @@ fn due_key(e: &Enrollment) -> Option<DateTime<Utc>> {
     }
 }
 
+/// A key of the due index: an instant and an enrollment, ordered as
+/// `(DateTime<Utc>, EnrollmentId)` are (by instant, then by the id's bytes) but compared as
+/// plain integers, which a tick does hundreds of thousands of times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct DueKey {
+    secs: i64,
+    nanos: u32,
+    /// The id's bytes as a big-endian integer: ordered as the bytes are.
+    id: u128,
+}
+
+impl DueKey {
+    fn new(at: DateTime<Utc>, id: EnrollmentId) -> Self {
+        Self {
+            id: id.0.as_u128(),
+            ..Self::lowest(at)
+        }
+    }
+
+    /// Below every key at `at` or later.
+    fn lowest(at: DateTime<Utc>) -> Self {
+        Self {
+            secs: at.timestamp(),
+            nanos: at.timestamp_subsec_nanos(),
+            id: 0,
+        }
+    }
+
+    /// Above every key at `at` or earlier.
+    fn highest(at: DateTime<Utc>) -> Self {
+        Self {
+            id: u128::MAX,
+            ..Self::lowest(at)
+        }
+    }
+
+    fn at(self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp(self.secs, self.nanos)
+    }
+
+    fn enrollment(self) -> EnrollmentId {
+        EnrollmentId(Uuid::from_u128(self.id))
+    }
+}
+
+/// Whether two sorted lists share a key.
+fn has_common(a: &[DueKey], b: &[DueKey]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
+
+/// Two sorted lists without the keys they share (as multisets: one of each pair).
+fn cancel_common(a: &[DueKey], b: &[DueKey]) -> (Vec<DueKey>, Vec<DueKey>) {
+    let (mut ka, mut kb) = (Vec::with_capacity(a.len()), Vec::with_capacity(b.len()));
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => match x.cmp(y) {
+                std::cmp::Ordering::Less => {
+                    ka.push(*x);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    kb.push(*y);
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    i += 1;
+                    j += 1;
+                }
+            },
+            (Some(_), None) => {
+                ka.extend_from_slice(a.get(i..).unwrap_or_default());
+                break;
+            }
+            (None, Some(_)) => {
+                kb.extend_from_slice(b.get(j..).unwrap_or_default());
+                break;
+            }
+            (None, None) => break,
+        }
+    }
+    (ka, kb)
+}
+
 /// When a mailbox's earliest planned send becomes claimable: never while a send of it is in
 /// flight, and never before its latest attempt plus its gap.
 fn ready_key(
@@ -244,7 +336,11 @@ pub(crate) struct State {
 
     enrollments: HashMap<EnrollmentId, Enrollment>,
     /// Due enrollments by [`due_key`].
-    due: BTreeSet<(DateTime<Utc>, EnrollmentId)>,
+    due: BTreeSet<DueKey>,
+    /// While a plan is applied: the due keys taken out and put in since it began, brought
+    /// into [`State::due`] at its end by [`State::move_due`] (nothing reads the index in
+    /// between).
+    due_moves: Option<(Vec<DueKey>, Vec<DueKey>)>,
     /// The one active or paused enrollment of each (sequence, contact).
     open_by_pair: HashMap<(SequenceId, ContactId), EnrollmentId>,
     /// Every enrollment of each (sequence, contact), for the re-enrollment rule.
@@ -277,6 +373,9 @@ pub(crate) struct State {
 
     events: Vec<(TenantId, DateTime<Utc>, DomainEvent)>,
     tokens: Tokens,
+    /// A scratch (tenant, domain) key, to look the daily per-domain counts up without a new
+    /// string per send.
+    domain_key: (TenantId, String),
     /// Reservations released by the current unit of work, as (mailbox, local date): the
     /// unit wakes enrollments that can use them before it returns.
     released: Vec<(MailboxId, NaiveDate)>,
@@ -589,15 +688,60 @@ impl State {
         Some(out)
     }
 
+    /// Take the keys `gone` out of the due index and put the keys `come` in, as a sequence
+    /// of moves would (a key both put in and taken out, by two moves of one enrollment,
+    /// cancels). Many moves at once rebuild the index in one pass instead.
+    fn move_due(&mut self, mut gone: Vec<DueKey>, mut come: Vec<DueKey>) {
+        gone.sort_unstable();
+        come.sort_unstable();
+        if has_common(&gone, &come) {
+            let (g, c) = cancel_common(&gone, &come);
+            gone = g;
+            come = c;
+        }
+        if (gone.len() + come.len()).saturating_mul(16) < self.due.len() {
+            for k in &gone {
+                self.due.remove(k);
+            }
+            self.due.extend(come);
+            return;
+        }
+        let old = std::mem::take(&mut self.due);
+        let mut out = Vec::with_capacity(old.len() + come.len());
+        let mut gone = gone.into_iter().peekable();
+        let mut come = come.into_iter().peekable();
+        for k in old {
+            if gone.next_if_eq(&k).is_some() {
+                continue;
+            }
+            while let Some(c) = come.next_if(|c| *c < k) {
+                out.push(c);
+            }
+            out.push(k);
+        }
+        out.extend(come);
+        // Sorted already: built in one pass.
+        self.due = out.into_iter().collect();
+    }
+
     fn reindex_enrollment(&mut self, old: Option<EnrollmentKeys>, new: EnrollmentKeys) {
         let id = new.id;
         let old_due = old.and_then(|o| o.due);
         if old_due != new.due {
-            if let Some(k) = old_due {
-                self.due.remove(&(k, id));
-            }
-            if let Some(k) = new.due {
-                self.due.insert((k, id));
+            let (gone, come) = (
+                old_due.map(|k| DueKey::new(k, id)),
+                new.due.map(|k| DueKey::new(k, id)),
+            );
+            if let Some((g, c)) = &mut self.due_moves {
+                g.extend(gone);
+                c.extend(come);
+            } else {
+                if let Some(k) = gone {
+                    self.due.remove(&k);
+                }
+                if let Some(k) = come {
+                    self.due.insert(k);
+                }
             }
         }
         let identity = old.is_none_or(|o| o.identity() != new.identity());
@@ -723,10 +867,9 @@ impl State {
         // The rows first, so that the answer is allocated once at its size.
         let rows: Vec<(&Enrollment, &Arc<Contact>)> = self
             .due
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .filter_map(|(_, id)| {
-                let enrollment = self.enrollments.get(id)?;
+            .range(..=DueKey::highest(now))
+            .filter_map(|k| {
+                let enrollment = self.enrollments.get(&k.enrollment())?;
                 Some((enrollment, self.contacts.get(&enrollment.contact)?))
             })
             .take(limit)
@@ -833,7 +976,7 @@ impl State {
 
     pub(crate) fn next_wakeup(&self) -> Option<DateTime<Utc>> {
         [
-            self.due.first().map(|(at, _)| *at),
+            self.due.first().and_then(|k| k.at()),
             self.ready.first().map(|(at, _)| *at),
             self.leases.first().map(|(until, _)| *until),
         ]

@@ -35,9 +35,16 @@ impl State {
         if new_start {
             *day.new_starts.entry(send.sequence).or_insert(0) += 1;
         }
-        *day.per_domain
-            .entry((send.tenant, domain.to_owned()))
-            .or_insert(0) += 1;
+        let key = &mut self.domain_key;
+        key.0 = send.tenant;
+        key.1.clear();
+        key.1.push_str(domain);
+        match day.per_domain.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                day.per_domain.insert(key.clone(), 1);
+            }
+        }
     }
 
     pub(super) fn daily_sub(
@@ -391,12 +398,11 @@ impl State {
                 continue;
             }
             let tenant = m.tenant;
-            let from = (now, EnrollmentId(Uuid::nil()));
             let woken: Vec<EnrollmentId> = self
                 .due
-                .range(from..)
+                .range(DueKey::lowest(now)..)
                 .take(SCAN)
-                .filter_map(|(_, id)| self.enrollments.get(id))
+                .filter_map(|k| self.enrollments.get(&k.enrollment()))
                 .filter(|e| {
                     e.tenant == tenant
                         && e.status == EnrollmentStatus::Active

@@ -61,6 +61,8 @@ impl State {
         }
         // A pre-empted unit goes to the follow-up that took it, not to a waiting enrollment.
         self.released.clear();
+        // Tens of thousands of enrollments may move in the due index: once, at the end.
+        self.due_moves = Some((Vec::new(), Vec::new()));
         for ps in plan.sends {
             match self.plan_one(&ps) {
                 PlanOne::Planned(id) => out.planned.push(id),
@@ -68,22 +70,47 @@ impl State {
                 PlanOne::Stale => out.stale.push(ps.enrollment),
             }
         }
-        for d in plan.deferrals {
-            self.defer_in_place(&d);
+        self.defer_all(&plan.deferrals);
+        if let Some((gone, come)) = self.due_moves.take() {
+            self.move_due(gone, come);
         }
         Ok(out)
     }
 
-    /// Record a deferral whose version matches, in place: a deferral changes the due
-    /// instant and nothing else that is indexed, so only the due index is touched (a plan
-    /// may defer tens of thousands of enrollments).
-    pub(super) fn defer_in_place(&mut self, d: &PlanDeferral) {
-        self.change_enrollment(d.enrollment, |e| {
-            if e.version == d.enrollment_version {
-                // A refused deferral (not active) leaves the row as it was.
-                let _ = e.defer(d.deferral);
+    /// Record the deferrals whose versions match, in place. A deferral changes the due
+    /// instant and nothing else that is indexed, and a plan may defer tens of thousands of
+    /// enrollments: the due index is brought in step once, for the whole batch.
+    fn defer_all(&mut self, deferrals: &[PlanDeferral]) {
+        let (mut gone, mut come) = self.due_moves.take().unwrap_or_default();
+        gone.reserve(deferrals.len());
+        come.reserve(deferrals.len());
+        for d in deferrals {
+            let Some(e) = self.enrollments.get_mut(&d.enrollment) else {
+                continue;
+            };
+            if e.version != d.enrollment_version {
+                continue;
             }
-        });
+            let before = EnrollmentKeys::of(e);
+            // A refused deferral (not active) leaves the row as it was.
+            if e.defer(d.deferral).is_err() {
+                continue;
+            }
+            let after = EnrollmentKeys::of(e);
+            if before.due != after.due {
+                gone.extend(before.due.map(|k| DueKey::new(k, before.id)));
+                come.extend(after.due.map(|k| DueKey::new(k, after.id)));
+            }
+            // Any other key (none today): its indexes at once, the due one left to the batch.
+            let rest = EnrollmentKeys {
+                due: after.due,
+                ..before
+            };
+            if rest != after {
+                self.reindex_enrollment(Some(rest), after);
+            }
+        }
+        self.due_moves = Some((gone, come));
     }
 
     pub(super) fn plan_one(&mut self, ps: &PlanSend) -> PlanOne {
@@ -170,7 +197,7 @@ impl State {
                     ps.variant,
                 );
                 // Deterministic: the idempotency key names the row.
-                send.id = SendId::from_name(&format!("{}/{}", ps.enrollment, ps.step));
+                send.id = send_id(ps.enrollment, ps.step);
                 let new_start = send.step == 0;
                 self.daily_add(date, &send, &ps.recipient_domain, new_start);
                 let id = send.id;
@@ -438,5 +465,54 @@ impl State {
             out.push(send);
         }
         out
+    }
+}
+
+/// `SendId::from_name(&format!("{enrollment}/{step}"))`, without the two strings.
+fn send_id(enrollment: EnrollmentId, step: u32) -> SendId {
+    const PREFIX: &[u8] = b"SendId:";
+    // "SendId:" + a hyphenated UUID + "/" + at most 10 digits.
+    let mut buf = [0u8; 7 + 36 + 1 + 10];
+    let mut len = PREFIX.len();
+    buf[..len].copy_from_slice(PREFIX);
+    let uuid = enrollment
+        .0
+        .hyphenated()
+        .encode_lower(&mut buf[len..len + uuid::fmt::Hyphenated::LENGTH]);
+    len += uuid.len();
+    buf[len] = b'/';
+    len += 1;
+    let mut digits = [0u8; 10];
+    let mut n = step;
+    let mut d = digits.len();
+    loop {
+        d -= 1;
+        digits[d] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let tail = &digits[d..];
+    buf[len..len + tail.len()].copy_from_slice(tail);
+    len += tail.len();
+    SendId(Uuid::new_v5(&Uuid::NAMESPACE_OID, &buf[..len]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_id_is_the_named_one() {
+        for step in [0, 1, 9, 10, 12345, u32::MAX] {
+            for e in [
+                EnrollmentId::from_u128(0),
+                EnrollmentId::from_u128(u128::MAX),
+                EnrollmentId::new(),
+            ] {
+                assert_eq!(send_id(e, step), SendId::from_name(&format!("{e}/{step}")));
+            }
+        }
     }
 }
