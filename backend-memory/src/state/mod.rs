@@ -373,6 +373,9 @@ pub(crate) struct State {
 
     events: Vec<(TenantId, DateTime<Utc>, DomainEvent)>,
     tokens: Tokens,
+    /// A planned send as [`ScheduledSend::planned`] makes it, to clone: that constructor
+    /// draws a random id (a system call) that [`State::plan_one`] replaces at once.
+    send_template: Option<ScheduledSend>,
     /// A scratch (tenant, domain) key, to look the daily per-domain counts up without a new
     /// string per send.
     domain_key: (TenantId, String),
@@ -690,7 +693,7 @@ impl State {
 
     /// Take the keys `gone` out of the due index and put the keys `come` in, as a sequence
     /// of moves would (a key both put in and taken out, by two moves of one enrollment,
-    /// cancels). Many moves at once rebuild the index in one pass instead.
+    /// cancels).
     fn move_due(&mut self, mut gone: Vec<DueKey>, mut come: Vec<DueKey>) {
         gone.sort_unstable();
         come.sort_unstable();
@@ -699,29 +702,28 @@ impl State {
             gone = g;
             come = c;
         }
-        if (gone.len() + come.len()).saturating_mul(16) < self.due.len() {
+        // Many keys out: one walk that keeps the rest in place; a few: one by one.
+        if gone.len().saturating_mul(8) >= self.due.len() {
+            let mut gone = gone.iter().peekable();
+            // `retain` visits the keys in ascending order, as `gone` is sorted.
+            self.due.retain(|k| {
+                while gone.next_if(|g| *g < k).is_some() {}
+                gone.next_if_eq(&k).is_none()
+            });
+        } else {
             for k in &gone {
                 self.due.remove(k);
             }
+        }
+        // Many keys in: built from the sorted keys in one pass and merged; a few: one by one.
+        if self.due.is_empty() {
+            self.due = come.into_iter().collect();
+        } else if come.len().saturating_mul(8) >= self.due.len() {
+            let mut come: BTreeSet<DueKey> = come.into_iter().collect();
+            self.due.append(&mut come);
+        } else {
             self.due.extend(come);
-            return;
         }
-        let old = std::mem::take(&mut self.due);
-        let mut out = Vec::with_capacity(old.len() + come.len());
-        let mut gone = gone.into_iter().peekable();
-        let mut come = come.into_iter().peekable();
-        for k in old {
-            if gone.next_if_eq(&k).is_some() {
-                continue;
-            }
-            while let Some(c) = come.next_if(|c| *c < k) {
-                out.push(c);
-            }
-            out.push(k);
-        }
-        out.extend(come);
-        // Sorted already: built in one pass.
-        self.due = out.into_iter().collect();
     }
 
     fn reindex_enrollment(&mut self, old: Option<EnrollmentKeys>, new: EnrollmentKeys) {
@@ -1022,4 +1024,69 @@ enum PlanOne {
     Planned(SendId),
     OverCapacity,
     Stale,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(secs: i64, id: u128) -> DueKey {
+        DueKey::new(
+            DateTime::from_timestamp(secs, 0).unwrap(),
+            EnrollmentId::from_u128(id),
+        )
+    }
+
+    #[test]
+    fn due_keys_order_as_instant_then_id() {
+        let at = |s, n| DateTime::from_timestamp(s, n).unwrap();
+        let ids = [0, 1, 255, 256, u128::MAX >> 1, u128::MAX];
+        let mut pairs = Vec::new();
+        for (s, n) in [(-5, 0), (-5, 7), (0, 0), (0, 999_999_999), (1, 0)] {
+            for id in ids {
+                pairs.push((at(s, n), EnrollmentId::from_u128(id)));
+            }
+        }
+        let mut by_pair = pairs.clone();
+        by_pair.sort();
+        let mut by_key = pairs;
+        by_key.sort_by_key(|(t, id)| DueKey::new(*t, *id));
+        assert_eq!(by_pair, by_key);
+        for (t, id) in by_key {
+            let k = DueKey::new(t, id);
+            assert_eq!((k.at(), k.enrollment()), (Some(t), id));
+            assert!(DueKey::lowest(t) <= k && k <= DueKey::highest(t));
+        }
+    }
+
+    /// `move_due` against the same moves made one by one, for batches small and large.
+    #[test]
+    fn moving_due_keys_in_a_batch_is_moving_them_one_by_one() {
+        for (size, moved) in [(100_u128, 3_u128), (100, 60), (100, 100), (10, 10), (0, 0)] {
+            let mut state = State {
+                due: (0..size).map(|i| key(0, i)).collect(),
+                ..State::default()
+            };
+            let mut expected = state.due.clone();
+            let (mut gone, mut come) = (Vec::new(), Vec::new());
+            for i in 0..moved {
+                // Every third one moves twice (the middle key cancels), one in seven back home.
+                let (from, to) = (key(0, i), key(i64::try_from(i % 5).unwrap() + 1, i));
+                let last = if i % 3 == 0 {
+                    let again = if i % 7 == 0 { from } else { key(100, i) };
+                    gone.extend([from, to]);
+                    come.extend([to, again]);
+                    again
+                } else {
+                    gone.push(from);
+                    come.push(to);
+                    to
+                };
+                expected.remove(&from);
+                expected.insert(last);
+            }
+            state.move_due(gone, come);
+            assert_eq!(state.due, expected, "{size} keys, {moved} moved");
+        }
+    }
 }

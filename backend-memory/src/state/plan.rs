@@ -63,6 +63,8 @@ impl State {
         self.released.clear();
         // Tens of thousands of enrollments may move in the due index: once, at the end.
         self.due_moves = Some((Vec::new(), Vec::new()));
+        self.sends.reserve(plan.sends.len());
+        self.sends_by_enrollment.reserve(plan.sends.len());
         for ps in plan.sends {
             match self.plan_one(&ps) {
                 PlanOne::Planned(id) => out.planned.push(id),
@@ -184,18 +186,32 @@ impl State {
                 }
             }
             None => {
-                let mut send = ScheduledSend::planned(
-                    tenant,
-                    ps.enrollment,
-                    sequence,
-                    contact,
-                    ps.step,
-                    ps.mailbox,
-                    ps.at,
-                    ps.local_date,
-                    ps.message_id.clone(),
-                    ps.variant,
-                );
+                let template = self.send_template.get_or_insert_with(|| {
+                    ScheduledSend::planned(
+                        tenant,
+                        ps.enrollment,
+                        sequence,
+                        contact,
+                        ps.step,
+                        ps.mailbox,
+                        ps.at,
+                        ps.local_date,
+                        String::new(),
+                        ps.variant,
+                    )
+                });
+                // What `ScheduledSend::planned` makes, every argument set here.
+                let mut send = template.clone();
+                send.tenant = tenant;
+                send.enrollment = ps.enrollment;
+                send.sequence = sequence;
+                send.contact = contact;
+                send.step = ps.step;
+                send.mailbox = ps.mailbox;
+                send.planned_at = ps.at;
+                send.local_date = ps.local_date;
+                send.message_id.clone_from(&ps.message_id);
+                send.variant = ps.variant;
                 // Deterministic: the idempotency key names the row.
                 send.id = send_id(ps.enrollment, ps.step);
                 let new_start = send.step == 0;
