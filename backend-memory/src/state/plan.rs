@@ -66,10 +66,11 @@ impl State {
         self.sends.reserve(plan.sends.len());
         self.sends_by_enrollment.reserve(plan.sends.len());
         for ps in plan.sends {
-            match self.plan_one(&ps) {
+            let enrollment = ps.enrollment;
+            match self.plan_one(ps) {
                 PlanOne::Planned(id) => out.planned.push(id),
-                PlanOne::OverCapacity => out.over_capacity.push(ps.enrollment),
-                PlanOne::Stale => out.stale.push(ps.enrollment),
+                PlanOne::OverCapacity => out.over_capacity.push(enrollment),
+                PlanOne::Stale => out.stale.push(enrollment),
             }
         }
         self.defer_all(&plan.deferrals);
@@ -115,7 +116,8 @@ impl State {
         self.due_moves = Some((gone, come));
     }
 
-    pub(super) fn plan_one(&mut self, ps: &PlanSend) -> PlanOne {
+    /// Plan one send; it takes `ps` to keep its strings rather than copy them.
+    pub(super) fn plan_one(&mut self, ps: PlanSend) -> PlanOne {
         let Some(e) = self.enrollments.get(&ps.enrollment) else {
             return PlanOne::Stale;
         };
@@ -210,7 +212,7 @@ impl State {
                 send.mailbox = ps.mailbox;
                 send.planned_at = ps.at;
                 send.local_date = ps.local_date;
-                send.message_id.clone_from(&ps.message_id);
+                send.message_id = ps.message_id;
                 send.variant = ps.variant;
                 // Deterministic: the idempotency key names the row.
                 send.id = send_id(ps.enrollment, ps.step);
@@ -219,7 +221,7 @@ impl State {
                 let id = send.id;
                 self.insert_send(SendRow {
                     send,
-                    domain: ps.recipient_domain.clone(),
+                    domain: ps.recipient_domain,
                     pending: Some((date, new_start)),
                     prev_last_attempt: None,
                 });
