@@ -695,35 +695,47 @@ impl State {
     /// of moves would (a key both put in and taken out, by two moves of one enrollment,
     /// cancels).
     fn move_due(&mut self, mut gone: Vec<DueKey>, mut come: Vec<DueKey>) {
-        gone.sort_unstable();
-        come.sort_unstable();
+        // Often in order already (a plan's rows come in due order): then no sort is paid.
+        if !gone.is_sorted() {
+            gone.sort_unstable();
+        }
+        if !come.is_sorted() {
+            come.sort_unstable();
+        }
         if has_common(&gone, &come) {
             let (g, c) = cancel_common(&gone, &come);
             gone = g;
             come = c;
         }
-        // Many keys out: one walk that keeps the rest in place; a few: one by one.
-        if gone.len().saturating_mul(8) >= self.due.len() {
-            let mut gone = gone.iter().peekable();
-            // `retain` visits the keys in ascending order, as `gone` is sorted.
-            self.due.retain(|k| {
-                while gone.next_if(|g| *g < k).is_some() {}
-                gone.next_if_eq(&k).is_none()
-            });
-        } else {
+        // A few moves: one by one.
+        if (gone.len() + come.len()).saturating_mul(4) < self.due.len() {
             for k in &gone {
                 self.due.remove(k);
             }
-        }
-        // Many keys in: built from the sorted keys in one pass and merged; a few: one by one.
-        if self.due.is_empty() {
-            self.due = come.into_iter().collect();
-        } else if come.len().saturating_mul(8) >= self.due.len() {
-            let mut come: BTreeSet<DueKey> = come.into_iter().collect();
-            self.due.append(&mut come);
-        } else {
             self.due.extend(come);
+            return;
         }
+        // Many: the index rebuilt in one merge of what stays with what comes.
+        let mut out = Vec::with_capacity(
+            self.due
+                .len()
+                .saturating_sub(gone.len())
+                .saturating_add(come.len()),
+        );
+        let mut gone = gone.iter().peekable();
+        let mut come = come.into_iter().peekable();
+        for &k in &self.due {
+            if gone.next_if_eq(&&k).is_some() {
+                continue;
+            }
+            while let Some(c) = come.next_if(|c| *c < k) {
+                out.push(c);
+            }
+            out.push(k);
+        }
+        out.extend(come);
+        // Sorted already: built in one pass.
+        self.due = out.into_iter().collect();
     }
 
     fn reindex_enrollment(&mut self, old: Option<EnrollmentKeys>, new: EnrollmentKeys) {
