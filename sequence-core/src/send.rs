@@ -139,7 +139,7 @@ impl ScheduledSend {
         variant: u32,
     ) -> Self {
         Self {
-            id: SendId::new(),
+            id: SendId::of_step(enrollment, step),
             tenant,
             enrollment,
             sequence,

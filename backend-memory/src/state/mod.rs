@@ -373,9 +373,6 @@ pub(crate) struct State {
 
     events: Vec<(TenantId, DateTime<Utc>, DomainEvent)>,
     tokens: Tokens,
-    /// A planned send as [`ScheduledSend::planned`] makes it, to clone: that constructor
-    /// draws a random id (a system call) that [`State::plan_one`] replaces at once.
-    send_template: Option<ScheduledSend>,
     /// A scratch (tenant, domain) key, to look the daily per-domain counts up without a new
     /// string per send.
     domain_key: (TenantId, String),

@@ -188,34 +188,19 @@ impl State {
                 }
             }
             None => {
-                let template = self.send_template.get_or_insert_with(|| {
-                    ScheduledSend::planned(
-                        tenant,
-                        ps.enrollment,
-                        sequence,
-                        contact,
-                        ps.step,
-                        ps.mailbox,
-                        ps.at,
-                        ps.local_date,
-                        String::new(),
-                        ps.variant,
-                    )
-                });
-                // What `ScheduledSend::planned` makes, every argument set here.
-                let mut send = template.clone();
-                send.tenant = tenant;
-                send.enrollment = ps.enrollment;
-                send.sequence = sequence;
-                send.contact = contact;
-                send.step = ps.step;
-                send.mailbox = ps.mailbox;
-                send.planned_at = ps.at;
-                send.local_date = ps.local_date;
-                send.message_id = ps.message_id;
-                send.variant = ps.variant;
-                // Deterministic: the idempotency key names the row.
-                send.id = send_id(ps.enrollment, ps.step);
+                // Its id is the idempotency key's: `SendId::of_step`.
+                let send = ScheduledSend::planned(
+                    tenant,
+                    ps.enrollment,
+                    sequence,
+                    contact,
+                    ps.step,
+                    ps.mailbox,
+                    ps.at,
+                    ps.local_date,
+                    ps.message_id,
+                    ps.variant,
+                );
                 let new_start = send.step == 0;
                 self.daily_add(date, &send, &ps.recipient_domain, new_start);
                 let id = send.id;
@@ -483,54 +468,5 @@ impl State {
             out.push(send);
         }
         out
-    }
-}
-
-/// `SendId::from_name(&format!("{enrollment}/{step}"))`, without the two strings.
-fn send_id(enrollment: EnrollmentId, step: u32) -> SendId {
-    const PREFIX: &[u8] = b"SendId:";
-    // "SendId:" + a hyphenated UUID + "/" + at most 10 digits.
-    let mut buf = [0u8; 7 + 36 + 1 + 10];
-    let mut len = PREFIX.len();
-    buf[..len].copy_from_slice(PREFIX);
-    let uuid = enrollment
-        .0
-        .hyphenated()
-        .encode_lower(&mut buf[len..len + uuid::fmt::Hyphenated::LENGTH]);
-    len += uuid.len();
-    buf[len] = b'/';
-    len += 1;
-    let mut digits = [0u8; 10];
-    let mut n = step;
-    let mut d = digits.len();
-    loop {
-        d -= 1;
-        digits[d] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let tail = &digits[d..];
-    buf[len..len + tail.len()].copy_from_slice(tail);
-    len += tail.len();
-    SendId(Uuid::new_v5(&Uuid::NAMESPACE_OID, &buf[..len]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn send_id_is_the_named_one() {
-        for step in [0, 1, 9, 10, 12345, u32::MAX] {
-            for e in [
-                EnrollmentId::from_u128(0),
-                EnrollmentId::from_u128(u128::MAX),
-                EnrollmentId::new(),
-            ] {
-                assert_eq!(send_id(e, step), SendId::from_name(&format!("{e}/{step}")));
-            }
-        }
     }
 }
