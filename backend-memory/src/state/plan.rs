@@ -80,40 +80,22 @@ impl State {
         Ok(out)
     }
 
-    /// Record the deferrals whose versions match, in place. A deferral changes the due
-    /// instant and nothing else that is indexed, and a plan may defer tens of thousands of
-    /// enrollments: the due index is brought in step once, for the whole batch.
+    /// Record the deferrals whose versions match, in place. A plan may defer tens of
+    /// thousands of enrollments: while it is applied, their due-index moves are collected
+    /// (see [`State::reindex_enrollment`]) and made once at its end.
     fn defer_all(&mut self, deferrals: &[PlanDeferral]) {
-        let (mut gone, mut come) = self.due_moves.take().unwrap_or_default();
-        gone.reserve(deferrals.len());
-        come.reserve(deferrals.len());
-        for d in deferrals {
-            let Some(e) = self.enrollments.get_mut(&d.enrollment) else {
-                continue;
-            };
-            if e.version != d.enrollment_version {
-                continue;
-            }
-            let before = EnrollmentKeys::of(e);
-            // A refused deferral (not active) leaves the row as it was.
-            if e.defer(d.deferral).is_err() {
-                continue;
-            }
-            let after = EnrollmentKeys::of(e);
-            if before.due != after.due {
-                gone.extend(before.due.map(|k| DueKey::new(k, before.id)));
-                come.extend(after.due.map(|k| DueKey::new(k, after.id)));
-            }
-            // Any other key (none today): its indexes at once, the due one left to the batch.
-            let rest = EnrollmentKeys {
-                due: after.due,
-                ..before
-            };
-            if rest != after {
-                self.reindex_enrollment(Some(rest), after);
-            }
+        if let Some((gone, come)) = &mut self.due_moves {
+            gone.reserve(deferrals.len());
+            come.reserve(deferrals.len());
         }
-        self.due_moves = Some((gone, come));
+        for d in deferrals {
+            self.change_enrollment(d.enrollment, |e| {
+                if e.version == d.enrollment_version {
+                    // A refused deferral (not active) leaves the row as it was.
+                    let _ = e.defer(d.deferral);
+                }
+            });
+        }
     }
 
     /// Plan one send; it takes `ps` to keep its strings rather than copy them.
