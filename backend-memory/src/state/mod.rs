@@ -35,8 +35,11 @@ use sequence_core::time::local_date;
 use uuid::Uuid;
 
 mod check;
+mod due;
 mod outbox;
 mod plan;
+
+use due::DueKey;
 
 fn not_found(entity: &'static str, id: impl Display) -> StoreError {
     StoreError::NotFound {
@@ -70,98 +73,6 @@ fn due_key(e: &Enrollment) -> Option<DateTime<Utc>> {
         EnrollmentStatus::Paused => e.paused_until,
         _ => None,
     }
-}
-
-/// A key of the due index: an instant and an enrollment, ordered as
-/// `(DateTime<Utc>, EnrollmentId)` are (by instant, then by the id's bytes) but compared as
-/// plain integers, which a tick does hundreds of thousands of times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct DueKey {
-    secs: i64,
-    nanos: u32,
-    /// The id's bytes as a big-endian integer: ordered as the bytes are.
-    id: u128,
-}
-
-impl DueKey {
-    fn new(at: DateTime<Utc>, id: EnrollmentId) -> Self {
-        Self {
-            id: id.0.as_u128(),
-            ..Self::lowest(at)
-        }
-    }
-
-    /// Below every key at `at` or later.
-    fn lowest(at: DateTime<Utc>) -> Self {
-        Self {
-            secs: at.timestamp(),
-            nanos: at.timestamp_subsec_nanos(),
-            id: 0,
-        }
-    }
-
-    /// Above every key at `at` or earlier.
-    fn highest(at: DateTime<Utc>) -> Self {
-        Self {
-            id: u128::MAX,
-            ..Self::lowest(at)
-        }
-    }
-
-    fn at(self) -> Option<DateTime<Utc>> {
-        DateTime::from_timestamp(self.secs, self.nanos)
-    }
-
-    fn enrollment(self) -> EnrollmentId {
-        EnrollmentId(Uuid::from_u128(self.id))
-    }
-}
-
-/// Whether two sorted lists share a key.
-fn has_common(a: &[DueKey], b: &[DueKey]) -> bool {
-    let (mut i, mut j) = (0, 0);
-    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
-        match x.cmp(y) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => return true,
-        }
-    }
-    false
-}
-
-/// Two sorted lists without the keys they share (as multisets: one of each pair).
-fn cancel_common(a: &[DueKey], b: &[DueKey]) -> (Vec<DueKey>, Vec<DueKey>) {
-    let (mut ka, mut kb) = (Vec::with_capacity(a.len()), Vec::with_capacity(b.len()));
-    let (mut i, mut j) = (0, 0);
-    loop {
-        match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) => match x.cmp(y) {
-                std::cmp::Ordering::Less => {
-                    ka.push(*x);
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    kb.push(*y);
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    i += 1;
-                    j += 1;
-                }
-            },
-            (Some(_), None) => {
-                ka.extend_from_slice(a.get(i..).unwrap_or_default());
-                break;
-            }
-            (None, Some(_)) => {
-                kb.extend_from_slice(b.get(j..).unwrap_or_default());
-                break;
-            }
-            (None, None) => break,
-        }
-    }
-    (ka, kb)
 }
 
 /// When a mailbox's earliest planned send becomes claimable: never while a send of it is in
@@ -688,53 +599,6 @@ impl State {
         Some(out)
     }
 
-    /// Take the keys `gone` out of the due index and put the keys `come` in, as a sequence
-    /// of moves would (a key both put in and taken out, by two moves of one enrollment,
-    /// cancels).
-    fn move_due(&mut self, mut gone: Vec<DueKey>, mut come: Vec<DueKey>) {
-        // Often in order already (a plan's rows come in due order): then no sort is paid.
-        if !gone.is_sorted() {
-            gone.sort_unstable();
-        }
-        if !come.is_sorted() {
-            come.sort_unstable();
-        }
-        if has_common(&gone, &come) {
-            let (g, c) = cancel_common(&gone, &come);
-            gone = g;
-            come = c;
-        }
-        // A few moves: one by one.
-        if (gone.len() + come.len()).saturating_mul(4) < self.due.len() {
-            for k in &gone {
-                self.due.remove(k);
-            }
-            self.due.extend(come);
-            return;
-        }
-        // Many: the index rebuilt in one merge of what stays with what comes.
-        let mut out = Vec::with_capacity(
-            self.due
-                .len()
-                .saturating_sub(gone.len())
-                .saturating_add(come.len()),
-        );
-        let mut gone = gone.iter().peekable();
-        let mut come = come.into_iter().peekable();
-        for &k in &self.due {
-            if gone.next_if_eq(&&k).is_some() {
-                continue;
-            }
-            while let Some(c) = come.next_if(|c| *c < k) {
-                out.push(c);
-            }
-            out.push(k);
-        }
-        out.extend(come);
-        // Sorted already: built in one pass.
-        self.due = out.into_iter().collect();
-    }
-
     fn reindex_enrollment(&mut self, old: Option<EnrollmentKeys>, new: EnrollmentKeys) {
         let id = new.id;
         let old_due = old.and_then(|o| o.due);
@@ -1033,69 +897,4 @@ enum PlanOne {
     Planned(SendId),
     OverCapacity,
     Stale,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(secs: i64, id: u128) -> DueKey {
-        DueKey::new(
-            DateTime::from_timestamp(secs, 0).unwrap(),
-            EnrollmentId::from_u128(id),
-        )
-    }
-
-    #[test]
-    fn due_keys_order_as_instant_then_id() {
-        let at = |s, n| DateTime::from_timestamp(s, n).unwrap();
-        let ids = [0, 1, 255, 256, u128::MAX >> 1, u128::MAX];
-        let mut pairs = Vec::new();
-        for (s, n) in [(-5, 0), (-5, 7), (0, 0), (0, 999_999_999), (1, 0)] {
-            for id in ids {
-                pairs.push((at(s, n), EnrollmentId::from_u128(id)));
-            }
-        }
-        let mut by_pair = pairs.clone();
-        by_pair.sort();
-        let mut by_key = pairs;
-        by_key.sort_by_key(|(t, id)| DueKey::new(*t, *id));
-        assert_eq!(by_pair, by_key);
-        for (t, id) in by_key {
-            let k = DueKey::new(t, id);
-            assert_eq!((k.at(), k.enrollment()), (Some(t), id));
-            assert!(DueKey::lowest(t) <= k && k <= DueKey::highest(t));
-        }
-    }
-
-    /// `move_due` against the same moves made one by one, for batches small and large.
-    #[test]
-    fn moving_due_keys_in_a_batch_is_moving_them_one_by_one() {
-        for (size, moved) in [(100_u128, 3_u128), (100, 60), (100, 100), (10, 10), (0, 0)] {
-            let mut state = State {
-                due: (0..size).map(|i| key(0, i)).collect(),
-                ..State::default()
-            };
-            let mut expected = state.due.clone();
-            let (mut gone, mut come) = (Vec::new(), Vec::new());
-            for i in 0..moved {
-                // Every third one moves twice (the middle key cancels), one in seven back home.
-                let (from, to) = (key(0, i), key(i64::try_from(i % 5).unwrap() + 1, i));
-                let last = if i % 3 == 0 {
-                    let again = if i % 7 == 0 { from } else { key(100, i) };
-                    gone.extend([from, to]);
-                    come.extend([to, again]);
-                    again
-                } else {
-                    gone.push(from);
-                    come.push(to);
-                    to
-                };
-                expected.remove(&from);
-                expected.insert(last);
-            }
-            state.move_due(gone, come);
-            assert_eq!(state.due, expected, "{size} keys, {moved} moved");
-        }
-    }
 }
