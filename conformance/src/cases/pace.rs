@@ -2,7 +2,8 @@
 //! context the re-check reads.
 
 use chrono::Duration;
-use sequence_core::store::Store;
+use sequence_core::ids::{SendId, TenantId};
+use sequence_core::store::{SendContext, Store};
 
 use crate::fixtures::{at, claim, ok, plan, sent, some, t0, World};
 
@@ -66,16 +67,7 @@ pub async fn claim_sends_keeps_the_mailbox_gap<S: Store + 'static>(store: S) {
 /// that waited between its claim and its transport call spaces the next one from the call.
 pub async fn the_gap_counts_from_the_attempt_not_the_claim<S: Store + 'static>(store: S) {
     let w = paced_world(&store, 60, 2).await;
-    let es = w.enroll_all(&store, at(-60)).await;
-    plan(
-        &store,
-        at(-60),
-        vec![
-            w.plan_send(&es[0], 0, at(-2), 30),
-            w.plan_send(&es[1], 0, at(-1), 30),
-        ],
-    )
-    .await;
+    two_overdue(&store, &w).await;
     let c = claim(&store, t0(), 1).await.remove(0);
     // The transport was called five minutes after the claim.
     let mut done = sent(&c, at(5), 1);
@@ -100,14 +92,11 @@ pub async fn the_gap_counts_from_the_attempt_not_the_claim<S: Store + 'static>(s
     );
 }
 
-/// `send_context`: "the current state of what may stop a send"; `attempts_on_day`:
-/// "Attempts counted on the send's mailbox and mailbox-local day, this claim included";
-/// `release_send`: "The claim's attempt is taken back".
-pub async fn send_context_reads_the_current_state<S: Store + 'static>(store: S) {
-    let w = World::build(&store, 1, 30, 1, 2).await;
-    let es = w.enroll_all(&store, at(-60)).await;
+/// Enroll the world's two contacts and plan their first steps a minute apart, overdue.
+async fn two_overdue<S: Store + ?Sized>(store: &S, w: &World) {
+    let es = w.enroll_all(store, at(-60)).await;
     plan(
-        &store,
+        store,
         at(-60),
         vec![
             w.plan_send(&es[0], 0, at(-2), 30),
@@ -115,14 +104,24 @@ pub async fn send_context_reads_the_current_state<S: Store + 'static>(store: S) 
         ],
     )
     .await;
-    let c = claim(&store, t0(), 1).await.remove(0);
-    let ctx = some(
+}
+
+/// The stored context of a send that must exist.
+async fn context<S: Store + ?Sized>(store: &S, tenant: TenantId, send: SendId) -> SendContext {
+    some(
         "send_context",
-        ok(
-            "send_context",
-            store.send_context(w.tenant, c.send.id).await,
-        ),
-    );
+        ok("send_context", store.send_context(tenant, send).await),
+    )
+}
+
+/// `send_context`: "the current state of what may stop a send"; `attempts_on_day`:
+/// "Attempts counted on the send's mailbox and mailbox-local day, this claim included";
+/// `release_send`: "The claim's attempt is taken back".
+pub async fn send_context_reads_the_current_state<S: Store + 'static>(store: S) {
+    let w = World::build(&store, 1, 30, 1, 2).await;
+    two_overdue(&store, &w).await;
+    let c = claim(&store, t0(), 1).await.remove(0);
+    let ctx = context(&store, w.tenant, c.send.id).await;
     assert_eq!(ctx.attempts_on_day, 1, "the claim counts as an attempt");
     // The host pauses the mailbox and the contact replies while the transport waits.
     let mut m = some("mailbox", ctx.mailbox.clone());
@@ -146,13 +145,7 @@ pub async fn send_context_reads_the_current_state<S: Store + 'static>(store: S) 
             )
             .await,
     );
-    let now = some(
-        "send_context",
-        ok(
-            "send_context",
-            store.send_context(w.tenant, c.send.id).await,
-        ),
-    );
+    let now = context(&store, w.tenant, c.send.id).await;
     assert!(
         now.mailbox.as_ref().is_some_and(|m| !m.is_active()),
         "send_context must read the mailbox as it is now"
@@ -164,9 +157,7 @@ pub async fn send_context_reads_the_current_state<S: Store + 'static>(store: S) 
     assert!(
         ok(
             "send_context (another tenant)",
-            store
-                .send_context(sequence_core::ids::TenantId::new(), c.send.id)
-                .await
+            store.send_context(TenantId::new(), c.send.id).await
         )
         .is_none(),
         "send_context is scoped to the tenant"
@@ -175,12 +166,6 @@ pub async fn send_context_reads_the_current_state<S: Store + 'static>(store: S) 
         "release_send",
         store.release_send(t0(), c.send.id, c.lease, None).await,
     );
-    let after = some(
-        "send_context",
-        ok(
-            "send_context",
-            store.send_context(w.tenant, c.send.id).await,
-        ),
-    );
+    let after = context(&store, w.tenant, c.send.id).await;
     assert_eq!(after.attempts_on_day, 0, "a claim given back is no attempt");
 }
