@@ -11,7 +11,7 @@ use sequence_core::error::Problems;
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
-use sequence_core::send::{SendStatus, TrackingKind, TrackingMark};
+use sequence_core::send::{TrackingKind, TrackingMark};
 use sequence_core::sequence::{Sequence, SequenceStatus, Trigger};
 use sequence_core::store::{ChangeSet, EnrollOutcome, StoreError};
 use sequence_core::TransitionError;
@@ -329,32 +329,18 @@ impl Engine {
         let event = change(&mut e, now)?;
         let mut changes = ChangeSet::default();
         if e.is_final() || e.status == EnrollmentStatus::Paused {
-            changes
-                .cancel_sends
-                .extend(self.open_sends(tenant, id).await?);
+            changes.cancel_sends.extend(
+                store
+                    .open_sends_of(tenant, &[id])
+                    .await?
+                    .iter()
+                    .map(|s| s.id),
+            );
         }
         changes.enrollments.push((e.clone(), v));
         store.apply_changes(now, changes).await?;
         self.emit(tenant, &event.into_iter().collect::<Vec<_>>());
         Ok(e)
-    }
-
-    /// The sends of an enrollment that have not gone out and may still: planned, or waiting
-    /// for a retry. They are what an enrollment that stops must call off.
-    pub(super) async fn open_sends(
-        &self,
-        tenant: TenantId,
-        enrollment: EnrollmentId,
-    ) -> Result<Vec<sequence_core::ids::SendId>, EngineError> {
-        Ok(self
-            .inner
-            .store
-            .sends_of_enrollment(tenant, enrollment)
-            .await?
-            .into_iter()
-            .filter(|s| matches!(s.status, SendStatus::Planned | SendStatus::RetryWait))
-            .map(|s| s.id)
-            .collect())
     }
 
     /// End one enrollment by hand (`manual`).
