@@ -17,9 +17,9 @@
 //! with the work due and not with what is stored:
 //!
 //! * due enrollments ordered by `next_due_at` (paused ones by the end of their pause);
-//! * planned sends ordered by instant, globally (for [`Store::next_wakeup`]) and per mailbox
+//! * planned sends ordered by instant, globally (for [`Outbox::next_wakeup`]) and per mailbox
 //!   (for snapshots), and the mailboxes with nothing in flight ordered by their earliest
-//!   planned send (what [`Store::claim_sends`] walks); sends in flight by lease expiry;
+//!   planned send (what [`Outbox::claim_sends`] walks); sends in flight by lease expiry;
 //! * attempts plus reservations per (mailbox, mailbox-local date), the latest attempt per
 //!   mailbox, and daily counts per UTC date (new starts per sequence, sends per recipient
 //!   domain);
@@ -88,8 +88,8 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
-    ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease, SendCompletion, SendContext, Store,
+    Catalog, ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
+    MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion, SendContext,
     StoreError,
 };
 
@@ -132,7 +132,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// The domain events recorded with [`Store::record_events`] for `tenant`, oldest first.
+    /// The domain events recorded with [`Outbox::record_events`] for `tenant`, oldest first.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when a panic poisoned the state.
@@ -157,14 +157,14 @@ impl MemoryStore {
     /// The state, for one unit of work. A panic while the lock was held may have left the
     /// state half-written, so a poisoned lock is reported instead of recovered.
     fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
-        self.state.lock().map_err(|_| {
-            StoreError::Backend("memory store: state poisoned by an earlier panic".to_owned())
-        })
+        self.state
+            .lock()
+            .map_err(|_| StoreError::backend("memory store: state poisoned by an earlier panic"))
     }
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl Catalog for MemoryStore {
     async fn save_sequence(
         &self,
         sequence: &Sequence,
@@ -232,7 +232,10 @@ impl Store for MemoryStore {
     ) -> Result<Option<Contact>, StoreError> {
         Ok(self.lock()?.find_contact_by_email(tenant, email))
     }
+}
 
+#[async_trait]
+impl Outbox for MemoryStore {
     async fn enroll(
         &self,
         tenant: TenantId,

@@ -82,13 +82,10 @@ fn start() -> DateTime<Utc> {
 }
 
 fn engine_on(store: MemoryStore, clock: VirtualClock) -> Engine {
-    Engine::builder()
-        .store(store)
-        .transport(NoopTransport)
+    Engine::builder(store, NoopTransport)
         .clock(clock)
         .config(EngineConfig::with_seed(1).concurrency(64))
         .build()
-        .unwrap()
 }
 
 struct Setup {
@@ -168,10 +165,11 @@ fn dispatch_memory(c: &mut Criterion) {
                 let s = setup(1_000, 200, 0).await;
                 add_contacts(&s, 0, 100_000, start()).await;
                 // Plan everything, then dispatch once it has all come due.
-                s.engine.tick(start()).await.unwrap();
+                s.engine.tick().await.unwrap();
                 let end = start() + Duration::hours(23) + Duration::minutes(59);
+                s.clock.set(end);
                 let began = Instant::now();
-                let report = s.engine.tick(end).await.unwrap();
+                let report = s.engine.tick().await.unwrap();
                 let took = began.elapsed();
                 assert_eq!(report.sent, 100_000, "{report:?}");
                 took
@@ -198,7 +196,7 @@ async fn run_day(s: &Setup) -> usize {
             break;
         }
         s.clock.set(now);
-        sent += s.engine.tick(now).await.unwrap().sent;
+        sent += s.engine.tick().await.unwrap().sent;
     }
     sent
 }
@@ -212,7 +210,7 @@ fn dispatch_day(c: &mut Criterion) {
                 let s = setup(200, 100, 60).await;
                 add_contacts(&s, 0, DAY_SENDS, start()).await;
                 // Plan the day (not measured): 100 sends per mailbox, 864 s apart.
-                let planned = s.engine.tick(start()).await.unwrap();
+                let planned = s.engine.tick().await.unwrap();
                 assert_eq!(planned.planned, DAY_SENDS, "{planned:?}");
                 let began = Instant::now();
                 let sent = run_day(&s).await;
@@ -267,7 +265,7 @@ fn tick_with_stored(c: &mut Criterion) {
                         async move {
                             let due = add_contacts(s, from, 1_000, start()).await;
                             let began = Instant::now();
-                            let report = s.engine.tick(start()).await.unwrap();
+                            let report = s.engine.tick().await.unwrap();
                             let took = began.elapsed();
                             assert_eq!(report.planned + report.deferred, 1_000, "{report:?}");
                             undo(s, &due).await;
@@ -426,7 +424,7 @@ fn tick_50k(c: &mut Criterion) {
         b.iter_batched(
             || rt.block_on(TICK.engine()),
             |engine| {
-                let report = rt.block_on(engine.tick(TICK.now)).unwrap();
+                let report = rt.block_on(engine.tick()).unwrap();
                 assert_eq!(report.sent, 0, "{report:?}");
                 assert_eq!(report.planned + report.deferred, 50_000, "{report:?}");
                 // Dropped outside the measurement.
@@ -461,7 +459,7 @@ impl Replay {
         let (commit, report) = rt.block_on(async {
             let store = fixture.store().await;
             let engine = engine_on(store.clone(), VirtualClock::new(now));
-            let report = engine.tick(now).await.unwrap();
+            let report = engine.tick().await.unwrap();
             (fixture.commit_after_tick(&store).await, report)
         });
         assert_eq!(commit.sends.len(), report.planned);

@@ -43,14 +43,13 @@
 
 pub mod cases;
 pub mod fixtures;
-pub mod transport;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 pub use sequence_core::Store;
-pub use transport::{Attempt, AttemptOutcome, Fault, RecordingTransport};
+pub use sequence_scheduler::testing::RecordingTransport;
 
 /// Calls `$callback! { $args case_name }` once per case: the one list of cases.
 #[doc(hidden)]

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use backend_memory::MemoryStore;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use sequence_conformance::{AttemptOutcome, Fault, RecordingTransport};
 use sequence_core::ids::{ContactId, MailboxId, SequenceId, TenantId};
 use sequence_core::ports::Clock;
 use sequence_core::prelude::*;
 use sequence_core::time::local_date;
+use sequence_scheduler::testing::{AttemptOutcome, Fault, RecordingTransport};
 use sequence_scheduler::{Engine, EngineConfig, RetryPolicy, VirtualClock};
 
 sequence_conformance::conformance_tests!(|| async { MemoryStore::new() });
@@ -52,7 +52,7 @@ impl Busy {
     async fn run_until(&mut self, until: DateTime<Utc>) {
         loop {
             let now = self.clock.now();
-            self.engine.tick(now).await.unwrap();
+            self.engine.tick().await.unwrap();
             if let Err(e) = self.store.check_indexes() {
                 panic!("after the tick at {now}: {e}");
             }
@@ -80,16 +80,13 @@ async fn a_busy_engine_run_keeps_the_indexes_consistent() {
     let clock = VirtualClock::new(start());
     let transport = RecordingTransport::new(clock.clone());
     let store = MemoryStore::new();
-    let engine = Engine::builder()
-        .store(store.clone())
-        .transport(transport.clone())
+    let engine = Engine::builder(store.clone(), transport.clone())
         .clock(clock.clone())
         .config(EngineConfig::with_seed(11).retry(RetryPolicy {
             max_attempts: 3,
             base: Duration::minutes(15),
         }))
-        .build()
-        .unwrap();
+        .build();
     let tenant = TenantId::new();
     let zones: [Tz; 4] = [
         chrono_tz::America::New_York,

@@ -429,12 +429,10 @@ pub async fn run_on(
         max_attempts: scenario.retry.max_attempts,
         base: Duration::seconds(i64::from(scenario.retry.base_seconds)),
     });
-    let engine = Engine::builder()
-        .shared_store(store)
-        .transport(recorder.clone())
+    let engine = Engine::builder(store, recorder.clone())
         .clock(clock.clone())
         .config(config)
-        .build()?;
+        .build();
 
     // The world as the scenario sets it up at `start`.
     for m in &scenario.mailboxes {
@@ -543,7 +541,7 @@ pub async fn run_on(
             }
             next_item += 1;
         }
-        engine.tick(t).await?;
+        engine.tick().await?;
         reporter.at(t, recorder.attempts.lock().map_or(0, |a| a.len()));
         let wake = engine.next_wakeup().await?;
         let scripted = timeline.get(next_item).map(|(at, _, _)| *at);

@@ -244,7 +244,7 @@ impl Contact {
         if self.is_sendable() {
             Ok(())
         } else {
-            Err(TransitionError::status("contact", action, self.status))
+            Err(TransitionError::status(action, self.status))
         }
     }
 }

@@ -281,7 +281,7 @@ impl Enrollment {
         if self.status == EnrollmentStatus::Active {
             Ok(())
         } else {
-            Err(TransitionError::status("enrollment", action, self.status))
+            Err(TransitionError::status(action, self.status))
         }
     }
 
@@ -325,11 +325,7 @@ impl Enrollment {
     /// When final.
     pub fn release_planned(&mut self, at: DateTime<Utc>) -> Result<(), TransitionError> {
         if self.is_final() {
-            return Err(TransitionError::status(
-                "enrollment",
-                "release",
-                self.status,
-            ));
+            return Err(TransitionError::status("release", self.status));
         }
         if self.status == EnrollmentStatus::Active {
             self.next_due_at = Some(self.due_at.map_or(at, |d| d.max(at)));
@@ -352,11 +348,7 @@ impl Enrollment {
     ) -> Result<Vec<DomainEvent>, TransitionError> {
         // A send in flight when the enrollment was paused still counts as sent.
         if self.is_final() {
-            return Err(TransitionError::status(
-                "enrollment",
-                "record sent step",
-                self.status,
-            ));
+            return Err(TransitionError::status("record sent step", self.status));
         }
         if step != self.current_step {
             return Err(TransitionError::invariant(
@@ -437,7 +429,7 @@ impl Enrollment {
     /// When final.
     pub fn retry_at(&mut self, retry_at: DateTime<Utc>) -> Result<(), TransitionError> {
         if self.is_final() {
-            return Err(TransitionError::status("enrollment", "retry", self.status));
+            return Err(TransitionError::status("retry", self.status));
         }
         self.due_at = Some(retry_at);
         self.deferral = Some(Deferral {
@@ -474,7 +466,7 @@ impl Enrollment {
     /// When not paused.
     pub fn resume(&mut self, now: DateTime<Utc>) -> Result<DomainEvent, TransitionError> {
         if self.status != EnrollmentStatus::Paused {
-            return Err(TransitionError::status("enrollment", "resume", self.status));
+            return Err(TransitionError::status("resume", self.status));
         }
         self.status = EnrollmentStatus::Active;
         self.paused_until = None;
@@ -496,7 +488,7 @@ impl Enrollment {
         now: DateTime<Utc>,
     ) -> Result<DomainEvent, TransitionError> {
         if self.is_final() {
-            return Err(TransitionError::status("enrollment", "exit", self.status));
+            return Err(TransitionError::status("exit", self.status));
         }
         self.status = EnrollmentStatus::Exited;
         self.exit_reason = Some(reason);

@@ -4,6 +4,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contact::ContactStatus;
+use crate::enrollment::EnrollmentStatus;
+use crate::mailbox::MailboxStatus;
+use crate::send::SendStatus;
+use crate::sequence::SequenceStatus;
+
 /// One problem found in untrusted input: where it is and why it is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
@@ -109,19 +115,128 @@ impl Problems {
     }
 }
 
+/// The kinds of record the engine keeps, as errors name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Entity {
+    /// A [`Sequence`](crate::sequence::Sequence).
+    Sequence,
+    /// A step of a sequence.
+    Step,
+    /// A [`Mailbox`](crate::mailbox::Mailbox).
+    Mailbox,
+    /// A [`Contact`](crate::contact::Contact).
+    Contact,
+    /// An [`Enrollment`](crate::enrollment::Enrollment).
+    Enrollment,
+    /// A [`ScheduledSend`](crate::send::ScheduledSend).
+    Send,
+}
+
+impl Entity {
+    /// The entity's name in messages: `sequence`, `step`, `mailbox`, ...
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sequence => "sequence",
+            Self::Step => "step",
+            Self::Mailbox => "mailbox",
+            Self::Contact => "contact",
+            Self::Enrollment => "enrollment",
+            Self::Send => "send",
+        }
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The status of a record, typed: what a [`TransitionError::InvalidStatus`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "entity", content = "status")]
+#[non_exhaustive]
+pub enum Status {
+    /// A sequence's status.
+    Sequence(SequenceStatus),
+    /// A mailbox's status.
+    Mailbox(MailboxStatus),
+    /// A contact's status.
+    Contact(ContactStatus),
+    /// An enrollment's status.
+    Enrollment(EnrollmentStatus),
+    /// A send's status.
+    Send(SendStatus),
+}
+
+impl Status {
+    /// The kind of record the status belongs to.
+    #[must_use]
+    pub fn entity(self) -> Entity {
+        match self {
+            Self::Sequence(_) => Entity::Sequence,
+            Self::Mailbox(_) => Entity::Mailbox,
+            Self::Contact(_) => Entity::Contact,
+            Self::Enrollment(_) => Entity::Enrollment,
+            Self::Send(_) => Entity::Send,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The serde names (snake_case) are the names senders see in the API.
+        let name = match self {
+            Self::Sequence(s) => serde_name(s),
+            Self::Mailbox(s) => serde_name(s),
+            Self::Contact(s) => serde_name(s),
+            Self::Enrollment(s) => serde_name(s),
+            Self::Send(s) => serde_name(s),
+        };
+        f.write_str(&name)
+    }
+}
+
+/// The snake_case name serde gives a unit variant.
+fn serde_name(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::from("?"),
+    }
+}
+
+macro_rules! status_from {
+    ($($ty:ty => $variant:ident),* $(,)?) => {
+        $(impl From<$ty> for Status {
+            fn from(status: $ty) -> Self {
+                Self::$variant(status)
+            }
+        })*
+    };
+}
+
+status_from! {
+    SequenceStatus => Sequence,
+    MailboxStatus => Mailbox,
+    ContactStatus => Contact,
+    EnrollmentStatus => Enrollment,
+    SendStatus => Send,
+}
+
 /// A state change the domain refused, naming the entity, the field and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransitionError {
-    /// The entity is in a status from which this change is not allowed.
-    #[error("{entity} {action}: not allowed while {status}")]
+    /// The record is in a status from which this change is not allowed.
+    #[error("{} {action}: not allowed while {status}", status.entity())]
     InvalidStatus {
-        /// `sequence`, `enrollment`, `send`, `mailbox`.
-        entity: &'static str,
         /// What was attempted, e.g. `activate`.
         action: &'static str,
-        /// The current status.
-        status: String,
+        /// The current status (it names the entity).
+        status: Status,
     },
     /// The change would break an invariant of the entity.
     #[error("{field}: {reason}")]
@@ -137,15 +252,10 @@ pub enum TransitionError {
 }
 
 impl TransitionError {
-    pub(crate) fn status(
-        entity: &'static str,
-        action: &'static str,
-        status: impl fmt::Debug,
-    ) -> Self {
+    pub(crate) fn status(action: &'static str, status: impl Into<Status>) -> Self {
         Self::InvalidStatus {
-            entity,
             action,
-            status: format!("{status:?}").to_lowercase(),
+            status: status.into(),
         }
     }
     pub(crate) fn invariant(field: impl Into<String>, reason: impl Into<String>) -> Self {

@@ -70,7 +70,7 @@ pub mod prelude {
     pub use crate::ports::{Clock, EventSink, NoopEventSink};
     pub use crate::send::{Lease, ScheduledSend, SendStatus};
     pub use crate::sequence::{ReenrollmentRule, Sequence, SequenceStatus, Step, Trigger, Variant};
-    pub use crate::store::{Store, StoreError};
+    pub use crate::store::{Catalog, Outbox, Store, StoreError};
     pub use crate::template::{Escape, Renderer, TemplateError};
     pub use crate::time::{
         Delay, DelayUnit, HolidayCalendar, LocalTime, SendWindow, WarmUp, WeekdaySet,

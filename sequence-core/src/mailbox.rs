@@ -204,7 +204,7 @@ impl Mailbox {
         from: &[MailboxStatus],
     ) -> Result<(), TransitionError> {
         if !from.contains(&self.status) {
-            return Err(TransitionError::status("mailbox", action, self.status));
+            return Err(TransitionError::status(action, self.status));
         }
         self.status = to;
         self.version += 1;

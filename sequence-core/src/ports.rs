@@ -10,6 +10,14 @@ use crate::ids::TenantId;
 pub trait Clock: Send + Sync {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Move to `at` if this is a clock that moves only when told to (a virtual clock for
+    /// tests, simulations and forecasts) and answer `true`; a real clock answers `false`
+    /// (the default) and the caller waits instead.
+    fn advance_to(&self, at: DateTime<Utc>) -> bool {
+        let _ = at;
+        false
+    }
 }
 
 /// Receives domain events as they happen. Must not block: forward to a channel or a log.

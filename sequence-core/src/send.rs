@@ -191,7 +191,7 @@ impl ScheduledSend {
     /// When not planned, or when the lease's attempt is not the next attempt.
     pub fn claim(&mut self, lease: Lease) -> Result<(), TransitionError> {
         if self.status != SendStatus::Planned {
-            return Err(TransitionError::status("send", "claim", self.status));
+            return Err(TransitionError::status("claim", self.status));
         }
         if lease.attempt != self.attempts + 1 {
             return Err(TransitionError::invariant(
@@ -215,7 +215,7 @@ impl ScheduledSend {
     /// when another lease holds it.
     pub fn check_lease(&self, lease: &Lease) -> Result<(), TransitionError> {
         if self.status != SendStatus::Sending {
-            return Err(TransitionError::status("send", "complete", self.status));
+            return Err(TransitionError::status("complete", self.status));
         }
         match &self.lease {
             Some(held) if held.token == lease.token && held.attempt == lease.attempt => Ok(()),
@@ -273,7 +273,7 @@ impl ScheduledSend {
         local_date: NaiveDate,
     ) -> Result<(), TransitionError> {
         if !matches!(self.status, SendStatus::RetryWait | SendStatus::Cancelled) {
-            return Err(TransitionError::status("send", "plan again", self.status));
+            return Err(TransitionError::status("plan again", self.status));
         }
         self.status = SendStatus::Planned;
         self.lease = None;
@@ -289,7 +289,7 @@ impl ScheduledSend {
     /// When sending or final.
     pub fn cancel(&mut self, reason: impl Into<String>) -> Result<(), TransitionError> {
         if !matches!(self.status, SendStatus::Planned | SendStatus::RetryWait) {
-            return Err(TransitionError::status("send", "cancel", self.status));
+            return Err(TransitionError::status("cancel", self.status));
         }
         self.status = SendStatus::Cancelled;
         self.last_error = Some(reason.into());
@@ -330,7 +330,7 @@ impl ScheduledSend {
             (SendStatus::Sending, _) => {
                 Err(TransitionError::invariant("lease", "lease has not expired"))
             }
-            _ => Err(TransitionError::status("send", "abandon", self.status)),
+            _ => Err(TransitionError::status("abandon", self.status)),
         }
     }
 
@@ -349,11 +349,7 @@ impl ScheduledSend {
             (SendStatus::Sending, _) => {
                 Err(TransitionError::invariant("lease", "lease has not expired"))
             }
-            _ => Err(TransitionError::status(
-                "send",
-                "mark uncertain",
-                self.status,
-            )),
+            _ => Err(TransitionError::status("mark uncertain", self.status)),
         }
     }
 }

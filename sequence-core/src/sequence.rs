@@ -347,7 +347,7 @@ impl Sequence {
         if self.status == SequenceStatus::Draft {
             Ok(())
         } else {
-            Err(TransitionError::status("sequence", action, self.status))
+            Err(TransitionError::status(action, self.status))
         }
     }
 
@@ -425,11 +425,7 @@ impl Sequence {
     /// When archived, or when the pool names a mailbox twice.
     pub fn set_mailbox_pool(&mut self, pool: Vec<MailboxId>) -> Result<(), TransitionError> {
         if self.status == SequenceStatus::Archived {
-            return Err(TransitionError::status(
-                "sequence",
-                "set mailbox pool",
-                self.status,
-            ));
+            return Err(TransitionError::status("set mailbox pool", self.status));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, m) in pool.iter().enumerate() {
@@ -475,7 +471,7 @@ impl Sequence {
     /// When not active.
     pub fn pause(&mut self) -> Result<(), TransitionError> {
         if self.status != SequenceStatus::Active {
-            return Err(TransitionError::status("sequence", "pause", self.status));
+            return Err(TransitionError::status("pause", self.status));
         }
         self.status = SequenceStatus::Paused;
         self.touch(DomainEvent::SequencePaused { sequence: self.id });
@@ -488,7 +484,7 @@ impl Sequence {
     /// When not paused.
     pub fn resume(&mut self) -> Result<(), TransitionError> {
         if self.status != SequenceStatus::Paused {
-            return Err(TransitionError::status("sequence", "resume", self.status));
+            return Err(TransitionError::status("resume", self.status));
         }
         self.status = SequenceStatus::Active;
         self.touch(DomainEvent::SequenceResumed { sequence: self.id });
@@ -501,7 +497,7 @@ impl Sequence {
     /// When already archived.
     pub fn archive(&mut self) -> Result<(), TransitionError> {
         if self.status == SequenceStatus::Archived {
-            return Err(TransitionError::status("sequence", "archive", self.status));
+            return Err(TransitionError::status("archive", self.status));
         }
         self.status = SequenceStatus::Archived;
         self.touch(DomainEvent::SequenceArchived { sequence: self.id });

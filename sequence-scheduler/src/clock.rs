@@ -51,6 +51,11 @@ impl Clock for VirtualClock {
             .single()
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
+
+    fn advance_to(&self, at: DateTime<Utc>) -> bool {
+        self.set(at);
+        true
+    }
 }
 
 #[cfg(test)]

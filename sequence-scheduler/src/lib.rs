@@ -14,6 +14,8 @@ pub mod clock;
 pub mod engine;
 pub mod planner;
 mod rng;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use clock::{SystemClock, VirtualClock};
 pub use engine::{

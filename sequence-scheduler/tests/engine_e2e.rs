@@ -4,9 +4,9 @@
 
 use backend_memory::MemoryStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sequence_conformance::{Attempt, AttemptOutcome, Fault, RecordingTransport};
 use sequence_core::prelude::*;
 use sequence_core::store::EnrollOutcome;
+use sequence_scheduler::testing::{Attempt, AttemptOutcome, Fault, RecordingTransport};
 use sequence_scheduler::{DeliverySemantics, Engine, EngineConfig, RetryPolicy, VirtualClock};
 
 struct World {
@@ -27,13 +27,10 @@ fn start() -> DateTime<Utc> {
 async fn world(contacts: usize, mailboxes: usize, config: EngineConfig) -> World {
     let clock = VirtualClock::new(start());
     let transport = RecordingTransport::new(clock.clone());
-    let engine = Engine::builder()
-        .store(MemoryStore::new())
-        .transport(transport.clone())
+    let engine = Engine::builder(MemoryStore::new(), transport.clone())
         .clock(clock.clone())
         .config(config)
-        .build()
-        .unwrap();
+        .build();
     let tenant = TenantId::from_u128(1);
     let mut mailbox_ids = Vec::new();
     for i in 0..mailboxes {
@@ -92,22 +89,7 @@ impl World {
 
     /// Event-driven virtual time until `until`.
     async fn run_until(&self, until: DateTime<Utc>) {
-        let mut guard = 0;
-        loop {
-            let now = self.clock.now();
-            self.engine.tick(now).await.unwrap();
-            let Some(next) = self.engine.next_wakeup().await.unwrap() else {
-                break;
-            };
-            let next = next.max(now + Duration::seconds(1));
-            if next >= until {
-                break;
-            }
-            self.clock.set(next);
-            guard += 1;
-            assert!(guard < 100_000, "no progress");
-        }
-        self.clock.set(until);
+        self.engine.run_until(until).await.unwrap();
     }
 
     async fn enrollments(&self) -> Vec<Enrollment> {
@@ -380,7 +362,7 @@ async fn an_expired_lease_is_marked_uncertain_and_not_sent_again() {
     let w = world(1, 1, config).await;
     w.enroll_all().await;
     // Claim the send the way a crashed engine would: claimed, never completed.
-    w.engine.tick(start()).await.unwrap(); // plans
+    w.engine.tick().await.unwrap(); // plans
     let planned_at = w.engine.next_wakeup().await.unwrap().unwrap();
     let claimed = w
         .engine
@@ -391,7 +373,7 @@ async fn an_expired_lease_is_marked_uncertain_and_not_sent_again() {
     assert_eq!(claimed.len(), 1);
     // Later, the lease has run out.
     w.clock.set(planned_at + Duration::minutes(10));
-    let report = w.engine.tick(w.clock.now()).await.unwrap();
+    let report = w.engine.tick().await.unwrap();
     assert_eq!(report.expired, 1);
     let sends = w
         .engine

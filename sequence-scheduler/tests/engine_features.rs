@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use backend_memory::MemoryStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sequence_conformance::{AttemptOutcome, RecordingTransport};
 use sequence_core::prelude::*;
 use sequence_core::sequence::ReenrollmentRule;
 use sequence_core::store::EnrollOutcome;
+use sequence_scheduler::testing::{AttemptOutcome, RecordingTransport};
 use sequence_scheduler::{DeliverySemantics, Engine, EngineConfig, SequenceStats, VirtualClock};
 
 fn start() -> DateTime<Utc> {
@@ -29,13 +29,10 @@ struct World {
 async fn world(config: EngineConfig, limit: u32) -> World {
     let clock = VirtualClock::new(start());
     let transport = RecordingTransport::new(clock.clone());
-    let engine = Engine::builder()
-        .store(MemoryStore::new())
-        .transport(transport.clone())
+    let engine = Engine::builder(MemoryStore::new(), transport.clone())
         .clock(clock.clone())
         .config(config)
-        .build()
-        .unwrap();
+        .build();
     let tenant = TenantId::from_u128(7);
     let m = Mailbox::new(tenant, "ana@sender.example", chrono_tz::UTC)
         .unwrap()
@@ -87,16 +84,7 @@ impl World {
 
     /// Event-driven virtual time until `until`.
     async fn run_until(&self, until: DateTime<Utc>) {
-        let mut now = self.clock.now();
-        while now < until {
-            self.clock.set(now);
-            self.engine.tick(now).await.unwrap();
-            let Some(next) = self.engine.next_wakeup().await.unwrap() else {
-                break;
-            };
-            now = next.max(now + Duration::seconds(1));
-        }
-        self.clock.set(until);
+        self.engine.run_until(until).await.unwrap();
     }
 }
 
@@ -359,13 +347,10 @@ async fn at_least_once_sends_again_after_a_lost_lease_and_at_most_once_does_not(
         let config = EngineConfig::with_seed(6)
             .delivery(semantics)
             .lease(Duration::minutes(5));
-        let crashed = Engine::builder()
-            .shared_store(store.clone())
-            .transport(Hang)
+        let crashed = Engine::builder(store.clone(), Hang)
             .clock(clock.clone())
             .config(config.clone())
-            .build()
-            .unwrap();
+            .build();
         let tenant = TenantId::from_u128(9);
         let m = crashed
             .create_mailbox(Mailbox::new(tenant, "ana@sender.example", chrono_tz::UTC).unwrap())
@@ -383,24 +368,21 @@ async fn at_least_once_sends_again_after_a_lost_lease_and_at_most_once_does_not(
             .unwrap();
         crashed.enroll(tenant, seq.id, &[c.id]).await.unwrap();
         // Plan, then "crash" inside the transport call: the claim's lease is left behind.
-        crashed.tick(start()).await.unwrap();
+        crashed.tick().await.unwrap();
         let at = crashed.next_wakeup().await.unwrap().unwrap();
         clock.set(at);
-        let hung = tokio::time::timeout(std::time::Duration::from_millis(50), crashed.tick(at));
+        let hung = tokio::time::timeout(std::time::Duration::from_millis(50), crashed.tick());
         assert!(hung.await.is_err(), "the transport call hangs");
         // Another engine process on the same store picks up after the lease ran out.
         let transport = RecordingTransport::new(clock.clone());
-        let engine = Engine::builder()
-            .shared_store(store.clone())
-            .transport(transport.clone())
+        let engine = Engine::builder(store.clone(), transport.clone())
             .clock(clock.clone())
             .config(config)
-            .build()
-            .unwrap();
+            .build();
         let mut now = at + Duration::minutes(6);
         for _ in 0..100 {
             clock.set(now);
-            engine.tick(now).await.unwrap();
+            engine.tick().await.unwrap();
             match engine.next_wakeup().await.unwrap() {
                 Some(next) => now = next.max(now + Duration::seconds(1)),
                 None => break,
@@ -446,13 +428,10 @@ async fn run_sends_on_its_own_until_shutdown() {
         at: tokio::time::Instant::now(),
     };
     let transport = RecordingTransport::new(clock);
-    let engine = Engine::builder()
-        .store(MemoryStore::new())
-        .transport(transport.clone())
+    let engine = Engine::builder(MemoryStore::new(), transport.clone())
         .clock(clock)
         .config(EngineConfig::with_seed(8).poll_interval(Duration::minutes(10)))
-        .build()
-        .unwrap();
+        .build();
     let tenant = TenantId::from_u128(3);
     let m = engine
         .create_mailbox(Mailbox::new(tenant, "ana@sender.example", chrono_tz::UTC).unwrap())
@@ -476,8 +455,7 @@ async fn run_sends_on_its_own_until_shutdown() {
         .run(tokio::time::sleep(std::time::Duration::from_secs(
             3 * 86_400,
         )))
-        .await
-        .unwrap();
+        .await;
     let attempts = transport.attempts();
     assert_eq!(attempts.len(), 6, "{attempts:?}");
     assert!(attempts

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use async_trait::async_trait;
 use backend_memory::MemoryStore;
 use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
-use sequence_conformance::{Attempt, RecordingTransport};
 use sequence_core::prelude::*;
 use sequence_core::store::EnrollOutcome;
 use sequence_core::time::{LocalTime, SendWindow, WeekdaySet, WeeklySchedule};
 use sequence_core::transport::{Delivery, OutgoingEmail, SendError, Transport};
+use sequence_scheduler::testing::{Attempt, RecordingTransport};
 use sequence_scheduler::{Engine, EngineConfig, EngineError, VirtualClock};
 
 fn monday() -> DateTime<Utc> {
@@ -98,13 +98,10 @@ impl Setup {
             on_first_call: Arc::new(Mutex::new(None)),
             engine: Arc::new(OnceLock::new()),
         };
-        let engine = Engine::builder()
-            .store(MemoryStore::new())
-            .transport(transport.clone())
+        let engine = Engine::builder(MemoryStore::new(), transport.clone())
             .clock(clock.clone())
             .config(EngineConfig::with_seed(11).concurrency(self.concurrency))
-            .build()
-            .unwrap();
+            .build();
         let _ = transport.engine.set(engine.clone());
         let mut mailboxes = Vec::new();
         for m in self.mailboxes {
@@ -153,24 +150,12 @@ impl World {
     /// Tick at `at` on the virtual clock.
     async fn tick_at(&self, at: DateTime<Utc>) {
         self.clock.set(at);
-        self.engine.tick(self.clock.now()).await.unwrap();
+        self.engine.tick().await.unwrap();
     }
 
     /// Event-driven virtual time until `until`.
     async fn run_until(&self, until: DateTime<Utc>) {
-        for _ in 0..100_000 {
-            let now = self.clock.now();
-            self.engine.tick(now).await.unwrap();
-            let Some(next) = self.engine.next_wakeup().await.unwrap() else {
-                break;
-            };
-            let next = next.max(self.clock.now() + Duration::seconds(1));
-            if next >= until {
-                break;
-            }
-            self.clock.set(next);
-        }
-        self.clock.set(until);
+        self.engine.run_until(until).await.unwrap();
     }
 
     fn attempts(&self) -> Vec<Attempt> {

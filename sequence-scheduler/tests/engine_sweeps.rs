@@ -9,16 +9,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use backend_memory::MemoryStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sequence_conformance::RecordingTransport;
 use sequence_core::enrollment::DeferralReason;
 use sequence_core::event::DomainEvent;
 use sequence_core::prelude::*;
 use sequence_core::send::Lease;
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease, SendCompletion, SendContext, Store,
+    MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease, SendCompletion, SendContext,
     StoreError,
 };
+use sequence_scheduler::testing::RecordingTransport;
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
 
 /// A store that, on the first multi-row change set while armed, lets "another writer"
@@ -29,7 +29,78 @@ struct Meddling {
 }
 
 #[async_trait]
-impl Store for Meddling {
+impl Catalog for Meddling {
+    async fn save_sequence(
+        &self,
+        sequence: &Sequence,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.inner.save_sequence(sequence, expected_version).await
+    }
+
+    async fn get_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<Option<Sequence>, StoreError> {
+        self.inner.get_sequence(tenant, id).await
+    }
+
+    async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError> {
+        self.inner.list_sequences(tenant).await
+    }
+
+    async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {
+        self.inner.get_sequences(ids).await
+    }
+
+    async fn save_mailbox(
+        &self,
+        mailbox: &Mailbox,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.inner.save_mailbox(mailbox, expected_version).await
+    }
+
+    async fn get_mailbox(
+        &self,
+        tenant: TenantId,
+        id: MailboxId,
+    ) -> Result<Option<Mailbox>, StoreError> {
+        self.inner.get_mailbox(tenant, id).await
+    }
+
+    async fn list_mailboxes(&self, tenant: TenantId) -> Result<Vec<Mailbox>, StoreError> {
+        self.inner.list_mailboxes(tenant).await
+    }
+
+    async fn upsert_contacts(
+        &self,
+        tenant: TenantId,
+        contacts: &[Contact],
+    ) -> Result<Vec<ContactId>, StoreError> {
+        self.inner.upsert_contacts(tenant, contacts).await
+    }
+
+    async fn get_contact(
+        &self,
+        tenant: TenantId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
+        self.inner.get_contact(tenant, id).await
+    }
+
+    async fn find_contact_by_email(
+        &self,
+        tenant: TenantId,
+        email: &str,
+    ) -> Result<Option<Contact>, StoreError> {
+        self.inner.find_contact_by_email(tenant, email).await
+    }
+}
+
+#[async_trait]
+impl Outbox for Meddling {
     async fn apply_changes(
         &self,
         now: DateTime<Utc>,
@@ -53,64 +124,6 @@ impl Store for Meddling {
         self.inner.apply_changes(now, changes).await
     }
 
-    async fn save_sequence(
-        &self,
-        sequence: &Sequence,
-        expected_version: Option<u64>,
-    ) -> Result<(), StoreError> {
-        self.inner.save_sequence(sequence, expected_version).await
-    }
-    async fn get_sequence(
-        &self,
-        tenant: TenantId,
-        id: SequenceId,
-    ) -> Result<Option<Sequence>, StoreError> {
-        self.inner.get_sequence(tenant, id).await
-    }
-    async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError> {
-        self.inner.list_sequences(tenant).await
-    }
-    async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {
-        self.inner.get_sequences(ids).await
-    }
-    async fn save_mailbox(
-        &self,
-        mailbox: &Mailbox,
-        expected_version: Option<u64>,
-    ) -> Result<(), StoreError> {
-        self.inner.save_mailbox(mailbox, expected_version).await
-    }
-    async fn get_mailbox(
-        &self,
-        tenant: TenantId,
-        id: MailboxId,
-    ) -> Result<Option<Mailbox>, StoreError> {
-        self.inner.get_mailbox(tenant, id).await
-    }
-    async fn list_mailboxes(&self, tenant: TenantId) -> Result<Vec<Mailbox>, StoreError> {
-        self.inner.list_mailboxes(tenant).await
-    }
-    async fn upsert_contacts(
-        &self,
-        tenant: TenantId,
-        contacts: &[Contact],
-    ) -> Result<Vec<ContactId>, StoreError> {
-        self.inner.upsert_contacts(tenant, contacts).await
-    }
-    async fn get_contact(
-        &self,
-        tenant: TenantId,
-        id: ContactId,
-    ) -> Result<Option<Contact>, StoreError> {
-        self.inner.get_contact(tenant, id).await
-    }
-    async fn find_contact_by_email(
-        &self,
-        tenant: TenantId,
-        email: &str,
-    ) -> Result<Option<Contact>, StoreError> {
-        self.inner.find_contact_by_email(tenant, email).await
-    }
     async fn enroll(
         &self,
         tenant: TenantId,
@@ -119,6 +132,7 @@ impl Store for Meddling {
     ) -> Result<Vec<EnrollOutcome>, StoreError> {
         self.inner.enroll(tenant, now, enrollments).await
     }
+
     async fn get_enrollment(
         &self,
         tenant: TenantId,
@@ -126,6 +140,7 @@ impl Store for Meddling {
     ) -> Result<Option<Enrollment>, StoreError> {
         self.inner.get_enrollment(tenant, id).await
     }
+
     async fn list_enrollments(
         &self,
         tenant: TenantId,
@@ -133,6 +148,7 @@ impl Store for Meddling {
     ) -> Result<Vec<Enrollment>, StoreError> {
         self.inner.list_enrollments(tenant, sequence).await
     }
+
     async fn open_enrollments_page(
         &self,
         tenant: TenantId,
@@ -144,6 +160,7 @@ impl Store for Meddling {
             .open_enrollments_page(tenant, sequence, after, limit)
             .await
     }
+
     async fn open_sends_of(
         &self,
         tenant: TenantId,
@@ -151,6 +168,7 @@ impl Store for Meddling {
     ) -> Result<Vec<ScheduledSend>, StoreError> {
         self.inner.open_sends_of(tenant, enrollments).await
     }
+
     async fn open_enrollments_of_contact(
         &self,
         tenant: TenantId,
@@ -160,6 +178,7 @@ impl Store for Meddling {
             .open_enrollments_of_contact(tenant, contact)
             .await
     }
+
     async fn sends_of_enrollment(
         &self,
         tenant: TenantId,
@@ -167,6 +186,7 @@ impl Store for Meddling {
     ) -> Result<Vec<ScheduledSend>, StoreError> {
         self.inner.sends_of_enrollment(tenant, enrollment).await
     }
+
     async fn sends_of_sequence(
         &self,
         tenant: TenantId,
@@ -174,6 +194,7 @@ impl Store for Meddling {
     ) -> Result<Vec<ScheduledSend>, StoreError> {
         self.inner.sends_of_sequence(tenant, sequence).await
     }
+
     async fn due_enrollments(
         &self,
         now: DateTime<Utc>,
@@ -181,6 +202,7 @@ impl Store for Meddling {
     ) -> Result<Vec<DueEnrollment>, StoreError> {
         self.inner.due_enrollments(now, limit).await
     }
+
     async fn mailbox_snapshots(
         &self,
         now: DateTime<Utc>,
@@ -188,6 +210,7 @@ impl Store for Meddling {
     ) -> Result<Vec<MailboxSnapshot>, StoreError> {
         self.inner.mailbox_snapshots(now, ids).await
     }
+
     async fn daily_counts(
         &self,
         now: DateTime<Utc>,
@@ -196,6 +219,7 @@ impl Store for Meddling {
     ) -> Result<DailyCounts, StoreError> {
         self.inner.daily_counts(now, sequences, domains).await
     }
+
     async fn acquire_planning(
         &self,
         now: DateTime<Utc>,
@@ -204,9 +228,11 @@ impl Store for Meddling {
     ) -> Result<Option<PlanningLease>, StoreError> {
         self.inner.acquire_planning(now, token, lease_for).await
     }
+
     async fn release_planning(&self, lease: PlanningLease) -> Result<(), StoreError> {
         self.inner.release_planning(lease).await
     }
+
     async fn apply_plan(
         &self,
         now: DateTime<Utc>,
@@ -214,6 +240,7 @@ impl Store for Meddling {
     ) -> Result<PlanApplied, StoreError> {
         self.inner.apply_plan(now, plan).await
     }
+
     async fn claim_sends(
         &self,
         now: DateTime<Utc>,
@@ -222,6 +249,7 @@ impl Store for Meddling {
     ) -> Result<Vec<ClaimedSend>, StoreError> {
         self.inner.claim_sends(now, lease_for, limit).await
     }
+
     async fn send_context(
         &self,
         tenant: TenantId,
@@ -229,6 +257,7 @@ impl Store for Meddling {
     ) -> Result<Option<SendContext>, StoreError> {
         self.inner.send_context(tenant, send).await
     }
+
     async fn complete_send(
         &self,
         now: DateTime<Utc>,
@@ -236,6 +265,7 @@ impl Store for Meddling {
     ) -> Result<(), StoreError> {
         self.inner.complete_send(now, completion).await
     }
+
     async fn release_send(
         &self,
         now: DateTime<Utc>,
@@ -245,6 +275,7 @@ impl Store for Meddling {
     ) -> Result<(), StoreError> {
         self.inner.release_send(now, send, lease, replan_at).await
     }
+
     async fn expire_leases(
         &self,
         now: DateTime<Utc>,
@@ -252,9 +283,11 @@ impl Store for Meddling {
     ) -> Result<Vec<ScheduledSend>, StoreError> {
         self.inner.expire_leases(now, resend).await
     }
+
     async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.inner.next_wakeup().await
     }
+
     async fn record_events(
         &self,
         tenant: TenantId,
@@ -273,13 +306,10 @@ async fn a_resume_that_meets_a_conflict_still_wakes_every_enrollment() {
         inner: MemoryStore::new(),
         armed: AtomicBool::new(false),
     });
-    let engine = Engine::builder()
-        .shared_store(store.clone())
-        .transport(RecordingTransport::new(clock.clone()))
+    let engine = Engine::builder(store.clone(), RecordingTransport::new(clock.clone()))
         .clock(clock.clone())
         .config(EngineConfig::with_seed(5))
-        .build()
-        .unwrap();
+        .build();
     let t = TenantId::from_u128(40);
     let m = engine
         .create_mailbox(Mailbox::new(t, "s@sender.example", chrono_tz::UTC).unwrap())
@@ -301,7 +331,7 @@ async fn a_resume_that_meets_a_conflict_still_wakes_every_enrollment() {
 
     // Paused before anything is planned: the tick parks every enrollment.
     engine.pause_sequence(t, seq.id).await.unwrap();
-    engine.tick(start).await.unwrap();
+    engine.tick().await.unwrap();
     let parked = |list: &[Enrollment]| {
         list.iter()
             .filter(|e| {

@@ -93,7 +93,7 @@
 //!     .tracker(Tracker::new("https://t.sender.example", "32 random bytes from your vault")?)
 //!     .unsubscribe_mailto("unsubscribe@sender.example")?
 //!     .build()?;
-//! // let engine = Engine::builder().store(store).transport(transport).build()?;
+//! // let engine = Engine::builder(store, transport).build();
 //! # let _ = transport; Ok(()) }
 //! ```
 //!

@@ -22,7 +22,7 @@ impl State {
                     .get(&c.id)
                     .is_some_and(|stored| stored.tenant != tenant);
             if foreign {
-                return Err(not_found("contact", c.id));
+                return Err(not_found(Entity::Contact, c.id));
             }
             let address = normalize_email(&c.email);
             let holder = batch.get(&address).copied().or_else(|| {
@@ -35,7 +35,7 @@ impl State {
                         // The row's own contact exists under another address, which a
                         // different contact holds: two people cannot share an address.
                         return Err(StoreError::AlreadyExists {
-                            entity: "contact",
+                            entity: Entity::Contact,
                             id: format!("{} (address {address} belongs to {id})", c.id),
                         });
                     }

@@ -21,6 +21,7 @@ use sequence_core::contact::Contact;
 use sequence_core::enrollment::{
     suppression, Deferral, DeferralReason, Enrollment, EnrollmentStatus,
 };
+use sequence_core::error::Entity;
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
@@ -42,14 +43,11 @@ mod plan;
 
 use due::DueKey;
 
-fn not_found(entity: &'static str, id: impl Display) -> StoreError {
-    StoreError::NotFound {
-        entity,
-        id: id.to_string(),
-    }
+fn not_found(entity: Entity, id: impl Display) -> StoreError {
+    StoreError::not_found(entity, id)
 }
 
-fn conflict(entity: &'static str, id: impl Display, expected: u64, found: u64) -> StoreError {
+fn conflict(entity: Entity, id: impl Display, expected: u64, found: u64) -> StoreError {
     StoreError::VersionConflict {
         entity,
         id: id.to_string(),
@@ -305,17 +303,22 @@ impl State {
         match (expected_version, self.sequences.get(&sequence.id)) {
             (None, Some(_)) => {
                 return Err(StoreError::AlreadyExists {
-                    entity: "sequence",
+                    entity: Entity::Sequence,
                     id: sequence.id.to_string(),
                 })
             }
             (None, None) => {}
-            (Some(_), None) => return Err(not_found("sequence", sequence.id)),
+            (Some(_), None) => return Err(not_found(Entity::Sequence, sequence.id)),
             (Some(_), Some(stored)) if stored.tenant != sequence.tenant => {
-                return Err(not_found("sequence", sequence.id))
+                return Err(not_found(Entity::Sequence, sequence.id))
             }
             (Some(read), Some(stored)) if stored.version != read => {
-                return Err(conflict("sequence", sequence.id, read, stored.version))
+                return Err(conflict(
+                    Entity::Sequence,
+                    sequence.id,
+                    read,
+                    stored.version,
+                ))
             }
             (Some(read), Some(_)) => sequence.version = written_version(sequence.version, read),
         }
@@ -367,17 +370,17 @@ impl State {
         match (expected_version, self.mailboxes.get(&mailbox.id)) {
             (None, Some(_)) => {
                 return Err(StoreError::AlreadyExists {
-                    entity: "mailbox",
+                    entity: Entity::Mailbox,
                     id: mailbox.id.to_string(),
                 })
             }
             (None, None) => {}
-            (Some(_), None) => return Err(not_found("mailbox", mailbox.id)),
+            (Some(_), None) => return Err(not_found(Entity::Mailbox, mailbox.id)),
             (Some(_), Some(stored)) if stored.tenant != mailbox.tenant => {
-                return Err(not_found("mailbox", mailbox.id))
+                return Err(not_found(Entity::Mailbox, mailbox.id))
             }
             (Some(read), Some(stored)) if stored.version != read => {
-                return Err(conflict("mailbox", mailbox.id, read, stored.version))
+                return Err(conflict(Entity::Mailbox, mailbox.id, read, stored.version))
             }
             (Some(read), Some(_)) => mailbox.version = written_version(mailbox.version, read),
         }

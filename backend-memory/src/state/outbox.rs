@@ -253,14 +253,14 @@ impl State {
         for (c, read) in &changes.contacts {
             let stored = match self.contacts.get(&c.id) {
                 Some(stored) if stored.tenant == c.tenant && in_scope(c.tenant) => stored,
-                _ => return Err(not_found("contact", c.id)),
+                _ => return Err(not_found(Entity::Contact, c.id)),
             };
             let current = contact_versions
                 .get(&c.id)
                 .copied()
                 .unwrap_or(stored.version);
             if current != *read {
-                return Err(conflict("contact", c.id, *read, current));
+                return Err(conflict(Entity::Contact, c.id, *read, current));
             }
             if normalize_email(&c.email) != normalize_email(&stored.email) {
                 return Err(StoreError::Invalid(format!(
@@ -281,11 +281,11 @@ impl State {
         for (e, read) in &changes.enrollments {
             let stored = match self.enrollments.get(&e.id) {
                 Some(s) if s.tenant == e.tenant && in_scope(e.tenant) => s,
-                _ => return Err(not_found("enrollment", e.id)),
+                _ => return Err(not_found(Entity::Enrollment, e.id)),
             };
             let current = versions.get(&e.id).copied().unwrap_or(stored.version);
             if current != *read {
-                return Err(conflict("enrollment", e.id, *read, current));
+                return Err(conflict(Entity::Enrollment, e.id, *read, current));
             }
             versions.insert(e.id, written_version(e.version, *read));
             if !e.is_final() {
@@ -297,7 +297,7 @@ impl State {
                     .or_else(|| opening.get(&pair).filter(|other| **other != e.id));
                 if taken.is_some() {
                     return Err(StoreError::AlreadyExists {
-                        entity: "enrollment",
+                        entity: Entity::Enrollment,
                         id: format!("{} (sequence {}, contact {})", e.id, e.sequence, e.contact),
                     });
                 }
@@ -308,11 +308,11 @@ impl State {
         for (s, read) in &changes.sequences {
             let stored = match self.sequences.get(&s.id) {
                 Some(stored) if stored.tenant == s.tenant && in_scope(s.tenant) => stored,
-                _ => return Err(not_found("sequence", s.id)),
+                _ => return Err(not_found(Entity::Sequence, s.id)),
             };
             let current = seq_versions.get(&s.id).copied().unwrap_or(stored.version);
             if current != *read {
-                return Err(conflict("sequence", s.id, *read, current));
+                return Err(conflict(Entity::Sequence, s.id, *read, current));
             }
             seq_versions.insert(s.id, written_version(s.version, *read));
         }
@@ -320,11 +320,11 @@ impl State {
         for (m, read) in &changes.mailboxes {
             let stored = match self.mailboxes.get(&m.id) {
                 Some(stored) if stored.tenant == m.tenant && in_scope(m.tenant) => stored,
-                _ => return Err(not_found("mailbox", m.id)),
+                _ => return Err(not_found(Entity::Mailbox, m.id)),
             };
             let current = mb_versions.get(&m.id).copied().unwrap_or(stored.version);
             if current != *read {
-                return Err(conflict("mailbox", m.id, *read, current));
+                return Err(conflict(Entity::Mailbox, m.id, *read, current));
             }
             mb_versions.insert(m.id, written_version(m.version, *read));
         }

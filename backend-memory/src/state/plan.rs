@@ -307,7 +307,7 @@ impl State {
         } = completion;
         let id = send.id;
         let Some(row) = self.sends.get(&id) else {
-            return Err(not_found("send", id));
+            return Err(not_found(Entity::Send, id));
         };
         if row.send.check_lease(&lease).is_err() {
             return Err(StoreError::LeaseLost { send: id });
@@ -316,7 +316,7 @@ impl State {
             send.status,
             SendStatus::Sent | SendStatus::RetryWait | SendStatus::Failed
         ) {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::Invalid(format!(
                 "complete_send: send {id} must be sent, retry_wait or failed, not {:?}",
                 send.status
             )));
@@ -324,7 +324,7 @@ impl State {
         let tenant = row.send.tenant;
         let row_mailbox = row.send.mailbox;
         if enrollment.id != row.send.enrollment {
-            return Err(not_found("enrollment", enrollment.id));
+            return Err(not_found(Entity::Enrollment, enrollment.id));
         }
         let mut all = changes;
         all.enrollments.insert(0, (enrollment, enrollment_version));
@@ -364,7 +364,7 @@ impl State {
         replan_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let Some(row) = self.sends.get(&id) else {
-            return Err(not_found("send", id));
+            return Err(not_found(Entity::Send, id));
         };
         if row.send.check_lease(&lease).is_err() {
             return Err(StoreError::LeaseLost { send: id });

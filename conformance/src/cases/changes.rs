@@ -1,6 +1,7 @@
 //! `apply_changes`: atomic change sets.
 
 use sequence_core::enrollment::{EnrollmentStatus, ExitReason};
+use sequence_core::error::Entity;
 use sequence_core::ids::SendId;
 use sequence_core::send::{SendStatus, TrackingKind, TrackingMark};
 use sequence_core::store::{ChangeSet, Store, StoreError};
@@ -36,7 +37,11 @@ pub async fn apply_changes_is_all_or_nothing<S: Store + 'static>(store: S) {
             found,
             ..
         }) => {
-            assert_eq!(entity, "enrollment", "the conflict must name the entity");
+            assert_eq!(
+                entity,
+                Entity::Enrollment,
+                "the conflict must name the entity"
+            );
             assert_eq!(
                 (expected, found),
                 (es[1].version + 5, es[1].version),
@@ -212,7 +217,7 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
         )
         .await;
     assert!(
-        matches!(r, Err(StoreError::VersionConflict { entity: "sequence", .. })),
+        matches!(r, Err(StoreError::VersionConflict { entity: Entity::Sequence, .. })),
         "apply_changes with a stale sequence version must fail with VersionConflict on the sequence, got {r:?}"
     );
     let r = store
@@ -226,7 +231,7 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
         )
         .await;
     assert!(
-        matches!(r, Err(StoreError::VersionConflict { entity: "mailbox", .. })),
+        matches!(r, Err(StoreError::VersionConflict { entity: Entity::Mailbox, .. })),
         "apply_changes with a stale mailbox version must fail with VersionConflict on the mailbox, got {r:?}"
     );
     assert_eq!(

@@ -12,10 +12,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use sequence_core::prelude::*;
-use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
+use sequence_engine::chrono::NaiveDate;
+use sequence_engine::chrono_tz;
+use sequence_engine::prelude::*;
 
 /// A transport that prints each email and remembers the day it went out.
 #[derive(Clone)]
@@ -55,12 +54,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         clock: clock.clone(),
         sent_per_day: Arc::default(),
     };
-    let engine = Engine::builder()
-        .store(backend_memory::MemoryStore::new())
-        .transport(transport.clone())
+    let engine = Engine::builder(backend_memory::MemoryStore::new(), transport.clone())
         .clock(clock.clone())
         .config(EngineConfig::with_seed(7))
-        .build()?;
+        .build();
     let tenant = TenantId::new();
 
     // Two mailboxes, each sending on weekdays from 09:00 to 17:00 in its own zone, at most
@@ -157,24 +154,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ids: Vec<ContactId> = contacts.iter().map(|c| c.id).collect();
     engine.enroll(tenant, sequence.id, &ids).await?;
 
-    // One contact replies on day 3: the sequence stops for them.
-    let reply_at = start + Duration::days(3);
-    let mut replied = false;
-
-    // Two weeks of virtual time: jump from one instant with work to the next.
-    let end = start + Duration::days(14);
-    let mut now = start;
-    while now < end {
-        clock.set(now);
-        if !replied && now >= reply_at {
-            engine.reply(tenant, ids[0], None).await?;
-            replied = true;
-        }
-        engine.tick(now).await?;
-        let next = engine.next_wakeup().await?.unwrap_or(end);
-        let next = if replied { next } else { next.min(reply_at) };
-        now = next.max(now + Duration::seconds(1));
-    }
+    // Three days of virtual time, jumping from one instant with work to the next; then
+    // one contact replies, and the sequence stops for them; then the rest of two weeks.
+    engine.run_until(start + Duration::days(3)).await?;
+    engine.reply(tenant, ids[0], None).await?;
+    engine.run_until(start + Duration::days(14)).await?;
 
     println!("\nSends per day (UTC):");
     if let Ok(days) = transport.sent_per_day.lock() {

@@ -32,12 +32,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use async_trait::async_trait;
-use chrono::{Duration, Utc};
-use sequence_core::prelude::*;
-use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
+use sequence_engine::prelude::*;
+use sequence_engine::smtp::{Credentials, NoCredentials, Security, Tracker};
 use tracing_subscriber::EnvFilter;
-use transport_smtp::{Credentials, NoCredentials, Security, SmtpSettings, SmtpTransport, Tracker};
 
 fn var(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -174,12 +171,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // --- the engine, on the in-memory store and a virtual clock ------------------------------
     let start = Utc::now();
     let clock = VirtualClock::new(start);
-    let engine = Engine::builder()
-        .store(backend_memory::MemoryStore::new())
-        .transport(Reporting(transport))
+    let engine = Engine::builder(MemoryStore::new(), Reporting(transport))
         .clock(clock.clone())
         .config(EngineConfig::with_seed(1))
-        .build()?;
+        .build();
     let mut pool = Vec::new();
     for mailbox in mailboxes {
         pool.push(engine.create_mailbox(mailbox).await?.id);
@@ -220,19 +215,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let first = address.split(['@', '.']).next().unwrap_or("there");
         contacts.push(Contact::new(tenant, address.as_str())?.with_name(first, ""));
     }
-    engine.upsert_contacts(tenant, &contacts).await?;
-    let ids: Vec<ContactId> = contacts.iter().map(|c| c.id).collect();
+    let ids = engine.upsert_contacts(tenant, &contacts).await?;
     engine.enroll(tenant, sequence.id, &ids).await?;
 
     // --- ten virtual days: jump from one instant with work to the next -----------------------
-    let end = start + Duration::days(10);
-    let mut now = start;
-    while now < end {
-        clock.set(now);
-        engine.tick(now).await?;
-        let next = engine.next_wakeup().await?.unwrap_or(end);
-        now = next.max(now + Duration::seconds(1));
-    }
+    engine.run_until(start + Duration::days(10)).await?;
 
     let stats = engine.stats(tenant, sequence.id).await?;
     println!(

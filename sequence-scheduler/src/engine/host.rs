@@ -7,24 +7,18 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sequence_core::contact::Contact;
 use sequence_core::enrollment::{DeferralReason, Enrollment, EnrollmentStatus, ExitReason};
+use sequence_core::error::Entity;
 use sequence_core::error::Problems;
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{TrackingKind, TrackingMark};
 use sequence_core::sequence::{Sequence, SequenceStatus, Trigger};
-use sequence_core::store::{ChangeSet, EnrollOutcome, StoreError};
+use sequence_core::store::{ChangeSet, EnrollOutcome};
 use sequence_core::TransitionError;
 use tracing::instrument;
 
 use super::{Engine, EngineError};
-
-fn not_found(entity: &'static str, id: impl std::fmt::Display) -> EngineError {
-    EngineError::NotFound {
-        entity,
-        id: id.to_string(),
-    }
-}
 
 impl Engine {
     // ---- mailboxes ----------------------------------------------------------------------------
@@ -54,7 +48,7 @@ impl Engine {
             .store
             .get_mailbox(tenant, id)
             .await?
-            .ok_or_else(|| not_found("mailbox", id))?;
+            .ok_or_else(|| EngineError::not_found(Entity::Mailbox, id))?;
         let read = mailbox.version;
         change(&mut mailbox)?;
         mailbox.validate()?;
@@ -144,7 +138,7 @@ impl Engine {
         let mut mailbox = store
             .get_mailbox(tenant, id)
             .await?
-            .ok_or_else(|| not_found("mailbox", id))?;
+            .ok_or_else(|| EngineError::not_found(Entity::Mailbox, id))?;
         let read = mailbox.version;
         let event = change(&mut mailbox)?;
         let mut changes = ChangeSet {
@@ -215,7 +209,7 @@ impl Engine {
         let mut c = store
             .get_contact(tenant, contact)
             .await?
-            .ok_or_else(|| not_found("contact", contact))?;
+            .ok_or_else(|| EngineError::not_found(Entity::Contact, contact))?;
         let read = c.version;
         if !c.lift_suppression() {
             return Ok(false);
@@ -244,9 +238,8 @@ impl Engine {
         let seq = self.load_sequence(tenant, sequence).await?;
         if matches!(seq.status, SequenceStatus::Draft | SequenceStatus::Archived) {
             return Err(TransitionError::InvalidStatus {
-                entity: "sequence",
                 action: "enroll",
-                status: format!("{:?}", seq.status).to_lowercase(),
+                status: seq.status.into(),
             }
             .into());
         }
@@ -324,7 +317,7 @@ impl Engine {
         let mut e = store
             .get_enrollment(tenant, id)
             .await?
-            .ok_or_else(|| not_found("enrollment", id))?;
+            .ok_or_else(|| EngineError::not_found(Entity::Enrollment, id))?;
         let v = e.version;
         let event = change(&mut e, now)?;
         let mut changes = ChangeSet::default();
@@ -502,7 +495,7 @@ impl Engine {
             let mut c = store
                 .get_contact(tenant, contact)
                 .await?
-                .ok_or_else(|| not_found("contact", contact))?;
+                .ok_or_else(|| EngineError::not_found(Entity::Contact, contact))?;
             let read = c.version;
             on_contact(&mut c, now);
             let mut changes = ChangeSet::default();
@@ -593,14 +586,17 @@ impl Engine {
         let e = store
             .get_enrollment(tenant, enrollment)
             .await?
-            .ok_or_else(|| not_found("enrollment", enrollment))?;
+            .ok_or_else(|| EngineError::not_found(Entity::Enrollment, enrollment))?;
         let Some(send) = store
             .sends_of_enrollment(tenant, enrollment)
             .await?
             .into_iter()
             .find(|s| s.step == step)
         else {
-            return Err(not_found("send", format!("{enrollment}/{step}")));
+            return Err(EngineError::not_found(
+                Entity::Send,
+                format!("{enrollment}/{step}"),
+            ));
         };
         let mark = TrackingMark {
             send: send.id,
@@ -623,6 +619,9 @@ impl Engine {
                 return Ok(());
             }
         }
-        Err(StoreError::Backend(format!("contact of {enrollment} kept changing")).into())
+        Err(EngineError::KeptChanging {
+            entity: Entity::Contact,
+            id: e.contact.to_string(),
+        })
     }
 }

@@ -37,6 +37,7 @@ mod tick;
 use std::sync::Arc;
 
 use chrono::Duration;
+use sequence_core::error::Entity;
 use sequence_core::ports::{Clock, EventSink, NoopEventSink};
 use sequence_core::store::{Store, StoreError};
 use sequence_core::template::Renderer;
@@ -66,14 +67,30 @@ pub enum EngineError {
     /// A record the call names does not exist in the tenant.
     #[error("{entity} {id} not found")]
     NotFound {
-        /// The entity.
-        entity: &'static str,
+        /// The kind of record.
+        entity: Entity,
         /// Its id.
         id: String,
     },
-    /// The engine was built without a required part.
-    #[error("engine builder: {0} is required")]
-    Missing(&'static str),
+    /// A record kept changing under the engine's writes (other writers won every retry):
+    /// nothing half-done was left; calling again finishes the work.
+    #[error("{entity} {id} kept changing while the engine wrote it; call again")]
+    KeptChanging {
+        /// The kind of record.
+        entity: Entity,
+        /// Its id.
+        id: String,
+    },
+}
+
+impl EngineError {
+    /// A record of `entity` with id `id` is missing in the tenant.
+    pub(crate) fn not_found(entity: Entity, id: impl std::fmt::Display) -> Self {
+        Self::NotFound {
+            entity,
+            id: id.to_string(),
+        }
+    }
 }
 
 /// How transient failures are retried.
@@ -221,14 +238,32 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Builds an [`Engine`]: a store and a transport are required; the clock defaults to the
-/// system clock, the event sink to none, the config to [`EngineConfig::default`].
-#[derive(Default)]
+/// Builds an [`Engine`] from its required parts, a store and a transport, given up front
+/// so that [`build`](EngineBuilder::build) cannot fail. The clock defaults to the system
+/// clock, the event sink to none, the settings to [`EngineConfig::default`].
+///
+/// ```
+/// # use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
+/// # use sequence_core::transport::{Delivery, OutgoingEmail, SendError, Transport};
+/// # struct Accept;
+/// # #[async_trait::async_trait]
+/// # impl Transport for Accept {
+/// #     async fn send(&self, _: &OutgoingEmail) -> Result<Delivery, SendError> {
+/// #         Ok(Delivery::with_response("250 ok"))
+/// #     }
+/// # }
+/// let clock = VirtualClock::new(chrono::Utc::now());
+/// let engine = Engine::builder(backend_memory::MemoryStore::new(), Accept)
+///     .clock(clock)
+///     .config(EngineConfig::with_seed(7))
+///     .build();
+/// # let _ = engine;
+/// ```
 pub struct EngineBuilder {
-    store: Option<Arc<dyn Store>>,
-    transport: Option<Arc<dyn Transport>>,
-    clock: Option<Arc<dyn Clock>>,
-    sink: Option<Arc<dyn EventSink>>,
+    store: Arc<dyn Store>,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    sink: Arc<dyn EventSink>,
     config: EngineConfig,
 }
 
@@ -241,40 +276,30 @@ impl std::fmt::Debug for EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// The store.
+    /// A builder with the required parts, already shared (`Arc<dyn Store>` and
+    /// `Arc<dyn Transport>`); [`Engine::builder`] takes them by value.
     #[must_use]
-    pub fn store(mut self, store: impl Store + 'static) -> Self {
-        self.store = Some(Arc::new(store));
-        self
+    pub fn new(store: Arc<dyn Store>, transport: Arc<dyn Transport>) -> Self {
+        Self {
+            store,
+            transport,
+            clock: Arc::new(SystemClock),
+            sink: Arc::new(NoopEventSink),
+            config: EngineConfig::default(),
+        }
     }
-    /// The store, already shared.
-    #[must_use]
-    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
-        self
-    }
-    /// The transport.
-    #[must_use]
-    pub fn transport(mut self, transport: impl Transport + 'static) -> Self {
-        self.transport = Some(Arc::new(transport));
-        self
-    }
-    /// The transport, already shared.
-    #[must_use]
-    pub fn shared_transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.transport = Some(transport);
-        self
-    }
-    /// The clock.
+    /// The clock (the system clock when not set). With a
+    /// [`VirtualClock`](crate::VirtualClock), [`Engine::run_until`] jumps from one instant
+    /// with work to the next instead of sleeping.
     #[must_use]
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(Arc::new(clock));
+        self.clock = Arc::new(clock);
         self
     }
     /// The event sink.
     #[must_use]
     pub fn event_sink(mut self, sink: impl EventSink + 'static) -> Self {
-        self.sink = Some(Arc::new(sink));
+        self.sink = Arc::new(sink);
         self
     }
     /// The settings.
@@ -284,31 +309,31 @@ impl EngineBuilder {
         self
     }
     /// Build the engine.
-    ///
-    /// # Errors
-    /// [`EngineError::Missing`] without a store or a transport.
-    pub fn build(self) -> Result<Engine, EngineError> {
-        let store = self.store.ok_or(EngineError::Missing("store"))?;
-        let transport = self.transport.ok_or(EngineError::Missing("transport"))?;
-        Ok(Engine {
+    #[must_use]
+    pub fn build(self) -> Engine {
+        Engine {
             inner: Arc::new(Inner {
-                store,
-                transport,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                sink: self.sink.unwrap_or_else(|| Arc::new(NoopEventSink)),
+                store: self.store,
+                transport: self.transport,
+                clock: self.clock,
+                sink: self.sink,
                 config: self.config,
                 renderer: Renderer::new(),
                 planner_token: uuid::Uuid::new_v4(),
             }),
-        })
+        }
     }
 }
 
 impl Engine {
-    /// Start building an engine.
+    /// Start building an engine on `store` and `transport` (any `Arc<S>` of a store is a
+    /// store too, so one store can be shared with the host or other engines).
     #[must_use]
-    pub fn builder() -> EngineBuilder {
-        EngineBuilder::default()
+    pub fn builder(
+        store: impl Store + 'static,
+        transport: impl Transport + 'static,
+    ) -> EngineBuilder {
+        EngineBuilder::new(Arc::new(store), Arc::new(transport))
     }
 
     /// The store the engine works on.

@@ -1,47 +1,95 @@
-//! `run`: ticks on the engine's clock until a shutdown signal.
+//! `run` and `run_until`: ticks on the engine's clock, from one instant with work to the
+//! next.
 
 use std::future::Future;
 
+use chrono::{DateTime, Duration, Utc};
 use tracing::{error, info};
 
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, TickReport};
 
 impl Engine {
     /// Tick on the engine's clock until `shutdown` resolves, sleeping until the next planned
     /// instant or the poll interval, whichever is sooner. A tick under way when the signal
     /// comes is finished (its in-flight sends complete and are recorded); no new claim is
-    /// made after it. A failed tick is logged and retried after the poll interval.
-    ///
-    /// # Errors
-    /// Never fails by itself; the `Result` is for symmetry with the other calls.
-    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), EngineError> {
+    /// made after it. A failed tick is logged and tried again after the poll interval, so
+    /// this never fails.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let poll = self
-            .inner
-            .config
-            .poll_interval
-            .to_std()
-            .unwrap_or(std::time::Duration::from_secs(30));
         info!("engine running");
         loop {
-            let now = self.now();
-            if let Err(e) = self.tick(now).await {
+            if let Err(e) = self.tick().await {
                 error!(error = %e, "tick failed");
             }
             let wait = match self.next_wakeup().await {
-                Ok(Some(at)) => (at - self.now()).to_std().unwrap_or_default().min(poll),
-                Ok(None) => poll,
+                Ok(next) => self.wait_until(next, None),
                 Err(e) => {
                     error!(error = %e, "next wakeup failed");
-                    poll
+                    self.poll_interval()
                 }
             };
             tokio::select! {
                 () = &mut shutdown => break,
-                () = tokio::time::sleep(wait.max(std::time::Duration::from_millis(10))) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
         info!("engine stopped");
-        Ok(())
+    }
+
+    /// Run until the engine's clock reaches `end`: tick, move to the next instant with work
+    /// (or `end`, whichever is sooner), tick again. With a
+    /// [`VirtualClock`](crate::VirtualClock) the clock jumps from one
+    /// wake-up to the next, so weeks pass in milliseconds, as in `simulate`; with any other
+    /// clock the engine sleeps in between (at most the poll interval at a time). The clock
+    /// is left at `end` and work due exactly then is left for the next call, so a host can
+    /// act at an instant (a reply, a pause) and go on: `run_until(t)`, act,
+    /// `run_until(end)`. Answers what the ticks did, added up.
+    ///
+    /// # Errors
+    /// The first tick that failed (the clock stays where it was).
+    pub async fn run_until(&self, end: DateTime<Utc>) -> Result<TickReport, EngineError> {
+        let mut report = TickReport::default();
+        loop {
+            let now = self.now();
+            if now >= end {
+                return Ok(report);
+            }
+            report += self.tick().await?;
+            let next = self.next_wakeup().await?;
+            // Never stand still: what was due now was handled by this tick.
+            let jump = next
+                .unwrap_or(end)
+                .max(self.now() + Duration::seconds(1))
+                .min(end);
+            if !self.inner.clock.advance_to(jump) {
+                tokio::time::sleep(self.wait_until(next, Some(end))).await;
+            }
+        }
+    }
+
+    /// How long to sleep before the next tick on a real clock: until `next` (or `end`),
+    /// at most the poll interval, at least 10 ms.
+    fn wait_until(
+        &self,
+        next: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    ) -> std::time::Duration {
+        let poll = self.poll_interval();
+        let target = match (next, end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = target.map_or(poll, |at| {
+            (at - self.now()).to_std().unwrap_or_default().min(poll)
+        });
+        wait.max(std::time::Duration::from_millis(10))
+    }
+
+    fn poll_interval(&self) -> std::time::Duration {
+        self.inner
+            .config
+            .poll_interval
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(30))
     }
 }

@@ -5,22 +5,16 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sequence_core::enrollment::{Enrollment, ExitReason};
+use sequence_core::error::Entity;
 use sequence_core::error::Problems;
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{EnrollmentId, SendId, SequenceId, TenantId};
 use sequence_core::sequence::{Sequence, SequenceStatus};
-use sequence_core::store::{ChangeSet, EnrollmentCursor, StoreError};
+use sequence_core::store::{ChangeSet, EnrollmentCursor};
 use sequence_core::TransitionError;
 use tracing::instrument;
 
 use super::{Engine, EngineError};
-
-fn not_found(entity: &'static str, id: impl std::fmt::Display) -> EngineError {
-    EngineError::NotFound {
-        entity,
-        id: id.to_string(),
-    }
-}
 
 /// What a sequence-wide change does to each open enrollment.
 #[derive(Debug, Clone, Copy)]
@@ -112,7 +106,7 @@ impl Engine {
             .store
             .get_sequence(tenant, id)
             .await?
-            .ok_or_else(|| not_found("sequence", id))
+            .ok_or_else(|| EngineError::not_found(Entity::Sequence, id))
     }
 
     /// `draft -> active`.
@@ -315,9 +309,9 @@ impl Engine {
                 return Ok(());
             }
         }
-        Err(StoreError::Backend(format!(
-            "enrollment {id} kept changing; call again to finish"
-        ))
-        .into())
+        Err(EngineError::KeptChanging {
+            entity: Entity::Enrollment,
+            id: id.to_string(),
+        })
     }
 }

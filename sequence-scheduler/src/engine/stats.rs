@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sequence_core::enrollment::{Deferral, EnrollmentStatus, ExitReason};
+use sequence_core::error::Entity;
 use sequence_core::ids::{EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::send::SendStatus;
 use serde::{Deserialize, Serialize};
@@ -230,7 +231,7 @@ impl Engine {
             .get_enrollment(tenant, enrollment)
             .await?
             .ok_or_else(|| EngineError::NotFound {
-                entity: "enrollment",
+                entity: Entity::Enrollment,
                 id: enrollment.to_string(),
             })?;
         let pending = store

@@ -1,6 +1,7 @@
 //! One tick: expire leases, plan what is due, dispatch what has come.
 
 use chrono::{DateTime, Utc};
+use sequence_core::error::Entity;
 use sequence_core::event::DomainEvent;
 use sequence_core::store::{ChangeSet, StoreError};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,23 @@ pub struct TickReport {
     pub released: usize,
 }
 
+impl std::ops::AddAssign for TickReport {
+    fn add_assign(&mut self, other: Self) {
+        self.expired += other.expired;
+        self.resumed += other.resumed;
+        self.skipped += other.skipped;
+        self.exited += other.exited;
+        self.completed += other.completed;
+        self.planned += other.planned;
+        self.deferred += other.deferred;
+        self.preempted += other.preempted;
+        self.sent += other.sent;
+        self.failed += other.failed;
+        self.retried += other.retried;
+        self.released += other.released;
+    }
+}
+
 /// The instant work of one tick happens at: the tick's `now` plus the time the tick has
 /// taken so far on the engine's clock. A tick that sends through a slow server lasts
 /// minutes, and each send, its re-check and its outcome follow the instant it really
@@ -61,14 +79,19 @@ impl TickClock {
 }
 
 impl Engine {
-    /// Do all the work due at `now`: expire leases, plan due enrollments (while this engine
-    /// holds the store's planning lease; another engine planning meanwhile leaves the
-    /// planning to it), send what has come.
+    /// Do all the work due now on the engine's clock: expire leases, plan due enrollments
+    /// (while this engine holds the store's planning lease; another engine planning
+    /// meanwhile leaves the planning to it), send what has come. Each send reads the clock
+    /// again, so a tick that lasts minutes keeps every send inside its window.
     ///
     /// # Errors
     /// The store failed.
+    pub async fn tick(&self) -> Result<TickReport, EngineError> {
+        self.tick_at(self.now()).await
+    }
+
     #[instrument(name = "tick", skip(self), fields(now = %now))]
-    pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, EngineError> {
+    async fn tick_at(&self, now: DateTime<Utc>) -> Result<TickReport, EngineError> {
         let clock = TickClock {
             now,
             started: self.now(),
@@ -204,10 +227,10 @@ impl Engine {
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(EngineError::Store(StoreError::Backend(format!(
-            "enrollment {} kept changing while its uncertain send was recorded",
-            send.enrollment
-        ))))
+        Err(EngineError::KeptChanging {
+            entity: Entity::Enrollment,
+            id: send.enrollment.to_string(),
+        })
     }
 
     /// Apply changes; when a version conflict refuses the batch, apply them one by one and

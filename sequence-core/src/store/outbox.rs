@@ -1,23 +1,19 @@
-//! The `Store` port: where the engine keeps sequences, mailboxes, contacts, enrollments and
-//! the outbox.
-//!
-//! The trait is coarse on purpose: **each method is one atomic unit of work**. PostgreSQL
-//! makes each one a transaction; the memory store takes one lock. Every method receives
-//! `now` (no store reads a clock), so virtual time works on every backend.
+//! The outbox half of the [`Store`](super::Store): enrollments, plans, claims and
+//! completions, the records the engine works through.
 //!
 //! # Capacity reservations
 //!
 //! A planned send reserves one unit of its mailbox's capacity on the mailbox-local day of its
 //! planned instant ([`ScheduledSend::local_date`]). The reservation is **taken** by
-//! [`Store::apply_plan`], which refuses any send that would bring the day's count over the
+//! [`Outbox::apply_plan`], which refuses any send that would bring the day's count over the
 //! limit given in the plan; it **turns into an attempt** when the send is claimed (the count
 //! does not change); it is **released** when a planned send is cancelled or pre-empted. An
 //! attempt is never released: a failed attempt counts toward the day's limit. If the
 //! process dies between a claim and its outcome, the attempt stays counted and the send is
-//! found by [`Store::expire_leases`].
+//! found by [`Outbox::expire_leases`].
 //!
-//! A unit released by a cancellation ([`Store::apply_changes`], [`Store::complete_send`],
-//! [`Store::release_send`] without a new instant) on its mailbox's current local day is not
+//! A unit released by a cancellation ([`Outbox::apply_changes`], [`Outbox::complete_send`],
+//! [`Outbox::release_send`] without a new instant) on its mailbox's current local day is not
 //! left idle: in the same unit of work, up to two active enrollments waiting on a
 //! capacity or window deferral that the mailbox can serve (its sequence's pool holds it,
 //! and they are not sticky to another active mailbox) are made due at `now`, soonest
@@ -25,8 +21,8 @@
 //!
 //! # Leases
 //!
-//! [`Store::claim_sends`] gives each claimed send a [`Lease`] (random token, attempt number,
-//! expiry). [`Store::complete_send`] and [`Store::release_send`] check both token and attempt
+//! [`Outbox::claim_sends`] gives each claimed send a [`Lease`] (random token, attempt number,
+//! expiry). [`Outbox::complete_send`] and [`Outbox::release_send`] check both token and attempt
 //! and answer [`StoreError::LeaseLost`] on a mismatch; they never overwrite silently.
 //!
 //! # Pace
@@ -37,24 +33,15 @@
 //! the instant the transport was called ([`SendCompletion::attempted_at`]), not the claim,
 //! so a send that waited between its claim and its call still spaces the next one. A backlog
 //! after a late tick or an outage therefore drains at the mailbox's pace, and
-//! [`Store::next_wakeup`] answers when the next one becomes claimable.
+//! [`Outbox::next_wakeup`] answers when the next one becomes claimable.
 //!
 //! # Several engines
 //!
 //! Any number of engines may share one store. Claims hand a send to one claimer only, and
 //! completions are fenced by the lease. Planning is serialized: an engine plans only while
-//! it holds the store's planning lease ([`Store::acquire_planning`], a short lease renewed
-//! by its holder), and [`Store::apply_plan`] refuses a plan whose lease is no longer held
+//! it holds the store's planning lease ([`Outbox::acquire_planning`], a short lease renewed
+//! by its holder), and [`Outbox::apply_plan`] refuses a plan whose lease is no longer held
 //! ([`StoreError::PlanningLeaseLost`]), so two engines never plan the same mailbox-day from
-//! the same snapshot.
-//!
-//! # Contacts
-//!
-//! A tenant's contacts are unique by normalized address (trimmed, lower-cased). A host
-//! write ([`Store::upsert_contacts`]) changes a contact's own fields and never what the
-//! engine recorded (its status, replies, activity): a re-sync from a CRM never makes an
-//! unsubscribed or bounced contact sendable again. Engine writes go through
-//! [`ChangeSet::contacts`] under the version they read.
 
 use std::collections::HashMap;
 
@@ -62,6 +49,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::StoreError;
 use crate::contact::Contact;
 use crate::enrollment::{Deferral, Enrollment};
 use crate::event::DomainEvent;
@@ -69,68 +57,6 @@ use crate::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantI
 use crate::mailbox::Mailbox;
 use crate::send::{Lease, ScheduledSend, TrackingMark};
 use crate::sequence::Sequence;
-
-/// A store failure.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// No such record in this tenant.
-    #[error("{entity} {id} not found")]
-    NotFound {
-        /// `sequence`, `mailbox`, `contact`, `enrollment`, `send`.
-        entity: &'static str,
-        /// The id looked for.
-        id: String,
-    },
-    /// The record changed since it was read (optimistic lock).
-    #[error("{entity} {id}: version conflict (expected {expected}, found {found})")]
-    VersionConflict {
-        /// The entity.
-        entity: &'static str,
-        /// Its id.
-        id: String,
-        /// The version the caller read.
-        expected: u64,
-        /// The version stored.
-        found: u64,
-    },
-    /// A record with this identity already exists.
-    #[error("{entity} {id} already exists")]
-    AlreadyExists {
-        /// The entity.
-        entity: &'static str,
-        /// Its id.
-        id: String,
-    },
-    /// The send's lease is held by another claim or has been taken away.
-    #[error("send {send}: lease lost")]
-    LeaseLost {
-        /// The send.
-        send: SendId,
-    },
-    /// The call itself is invalid (e.g. a completion whose send is neither sent, waiting
-    /// for a retry nor failed). Nothing was written.
-    #[error("invalid store call: {0}")]
-    Invalid(String),
-    /// [`Store::apply_plan`] was given a planning lease that is no longer held (it ran out
-    /// and another engine took it): nothing of the plan was written.
-    #[error("planning lease lost")]
-    PlanningLeaseLost,
-    /// The backend failed (connection, I/O, serialization).
-    #[error("backend error: {0}")]
-    Backend(String),
-}
-
-impl StoreError {
-    /// Whether retrying the unit of work after reading again may succeed.
-    #[must_use]
-    pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            Self::VersionConflict { .. } | Self::LeaseLost { .. } | Self::PlanningLeaseLost
-        )
-    }
-}
 
 /// The answer for one row of a bulk enrollment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,7 +216,7 @@ pub struct SendContext {
     pub attempts_on_day: u32,
 }
 
-/// One plan, applied atomically by [`Store::apply_plan`].
+/// One plan, applied atomically by [`Outbox::apply_plan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanCommit {
     /// The planning lease the plan was made under; `None` only where one engine owns the
@@ -305,7 +231,7 @@ pub struct PlanCommit {
     pub deferrals: Vec<PlanDeferral>,
 }
 
-/// What [`Store::apply_plan`] did.
+/// What [`Outbox::apply_plan`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanApplied {
     /// Sends stored.
@@ -331,7 +257,7 @@ pub struct ClaimedSend {
     pub contact: Contact,
 }
 
-/// The outcome of a claimed send, applied atomically by [`Store::complete_send`].
+/// The outcome of a claimed send, applied atomically by [`Outbox::complete_send`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendCompletion {
     /// The send, updated by the caller (`sent`, `retry_wait` or `failed`).
@@ -381,81 +307,13 @@ impl ChangeSet {
     }
 }
 
-/// Where sequences, mailboxes, contacts, enrollments and sends live.
+/// Where enrollments and their sends live: the half of a [`Store`](super::Store) that
+/// plans, claims and completions go through.
 ///
 /// Every method is one atomic unit of work and is scoped to a tenant where it takes one.
 /// Implementations must be safe to share across tasks and processes.
 #[async_trait]
-pub trait Store: Send + Sync {
-    /// Insert a sequence (`expected_version` `None`; fails with `AlreadyExists`) or replace it
-    /// when the stored version equals `expected_version` (else `VersionConflict`). A replaced
-    /// record is stored with a version above the one read, even if the caller did not bump
-    /// it, so a concurrent writer always sees the conflict.
-    async fn save_sequence(
-        &self,
-        sequence: &Sequence,
-        expected_version: Option<u64>,
-    ) -> Result<(), StoreError>;
-
-    /// A sequence of `tenant`, if any.
-    async fn get_sequence(
-        &self,
-        tenant: TenantId,
-        id: SequenceId,
-    ) -> Result<Option<Sequence>, StoreError>;
-
-    /// Every sequence of `tenant`.
-    async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError>;
-
-    /// Sequences by id, across tenants (for planning and dispatch).
-    async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError>;
-
-    /// Insert or replace a mailbox, with the same version rule as [`Store::save_sequence`].
-    async fn save_mailbox(
-        &self,
-        mailbox: &Mailbox,
-        expected_version: Option<u64>,
-    ) -> Result<(), StoreError>;
-
-    /// A mailbox of `tenant`, if any.
-    async fn get_mailbox(
-        &self,
-        tenant: TenantId,
-        id: MailboxId,
-    ) -> Result<Option<Mailbox>, StoreError>;
-
-    /// Every mailbox of `tenant`.
-    async fn list_mailboxes(&self, tenant: TenantId) -> Result<Vec<Mailbox>, StoreError>;
-
-    /// Insert or update contacts of `tenant`, and answer the stored id of each row, in order.
-    /// A row whose normalized address (trimmed, lower-cased) belongs to a stored contact of
-    /// the tenant updates that contact, whatever the row's id; else a row whose id is stored
-    /// updates that contact; else the row is inserted. An update takes the row's own fields
-    /// with [`Contact::apply_host_update`] and keeps the engine's (status, replies,
-    /// activity): it never lifts a suppression. Every write raises the contact's version.
-    /// A row of another tenant, or whose id belongs to another tenant, is refused with
-    /// `NotFound`; a row whose id is stored under another address that a different contact
-    /// holds is refused with `AlreadyExists`; then nothing is written.
-    async fn upsert_contacts(
-        &self,
-        tenant: TenantId,
-        contacts: &[Contact],
-    ) -> Result<Vec<ContactId>, StoreError>;
-
-    /// A contact of `tenant`, if any.
-    async fn get_contact(
-        &self,
-        tenant: TenantId,
-        id: ContactId,
-    ) -> Result<Option<Contact>, StoreError>;
-
-    /// A contact of `tenant` by address (case-insensitive), if any.
-    async fn find_contact_by_email(
-        &self,
-        tenant: TenantId,
-        email: &str,
-    ) -> Result<Option<Contact>, StoreError>;
-
+pub trait Outbox: Send + Sync {
     /// Store new enrollments of `tenant`, one answer per row in order. A row is refused when
     /// its contact is unknown in the tenant (`Invalid`); when
     /// [`suppression`](crate::enrollment::suppression) refuses the contact for the sequence

@@ -8,16 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId};
 use sequence_core::ports::Clock;
-use sequence_core::transport::{Delivery, FailureCategory, OutgoingEmail, SendError, Transport};
+use sequence_core::transport::{Delivery, OutgoingEmail, SendError, Transport};
 
-/// The kind of failure to inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Fault {
-    /// Like SMTP 421: retried later.
-    Transient,
-    /// Like SMTP 550 5.1.1: not retried; the contact bounced.
-    Permanent,
-}
+use super::Fault;
 
 /// What became of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -206,16 +199,7 @@ impl Transport for RecordingTransport {
         self.end(email, at, fault);
         match fault {
             None => Ok(Delivery::with_response("250 2.0.0 ok")),
-            Some(Fault::Transient) => Err(SendError::transient(
-                FailureCategory::Other,
-                "421 4.3.2 try again later",
-            )
-            .with_codes(Some(421), Some("4.3.2".into()))),
-            Some(Fault::Permanent) => Err(SendError::permanent(
-                FailureCategory::InvalidRecipient,
-                "550 5.1.1 no such user",
-            )
-            .with_codes(Some(550), Some("5.1.1".into()))),
+            Some(fault) => Err(fault.error()),
         }
     }
 }

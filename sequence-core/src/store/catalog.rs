@@ -1,0 +1,94 @@
+//! The catalog half of the [`Store`](super::Store): sequences, mailboxes and contacts, the
+//! records a host edits.
+//!
+//!
+//! # Contacts
+//!
+//! A tenant's contacts are unique by normalized address (trimmed, lower-cased). A host
+//! write ([`Store::upsert_contacts`]) changes a contact's own fields and never what the
+//! engine recorded (its status, replies, activity): a re-sync from a CRM never makes an
+//! unsubscribed or bounced contact sendable again. Engine writes go through
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::contact::Contact;
+use crate::ids::{ContactId, MailboxId, SequenceId, TenantId};
+use crate::mailbox::Mailbox;
+use crate::sequence::Sequence;
+
+/// Where sequences, mailboxes and contacts live: the half of a [`Store`](super::Store) that
+/// the host's records go through.
+///
+/// Every method is one atomic unit of work and is scoped to a tenant where it takes one.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Insert a sequence (`expected_version` `None`; fails with `AlreadyExists`) or replace it
+    /// when the stored version equals `expected_version` (else `VersionConflict`). A replaced
+    /// record is stored with a version above the one read, even if the caller did not bump
+    /// it, so a concurrent writer always sees the conflict.
+    async fn save_sequence(
+        &self,
+        sequence: &Sequence,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+
+    /// A sequence of `tenant`, if any.
+    async fn get_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<Option<Sequence>, StoreError>;
+
+    /// Every sequence of `tenant`.
+    async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError>;
+
+    /// Sequences by id, across tenants (for planning and dispatch).
+    async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError>;
+
+    /// Insert or replace a mailbox, with the same version rule as [`Catalog::save_sequence`].
+    async fn save_mailbox(
+        &self,
+        mailbox: &Mailbox,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+
+    /// A mailbox of `tenant`, if any.
+    async fn get_mailbox(
+        &self,
+        tenant: TenantId,
+        id: MailboxId,
+    ) -> Result<Option<Mailbox>, StoreError>;
+
+    /// Every mailbox of `tenant`.
+    async fn list_mailboxes(&self, tenant: TenantId) -> Result<Vec<Mailbox>, StoreError>;
+
+    /// Insert or update contacts of `tenant`, and answer the stored id of each row, in order.
+    /// A row whose normalized address (trimmed, lower-cased) belongs to a stored contact of
+    /// the tenant updates that contact, whatever the row's id; else a row whose id is stored
+    /// updates that contact; else the row is inserted. An update takes the row's own fields
+    /// with [`Contact::apply_host_update`] and keeps the engine's (status, replies,
+    /// activity): it never lifts a suppression. Every write raises the contact's version.
+    /// A row of another tenant, or whose id belongs to another tenant, is refused with
+    /// `NotFound`; a row whose id is stored under another address that a different contact
+    /// holds is refused with `AlreadyExists`; then nothing is written.
+    async fn upsert_contacts(
+        &self,
+        tenant: TenantId,
+        contacts: &[Contact],
+    ) -> Result<Vec<ContactId>, StoreError>;
+
+    /// A contact of `tenant`, if any.
+    async fn get_contact(
+        &self,
+        tenant: TenantId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, StoreError>;
+
+    /// A contact of `tenant` by address (case-insensitive), if any.
+    async fn find_contact_by_email(
+        &self,
+        tenant: TenantId,
+        email: &str,
+    ) -> Result<Option<Contact>, StoreError>;
+}
