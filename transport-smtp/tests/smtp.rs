@@ -502,8 +502,17 @@ async fn sends_over_starttls_and_implicit_tls_with_a_private_root() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, SmtpError::Connection { stage: Stage::Connect, reason } if reason.contains("certificate")),
+        matches!(&error, SmtpError::Connection { stage: Stage::Connect, reason, .. } if reason.contains("certificate")),
         "{error:?}"
+    );
+    // lettre's error is kept underneath.
+    let chain: Vec<&(dyn std::error::Error + 'static)> =
+        std::iter::successors(std::error::Error::source(&error), |e| e.source()).collect();
+    assert!(
+        chain
+            .first()
+            .is_some_and(|e| e.is::<lettre::transport::smtp::Error>()),
+        "{chain:?}"
     );
     implicit.assert_no_message(Duration::from_millis(200));
 }
