@@ -1,7 +1,10 @@
-//! The SMTP transport against a real SMTP server on loopback (`tests/smtp_server.py`,
-//! Python's aiosmtpd): what arrives, how refusals are classified, timeouts, TLS.
+//! The SMTP transport against a real SMTP server on loopback (`support`, in this process):
+//! what arrives, how refusals are classified, timeouts, TLS.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test's unwrap is its assertion; the helpers here are only for tests"
+)]
 
 mod support;
 
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 use mail_parser::{MessageParser, MimeHeaders};
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::transport::{FailureCategory, OutgoingEmail, SendError, Transport};
-use support::{Server, TestCert};
+use support::{Config, Server, TestCert};
 use transport_smtp::{
     Credentials, NoCredentials, Security, SmtpError, SmtpSettings, SmtpTransport, Stage, Timeouts,
     TokenKind, Tracker,
@@ -93,7 +96,7 @@ fn hrefs(html: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let transport = transport(
         vec![(mailbox, local(server.port))],
@@ -220,7 +223,7 @@ async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
 
 #[tokio::test]
 async fn reuses_the_pooled_connection() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let transport = transport(vec![(mailbox, local(server.port))], vec![]);
     transport
@@ -263,7 +266,7 @@ fn check(
 #[tokio::test]
 async fn classifies_refusals_and_keeps_the_connection() {
     use FailureCategory as C;
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let transport = transport(
         vec![(mailbox, local(server.port))],
@@ -302,7 +305,7 @@ async fn classifies_refusals_and_keeps_the_connection() {
 
 #[tokio::test]
 async fn a_refused_login_is_the_mailboxs_fault() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let (bad, good) = (MailboxId::new(), MailboxId::new());
     let transport = transport(
         vec![(bad, local(server.port)), (good, local(server.port))],
@@ -348,8 +351,8 @@ async fn a_refused_login_is_the_mailboxs_fault() {
 
 #[tokio::test]
 async fn a_hanging_server_times_out_without_delaying_other_mailboxes() {
-    let healthy = Server::start(&[]);
-    let hanging = Server::start(&["--hang"]);
+    let healthy = Server::plain();
+    let hanging = Server::start(Config::silent());
     let (slow, fast) = (MailboxId::new(), MailboxId::new());
     let limit = Duration::from_secs(3);
     let slow_settings = local(hanging.port).with_timeouts(generous().with_connect(limit));
@@ -387,7 +390,7 @@ async fn a_hanging_server_times_out_without_delaying_other_mailboxes() {
 
 #[tokio::test]
 async fn a_command_that_never_gets_a_reply_times_out() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let limit = Duration::from_millis(1500);
     let settings = local(server.port).with_timeouts(generous().with_command(limit));
@@ -414,7 +417,7 @@ async fn a_command_that_never_gets_a_reply_times_out() {
 
 #[tokio::test]
 async fn plain_smtp_is_refused_unless_allowed() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let not_allowed = local(server.port).with_plain_allowed(false);
     let transport = transport(vec![(mailbox, not_allowed)], vec![]);
@@ -436,7 +439,7 @@ async fn plain_smtp_is_refused_unless_allowed() {
 
 #[tokio::test]
 async fn starttls_is_required_when_configured() {
-    let server = Server::start(&[]); // offers no STARTTLS
+    let server = Server::plain(); // offers no STARTTLS
     let mailbox = MailboxId::new();
     let settings = SmtpSettings::new("localhost", Security::StartTls)
         .with_port(server.port)
@@ -465,10 +468,8 @@ async fn starttls_is_required_when_configured() {
 #[tokio::test]
 async fn sends_over_starttls_and_implicit_tls_with_a_private_root() {
     let cert = TestCert::localhost();
-    let starttls_args = cert.args("--starttls");
-    let implicit_args = cert.args("--implicit-tls");
-    let starttls = Server::start(&starttls_args.iter().map(String::as_str).collect::<Vec<_>>());
-    let implicit = Server::start(&implicit_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let starttls = Server::start(Config::starttls(&cert));
+    let implicit = Server::start(Config::implicit_tls(&cert));
     let (a, b, untrusted) = (MailboxId::new(), MailboxId::new(), MailboxId::new());
     let settings = |security, port| {
         SmtpSettings::new("localhost", security)
@@ -505,7 +506,7 @@ async fn sends_over_starttls_and_implicit_tls_with_a_private_root() {
         matches!(&error, SmtpError::Connection { stage: Stage::Connect, reason, .. } if reason.contains("certificate")),
         "{error:?}"
     );
-    // lettre's error is kept underneath.
+    // lettre's error is kept underneath, and the chain leads to rustls's verdict.
     let chain: Vec<&(dyn std::error::Error + 'static)> =
         std::iter::successors(std::error::Error::source(&error), |e| e.source()).collect();
     assert!(
@@ -514,12 +515,19 @@ async fn sends_over_starttls_and_implicit_tls_with_a_private_root() {
             .is_some_and(|e| e.is::<lettre::transport::smtp::Error>()),
         "{chain:?}"
     );
+    let refused_certificate = |e: &&(dyn std::error::Error + 'static)| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>())
+            .is_some_and(|tls| matches!(tls, tokio_rustls::rustls::Error::InvalidCertificate(_)))
+    };
+    assert!(chain.iter().any(refused_certificate), "{chain:?}");
     implicit.assert_no_message(Duration::from_millis(200));
 }
 
 #[tokio::test]
 async fn header_injection_is_refused_before_connecting() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let transport = transport(vec![(mailbox, local(server.port))], vec![]);
     let mut e = email(mailbox, "bob@example.com");
