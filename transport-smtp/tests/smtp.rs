@@ -350,6 +350,36 @@ async fn a_refused_login_is_the_mailboxs_fault() {
 }
 
 #[tokio::test]
+async fn logs_in_with_auth_login_when_plain_is_not_offered() {
+    let server = Server::start(Config::plain().auth_mechanisms(&["LOGIN"]));
+    let (bad, good) = (MailboxId::new(), MailboxId::new());
+    let transport = transport(
+        vec![(bad, local(server.port)), (good, local(server.port))],
+        vec![
+            (bad, Credentials::password("sender", "wrong")),
+            (good, good_login()),
+        ],
+    );
+    let error = transport
+        .send(&email(bad, "bob@example.com"))
+        .await
+        .unwrap_err();
+    check(
+        &error,
+        true,
+        FailureCategory::AuthFailure,
+        535,
+        "5.7.8",
+        true,
+    );
+    transport
+        .send(&email(good, "bob@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(server.next_message().auth_user.as_deref(), Some("sender"));
+}
+
+#[tokio::test]
 async fn a_hanging_server_times_out_without_delaying_other_mailboxes() {
     let healthy = Server::plain();
     let hanging = Server::start(Config::silent());

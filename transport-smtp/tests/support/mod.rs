@@ -92,6 +92,14 @@ impl Config {
             ..Self::plain()
         }
     }
+
+    /// Offer only these AUTH mechanisms (of `PLAIN` and `LOGIN`).
+    pub(crate) fn auth_mechanisms(self, auth_mechanisms: &'static [&'static str]) -> Self {
+        Self {
+            auth_mechanisms,
+            ..self
+        }
+    }
 }
 
 /// A running test server on 127.0.0.1; stopped, and its connections closed, on drop.
