@@ -2,7 +2,7 @@
 //! process (its own thread and tokio runtime, so that a test may block on
 //! [`Server::next_message`]), and what it received.
 //!
-//! The protocol is in `server.rs`, the certificate in `tls.rs`.
+//! The protocol is in `server.rs` (AUTH in `server/auth.rs`), the certificate in `tls.rs`.
 
 mod server;
 mod tls;

@@ -20,12 +20,12 @@ use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::{Config, Encryption, Received};
+
+mod auth;
 
 /// The name the server gives itself.
 const HOSTNAME: &str = "test.invalid";
@@ -47,7 +47,8 @@ fn forced_reply(local_part: &str) -> Option<&'static str> {
     }
 }
 
-/// Serve one connection to its end (the client quit or left, or a protocol error).
+/// Serve one connection to its end: the client quit or left, or the session hung up (a line
+/// too long, a failed TLS handshake). I/O errors only end the session.
 pub(super) async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
@@ -196,7 +197,7 @@ impl Session {
     /// HELO or EHLO.
     fn hello(&mut self, domain: &str, extended: bool) -> String {
         if domain.is_empty() {
-            return "501 5.5.4 Syntax: EHLO hostname".to_owned();
+            return "501 5.5.4 Syntax: EHLO hostname (or HELO)".to_owned();
         }
         self.greeted = true;
         self.reset();
@@ -215,7 +216,6 @@ impl Session {
         if !self.config.auth_mechanisms.is_empty() {
             lines.push(format!("AUTH {}", self.config.auth_mechanisms.join(" ")));
         }
-        lines.push("HELP".to_owned());
         let last = lines.len() - 1;
         let lines: Vec<String> = lines
             .iter()
@@ -233,55 +233,6 @@ impl Session {
             Err("501 5.5.4 Syntax: STARTTLS".to_owned())
         } else {
             Ok(())
-        }
-    }
-
-    /// AUTH PLAIN or LOGIN, with its challenges.
-    async fn auth<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        arg: &str,
-        io: &mut BufReader<S>,
-    ) -> io::Result<String> {
-        if !self.greeted {
-            return Ok("503 5.5.1 Error: send HELO first".to_owned());
-        }
-        if self.auth_user.is_some() {
-            return Ok("503 5.5.1 Already authenticated".to_owned());
-        }
-        if self.mail_from.is_some() {
-            return Ok("503 5.5.1 Error: AUTH not allowed during a mail transaction".to_owned());
-        }
-        let (mechanism, initial) = arg.split_once(' ').unwrap_or((arg, ""));
-        let mechanism = mechanism.to_ascii_uppercase();
-        if !self.config.auth_mechanisms.contains(&mechanism.as_str()) {
-            return Ok("504 5.5.4 Unrecognized authentication type".to_owned());
-        }
-        let initial = Some(initial.trim()).filter(|i| !i.is_empty());
-        let login = if mechanism == "PLAIN" {
-            match answer(io, "", initial).await? {
-                Ok(response) => split_plain(&response),
-                Err(refusal) => return Ok(refusal),
-            }
-        } else {
-            // LOGIN: "Username:", then "Password:".
-            let user = match answer(io, "VXNlcm5hbWU6", initial).await? {
-                Ok(user) => user,
-                Err(refusal) => return Ok(refusal),
-            };
-            match answer(io, "UGFzc3dvcmQ6", None).await? {
-                Ok(password) => Some((user, password)),
-                Err(refusal) => return Ok(refusal),
-            }
-        };
-        let Some((user, password)) = login else {
-            return Ok("501 5.5.2 Malformed AUTH PLAIN response".to_owned());
-        };
-        let (good_user, good_password) = self.config.login;
-        if user == good_user.as_bytes() && password == good_password.as_bytes() {
-            self.auth_user = Some(good_user.to_owned());
-            Ok("235 2.7.0 Authentication successful".to_owned())
-        } else {
-            Ok("535 5.7.8 Authentication credentials invalid".to_owned())
         }
     }
 
@@ -397,42 +348,6 @@ async fn read_command<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
-/// A client's answer to a `334` challenge (or the initial response if it sent one), decoded
-/// from base64; `Err` holds the reply when it cancelled or sent something undecodable.
-async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut BufReader<S>,
-    challenge: &str,
-    initial: Option<&str>,
-) -> io::Result<Result<Vec<u8>, String>> {
-    let encoded = match initial {
-        Some(initial) => initial.to_owned(),
-        None => {
-            reply(io, &format!("334 {challenge}")).await?;
-            read_command(io)
-                .await?
-                .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?
-        }
-    };
-    Ok(match encoded.trim() {
-        "*" => Err("501 5.7.0 Authentication cancelled".to_owned()),
-        // An empty initial response (RFC 4954, section 4).
-        "=" => Ok(Vec::new()),
-        encoded => STANDARD
-            .decode(encoded)
-            .map_err(|_| "501 5.5.2 Cannot decode the base64 response".to_owned()),
-    })
-}
-
-/// AUTH PLAIN's response `authzid NUL authcid NUL password` as (authcid, password).
-fn split_plain(response: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let mut parts = response.split(|&b| b == 0);
-    let (_authzid, user, password) = (parts.next()?, parts.next()?, parts.next()?);
-    parts
-        .next()
-        .is_none()
-        .then(|| (user.to_vec(), password.to_vec()))
-}
-
 /// `FROM:<address> parameters` (or `TO:`): the address without its brackets (possibly empty,
 /// the null sender) and the rest.
 fn path<'a>(arg: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> {
@@ -453,9 +368,10 @@ async fn read_data<S: AsyncRead + AsyncWrite + Unpin>(
     let mut data = Vec::new();
     let mut too_large = false;
     let mut line = Vec::new();
+    // A line as long as the largest message, with its stuffing dot and CRLF.
+    let limit = MAX_MESSAGE as u64 + 3;
     loop {
         line.clear();
-        let limit = (MAX_MESSAGE + 3) as u64;
         (&mut *io).take(limit).read_until(b'\n', &mut line).await?;
         if !line.ends_with(b"\n") && (line.len() as u64) < limit {
             return Err(io::ErrorKind::UnexpectedEof.into());
