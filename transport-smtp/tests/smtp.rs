@@ -221,6 +221,29 @@ async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
     assert!(html.find("<img").unwrap() < html.find("</body>").unwrap());
 }
 
+/// lettre dot-stuffs lines that start with a dot; the server unstuffs them.
+#[tokio::test]
+async fn lines_that_start_with_a_dot_arrive_intact() {
+    let server = Server::plain();
+    let mailbox = MailboxId::new();
+    let transport = transport(vec![(mailbox, local(server.port))], vec![]);
+    let mut e = email(mailbox, "bob@example.com");
+    e.text_body = "Hi Bob,\r\n.\r\n..two dots\r\n.end\r\n".into();
+    transport.send(&e).await.unwrap();
+    let got = server.next_message();
+    let sent: &[u8] = b"\r\n\r\nHi Bob,\r\n.\r\n..two dots\r\n.end\r\n";
+    assert!(
+        got.data.windows(sent.len()).any(|w| w == sent),
+        "{}",
+        String::from_utf8_lossy(&got.data)
+    );
+    let msg = MessageParser::default().parse(&got.data).unwrap();
+    assert_eq!(
+        msg.body_text(0).unwrap().replace("\r\n", "\n").trim_end(),
+        "Hi Bob,\n.\n..two dots\n.end"
+    );
+}
+
 #[tokio::test]
 async fn reuses_the_pooled_connection() {
     let server = Server::plain();
