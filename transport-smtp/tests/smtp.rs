@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use mail_parser::{MessageParser, MimeHeaders};
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::transport::{FailureCategory, OutgoingEmail, SendError, Transport};
-use support::{Config, Server, TestCert};
+use support::{Aiosmtpd, Config, Server, TestCert};
 use transport_smtp::{
     Credentials, NoCredentials, Security, SmtpError, SmtpSettings, SmtpTransport, Stage, Timeouts,
     TokenKind, Tracker,
@@ -94,14 +94,9 @@ fn hrefs(html: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
-    let server = Server::plain();
-    let mailbox = MailboxId::new();
-    let transport = transport(
-        vec![(mailbox, local(server.port))],
-        vec![(mailbox, good_login())],
-    );
+/// The main test's email: step 2 of a sequence, threaded on steps 0 and 1, with an HTML part
+/// whose links and opens are tracked.
+fn follow_up(mailbox: MailboxId) -> OutgoingEmail {
     let mut e = email(mailbox, "bob@example.com");
     e.step = 2;
     e.subject = "Checking in on the demo".into();
@@ -117,6 +112,18 @@ async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
     e.references = vec!["e3.s0@sender.example".into(), "e3.s1@sender.example".into()];
     e.track_opens = true;
     e.track_clicks = true;
+    e
+}
+
+#[tokio::test]
+async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
+    let server = Server::plain();
+    let mailbox = MailboxId::new();
+    let transport = transport(
+        vec![(mailbox, local(server.port))],
+        vec![(mailbox, good_login())],
+    );
+    let e = follow_up(mailbox);
 
     let delivery = transport.send(&e).await.unwrap();
     assert_eq!(
@@ -219,6 +226,40 @@ async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
         .unwrap();
     assert_eq!(t.verify(pixel).unwrap().kind, TokenKind::Open);
     assert!(html.find("<img").unwrap() < html.find("</body>").unwrap());
+}
+
+/// The main test's email through Python's aiosmtpd instead of the server in `support`: a
+/// check that the two agree with lettre. Only with `SMTP_INTEROP_AIOSMTPD=1`, and a python3
+/// with aiosmtpd (`SMTP_INTEROP_PYTHON` names another python).
+#[tokio::test]
+async fn interop_the_follow_up_goes_through_aiosmtpd() {
+    if std::env::var("SMTP_INTEROP_AIOSMTPD").as_deref() != Ok("1") {
+        eprintln!("skipped: set SMTP_INTEROP_AIOSMTPD=1 to send through aiosmtpd too");
+        return;
+    }
+    let server = Aiosmtpd::start();
+    let mailbox = MailboxId::new();
+    // aiosmtpd's command line server offers no AUTH without TLS: no login.
+    let transport = transport(vec![(mailbox, local(server.port))], vec![]);
+    let delivery = transport.send(&follow_up(mailbox)).await.unwrap();
+    assert!(
+        delivery
+            .response
+            .as_deref()
+            .is_some_and(|r| r.starts_with("250 ")),
+        "{delivery:?}"
+    );
+    let printed = server.next_message();
+    for expected in [
+        "Subject: Re: Checking in on the demo",
+        "Message-ID: <e3.s2@sender.example>",
+        "In-Reply-To: <e3.s1@sender.example>",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        "multipart/alternative",
+        "https://t.sender.example/o/",
+    ] {
+        assert!(printed.contains(expected), "{expected:?} not in {printed}");
+    }
 }
 
 /// lettre dot-stuffs lines that start with a dot; the server unstuffs them.

@@ -2,8 +2,10 @@
 //! process (its own thread and tokio runtime, so that a test may block on
 //! [`Server::next_message`]), and what it received.
 //!
-//! The protocol is in `server.rs` (AUTH in `server/auth.rs`), the certificate in `tls.rs`.
+//! The protocol is in `server.rs` (AUTH in `server/auth.rs`), the certificate in `tls.rs`;
+//! `aiosmtpd.rs` runs Python's aiosmtpd for the optional interoperability check only.
 
+mod aiosmtpd;
 mod server;
 mod tls;
 
@@ -16,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
+pub(crate) use aiosmtpd::Aiosmtpd;
 pub(crate) use tls::TestCert;
 
 /// What the server received: one message.
