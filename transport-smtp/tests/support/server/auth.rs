@@ -26,25 +26,25 @@ impl Session {
         }
         let (mechanism, initial) = arg.split_once(' ').unwrap_or((arg, ""));
         let mechanism = mechanism.to_ascii_uppercase();
-        if !self.config.auth_mechanisms.contains(&mechanism.as_str()) {
-            return Ok("504 5.5.4 Unrecognized authentication type".to_owned());
-        }
+        let offered = self.config.auth_mechanisms.contains(&mechanism.as_str());
         let initial = Some(initial.trim()).filter(|i| !i.is_empty());
-        let login = if mechanism == "PLAIN" {
-            match answer(io, "", initial).await? {
+        let login = match mechanism.as_str() {
+            "PLAIN" if offered => match answer(io, "", initial).await? {
                 Ok(response) => split_plain(&response),
                 Err(refusal) => return Ok(refusal),
+            },
+            // "Username:", then "Password:".
+            "LOGIN" if offered => {
+                let user = match answer(io, "VXNlcm5hbWU6", initial).await? {
+                    Ok(user) => user,
+                    Err(refusal) => return Ok(refusal),
+                };
+                match answer(io, "UGFzc3dvcmQ6", None).await? {
+                    Ok(password) => Some((user, password)),
+                    Err(refusal) => return Ok(refusal),
+                }
             }
-        } else {
-            // LOGIN: "Username:", then "Password:".
-            let user = match answer(io, "VXNlcm5hbWU6", initial).await? {
-                Ok(user) => user,
-                Err(refusal) => return Ok(refusal),
-            };
-            match answer(io, "UGFzc3dvcmQ6", None).await? {
-                Ok(password) => Some((user, password)),
-                Err(refusal) => return Ok(refusal),
-            }
+            _ => return Ok("504 5.5.4 Unrecognized authentication type".to_owned()),
         };
         let Some((user, password)) = login else {
             return Ok("501 5.5.2 Malformed AUTH PLAIN response".to_owned());
