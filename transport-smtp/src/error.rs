@@ -129,16 +129,24 @@ pub enum SmtpError {
     Connection {
         /// Where.
         stage: Stage,
-        /// What happened.
+        /// What happened, for people (with lettre's own message when it came from lettre).
         reason: String,
+        /// The error underneath, when there is one: lettre's
+        /// [`Error`](lettre::transport::smtp::Error) for a failure lettre met (downcast to
+        /// it for its kind or for rustls's certificate error below it); `None` for this
+        /// crate's own checks (a connection left unencrypted, a closed pool).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
 }
 
 impl SmtpError {
-    /// From a lettre SMTP error met at `stage`.
-    pub(crate) fn from_lettre(stage: Stage, error: &lettre::transport::smtp::Error) -> Self {
+    /// From a lettre SMTP error met at `stage`: a negative reply becomes
+    /// [`Rejected`](Self::Rejected) (its text is all there is to keep), anything else
+    /// [`Connection`](Self::Connection) with lettre's error as its source.
+    pub(crate) fn from_lettre(stage: Stage, error: lettre::transport::smtp::Error) -> Self {
         if let Some(code) = error.status() {
-            let text = std::error::Error::source(error)
+            let text = std::error::Error::source(&error)
                 .map(ToString::to_string)
                 .unwrap_or_default();
             return Self::Rejected {
@@ -153,7 +161,20 @@ impl SmtpError {
         } else {
             error.to_string()
         };
-        Self::Connection { stage, reason }
+        Self::Connection {
+            stage,
+            reason,
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// A connection failure found by this crate itself, with no error underneath.
+    pub(crate) fn connection(stage: Stage, reason: impl Into<String>) -> Self {
+        Self::Connection {
+            stage,
+            reason: reason.into(),
+            source: None,
+        }
     }
 
     /// Classify for the engine:
@@ -264,15 +285,58 @@ mod tests {
                 stage: Stage::RcptTo,
                 after: Duration::from_secs(1),
             },
-            SmtpError::Connection {
-                stage: Stage::Connect,
-                reason: "refused".into(),
-            },
+            SmtpError::connection(Stage::Connect, "refused"),
             SmtpError::Lookup(LookupError::new("vault down")),
         ] {
             let s = e.to_send_error();
             assert!(s.is_transient() && s.is_mailbox_fault(), "{e}");
             assert_eq!(s.category(), FailureCategory::Connection);
         }
+    }
+
+    /// A failure lettre reports (nothing listens on the port) keeps lettre's error as its
+    /// source, and is classified as before: a transient connection fault of the mailbox.
+    #[tokio::test]
+    async fn a_connection_error_keeps_lettres_error_as_its_source() {
+        use lettre::transport::smtp::client::AsyncSmtpConnection;
+        use lettre::transport::smtp::extension::ClientId;
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        let port = closed.local_addr().expect("local address").port();
+        drop(closed);
+        let Err(lettre_error) = AsyncSmtpConnection::connect_tokio1(
+            ("127.0.0.1", port),
+            Some(Duration::from_secs(10)),
+            &ClientId::default(),
+            None,
+            None,
+        )
+        .await
+        else {
+            panic!("connected to a closed port");
+        };
+        let lettre_message = lettre_error.to_string();
+        let error = SmtpError::from_lettre(Stage::Connect, lettre_error);
+        let SmtpError::Connection { stage, reason, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(
+            (*stage, reason.as_str()),
+            (Stage::Connect, lettre_message.as_str())
+        );
+        let source = std::error::Error::source(&error).expect("lettre's error as the source");
+        let lettre_error = source
+            .downcast_ref::<lettre::transport::smtp::Error>()
+            .expect("the source is lettre's error");
+        assert!(
+            lettre_error.status().is_none() && !lettre_error.is_tls(),
+            "{lettre_error:?}"
+        );
+        let s = error.to_send_error();
+        assert!(s.is_transient() && s.is_mailbox_fault(), "{s}");
+        assert_eq!(s.category(), FailureCategory::Connection);
+
+        let own = SmtpError::connection(Stage::StartTls, "the connection is not encrypted");
+        assert!(std::error::Error::source(&own).is_none());
     }
 }

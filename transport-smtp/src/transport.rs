@@ -238,7 +238,7 @@ async fn step<T>(
 ) -> Result<T, SmtpError> {
     match tokio::time::timeout(limit, future).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(SmtpError::from_lettre(stage, &error)),
+        Ok(Err(error)) => Err(SmtpError::from_lettre(stage, error)),
         Err(_) => Err(SmtpError::Timeout {
             stage,
             after: limit,
@@ -348,10 +348,7 @@ impl SmtpTransport {
             .permits
             .acquire()
             .await
-            .map_err(|_| SmtpError::Connection {
-                stage: Stage::Queue,
-                reason: "connection pool closed".into(),
-            })?;
+            .map_err(|_| SmtpError::connection(Stage::Queue, "connection pool closed"))?;
         let t = pool.settings.timeouts;
         let mut conn = None;
         while let Some(mut idle) = pool.take_idle() {
@@ -428,18 +425,15 @@ impl SmtpTransport {
         if s.security == Security::StartTls {
             stage.store(Stage::StartTls.index(), Ordering::Relaxed);
             let Some(tls) = pool.tls.clone() else {
-                return Err(SmtpError::Connection {
-                    stage: Stage::StartTls,
-                    reason: "no TLS parameters".into(),
-                });
+                return Err(SmtpError::connection(Stage::StartTls, "no TLS parameters"));
             };
             step(Stage::StartTls, t.command, conn.starttls(tls, &hello)).await?;
         }
         if s.security != Security::Plain && !conn.is_encrypted() {
-            return Err(SmtpError::Connection {
-                stage: Stage::StartTls,
-                reason: "the connection is not encrypted".into(),
-            });
+            return Err(SmtpError::connection(
+                Stage::StartTls,
+                "the connection is not encrypted",
+            ));
         }
         if let Some(credentials) = credentials {
             stage.store(Stage::Auth.index(), Ordering::Relaxed);

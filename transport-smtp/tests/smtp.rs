@@ -1,7 +1,10 @@
-//! The SMTP transport against a real SMTP server on loopback (`tests/smtp_server.py`,
-//! Python's aiosmtpd): what arrives, how refusals are classified, timeouts, TLS.
+//! The SMTP transport against a real SMTP server on loopback (`support`, in this process):
+//! what arrives, how refusals are classified, timeouts, TLS.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test's unwrap is its assertion; the helpers here are only for tests"
+)]
 
 mod support;
 
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 use mail_parser::{MessageParser, MimeHeaders};
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::transport::{FailureCategory, OutgoingEmail, SendError, Transport};
-use support::{Server, TestCert};
+use support::{Aiosmtpd, Config, Server, TestCert};
 use transport_smtp::{
     Credentials, NoCredentials, Security, SmtpError, SmtpSettings, SmtpTransport, Stage, Timeouts,
     TokenKind, Tracker,
@@ -91,14 +94,9 @@ fn hrefs(html: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
-    let server = Server::start(&[]);
-    let mailbox = MailboxId::new();
-    let transport = transport(
-        vec![(mailbox, local(server.port))],
-        vec![(mailbox, good_login())],
-    );
+/// The main test's email: step 2 of a sequence, threaded on steps 0 and 1, with an HTML part
+/// whose links and opens are tracked.
+fn follow_up(mailbox: MailboxId) -> OutgoingEmail {
     let mut e = email(mailbox, "bob@example.com");
     e.step = 2;
     e.subject = "Checking in on the demo".into();
@@ -114,6 +112,18 @@ async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
     e.references = vec!["e3.s0@sender.example".into(), "e3.s1@sender.example".into()];
     e.track_opens = true;
     e.track_clicks = true;
+    e
+}
+
+#[tokio::test]
+async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
+    let server = Server::plain();
+    let mailbox = MailboxId::new();
+    let transport = transport(
+        vec![(mailbox, local(server.port))],
+        vec![(mailbox, good_login())],
+    );
+    let e = follow_up(mailbox);
 
     let delivery = transport.send(&e).await.unwrap();
     assert_eq!(
@@ -218,9 +228,66 @@ async fn delivers_a_threaded_follow_up_with_compliance_headers_and_tracking() {
     assert!(html.find("<img").unwrap() < html.find("</body>").unwrap());
 }
 
+/// The main test's email through Python's aiosmtpd instead of the server in `support`: a
+/// check that the two agree with lettre. Only with `SMTP_INTEROP_AIOSMTPD=1`, and a python3
+/// with aiosmtpd (`SMTP_INTEROP_PYTHON` names another python).
+#[tokio::test]
+async fn interop_the_follow_up_goes_through_aiosmtpd() {
+    if std::env::var("SMTP_INTEROP_AIOSMTPD").as_deref() != Ok("1") {
+        eprintln!("skipped: set SMTP_INTEROP_AIOSMTPD=1 to send through aiosmtpd too");
+        return;
+    }
+    let server = Aiosmtpd::start();
+    let mailbox = MailboxId::new();
+    // aiosmtpd's command line server offers no AUTH without TLS: no login.
+    let transport = transport(vec![(mailbox, local(server.port))], vec![]);
+    let delivery = transport.send(&follow_up(mailbox)).await.unwrap();
+    assert!(
+        delivery
+            .response
+            .as_deref()
+            .is_some_and(|r| r.starts_with("250 ")),
+        "{delivery:?}"
+    );
+    let printed = server.next_message();
+    for expected in [
+        "Subject: Re: Checking in on the demo",
+        "Message-ID: <e3.s2@sender.example>",
+        "In-Reply-To: <e3.s1@sender.example>",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        "multipart/alternative",
+        "https://t.sender.example/o/",
+    ] {
+        assert!(printed.contains(expected), "{expected:?} not in {printed}");
+    }
+}
+
+/// lettre dot-stuffs lines that start with a dot; the server unstuffs them.
+#[tokio::test]
+async fn lines_that_start_with_a_dot_arrive_intact() {
+    let server = Server::plain();
+    let mailbox = MailboxId::new();
+    let transport = transport(vec![(mailbox, local(server.port))], vec![]);
+    let mut e = email(mailbox, "bob@example.com");
+    e.text_body = "Hi Bob,\r\n.\r\n..two dots\r\n.end\r\n".into();
+    transport.send(&e).await.unwrap();
+    let got = server.next_message();
+    let sent: &[u8] = b"\r\n\r\nHi Bob,\r\n.\r\n..two dots\r\n.end\r\n";
+    assert!(
+        got.data.windows(sent.len()).any(|w| w == sent),
+        "{}",
+        String::from_utf8_lossy(&got.data)
+    );
+    let msg = MessageParser::default().parse(&got.data).unwrap();
+    assert_eq!(
+        msg.body_text(0).unwrap().replace("\r\n", "\n").trim_end(),
+        "Hi Bob,\n.\n..two dots\n.end"
+    );
+}
+
 #[tokio::test]
 async fn reuses_the_pooled_connection() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let transport = transport(vec![(mailbox, local(server.port))], vec![]);
     transport
@@ -263,7 +330,7 @@ fn check(
 #[tokio::test]
 async fn classifies_refusals_and_keeps_the_connection() {
     use FailureCategory as C;
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let transport = transport(
         vec![(mailbox, local(server.port))],
@@ -302,7 +369,7 @@ async fn classifies_refusals_and_keeps_the_connection() {
 
 #[tokio::test]
 async fn a_refused_login_is_the_mailboxs_fault() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let (bad, good) = (MailboxId::new(), MailboxId::new());
     let transport = transport(
         vec![(bad, local(server.port)), (good, local(server.port))],
@@ -347,9 +414,39 @@ async fn a_refused_login_is_the_mailboxs_fault() {
 }
 
 #[tokio::test]
+async fn logs_in_with_auth_login_when_plain_is_not_offered() {
+    let server = Server::start(Config::plain().auth_mechanisms(&["LOGIN"]));
+    let (bad, good) = (MailboxId::new(), MailboxId::new());
+    let transport = transport(
+        vec![(bad, local(server.port)), (good, local(server.port))],
+        vec![
+            (bad, Credentials::password("sender", "wrong")),
+            (good, good_login()),
+        ],
+    );
+    let error = transport
+        .send(&email(bad, "bob@example.com"))
+        .await
+        .unwrap_err();
+    check(
+        &error,
+        true,
+        FailureCategory::AuthFailure,
+        535,
+        "5.7.8",
+        true,
+    );
+    transport
+        .send(&email(good, "bob@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(server.next_message().auth_user.as_deref(), Some("sender"));
+}
+
+#[tokio::test]
 async fn a_hanging_server_times_out_without_delaying_other_mailboxes() {
-    let healthy = Server::start(&[]);
-    let hanging = Server::start(&["--hang"]);
+    let healthy = Server::plain();
+    let hanging = Server::start(Config::silent());
     let (slow, fast) = (MailboxId::new(), MailboxId::new());
     let limit = Duration::from_secs(3);
     let slow_settings = local(hanging.port).with_timeouts(generous().with_connect(limit));
@@ -387,7 +484,7 @@ async fn a_hanging_server_times_out_without_delaying_other_mailboxes() {
 
 #[tokio::test]
 async fn a_command_that_never_gets_a_reply_times_out() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let limit = Duration::from_millis(1500);
     let settings = local(server.port).with_timeouts(generous().with_command(limit));
@@ -414,7 +511,7 @@ async fn a_command_that_never_gets_a_reply_times_out() {
 
 #[tokio::test]
 async fn plain_smtp_is_refused_unless_allowed() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let not_allowed = local(server.port).with_plain_allowed(false);
     let transport = transport(vec![(mailbox, not_allowed)], vec![]);
@@ -436,7 +533,7 @@ async fn plain_smtp_is_refused_unless_allowed() {
 
 #[tokio::test]
 async fn starttls_is_required_when_configured() {
-    let server = Server::start(&[]); // offers no STARTTLS
+    let server = Server::plain(); // offers no STARTTLS
     let mailbox = MailboxId::new();
     let settings = SmtpSettings::new("localhost", Security::StartTls)
         .with_port(server.port)
@@ -465,10 +562,8 @@ async fn starttls_is_required_when_configured() {
 #[tokio::test]
 async fn sends_over_starttls_and_implicit_tls_with_a_private_root() {
     let cert = TestCert::localhost();
-    let starttls_args = cert.args("--starttls");
-    let implicit_args = cert.args("--implicit-tls");
-    let starttls = Server::start(&starttls_args.iter().map(String::as_str).collect::<Vec<_>>());
-    let implicit = Server::start(&implicit_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let starttls = Server::start(Config::starttls(&cert));
+    let implicit = Server::start(Config::implicit_tls(&cert));
     let (a, b, untrusted) = (MailboxId::new(), MailboxId::new(), MailboxId::new());
     let settings = |security, port| {
         SmtpSettings::new("localhost", security)
@@ -502,15 +597,31 @@ async fn sends_over_starttls_and_implicit_tls_with_a_private_root() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, SmtpError::Connection { stage: Stage::Connect, reason } if reason.contains("certificate")),
+        matches!(&error, SmtpError::Connection { stage: Stage::Connect, reason, .. } if reason.contains("certificate")),
         "{error:?}"
     );
+    // lettre's error is kept underneath, and the chain leads to rustls's verdict.
+    let chain: Vec<&(dyn std::error::Error + 'static)> =
+        std::iter::successors(std::error::Error::source(&error), |e| e.source()).collect();
+    assert!(
+        chain
+            .first()
+            .is_some_and(|e| e.is::<lettre::transport::smtp::Error>()),
+        "{chain:?}"
+    );
+    let refused_certificate = |e: &&(dyn std::error::Error + 'static)| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>())
+            .is_some_and(|tls| matches!(tls, tokio_rustls::rustls::Error::InvalidCertificate(_)))
+    };
+    assert!(chain.iter().any(refused_certificate), "{chain:?}");
     implicit.assert_no_message(Duration::from_millis(200));
 }
 
 #[tokio::test]
 async fn header_injection_is_refused_before_connecting() {
-    let server = Server::start(&[]);
+    let server = Server::plain();
     let mailbox = MailboxId::new();
     let transport = transport(vec![(mailbox, local(server.port))], vec![]);
     let mut e = email(mailbox, "bob@example.com");

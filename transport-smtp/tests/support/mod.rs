@@ -1,139 +1,176 @@
-//! Test support: the loopback SMTP server (`tests/smtp_server.py`, Python's aiosmtpd) as a
-//! child process, killed on drop, and what it received.
+//! Test support: a real SMTP server on loopback, written here and run inside the test
+//! process (its own thread and tokio runtime, so that a test may block on
+//! [`Server::next_message`]), and what it received.
+//!
+//! The protocol is in `server.rs` (AUTH in `server/auth.rs`), the certificate in `tls.rs`;
+//! `aiosmtpd.rs` runs Python's aiosmtpd for the optional interoperability check only.
 
-#![allow(dead_code, unreachable_pub)]
+mod aiosmtpd;
+mod server;
+mod tls;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::OnceLock;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use base64::Engine as _;
-use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
-const HINT: &str = "the SMTP tests need Python 3 with aiosmtpd: apt-get install python3-aiosmtpd \
-                    (or set SMTP_TEST_PYTHON to a python that has it)";
+pub(crate) use aiosmtpd::Aiosmtpd;
+pub(crate) use tls::TestCert;
 
-/// A python interpreter that can import aiosmtpd.
-fn python() -> &'static str {
-    static PYTHON: OnceLock<Option<String>> = OnceLock::new();
-    let found = PYTHON.get_or_init(|| {
-        let candidates = std::env::var("SMTP_TEST_PYTHON")
-            .ok()
-            .into_iter()
-            .chain(["/usr/bin/python3".to_owned(), "python3".to_owned()]);
-        candidates.into_iter().find(|python| {
-            Command::new(python)
-                .args(["-c", "import aiosmtpd"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-    });
-    match found {
-        Some(python) => python,
-        None => panic!("{HINT}"),
+/// What the server received: one message.
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// The client's address: the same for messages sent on the same connection.
+    pub(crate) peer: SocketAddr,
+    /// MAIL FROM's address, without the brackets.
+    pub(crate) mail_from: String,
+    /// The recipients the server accepted.
+    pub(crate) rcpt_tos: Vec<String>,
+    /// The message as sent after DATA, dot-unstuffed, without the final `.` line.
+    pub(crate) data: Vec<u8>,
+    /// Whether the connection was encrypted (STARTTLS or implicit TLS).
+    pub(crate) tls: bool,
+    /// The user who logged in with AUTH, if one did.
+    pub(crate) auth_user: Option<String>,
+}
+
+/// TLS on the server.
+#[derive(Clone)]
+enum Encryption {
+    /// Plain SMTP; STARTTLS not offered.
+    None,
+    /// STARTTLS offered.
+    StartTls(TlsAcceptor),
+    /// TLS from the first byte.
+    Implicit(TlsAcceptor),
+}
+
+/// How a test server behaves. AUTH PLAIN and LOGIN are offered, also without TLS, and
+/// accept user `sender` with password `secret`; anything else gets `535 5.7.8`.
+pub(crate) struct Config {
+    tls: Encryption,
+    /// Accept connections and never say a word.
+    silent: bool,
+    /// The AUTH mechanisms offered in EHLO's reply.
+    auth_mechanisms: &'static [&'static str],
+    /// The one (user, password) that logs in.
+    login: (&'static str, &'static str),
+}
+
+impl Config {
+    /// Plain SMTP, STARTTLS not offered.
+    pub(crate) fn plain() -> Self {
+        Self {
+            tls: Encryption::None,
+            silent: false,
+            auth_mechanisms: &["PLAIN", "LOGIN"],
+            login: ("sender", "secret"),
+        }
+    }
+
+    /// Plain SMTP that offers STARTTLS with `cert`.
+    pub(crate) fn starttls(cert: &TestCert) -> Self {
+        Self {
+            tls: Encryption::StartTls(cert.acceptor()),
+            ..Self::plain()
+        }
+    }
+
+    /// TLS from the first byte, with `cert`.
+    pub(crate) fn implicit_tls(cert: &TestCert) -> Self {
+        Self {
+            tls: Encryption::Implicit(cert.acceptor()),
+            ..Self::plain()
+        }
+    }
+
+    /// A server that accepts connections and never says a word (not even its greeting).
+    pub(crate) fn silent() -> Self {
+        Self {
+            silent: true,
+            ..Self::plain()
+        }
+    }
+
+    /// Offer only these AUTH mechanisms (of `PLAIN` and `LOGIN`).
+    pub(crate) fn auth_mechanisms(self, auth_mechanisms: &'static [&'static str]) -> Self {
+        Self {
+            auth_mechanisms,
+            ..self
+        }
     }
 }
 
-/// What the server received.
-#[derive(Debug)]
-pub struct Received {
-    pub peer: Value,
-    pub mail_from: String,
-    pub rcpt_tos: Vec<String>,
-    pub data: Vec<u8>,
-    pub tls: bool,
-    pub auth_user: Option<String>,
-}
-
-/// A running test server.
-pub struct Server {
-    child: Child,
-    pub port: u16,
-    events: Receiver<Value>,
+/// A running test server on 127.0.0.1; stopped, and its connections closed, on drop.
+pub(crate) struct Server {
+    /// The port it listens on.
+    pub(crate) port: u16,
+    events: Receiver<Received>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Start `tests/smtp_server.py` with `args` and wait until it listens.
-    pub fn start(args: &[&str]) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_server.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {script}: {e}; {HINT}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        if tx.send(v).is_err() {
-                            break;
-                        }
+    /// Listen on a free loopback port and serve with `config` on a thread of its own.
+    pub(crate) fn start(config: Config) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let port = listener
+            .local_addr()
+            .expect("the listener's address")
+            .port();
+        let (received, events) = mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = Arc::new(config);
+        let thread = std::thread::Builder::new()
+            .name(format!("smtp-server-{port}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the test server's runtime");
+                runtime.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+                    tokio::select! {
+                        _ = stopped => {}
+                        () = accept(listener, config, received) => {}
                     }
-                    Err(e) => eprintln!("smtp_server.py printed {line:?}: {e}"),
-                }
-            }
-        });
-        let mut server = Self {
-            child,
-            port: 0,
+                });
+                // Dropping the runtime ends the sessions still open and closes their sockets.
+            })
+            .expect("start the test server's thread");
+        Self {
+            port,
             events,
-        };
-        match server.events.recv_timeout(Duration::from_secs(30)) {
-            Ok(v) if v["event"] == "ready" => {
-                server.port = v["port"].as_u64().expect("port") as u16;
-            }
-            Ok(v) => panic!("unexpected first event {v}"),
-            Err(e) => {
-                let status = server.child.try_wait();
-                panic!("smtp_server.py did not start ({e}, exit {status:?}); {HINT}");
-            }
+            stop: Some(stop),
+            thread: Some(thread),
         }
-        server
+    }
+
+    /// A plain SMTP server ([`Config::plain`]).
+    pub(crate) fn plain() -> Self {
+        Self::start(Config::plain())
     }
 
     /// The next message the server received (waits up to 15 s).
-    pub fn next_message(&self) -> Received {
-        let v = self
-            .events
+    pub(crate) fn next_message(&self) -> Received {
+        self.events
             .recv_timeout(Duration::from_secs(15))
-            .expect("the server received no message");
-        assert_eq!(v["event"], "message", "{v}");
-        Received {
-            peer: v["peer"].clone(),
-            mail_from: v["mail_from"].as_str().unwrap_or_default().to_owned(),
-            rcpt_tos: v["rcpt_tos"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|r| r.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            data: base64::engine::general_purpose::STANDARD
-                .decode(v["data"].as_str().unwrap_or_default())
-                .expect("base64 data"),
-            tls: v["tls"].as_bool().unwrap_or(false),
-            auth_user: v["auth_user"].as_str().map(str::to_owned),
-        }
+            .expect("the server received no message")
     }
 
     /// Check that no message arrives within `within`.
-    pub fn assert_no_message(&self, within: Duration) {
+    pub(crate) fn assert_no_message(&self, within: Duration) {
         match self.events.recv_timeout(within) {
             Err(RecvTimeoutError::Timeout) => {}
-            Ok(v) => panic!("unexpected event {v}"),
+            Ok(message) => panic!("unexpected message {message:?}"),
             Err(RecvTimeoutError::Disconnected) => panic!("the server stopped"),
         }
     }
@@ -141,51 +178,37 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A self-signed certificate for `localhost`, written to files: (cert PEM, cert path, key
-/// path). The files are removed when the returned guard drops.
-pub struct TestCert {
-    pub pem: String,
-    pub cert_path: PathBuf,
-    pub key_path: PathBuf,
-}
-
-impl TestCert {
-    pub fn localhost() -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-            .expect("generate certificate");
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir();
-        let stem = format!("transport-smtp-test-{}-{n}", std::process::id());
-        let cert_path = dir.join(format!("{stem}.crt"));
-        let key_path = dir.join(format!("{stem}.key"));
-        let pem = certified.cert.pem();
-        std::fs::write(&cert_path, &pem).expect("write cert");
-        std::fs::write(&key_path, certified.key_pair.serialize_pem()).expect("write key");
-        Self {
-            pem,
-            cert_path,
-            key_path,
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                eprintln!("the SMTP test server on port {} panicked", self.port);
+            }
         }
     }
-
-    pub fn args(&self, flag: &'static str) -> Vec<String> {
-        vec![
-            flag.to_owned(),
-            self.cert_path.display().to_string(),
-            self.key_path.display().to_string(),
-        ]
-    }
 }
 
-impl Drop for TestCert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.cert_path);
-        let _ = std::fs::remove_file(&self.key_path);
+/// Accept connections for ever, one task each.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    config: Arc<Config>,
+    received: mpsc::Sender<Received>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                tokio::spawn(server::serve(
+                    tcp,
+                    peer,
+                    Arc::clone(&config),
+                    received.clone(),
+                ));
+            }
+            Err(e) => {
+                eprintln!("the SMTP test server could not accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
