@@ -145,7 +145,7 @@ pub mod prelude {
     pub use sequence_core::time::parse_time_zone;
     pub use sequence_scheduler::{
         DeliverySemantics, Engine, EngineBuilder, EngineConfig, EngineError, Explanation,
-        RetryPolicy, SequenceStats, SystemClock, TickReport, VirtualClock,
+        MailboxUsage, RetryPolicy, SequenceStats, SystemClock, TickReport, VirtualClock,
     };
 
     #[cfg(feature = "memory")]

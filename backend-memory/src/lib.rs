@@ -79,7 +79,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sequence_core::contact::Contact;
 use sequence_core::enrollment::Enrollment;
 use sequence_core::event::DomainEvent;
@@ -89,8 +89,8 @@ use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion, SendContext,
-    StoreError,
+    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
+    SendContext, StoreError,
 };
 
 use state::State;
@@ -225,6 +225,14 @@ impl Catalog for MemoryStore {
         Ok(self.lock()?.get_contact(tenant, id))
     }
 
+    async fn find_contacts_by_email(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+    ) -> Result<Vec<Contact>, StoreError> {
+        Ok(self.lock()?.find_contacts_by_email(tenant, emails))
+    }
+
     async fn find_contact_by_email(
         &self,
         tenant: TenantId,
@@ -287,6 +295,24 @@ impl Outbox for MemoryStore {
         contact: ContactId,
     ) -> Result<Vec<Enrollment>, StoreError> {
         Ok(self.lock()?.open_enrollments_of_contact(tenant, contact))
+    }
+
+    async fn enrollments_of_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        Ok(self.lock()?.enrollments_of_contact(tenant, contact))
+    }
+
+    async fn mailbox_days(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<MailboxDay>, StoreError> {
+        self.lock()?.mailbox_days(tenant, mailbox, from, to)
     }
 
     async fn sends_of_enrollment(

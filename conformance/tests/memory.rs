@@ -151,14 +151,14 @@ async fn a_busy_engine_run_keeps_the_indexes_consistent() {
     };
     busy.run_until(start() + Duration::days(1)).await;
     engine.pause_mailbox(tenant, pool[1]).await.unwrap();
-    engine.reply(tenant, ids[10], None).await.unwrap();
+    engine.reply(tenant, ids[10]).await.unwrap();
     busy.run_until(start() + Duration::days(2)).await;
     engine.pause_sequence(tenant, sequences[1]).await.unwrap();
     engine.unsubscribe(tenant, ids[11]).await.unwrap();
     busy.run_until(start() + Duration::days(3)).await;
     engine.resume_mailbox(tenant, pool[1]).await.unwrap();
     engine
-        .reply(tenant, ids[12], Some(start() + Duration::days(6)))
+        .out_of_office(tenant, ids[12], start() + Duration::days(6))
         .await
         .unwrap();
     busy.run_until(start() + Duration::days(4)).await;

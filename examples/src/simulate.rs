@@ -652,9 +652,17 @@ async fn apply_event(
     kind: &EventKind,
 ) -> Result<(), SimulateError> {
     let result = match kind {
-        EventKind::Reply(c) => engine.reply(tenant, ContactId::from_name(c), None).await,
+        EventKind::Reply(c) => engine.reply(tenant, ContactId::from_name(c)).await,
         EventKind::Unsubscribe(c) => engine.unsubscribe(tenant, ContactId::from_name(c)).await,
-        EventKind::Bounce(c) => engine.bounce(tenant, ContactId::from_name(c), true).await,
+        EventKind::Bounce(c) => {
+            engine
+                .bounce(
+                    tenant,
+                    ContactId::from_name(c),
+                    sequence_core::contact::BounceKind::Hard,
+                )
+                .await
+        }
         EventKind::PauseMailbox(m) => engine.pause_mailbox(tenant, MailboxId::from_name(m)).await,
         EventKind::ResumeMailbox(m) => engine.resume_mailbox(tenant, MailboxId::from_name(m)).await,
         EventKind::PauseSequence(s) => engine

@@ -35,6 +35,25 @@ pub enum ContactStatus {
     Unsubscribed,
 }
 
+/// An address in the form contacts are unique by: trimmed and lower-cased.
+#[must_use]
+pub fn normalize_email(address: &str) -> String {
+    address.trim().to_lowercase()
+}
+
+/// How an address bounced, as the host's inbound processing (or the SMTP reply) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BounceKind {
+    /// Permanent (5.x.x: no such user, domain gone): the contact is bounced, exits every
+    /// sequence and is never enrolled again.
+    Hard,
+    /// Temporary (4.x.x: mailbox full, greylisted): counts toward each open enrollment's
+    /// retry budget, which exits it (`failed`) once used up.
+    Soft,
+}
+
 /// A recipient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -88,7 +107,14 @@ impl Contact {
     /// # Errors
     /// Every problem with the address, with its field path.
     pub fn new(tenant: TenantId, email: impl Into<String>) -> Result<Self, ValidationErrors> {
-        let contact = Self {
+        let contact = Self::unchecked(tenant, email);
+        contact.validate()?;
+        Ok(contact)
+    }
+
+    /// A contact with just an address, not yet checked (the caller validates it).
+    pub(crate) fn unchecked(tenant: TenantId, email: impl Into<String>) -> Self {
+        Self {
             id: ContactId::new(),
             tenant,
             email: email.into(),
@@ -103,9 +129,7 @@ impl Contact {
             last_activity_at: None,
             replied_at: None,
             version: 0,
-        };
-        contact.validate()?;
-        Ok(contact)
+        }
     }
 
     /// Set the id (builder style).
@@ -144,6 +168,12 @@ impl Contact {
     pub fn with_field(mut self, name: impl Into<String>, value: FieldValue) -> Self {
         self.custom_fields.insert(name.into(), value);
         self
+    }
+
+    /// The address in the form contacts are unique by: trimmed and lower-cased.
+    #[must_use]
+    pub fn normalized_email(&self) -> String {
+        normalize_email(&self.email)
     }
 
     /// Whether the contact has `tag` (case-insensitively).

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::contact::BounceKind;
 use crate::enrollment::ExitReason;
 use crate::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId};
 
@@ -155,7 +156,7 @@ pub enum DomainEvent {
         /// The contact.
         contact: ContactId,
         /// Hard (permanent) or soft.
-        hard: bool,
+        kind: BounceKind,
     },
     /// A contact unsubscribed.
     Unsubscribed {

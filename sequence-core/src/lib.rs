@@ -41,6 +41,7 @@ pub mod enrollment;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod import;
 pub mod mailbox;
 pub mod ports;
 pub mod send;
@@ -59,13 +60,14 @@ pub use transport::Transport;
 /// The names most programs need, in one import.
 pub mod prelude {
     pub use crate::condition::{Condition, FieldOp, LastActivity, OnConditionFail, StepCondition};
-    pub use crate::contact::{Contact, ContactStatus, FieldValue};
+    pub use crate::contact::{BounceKind, Contact, ContactStatus, FieldValue};
     pub use crate::enrollment::{
         Deferral, DeferralReason, Enrollment, EnrollmentStatus, ExitReason,
     };
     pub use crate::error::{Problem, TransitionError, ValidationErrors};
     pub use crate::event::DomainEvent;
     pub use crate::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+    pub use crate::import::{ContactRow, ImportOutcome};
     pub use crate::mailbox::{Mailbox, MailboxStatus};
     pub use crate::ports::{Clock, EventSink, NoopEventSink};
     pub use crate::send::{Lease, ScheduledSend, SendStatus};

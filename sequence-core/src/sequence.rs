@@ -306,6 +306,36 @@ impl Sequence {
         Ok(seq)
     }
 
+    /// A draft copy named `name`, with a new id: the same steps, pool, windows, caps and
+    /// rules, none of the original's enrollments, created at `now`.
+    ///
+    /// # Errors
+    /// When the name is empty or too long.
+    pub fn duplicate(
+        &self,
+        name: impl Into<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ValidationErrors> {
+        let copy = Self {
+            name: name.into(),
+            steps: self.steps.clone(),
+            mailbox_pool: self.mailbox_pool.clone(),
+            recipient_windows: self.recipient_windows.clone(),
+            exit_on_reply: self.exit_on_reply,
+            track_opens: self.track_opens,
+            track_clicks: self.track_clicks,
+            holidays: self.holidays.clone(),
+            new_enrollments_per_day: self.new_enrollments_per_day,
+            per_domain_daily_cap: self.per_domain_daily_cap,
+            reenrollment: self.reenrollment,
+            triggers: self.triggers.clone(),
+            description: self.description.clone(),
+            ..Self::new(self.tenant, "copy", now)?
+        };
+        copy.validate()?;
+        Ok(copy)
+    }
+
     /// Set the id (builder style, before the sequence is stored).
     #[must_use]
     pub fn with_id(mut self, id: SequenceId) -> Self {

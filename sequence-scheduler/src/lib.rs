@@ -19,7 +19,7 @@ pub mod testing;
 
 pub use clock::{SystemClock, VirtualClock};
 pub use engine::{
-    DeliverySemantics, Engine, EngineBuilder, EngineConfig, EngineError, Explanation, RetryPolicy,
-    SequenceStats, StepStats, TickReport, VariantStats,
+    DeliverySemantics, Engine, EngineBuilder, EngineConfig, EngineError, Explanation, MailboxUsage,
+    RetryPolicy, SequenceStats, StepStats, TickReport, VariantStats,
 };
 pub use planner::{plan, MailboxOutlook, Plan, PlannerConfig, PlanningInput};

@@ -240,10 +240,10 @@ async fn replies_and_unsubscribes_stop_the_sequence() {
     w.enroll_all().await;
     w.run_until(start() + Duration::hours(23)).await;
     assert_eq!(w.transport.attempts().len(), 3);
-    w.engine.reply(w.tenant, w.contacts[0], None).await.unwrap();
+    w.engine.reply(w.tenant, w.contacts[0]).await.unwrap();
     w.engine.unsubscribe(w.tenant, w.contacts[1]).await.unwrap();
     // Idempotent.
-    w.engine.reply(w.tenant, w.contacts[0], None).await.unwrap();
+    w.engine.reply(w.tenant, w.contacts[0]).await.unwrap();
     w.run_until(start() + Duration::days(6)).await;
     let attempts = w.transport.attempts();
     assert_eq!(
@@ -290,7 +290,7 @@ async fn an_out_of_office_reply_pauses_until_it_ends() {
     w.run_until(start() + Duration::hours(23)).await;
     let back = start() + Duration::days(4);
     w.engine
-        .reply(w.tenant, w.contacts[0], Some(back))
+        .out_of_office(w.tenant, w.contacts[0], back)
         .await
         .unwrap();
     w.run_until(start() + Duration::days(9)).await;

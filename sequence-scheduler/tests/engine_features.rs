@@ -197,7 +197,7 @@ async fn opens_clicks_and_replies_feed_the_statistics_once_each() {
         w.engine.open(w.tenant, of(cs[0]), 0).await.unwrap();
         w.engine.open(w.tenant, of(cs[1]), 0).await.unwrap();
         w.engine.click(w.tenant, of(cs[1]), 0).await.unwrap();
-        w.engine.reply(w.tenant, cs[2], None).await.unwrap();
+        w.engine.reply(w.tenant, cs[2]).await.unwrap();
     }
     assert!(
         w.engine.open(w.tenant, of(cs[0]), 1).await.is_err(),
@@ -235,7 +235,10 @@ async fn soft_bounces_use_up_the_retry_budget() {
     w.engine.enroll(w.tenant, seq, &[c]).await.unwrap();
     w.run_until(start() + Duration::hours(23)).await;
     for _ in 0..2 {
-        w.engine.bounce(w.tenant, c, false).await.unwrap();
+        w.engine
+            .bounce(w.tenant, c, BounceKind::Soft)
+            .await
+            .unwrap();
     }
     let e = &w
         .engine
@@ -244,7 +247,10 @@ async fn soft_bounces_use_up_the_retry_budget() {
         .await
         .unwrap()[0];
     assert_eq!((e.status, e.soft_bounces), (EnrollmentStatus::Active, 2));
-    w.engine.bounce(w.tenant, c, false).await.unwrap();
+    w.engine
+        .bounce(w.tenant, c, BounceKind::Soft)
+        .await
+        .unwrap();
     let e = &w
         .engine
         .store()

@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use backend_memory::MemoryStore;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use sequence_core::enrollment::DeferralReason;
 use sequence_core::event::DomainEvent;
 use sequence_core::prelude::*;
 use sequence_core::send::Lease;
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease, SendCompletion, SendContext,
-    StoreError,
+    MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
+    SendContext, StoreError,
 };
 use sequence_scheduler::testing::RecordingTransport;
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
@@ -88,6 +88,14 @@ impl Catalog for Meddling {
         id: ContactId,
     ) -> Result<Option<Contact>, StoreError> {
         self.inner.get_contact(tenant, id).await
+    }
+
+    async fn find_contacts_by_email(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+    ) -> Result<Vec<Contact>, StoreError> {
+        self.inner.find_contacts_by_email(tenant, emails).await
     }
 
     async fn find_contact_by_email(
@@ -177,6 +185,24 @@ impl Outbox for Meddling {
         self.inner
             .open_enrollments_of_contact(tenant, contact)
             .await
+    }
+
+    async fn enrollments_of_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        self.inner.enrollments_of_contact(tenant, contact).await
+    }
+
+    async fn mailbox_days(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<MailboxDay>, StoreError> {
+        self.inner.mailbox_days(tenant, mailbox, from, to).await
     }
 
     async fn sends_of_enrollment(

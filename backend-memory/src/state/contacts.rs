@@ -88,6 +88,20 @@ impl State {
             .map(|c| Contact::clone(c))
     }
 
+    pub(crate) fn find_contacts_by_email(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+    ) -> Vec<Contact> {
+        let mut seen = HashSet::default();
+        emails
+            .iter()
+            .filter_map(|e| self.contact_by_email(tenant, &normalize_email(e)))
+            .filter(|c| seen.insert(c.id))
+            .map(|c| Contact::clone(c))
+            .collect()
+    }
+
     pub(crate) fn find_contact_by_email(&self, tenant: TenantId, email: &str) -> Option<Contact> {
         self.contact_by_email(tenant, &normalize_email(email))
             .map(|c| Contact::clone(c))

@@ -17,7 +17,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use sequence_core::contact::Contact;
+use sequence_core::contact::{normalize_email, Contact};
 use sequence_core::enrollment::{
     suppression, Deferral, DeferralReason, Enrollment, EnrollmentStatus,
 };
@@ -29,8 +29,8 @@ use sequence_core::send::{Lease, ScheduledSend, SendStatus};
 use sequence_core::sequence::{ReenrollmentRule, Sequence};
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlannedSlot, PlanningLease,
-    SendCompletion, SendContext, StoreError,
+    MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlannedSlot,
+    PlanningLease, SendCompletion, SendContext, StoreError, MAX_MAILBOX_DAYS,
 };
 use sequence_core::time::local_date;
 use uuid::Uuid;
@@ -88,10 +88,6 @@ fn ready_key(
     let (first, _) = planned.first()?;
     let paced = last_attempt.and_then(|at| at.checked_add_signed(gap));
     Some(paced.map_or(*first, |p| p.max(*first)))
-}
-
-fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
 }
 
 /// Whether `rule` lets a contact enter again after `previous` (its latest enrollment, ended).
@@ -633,6 +629,24 @@ impl State {
             })
             .cloned()
             .collect()
+    }
+
+    pub(crate) fn enrollments_of_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Vec<Enrollment> {
+        let mut all: Vec<Enrollment> = self
+            .enrollments_by_contact
+            .get(&contact)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.enrollments.get(id))
+            .filter(|e| e.tenant == tenant)
+            .cloned()
+            .collect();
+        all.sort_by_key(|e| (e.enrolled_at, e.id));
+        all
     }
 
     pub(crate) fn open_enrollments_of_contact(

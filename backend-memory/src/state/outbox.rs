@@ -6,6 +6,37 @@ use super::*;
 impl State {
     // ---- counters -------------------------------------------------------------------------------
 
+    pub(crate) fn mailbox_days(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<MailboxDay>, StoreError> {
+        if self
+            .mailboxes
+            .get(&mailbox)
+            .is_none_or(|m| m.tenant != tenant)
+        {
+            return Err(StoreError::not_found(Entity::Mailbox, mailbox));
+        }
+        let days = (to - from).num_days() + 1;
+        if !(1..=MAX_MAILBOX_DAYS).contains(&days) {
+            return Err(StoreError::Invalid(format!(
+                "mailbox_days: {from} to {to} is {days} days; 1 to {MAX_MAILBOX_DAYS} are allowed"
+            )));
+        }
+        Ok(from
+            .iter_days()
+            .take_while(|date| *date <= to)
+            .map(|date| MailboxDay {
+                date,
+                attempts: self.attempts.get(&(mailbox, date)).copied().unwrap_or(0),
+                used: self.used_on(mailbox, date),
+            })
+            .collect())
+    }
+
     pub(super) fn used_on(&self, mailbox: MailboxId, date: NaiveDate) -> u32 {
         self.used.get(&(mailbox, date)).copied().unwrap_or(0)
     }

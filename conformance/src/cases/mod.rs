@@ -3,6 +3,7 @@
 
 mod changes;
 mod concurrency;
+mod dashboards;
 mod dispatch;
 mod engine;
 mod enrollments;
@@ -14,6 +15,7 @@ mod tenancy;
 
 pub use changes::*;
 pub use concurrency::*;
+pub use dashboards::*;
 pub use dispatch::*;
 pub use engine::*;
 pub use enrollments::*;

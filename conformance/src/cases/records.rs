@@ -258,7 +258,9 @@ pub async fn contacts_upsert_refuses_another_tenant_and_writes_nothing<S: Store 
     );
 }
 
-/// `find_contact_by_email`: "A contact of `tenant` by address (case-insensitive), if any."
+/// `find_contact_by_email`: "A contact of `tenant` by address (case-insensitive)";
+/// `find_contacts_by_email`: "The stored contacts of `tenant` whose normalized addresses are
+/// among `emails` (each at most once)".
 pub async fn contact_found_by_email_case_insensitively<S: Store + 'static>(store: S) {
     let t = TenantId::new();
     let mut c = contact(t, "Mixed.Case", "Client.Example");
@@ -286,6 +288,42 @@ pub async fn contact_found_by_email_case_insensitively<S: Store + 'static>(store
     assert!(
         elsewhere.is_none(),
         "find_contact_by_email must not find another tenant's contact"
+    );
+    let other = contact(t, "other", "client.example");
+    ok(
+        "upsert_contacts",
+        store.upsert_contacts(t, std::slice::from_ref(&other)).await,
+    );
+    let asked: Vec<String> = [
+        " MIXED.case@client.example",
+        "mixed.case@client.example",
+        "other@CLIENT.example",
+        "nobody@client.example",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut batch: Vec<_> = ok(
+        "find_contacts_by_email",
+        store.find_contacts_by_email(t, &asked).await,
+    )
+    .into_iter()
+    .map(|f| f.id)
+    .collect();
+    batch.sort();
+    let mut expected = vec![c.id, other.id];
+    expected.sort();
+    assert_eq!(
+        batch, expected,
+        "find_contacts_by_email must find each stored contact of the addresses once, by \
+         normalized address"
+    );
+    let elsewhere = ok(
+        "find_contacts_by_email",
+        store.find_contacts_by_email(TenantId::new(), &asked).await,
+    );
+    assert!(
+        elsewhere.is_empty(),
+        "find_contacts_by_email must not find another tenant's contacts"
     );
     c.email = "new@client.example".into();
     ok(

@@ -157,7 +157,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Three days of virtual time, jumping from one instant with work to the next; then
     // one contact replies, and the sequence stops for them; then the rest of two weeks.
     engine.run_until(start + Duration::days(3)).await?;
-    engine.reply(tenant, ids[0], None).await?;
+    engine.reply(tenant, ids[0]).await?;
     engine.run_until(start + Duration::days(14)).await?;
 
     println!("\nSends per day (UTC):");

@@ -85,6 +85,14 @@ pub trait Catalog: Send + Sync {
         id: ContactId,
     ) -> Result<Option<Contact>, StoreError>;
 
+    /// The stored contacts of `tenant` whose normalized addresses are among `emails` (each
+    /// at most once, in no particular order): one read for a whole import.
+    async fn find_contacts_by_email(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+    ) -> Result<Vec<Contact>, StoreError>;
+
     /// A contact of `tenant` by address (case-insensitive), if any.
     async fn find_contact_by_email(
         &self,

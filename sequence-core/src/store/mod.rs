@@ -21,8 +21,8 @@ use crate::ids::SendId;
 pub use catalog::Catalog;
 pub use outbox::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlannedSlot,
-    PlanningLease, SendCompletion, SendContext,
+    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
+    PlannedSlot, PlanningLease, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
 };
 
 /// A store failure.

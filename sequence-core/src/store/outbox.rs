@@ -125,6 +125,20 @@ pub struct PlannedSlot {
     pub at: DateTime<Utc>,
 }
 
+/// The longest range [`Outbox::mailbox_days`] answers: a year and a day.
+pub const MAX_MAILBOX_DAYS: i64 = 366;
+
+/// What a mailbox used on one of its local dates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxDay {
+    /// The mailbox-local date.
+    pub date: NaiveDate,
+    /// Attempts made (failed ones included: they count toward the limit).
+    pub attempts: u32,
+    /// Attempts made plus sends planned and not yet claimed: what counts toward the limit.
+    pub used: u32,
+}
+
 /// Counts of one day that per-sequence and per-domain caps need.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DailyCounts {
@@ -367,6 +381,25 @@ pub trait Outbox: Send + Sync {
         tenant: TenantId,
         contact: ContactId,
     ) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// Every enrollment of a contact of `tenant`, final ones included, oldest first.
+    async fn enrollments_of_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// What a mailbox of `tenant` used on each of its local dates from `from` to `to`
+    /// (inclusive, at most [`MAX_MAILBOX_DAYS`] dates), one row per date in order, zeros
+    /// for a date with nothing. `NotFound` when the mailbox is not the tenant's; `Invalid`
+    /// when the range is empty or too long.
+    async fn mailbox_days(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<MailboxDay>, StoreError>;
 
     /// The sends of an enrollment of `tenant`, by step.
     async fn sends_of_enrollment(

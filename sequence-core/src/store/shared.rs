@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::*;
 use crate::contact::Contact;
@@ -78,6 +78,14 @@ impl<S: Catalog + ?Sized> Catalog for Arc<S> {
         (**self).get_contact(tenant, id).await
     }
 
+    async fn find_contacts_by_email(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+    ) -> Result<Vec<Contact>, StoreError> {
+        (**self).find_contacts_by_email(tenant, emails).await
+    }
+
     async fn find_contact_by_email(
         &self,
         tenant: TenantId,
@@ -140,6 +148,24 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
         contact: ContactId,
     ) -> Result<Vec<Enrollment>, StoreError> {
         (**self).open_enrollments_of_contact(tenant, contact).await
+    }
+
+    async fn enrollments_of_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        (**self).enrollments_of_contact(tenant, contact).await
+    }
+
+    async fn mailbox_days(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<MailboxDay>, StoreError> {
+        (**self).mailbox_days(tenant, mailbox, from, to).await
     }
 
     async fn sends_of_enrollment(

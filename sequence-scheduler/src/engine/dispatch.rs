@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use sequence_core::contact::Contact;
+use sequence_core::contact::{BounceKind, Contact};
 use sequence_core::enrollment::{suppression, Enrollment, EnrollmentStatus, ExitReason};
+use sequence_core::error::Entity;
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::TenantId;
 use sequence_core::mailbox::Mailbox;
@@ -274,9 +275,10 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(EngineError::Store(StoreError::Backend(
-            "outcome not recorded: enrollment kept changing".into(),
-        )))
+        Err(EngineError::KeptChanging {
+            entity: Entity::Enrollment,
+            id: c.send.enrollment.to_string(),
+        })
     }
 
     async fn outcome(
@@ -395,7 +397,7 @@ impl Engine {
         changes.contacts.push((c, read));
         events.push(DomainEvent::Bounced {
             contact: contact.id,
-            hard: true,
+            kind: BounceKind::Hard,
         });
         let others: Vec<Enrollment> = store
             .open_enrollments_of_contact(tenant, contact.id)

@@ -26,11 +26,13 @@
 //! instant the tick started. A late tick (after an outage) drains the backlog at each
 //! mailbox's pace; a send that no longer fits its window is given back and planned again.
 
+mod contacts;
 mod dispatch;
-mod host;
+mod mailboxes;
 mod plan;
 mod run;
 mod sequences;
+mod signals;
 mod stats;
 mod tick;
 
@@ -48,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::SystemClock;
 use crate::planner::PlannerConfig;
 
+pub use mailboxes::MailboxUsage;
 pub use stats::{Explanation, SequenceStats, StepStats, VariantStats};
 pub use tick::TickReport;
 

@@ -42,6 +42,22 @@ impl Engine {
         Ok(sequence)
     }
 
+    /// Store a draft copy of a sequence under `name` (see [`Sequence::duplicate`]): same
+    /// steps, pool and rules, a new id, no enrollments. The original is untouched.
+    ///
+    /// # Errors
+    /// The sequence is not found, the name is invalid, or the store failed.
+    pub async fn clone_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+        name: impl Into<String>,
+    ) -> Result<Sequence, EngineError> {
+        let original = self.load_sequence(tenant, id).await?;
+        let copy = original.duplicate(name, self.now())?;
+        self.create_sequence(copy).await
+    }
+
     /// Change a sequence with `change` (a domain method such as `add_step`), validate it and
     /// store it (optimistic lock).
     ///
