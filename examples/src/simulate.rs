@@ -568,7 +568,7 @@ pub async fn run_on(
             .await
             .map_err(EngineError::from)?
         {
-            sequence_status.insert(id, seq.status);
+            sequence_status.insert(id, seq.status());
         }
         for e in store
             .list_enrollments(tenant, id)

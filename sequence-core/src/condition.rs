@@ -92,7 +92,7 @@ impl Condition {
                 .custom_fields
                 .get(field)
                 .is_some_and(|actual| op.compare(actual, value)),
-            Self::LastActivity(test) => test.holds(contact.last_activity_at),
+            Self::LastActivity(test) => test.holds(contact.last_activity_at()),
             Self::All(inner) => inner.iter().all(|c| c.evaluate(contact)),
             Self::Any(inner) => inner.iter().any(|c| c.evaluate(contact)),
             Self::Not(inner) => !inner.evaluate(contact),

@@ -87,18 +87,18 @@ pub struct Contact {
     pub custom_fields: BTreeMap<String, FieldValue>,
     /// Whether the contact may still be written to.
     #[serde(default)]
-    pub status: ContactStatus,
+    status: ContactStatus,
     /// The last time the contact did something (opened, clicked, replied).
     #[serde(default)]
-    pub last_activity_at: Option<DateTime<Utc>>,
+    last_activity_at: Option<DateTime<Utc>>,
     /// The first time the contact replied (an out-of-office does not count). A contact who
     /// replied is not enrolled again in sequences that exit on reply.
     #[serde(default)]
-    pub replied_at: Option<DateTime<Utc>>,
+    replied_at: Option<DateTime<Utc>>,
     /// Optimistic-lock version: every stored write raises it, and engine writes (signals,
     /// activity) are made under the version they read.
     #[serde(default)]
-    pub version: u64,
+    version: u64,
 }
 
 impl Contact {
@@ -180,6 +180,37 @@ impl Contact {
     #[must_use]
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
+    }
+
+    /// Whether the contact may be written to; it changes only through the suppression
+    /// calls (`mark_bounced`, `mark_unsubscribed`, `lift_suppression`).
+    #[must_use]
+    pub fn status(&self) -> ContactStatus {
+        self.status
+    }
+
+    /// The last time the contact did something (opened, clicked, replied).
+    #[must_use]
+    pub fn last_activity_at(&self) -> Option<DateTime<Utc>> {
+        self.last_activity_at
+    }
+
+    /// The first time the contact replied (an out-of-office does not count).
+    #[must_use]
+    pub fn replied_at(&self) -> Option<DateTime<Utc>> {
+        self.replied_at
+    }
+
+    /// The optimistic-lock version: every stored write raises it.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// For stores: the version the record is stored at (optimistic locking). Nothing in
+    /// the domain decides on it, so setting it breaks no invariant.
+    pub fn set_version(&mut self, version: u64) {
+        self.version = version;
     }
 
     /// Whether sends to this contact are still allowed.

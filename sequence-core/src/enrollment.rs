@@ -19,10 +19,10 @@ use crate::sequence::Sequence;
 /// [`Store::enroll`](crate::store::Store::enroll), so the rule is kept in one place.
 #[must_use]
 pub fn suppression(contact: &Contact, sequence: &Sequence) -> Option<ExitReason> {
-    match contact.status {
+    match contact.status() {
         ContactStatus::Bounced => Some(ExitReason::Bounced),
         ContactStatus::Unsubscribed => Some(ExitReason::Unsubscribed),
-        ContactStatus::Active if contact.replied_at.is_some() && sequence.exit_on_reply => {
+        ContactStatus::Active if contact.replied_at().is_some() && sequence.exit_on_reply => {
             Some(ExitReason::Replied)
         }
         ContactStatus::Active => None,

@@ -31,7 +31,7 @@
 //! sequence.add_step(Step::new(Delay::new(2, DelayUnit::Days), "Re: Hi", "Following up.").in_thread())?;
 //! sequence.set_mailbox_pool(vec![mailbox.id])?;
 //! sequence.activate()?;
-//! assert_eq!(sequence.status, SequenceStatus::Active);
+//! assert_eq!(sequence.status(), SequenceStatus::Active);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

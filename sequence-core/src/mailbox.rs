@@ -44,7 +44,7 @@ pub struct Mailbox {
     pub daily_limit: u32,
     /// Whether it sends.
     #[serde(default)]
-    pub status: MailboxStatus,
+    status: MailboxStatus,
     /// The zone of its windows and of its local days.
     pub timezone: Tz,
     /// When it may send, in its zone.
@@ -61,7 +61,7 @@ pub struct Mailbox {
     pub holidays: HolidayCalendar,
     /// Optimistic-lock version, bumped on every change.
     #[serde(default)]
-    pub version: u64,
+    version: u64,
 }
 
 impl Mailbox {
@@ -151,6 +151,24 @@ impl Mailbox {
         } else {
             effective_daily_limit(self.daily_limit, self.warmup.as_ref(), date)
         }
+    }
+
+    /// Whether the mailbox sends; it changes only through `pause`, `suspend` and `resume`.
+    #[must_use]
+    pub fn status(&self) -> MailboxStatus {
+        self.status
+    }
+
+    /// The optimistic-lock version: every stored write raises it.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// For stores: the version the record is stored at (optimistic locking). Nothing in
+    /// the domain decides on it, so setting it breaks no invariant.
+    pub fn set_version(&mut self, version: u64) {
+        self.version = version;
     }
 
     /// Whether the mailbox may send at all now.

@@ -222,7 +222,7 @@ pub struct Sequence {
     pub description: String,
     /// Where it is in its life.
     #[serde(default)]
-    pub status: SequenceStatus,
+    status: SequenceStatus,
     /// Steps, ordered from 0.
     #[serde(default)]
     steps: Vec<Step>,
@@ -258,7 +258,7 @@ pub struct Sequence {
     pub triggers: Vec<Trigger>,
     /// Optimistic-lock version, bumped on every change.
     #[serde(default)]
-    pub version: u64,
+    version: u64,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     #[serde(skip)]
@@ -346,6 +346,25 @@ impl Sequence {
             }
         }
         self
+    }
+
+    /// Where the sequence is in its life; it changes only through `activate`, `pause`,
+    /// `resume` and `archive`, which check the change is allowed.
+    #[must_use]
+    pub fn status(&self) -> SequenceStatus {
+        self.status
+    }
+
+    /// The optimistic-lock version: every stored write raises it.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// For stores: the version the record is stored at (optimistic locking). Nothing in
+    /// the domain decides on it, so setting it breaks no invariant.
+    pub fn set_version(&mut self, version: u64) {
+        self.version = version;
     }
 
     /// The steps, in order.

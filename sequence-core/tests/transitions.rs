@@ -34,14 +34,14 @@ fn is_status_error(e: &TransitionError) -> bool {
 #[test]
 fn sequence_lifecycle_draft_active_paused_archived() {
     let mut s = Sequence::new(tenant(), "Welcome", now()).unwrap();
-    assert_eq!(s.status, SequenceStatus::Draft);
-    let v0 = s.version;
+    assert_eq!(s.status(), SequenceStatus::Draft);
+    let v0 = s.version();
     assert_eq!(s.add_step(step()).unwrap(), 0);
     assert_eq!(s.add_step(step()).unwrap(), 1);
-    assert!(s.version > v0);
+    assert!(s.version() > v0);
     s.set_mailbox_pool(vec![MailboxId::from_u128(1)]).unwrap();
     s.activate().unwrap();
-    assert_eq!(s.status, SequenceStatus::Active);
+    assert_eq!(s.status(), SequenceStatus::Active);
     assert!(is_status_error(&s.activate().unwrap_err()));
     assert!(is_status_error(&s.resume().unwrap_err()));
     s.pause().unwrap();
@@ -132,7 +132,7 @@ fn clone_as_draft_has_new_identity_and_same_steps() {
     let s = active_sequence();
     let copy = s.clone_as_draft("Copy", now()).unwrap();
     assert_ne!(copy.id, s.id);
-    assert_eq!(copy.status, SequenceStatus::Draft);
+    assert_eq!(copy.status(), SequenceStatus::Draft);
     assert_eq!(copy.steps(), s.steps());
     assert_eq!(copy.mailbox_pool, s.mailbox_pool);
     assert_eq!(copy.name, "Copy");
@@ -380,10 +380,10 @@ fn mailbox_status_and_limits() {
     assert!(!m.is_active());
     assert!(m.pause().is_err());
     m.suspend("535").unwrap();
-    assert_eq!(m.status, MailboxStatus::Suspended);
+    assert_eq!(m.status(), MailboxStatus::Suspended);
     m.resume().unwrap();
     assert!(m.is_active());
-    assert_eq!(m.version, 3);
+    assert_eq!(m.version(), 3);
 }
 
 #[test]
@@ -395,14 +395,14 @@ fn contact_suppression_and_activity() {
     assert_eq!(c.email_domain(), "acme.example");
     c.record_activity(now());
     c.record_activity(now() - Duration::hours(1));
-    assert_eq!(c.last_activity_at, Some(now()));
+    assert_eq!(c.last_activity_at(), Some(now()));
     c.mark_bounced();
-    assert_eq!(c.status, ContactStatus::Bounced);
+    assert_eq!(c.status(), ContactStatus::Bounced);
     assert!(c.ensure_sendable("enroll").is_err());
     c.mark_unsubscribed();
-    assert_eq!(c.status, ContactStatus::Unsubscribed);
+    assert_eq!(c.status(), ContactStatus::Unsubscribed);
     c.mark_bounced();
-    assert_eq!(c.status, ContactStatus::Unsubscribed, "unsubscribe wins");
+    assert_eq!(c.status(), ContactStatus::Unsubscribed, "unsubscribe wins");
 }
 
 #[test]
@@ -411,7 +411,7 @@ fn domain_types_round_trip_through_serde() {
     let json = serde_json::to_string(&s).unwrap();
     let back: Sequence = serde_json::from_str(&json).unwrap();
     assert_eq!(back.steps(), s.steps());
-    assert_eq!(back.status, SequenceStatus::Active);
+    assert_eq!(back.status(), SequenceStatus::Active);
     let e = enrollment();
     let back: Enrollment = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
     assert_eq!(back, e);

@@ -126,7 +126,7 @@ impl From<&Sequence> for SequencePolicy {
     fn from(s: &Sequence) -> Self {
         Self {
             id: s.id,
-            active: s.status == SequenceStatus::Active,
+            active: s.status() == SequenceStatus::Active,
             pool: s.mailbox_pool.clone(),
             recipient_windows: s.recipient_windows.clone(),
             new_enrollments_per_day: s.new_enrollments_per_day,
@@ -235,7 +235,7 @@ impl MailboxOutlook {
     pub fn new(now: DateTime<Utc>, snap: &MailboxSnapshot) -> Self {
         let m = &snap.mailbox;
         let limit_today = m.limit_on(snap.local_date);
-        let next_opening = if m.status == MailboxStatus::Active {
+        let next_opening = if m.status() == MailboxStatus::Active {
             let (_, mut day_end) = local_day_bounds(m.timezone, snap.local_date);
             let mut from = (snap.used < limit_today).then_some(now);
             // Today, if it has capacity and open time left; else the first later local day
@@ -258,7 +258,7 @@ impl MailboxOutlook {
         };
         Self {
             mailbox: m.id,
-            status: m.status,
+            status: m.status(),
             local_date: snap.local_date,
             used_today: snap.used,
             limit_today,
@@ -711,7 +711,7 @@ pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfi
         let (_, day_end) = local_day_bounds(tz, snap.local_date);
         let limit = m.limit_on(snap.local_date);
         let gap = i64::from(m.min_gap_seconds);
-        let active = m.status == MailboxStatus::Active;
+        let active = m.status() == MailboxStatus::Active;
         let floor = snap
             .last_attempt_at
             .map_or(now_s, |t| (secs(t) + gap).max(now_s));

@@ -216,7 +216,7 @@ async fn a_permanent_failure_bounces_the_contact_everywhere() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(contact.status, ContactStatus::Bounced);
+    assert_eq!(contact.status(), ContactStatus::Bounced);
     let in_other = w
         .engine
         .store()

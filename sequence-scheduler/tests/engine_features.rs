@@ -219,7 +219,7 @@ async fn opens_clicks_and_replies_feed_the_statistics_once_each() {
         .await
         .unwrap()
         .unwrap();
-    assert!(contact.last_activity_at.is_some(), "a click is activity");
+    assert!(contact.last_activity_at().is_some(), "a click is activity");
 }
 
 #[tokio::test]
@@ -269,7 +269,7 @@ async fn soft_bounces_use_up_the_retry_budget() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        contact.status,
+        contact.status(),
         ContactStatus::Active,
         "a soft bounce is not a bounce"
     );

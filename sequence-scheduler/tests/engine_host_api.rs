@@ -66,7 +66,7 @@ async fn import_answers_every_row_and_stores_the_valid_ones() {
     let known_row = store.get_contact(w.tenant, known).await.unwrap().unwrap();
     assert_eq!(known_row.company.as_deref(), Some("Client Inc"));
     assert_eq!(
-        known_row.status,
+        known_row.status(),
         ContactStatus::Unsubscribed,
         "an import never lifts a suppression"
     );
@@ -187,7 +187,7 @@ async fn a_sequence_copy_is_a_draft_with_the_same_steps_and_no_enrollments() {
         .await
         .unwrap();
     assert_ne!(copy.id, original);
-    assert_eq!(copy.status, SequenceStatus::Draft);
+    assert_eq!(copy.status(), SequenceStatus::Draft);
     assert_eq!(copy.name, "Original (copy)");
     assert!(copy.track_opens);
     let stored = w
@@ -200,7 +200,7 @@ async fn a_sequence_copy_is_a_draft_with_the_same_steps_and_no_enrollments() {
     assert_eq!(copy.steps(), stored.steps());
     assert_eq!(copy.mailbox_pool, stored.mailbox_pool);
     assert_eq!(
-        stored.status,
+        stored.status(),
         SequenceStatus::Active,
         "the original is untouched"
     );
@@ -249,7 +249,7 @@ async fn out_of_office_pauses_and_a_soft_bounce_is_not_a_hard_one() {
                 .await
                 .unwrap()
                 .unwrap()
-                .status
+                .status()
         }
     };
     assert_eq!(

@@ -428,7 +428,7 @@ async fn a_host_resync_never_lifts_a_suppression_and_one_address_is_one_contact(
         .unwrap()
         .unwrap();
     assert_eq!(
-        stored.status,
+        stored.status(),
         ContactStatus::Unsubscribed,
         "still unsubscribed"
     );

@@ -137,13 +137,13 @@ fn check(now: DateTime<Utc>, input: &PlanningInput<'_>, plan: &Plan) -> Vec<Stri
                 s.index
             ));
         }
-        if m.status != MailboxStatus::Active {
+        if m.status() != MailboxStatus::Active {
             problems.push(format!("item {} planned on a paused mailbox", s.index));
         }
         if let Some(sticky) = item.sticky_mailbox {
             let sticky_active = mailboxes
                 .get(&sticky)
-                .is_some_and(|s| s.mailbox.status == MailboxStatus::Active);
+                .is_some_and(|s| s.mailbox.status() == MailboxStatus::Active);
             if sticky_active && sticky != s.mailbox {
                 problems.push(format!("item {} left its sticky mailbox", s.index));
             }
@@ -223,7 +223,7 @@ fn could_still_send(
     snap: &MailboxSnapshot,
 ) -> bool {
     let m = &snap.mailbox;
-    if m.status != MailboxStatus::Active {
+    if m.status() != MailboxStatus::Active {
         return false;
     }
     let planned_here = plan.sends.iter().filter(|s| s.mailbox == m.id).count() as u32;
@@ -462,7 +462,7 @@ proptest! {
             let item = &f.due[d.index];
             let seq = f.sequences.iter().find(|s| s.id == item.sequence).unwrap();
             let sticky_active = item.sticky_mailbox.and_then(|m| f.mailboxes.iter().find(|s| s.mailbox.id == m))
-                .filter(|s| s.mailbox.status == MailboxStatus::Active);
+                .filter(|s| s.mailbox.status() == MailboxStatus::Active);
             let candidates: Vec<&MailboxSnapshot> = match sticky_active {
                 Some(s) => vec![s],
                 None => f.mailboxes.iter().filter(|s| seq.pool.contains(&s.mailbox.id)).collect(),

@@ -51,7 +51,7 @@ impl State {
             let contact = match stored {
                 Some(mut stored) => {
                     stored.apply_host_update(c);
-                    stored.version += 1;
+                    stored.set_version(stored.version() + 1);
                     stored
                 }
                 None => c.clone(),

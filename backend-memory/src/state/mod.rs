@@ -308,15 +308,17 @@ impl State {
             (Some(_), Some(stored)) if stored.tenant != sequence.tenant => {
                 return Err(not_found(Entity::Sequence, sequence.id))
             }
-            (Some(read), Some(stored)) if stored.version != read => {
+            (Some(read), Some(stored)) if stored.version() != read => {
                 return Err(conflict(
                     Entity::Sequence,
                     sequence.id,
                     read,
-                    stored.version,
+                    stored.version(),
                 ))
             }
-            (Some(read), Some(_)) => sequence.version = written_version(sequence.version, read),
+            (Some(read), Some(_)) => {
+                sequence.set_version(written_version(sequence.version(), read));
+            }
         }
         self.put_sequence(sequence);
         Ok(())
@@ -375,10 +377,17 @@ impl State {
             (Some(_), Some(stored)) if stored.tenant != mailbox.tenant => {
                 return Err(not_found(Entity::Mailbox, mailbox.id))
             }
-            (Some(read), Some(stored)) if stored.version != read => {
-                return Err(conflict(Entity::Mailbox, mailbox.id, read, stored.version))
+            (Some(read), Some(stored)) if stored.version() != read => {
+                return Err(conflict(
+                    Entity::Mailbox,
+                    mailbox.id,
+                    read,
+                    stored.version(),
+                ))
             }
-            (Some(read), Some(_)) => mailbox.version = written_version(mailbox.version, read),
+            (Some(read), Some(_)) => {
+                mailbox.set_version(written_version(mailbox.version(), read));
+            }
         }
         self.put_mailbox(mailbox);
         Ok(())

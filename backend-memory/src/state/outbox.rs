@@ -289,7 +289,7 @@ impl State {
             let current = contact_versions
                 .get(&c.id)
                 .copied()
-                .unwrap_or(stored.version);
+                .unwrap_or(stored.version());
             if current != *read {
                 return Err(conflict(Entity::Contact, c.id, *read, current));
             }
@@ -299,7 +299,7 @@ impl State {
                     c.id
                 )));
             }
-            contact_versions.insert(c.id, written_version(c.version, *read));
+            contact_versions.insert(c.id, written_version(c.version(), *read));
         }
         let closing: HashSet<EnrollmentId> = changes
             .enrollments
@@ -341,11 +341,11 @@ impl State {
                 Some(stored) if stored.tenant == s.tenant && in_scope(s.tenant) => stored,
                 _ => return Err(not_found(Entity::Sequence, s.id)),
             };
-            let current = seq_versions.get(&s.id).copied().unwrap_or(stored.version);
+            let current = seq_versions.get(&s.id).copied().unwrap_or(stored.version());
             if current != *read {
                 return Err(conflict(Entity::Sequence, s.id, *read, current));
             }
-            seq_versions.insert(s.id, written_version(s.version, *read));
+            seq_versions.insert(s.id, written_version(s.version(), *read));
         }
         let mut mb_versions: HashMap<MailboxId, u64> = HashMap::default();
         for (m, read) in &changes.mailboxes {
@@ -353,11 +353,11 @@ impl State {
                 Some(stored) if stored.tenant == m.tenant && in_scope(m.tenant) => stored,
                 _ => return Err(not_found(Entity::Mailbox, m.id)),
             };
-            let current = mb_versions.get(&m.id).copied().unwrap_or(stored.version);
+            let current = mb_versions.get(&m.id).copied().unwrap_or(stored.version());
             if current != *read {
                 return Err(conflict(Entity::Mailbox, m.id, *read, current));
             }
-            mb_versions.insert(m.id, written_version(m.version, *read));
+            mb_versions.insert(m.id, written_version(m.version(), *read));
         }
         Ok(())
     }
@@ -365,8 +365,8 @@ impl State {
     /// Write a change set that [`State::check_changes`] accepted.
     pub(super) fn write_changes(&mut self, changes: ChangeSet, tenant: Option<TenantId>) {
         for (mut c, read) in changes.contacts {
-            let current = self.contacts.get(&c.id).map_or(read, |st| st.version);
-            c.version = written_version(c.version, current);
+            let current = self.contacts.get(&c.id).map_or(read, |st| st.version());
+            c.set_version(written_version(c.version(), current));
             self.put_contact(c);
         }
         for (mut e, read) in changes.enrollments {
@@ -384,13 +384,13 @@ impl State {
             }
         }
         for (mut s, read) in changes.sequences {
-            let current = self.sequences.get(&s.id).map_or(read, |st| st.version);
-            s.version = written_version(s.version, current);
+            let current = self.sequences.get(&s.id).map_or(read, |st| st.version());
+            s.set_version(written_version(s.version(), current));
             self.put_sequence(s);
         }
         for (mut m, read) in changes.mailboxes {
-            let current = self.mailboxes.get(&m.id).map_or(read, |st| st.version);
-            m.version = written_version(m.version, current);
+            let current = self.mailboxes.get(&m.id).map_or(read, |st| st.version());
+            m.set_version(written_version(m.version(), current));
             self.put_mailbox(m);
         }
         for mark in changes.tracking {

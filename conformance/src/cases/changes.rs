@@ -211,7 +211,7 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
             t0(),
             ChangeSet {
                 enrollments: vec![(ended.clone(), e.version)],
-                sequences: vec![(seq.clone(), w.sequence.version + 1)],
+                sequences: vec![(seq.clone(), w.sequence.version() + 1)],
                 ..ChangeSet::default()
             },
         )
@@ -225,7 +225,7 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
             t0(),
             ChangeSet {
                 enrollments: vec![(ended.clone(), e.version)],
-                mailboxes: vec![(mb.clone(), w.mailboxes[0].version + 1)],
+                mailboxes: vec![(mb.clone(), w.mailboxes[0].version() + 1)],
                 ..ChangeSet::default()
             },
         )
@@ -246,8 +246,8 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
                 t0(),
                 ChangeSet {
                     enrollments: vec![(ended, e.version)],
-                    sequences: vec![(seq.clone(), w.sequence.version)],
-                    mailboxes: vec![(mb.clone(), w.mailboxes[0].version)],
+                    sequences: vec![(seq.clone(), w.sequence.version())],
+                    mailboxes: vec![(mb.clone(), w.mailboxes[0].version())],
                     ..ChangeSet::default()
                 },
             )
@@ -255,14 +255,14 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
     );
     let stored_seq = ok("get_sequence", store.get_sequence(w.tenant, seq.id).await);
     assert_eq!(
-        stored_seq.map(|s| s.status),
-        Some(seq.status),
+        stored_seq.map(|s| s.status()),
+        Some(seq.status()),
         "apply_changes must write the sequence"
     );
     let stored_mb = ok("get_mailbox", store.get_mailbox(w.tenant, mb.id).await);
     assert_eq!(
-        stored_mb.map(|m| m.status),
-        Some(mb.status),
+        stored_mb.map(|m| m.status()),
+        Some(mb.status()),
         "apply_changes must write the mailbox"
     );
     assert_eq!(

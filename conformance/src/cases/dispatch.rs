@@ -205,7 +205,7 @@ pub async fn complete_send_version_conflict_writes_nothing<S: Store + 'static>(s
     let mut completion = sent(&c, at(2), 2);
     let mut bounced = w.contacts[0].clone();
     bounced.mark_bounced();
-    let read = bounced.version;
+    let read = bounced.version();
     completion.changes.contacts.push((bounced, read));
     let r = store.complete_send(at(2), completion).await;
     assert!(
@@ -226,7 +226,7 @@ pub async fn complete_send_version_conflict_writes_nothing<S: Store + 'static>(s
         ),
     );
     assert_eq!(
-        contact.status,
+        contact.status(),
         ContactStatus::Active,
         "after a version conflict the other changes must not be written"
     );
@@ -297,7 +297,7 @@ pub async fn complete_send_applies_outcome_and_changes_atomically<S: Store + 'st
                     enrollment_version: v,
                     attempted_at: t0(),
                     changes: ChangeSet {
-                        contacts: vec![(contact.clone(), contact.version)],
+                        contacts: vec![(contact.clone(), contact.version())],
                         enrollments: vec![(e2x, e2.version)],
                         cancel_sends: vec![s2.id],
                         ..ChangeSet::default()
@@ -324,7 +324,7 @@ pub async fn complete_send_applies_outcome_and_changes_atomically<S: Store + 'st
         ok("get_contact", store.get_contact(t, w.contacts[0].id).await),
     );
     assert_eq!(
-        contact.status,
+        contact.status(),
         ContactStatus::Bounced,
         "complete_send must write the contact of the change set"
     );

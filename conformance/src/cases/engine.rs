@@ -270,7 +270,7 @@ pub async fn engine_runs_a_multi_step_sequence_end_to_end<S: Store + 'static>(st
         .await
         .ok()
         .flatten()
-        .map(|c| c.status);
+        .map(|c| c.status());
     assert_eq!(
         contact,
         Some(ContactStatus::Bounced),

@@ -11,7 +11,7 @@ use crate::fixtures::{at, claim, ok, plan, sent, some, t0, World};
 async fn paced_world<S: Store + ?Sized>(store: &S, gap_seconds: u32, contacts: usize) -> World {
     let mut w = World::build(store, 1, 30, 1, contacts).await;
     let mut m = w.mailboxes[0].clone();
-    let read = m.version;
+    let read = m.version();
     m.min_gap_seconds = gap_seconds;
     ok("save_mailbox", store.save_mailbox(&m, Some(read)).await);
     w.mailboxes[0] = some(
@@ -125,13 +125,13 @@ pub async fn send_context_reads_the_current_state<S: Store + 'static>(store: S) 
     assert_eq!(ctx.attempts_on_day, 1, "the claim counts as an attempt");
     // The host pauses the mailbox and the contact replies while the transport waits.
     let mut m = some("mailbox", ctx.mailbox.clone());
-    let read = m.version;
+    let read = m.version();
     if m.pause().is_err() {
         panic!("fixture: pause mailbox");
     }
     ok("save_mailbox", store.save_mailbox(&m, Some(read)).await);
     let mut contact = some("contact", ctx.contact.clone());
-    let read = contact.version;
+    let read = contact.version();
     contact.mark_unsubscribed();
     ok(
         "apply_changes",

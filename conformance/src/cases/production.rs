@@ -56,7 +56,7 @@ pub async fn contacts_are_unique_by_address_and_resyncs_keep_suppressions<S: Sto
             .apply_changes(
                 t0(),
                 ChangeSet {
-                    contacts: vec![(unsubscribed, stored.version)],
+                    contacts: vec![(unsubscribed, stored.version())],
                     ..ChangeSet::default()
                 },
             )
@@ -72,11 +72,11 @@ pub async fn contacts_are_unique_by_address_and_resyncs_keep_suppressions<S: Sto
     );
     let after = some("get_contact", ok("get", store.get_contact(t, ann.id).await));
     assert_eq!(
-        after.status,
+        after.status(),
         ContactStatus::Unsubscribed,
         "a host re-sync must never lift an unsubscribe"
     );
-    assert_eq!(after.replied_at, Some(t0()), "nor forget a reply");
+    assert_eq!(after.replied_at(), Some(t0()), "nor forget a reply");
     assert_eq!(
         after.company.as_deref(),
         Some("Acme"),
@@ -123,7 +123,7 @@ pub async fn contact_writes_check_the_version<S: Store + 'static>(store: S) {
         .apply_changes(
             t0(),
             ChangeSet {
-                contacts: vec![(bounced, read.version)],
+                contacts: vec![(bounced, read.version())],
                 ..ChangeSet::default()
             },
         )
@@ -134,7 +134,7 @@ pub async fn contact_writes_check_the_version<S: Store + 'static>(store: S) {
     );
     let now = some("get_contact", ok("get", store.get_contact(t, c.id).await));
     assert!(now.has_tag("vip"), "the host's update must not be lost");
-    assert_eq!(now.status, ContactStatus::Active, "nothing was written");
+    assert_eq!(now.status(), ContactStatus::Active, "nothing was written");
 }
 
 /// `acquire_planning`: "`None` while another holder's lease runs"; `apply_plan`: "the lease

@@ -86,15 +86,15 @@ pub async fn sequence_replace_checks_the_version<S: Store + 'static>(store: S) {
     );
     let mut changed = s.clone();
     changed.description = "changed".into();
-    changed.version = s.version + 1;
-    let r = store.save_sequence(&changed, Some(s.version + 7)).await;
+    changed.set_version(s.version() + 1);
+    let r = store.save_sequence(&changed, Some(s.version() + 7)).await;
     match r {
         Err(StoreError::VersionConflict {
             expected, found, ..
         }) => {
             assert_eq!(
                 (expected, found),
-                (s.version + 7, s.version),
+                (s.version() + 7, s.version()),
                 "VersionConflict must carry the version the caller read and the version stored"
             );
         }
@@ -108,7 +108,7 @@ pub async fn sequence_replace_checks_the_version<S: Store + 'static>(store: S) {
     );
     ok(
         "save_sequence (replace at the stored version)",
-        store.save_sequence(&changed, Some(s.version)).await,
+        store.save_sequence(&changed, Some(s.version())).await,
     );
     let stored = ok("get_sequence", store.get_sequence(t, s.id).await);
     assert_eq!(
@@ -116,7 +116,7 @@ pub async fn sequence_replace_checks_the_version<S: Store + 'static>(store: S) {
         Some(&changed),
         "save_sequence with the stored version must replace the sequence"
     );
-    let r = store.save_sequence(&changed, Some(s.version)).await;
+    let r = store.save_sequence(&changed, Some(s.version())).await;
     assert!(
         matches!(r, Err(StoreError::VersionConflict { .. })),
         "a second writer holding the old version must get VersionConflict, got {r:?}"
@@ -154,14 +154,14 @@ pub async fn mailbox_insert_replace_and_versions<S: Store + 'static>(store: S) {
     if let Err(e) = paused.pause() {
         panic!("fixture: pause: {e}");
     }
-    let r = store.save_mailbox(&paused, Some(m.version + 3)).await;
+    let r = store.save_mailbox(&paused, Some(m.version() + 3)).await;
     assert!(
         matches!(r, Err(StoreError::VersionConflict { .. })),
         "save_mailbox with a stale version must fail with VersionConflict, got {r:?}"
     );
     ok(
         "save_mailbox (replace)",
-        store.save_mailbox(&paused, Some(m.version)).await,
+        store.save_mailbox(&paused, Some(m.version())).await,
     );
     assert_eq!(
         ok("get_mailbox", store.get_mailbox(t, m.id).await).as_ref(),
@@ -200,11 +200,11 @@ pub async fn contacts_upsert_inserts_and_replaces<S: Store + 'static>(store: S) 
         ok("get_contact", store.get_contact(t, a.id).await),
     );
     assert!(
-        stored.version > a.version,
+        stored.version() > a.version(),
         "upsert_contacts must raise the version of an updated contact"
     );
     let mut expected = a2.clone();
-    expected.version = stored.version;
+    expected.set_version(stored.version());
     assert_eq!(
         stored, expected,
         "upsert_contacts must update a contact by id"

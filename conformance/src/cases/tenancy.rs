@@ -127,7 +127,7 @@ pub async fn tenant_cannot_change_another_tenants_rows<S: Store + 'static>(store
     let mut seq = a.sequence.clone();
     seq.tenant = tb;
     seq.name = "Hijacked".into();
-    let r1 = store.save_sequence(&seq, Some(a.sequence.version)).await;
+    let r1 = store.save_sequence(&seq, Some(a.sequence.version())).await;
     let r2 = store.save_sequence(&seq, None).await;
     assert!(
         r1.is_err() && r2.is_err(),
@@ -136,7 +136,9 @@ pub async fn tenant_cannot_change_another_tenants_rows<S: Store + 'static>(store
     let mut mb = a.mailboxes[0].clone();
     mb.tenant = tb;
     mb.daily_limit = 1;
-    let r1 = store.save_mailbox(&mb, Some(a.mailboxes[0].version)).await;
+    let r1 = store
+        .save_mailbox(&mb, Some(a.mailboxes[0].version()))
+        .await;
     let r2 = store.save_mailbox(&mb, None).await;
     assert!(
         r1.is_err() && r2.is_err(),
@@ -183,7 +185,7 @@ pub async fn tenant_cannot_change_another_tenants_rows<S: Store + 'static>(store
         .apply_changes(
             t0(),
             ChangeSet {
-                contacts: vec![(contact.clone(), contact.version)],
+                contacts: vec![(contact.clone(), contact.version())],
                 ..ChangeSet::default()
             },
         )

@@ -144,7 +144,7 @@ impl Engine {
             .get_contact(tenant, contact)
             .await?
             .ok_or_else(|| EngineError::not_found(Entity::Contact, contact))?;
-        let read = c.version;
+        let read = c.version();
         if !c.lift_suppression() {
             return Ok(false);
         }
@@ -170,10 +170,13 @@ impl Engine {
         contacts: &[ContactId],
     ) -> Result<Vec<EnrollOutcome>, EngineError> {
         let seq = self.load_sequence(tenant, sequence).await?;
-        if matches!(seq.status, SequenceStatus::Draft | SequenceStatus::Archived) {
+        if matches!(
+            seq.status(),
+            SequenceStatus::Draft | SequenceStatus::Archived
+        ) {
             return Err(TransitionError::InvalidStatus {
                 action: "enroll",
-                status: seq.status.into(),
+                status: seq.status().into(),
             }
             .into());
         }

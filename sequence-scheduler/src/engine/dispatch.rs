@@ -97,7 +97,7 @@ impl Engine {
         let Some(seq) = ctx
             .sequence
             .as_ref()
-            .filter(|s| s.status == SequenceStatus::Active)
+            .filter(|s| s.status() == SequenceStatus::Active)
         else {
             return Some("sequence not active");
         };
@@ -334,7 +334,7 @@ impl Engine {
                 });
                 if err.category() == FailureCategory::AuthFailure && mailbox.is_active() {
                     let mut m = mailbox.clone();
-                    let read = m.version;
+                    let read = m.version();
                     events.push(m.suspend(format!("credentials refused: {}", err.message()))?);
                     changes.mailboxes.push((m, read));
                 }
@@ -392,7 +392,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let store = &self.inner.store;
         let mut c = contact.clone();
-        let read = c.version;
+        let read = c.version();
         c.mark_bounced();
         changes.contacts.push((c, read));
         events.push(DomainEvent::Bounced {

@@ -79,7 +79,7 @@ impl Engine {
             });
         Ok(MailboxUsage {
             mailbox: id,
-            status: mailbox.status,
+            status: mailbox.status(),
             today: today_use,
             limit_today: mailbox.limit_on(today),
             week,
@@ -116,11 +116,11 @@ impl Engine {
             .get_mailbox(tenant, id)
             .await?
             .ok_or_else(|| EngineError::not_found(Entity::Mailbox, id))?;
-        let read = mailbox.version;
+        let read = mailbox.version();
         change(&mut mailbox)?;
         mailbox.validate()?;
-        if mailbox.version == read {
-            mailbox.version += 1;
+        if mailbox.version() == read {
+            mailbox.set_version(read + 1);
         }
         self.inner.store.save_mailbox(&mailbox, Some(read)).await?;
         Ok(mailbox)
@@ -206,7 +206,7 @@ impl Engine {
             .get_mailbox(tenant, id)
             .await?
             .ok_or_else(|| EngineError::not_found(Entity::Mailbox, id))?;
-        let read = mailbox.version;
+        let read = mailbox.version();
         let event = change(&mut mailbox)?;
         let mut changes = ChangeSet {
             mailboxes: vec![(mailbox.clone(), read)],

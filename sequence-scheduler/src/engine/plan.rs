@@ -68,11 +68,11 @@ fn settle(
         events.push(e.resume(now)?);
         return Ok(Some(Settled::Resumed));
     }
-    let Some(seq) = seq.filter(|s| s.status != SequenceStatus::Archived) else {
+    let Some(seq) = seq.filter(|s| s.status() != SequenceStatus::Archived) else {
         events.push(e.exit(ExitReason::SequenceArchived, now)?);
         return Ok(Some(Settled::Exited));
     };
-    match contact.status {
+    match contact.status() {
         ContactStatus::Active => {}
         ContactStatus::Unsubscribed => {
             events.push(e.exit(ExitReason::Unsubscribed, now)?);
@@ -83,7 +83,7 @@ fn settle(
             return Ok(Some(Settled::Exited));
         }
     }
-    if seq.status != SequenceStatus::Active {
+    if seq.status() != SequenceStatus::Active {
         // The planner defers it (the sequence is paused).
         return Ok(None);
     }

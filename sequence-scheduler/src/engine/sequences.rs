@@ -70,15 +70,15 @@ impl Engine {
         change: impl FnOnce(&mut Sequence) -> Result<(), TransitionError>,
     ) -> Result<Sequence, EngineError> {
         let mut sequence = self.load_sequence(tenant, id).await?;
-        let read = sequence.version;
+        let read = sequence.version();
         let pool_before = sequence.mailbox_pool.clone();
         change(&mut sequence)?;
         sequence.validate()?;
         if sequence.mailbox_pool != pool_before {
             self.check_pool(&sequence).await?;
         }
-        if sequence.version == read {
-            sequence.version += 1;
+        if sequence.version() == read {
+            sequence.set_version(read + 1);
         }
         self.inner
             .store
@@ -201,7 +201,7 @@ impl Engine {
         change: impl FnOnce(&mut Sequence) -> Result<(), TransitionError>,
     ) -> Result<Sequence, EngineError> {
         let sequence = self.load_sequence(tenant, id).await?;
-        if sequence.status == target {
+        if sequence.status() == target {
             return Ok(sequence);
         }
         self.update_sequence(tenant, id, change).await

@@ -143,7 +143,7 @@ impl Engine {
                 .get_contact(tenant, contact)
                 .await?
                 .ok_or_else(|| EngineError::not_found(Entity::Contact, contact))?;
-            let read = c.version;
+            let read = c.version();
             on_contact(&mut c, now);
             let mut changes = ChangeSet::default();
             let mut events = Vec::new();
@@ -257,7 +257,7 @@ impl Engine {
                 ..ChangeSet::default()
             };
             if let Some(mut c) = store.get_contact(tenant, e.contact).await? {
-                let read = c.version;
+                let read = c.version();
                 c.record_activity(now);
                 changes.contacts.push((c, read));
             }
