@@ -19,7 +19,7 @@
 //! | `smtp` | `smtp`: the SMTP transport (lettre on rustls) |
 //! | `test-util` | `test_util`: a recording transport and a fault-injecting one for your tests |
 //!
-//! [`chrono`], [`chrono_tz`] and [`async_trait`] are re-exported, so a host needs no other
+//! [`chrono`], [`chrono_tz`] and [`async_trait`](mod@async_trait) are re-exported, so a host needs no other
 //! dependency for its first program; [`prelude`] has the names it uses.
 //!
 //! ## A first program

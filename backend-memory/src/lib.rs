@@ -1,6 +1,6 @@
 //! # backend-memory
 //!
-//! [`MemoryStore`]: the [`Store`] of the sequence engine kept in memory. It is the embedded
+//! [`MemoryStore`]: the [`Store`](sequence_core::Store) of the sequence engine kept in memory. It is the embedded
 //! default for hosts that need no database, and the test double of the engine's tests and
 //! simulations. It keeps the same promises PostgreSQL does: one active enrollment per
 //! (sequence, contact), optimistic-lock conflicts, leases checked on every write after a
@@ -9,7 +9,7 @@
 //!
 //! ## How it works
 //!
-//! One [`std::sync::Mutex`] guards the whole state, so each [`Store`] method is one atomic
+//! One [`std::sync::Mutex`] guards the whole state, so each [`Store`](sequence_core::Store) method is one atomic
 //! unit of work: it takes the lock, checks everything, writes, and lets go. No method awaits
 //! while it holds the lock (none awaits at all). Clones of a `MemoryStore` share one state.
 //!
@@ -95,7 +95,7 @@ use sequence_core::store::{
 
 use state::State;
 
-/// A [`Store`] in memory, safe to share across tasks; clones share one state.
+/// A [`Store`](sequence_core::Store) in memory, safe to share across tasks; clones share one state.
 ///
 /// Each method is one atomic unit of work under one lock. A record written with a version
 /// check is stored with the caller's version, or with the version read plus one when the

@@ -229,7 +229,7 @@ async fn undo(s: &Setup, ids: &[EnrollmentId]) {
     let mut changes = sequence_core::store::ChangeSet::default();
     for id in ids {
         let mut e = store.get_enrollment(s.tenant, *id).await.unwrap().unwrap();
-        let read = e.version;
+        let read = e.version();
         e.exit(ExitReason::Manual, start()).unwrap();
         changes.enrollments.push((e, read));
         for send in store.sends_of_enrollment(s.tenant, *id).await.unwrap() {
@@ -330,12 +330,9 @@ impl TickFixture {
                 if let Some(zone) = d.contact_zone {
                     contact = contact.with_timezone(zone);
                 }
-                let mut e =
-                    Enrollment::new(tenant, d.sequence, contact.id, enrolled_at, d.earliest)
-                        .with_id(d.enrollment);
-                e.current_step = d.step;
-                e.steps_sent = d.step;
-                e.mailbox = d.sticky_mailbox;
+                let e = Enrollment::new(tenant, d.sequence, contact.id, enrolled_at, d.earliest)
+                    .with_id(d.enrollment)
+                    .with_progress(d.step, d.sticky_mailbox);
                 (contact, e)
             })
             .unzip();
@@ -386,17 +383,17 @@ impl TickFixture {
                     enrollment: send.enrollment,
                     enrollment_version: 0,
                     step: send.step,
-                    mailbox: send.mailbox,
-                    at: send.planned_at,
-                    local_date: send.local_date,
-                    limit: by_id[&send.mailbox].limit_on(send.local_date),
+                    mailbox: send.mailbox(),
+                    at: send.planned_at(),
+                    local_date: send.local_date(),
+                    limit: by_id[&send.mailbox()].limit_on(send.local_date()),
                     message_id: send.message_id.clone(),
                     variant: send.variant,
                     recipient_domain: self.contacts[contact_index(send.contact)].email_domain(),
                 });
             }
             for e in store.list_enrollments(self.tenant, seq.id).await.unwrap() {
-                if let Some(deferral) = e.deferral {
+                if let Some(deferral) = e.deferral() {
                     commit.deferrals.push(PlanDeferral {
                         enrollment: e.id,
                         enrollment_version: 0,

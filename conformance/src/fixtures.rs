@@ -257,13 +257,13 @@ impl World {
             .unwrap_or_default();
         PlanSend {
             enrollment: e.id,
-            enrollment_version: e.version,
-            step: e.current_step,
+            enrollment_version: e.version(),
+            step: e.current_step(),
             mailbox: m.id,
             at,
             local_date: local_date(m.timezone, at),
             limit,
-            message_id: message_id(e.id, e.current_step, &m.address),
+            message_id: message_id(e.id, e.current_step(), &m.address),
             variant: 0,
             recipient_domain: domain,
         }
@@ -333,7 +333,7 @@ pub fn sent(c: &ClaimedSend, now: DateTime<Utc>, steps: u32) -> SendCompletion {
         panic!("claimed send refused mark_sent under its own lease: {e}");
     }
     let mut e = c.enrollment.clone();
-    let v = e.version;
+    let v = e.version();
     let next = (c.send.step + 1 < steps).then(|| now + Duration::days(1));
     if let Err(err) = e.step_sent(c.send.step, now, c.send.message_id.clone(), next) {
         panic!("claimed enrollment refused step_sent: {err}");
@@ -364,7 +364,7 @@ pub fn failed(
         panic!("claimed send refused mark_failed under its own lease: {e}");
     }
     let mut e = c.enrollment.clone();
-    let v = e.version;
+    let v = e.version();
     let changed = match retry_at {
         Some(t) => e.retry_at(t),
         None => e

@@ -207,7 +207,7 @@ async fn a_busy_engine_run_keeps_the_indexes_consistent() {
         for e in engine.store().list_enrollments(tenant, *seq).await.unwrap() {
             if !stopped.contains(&e.contact) {
                 assert_eq!(
-                    e.status,
+                    e.status(),
                     EnrollmentStatus::Completed,
                     "enrollment of {} in {seq} did not finish: {e:?}",
                     e.contact

@@ -593,10 +593,10 @@ pub async fn run_on(
             let key = (contact_id(&c.id), sequence_id(&e.sequence));
             let row = match by_pair.get(&key) {
                 Some(en) => {
-                    let paused = en.status == EnrollmentStatus::Paused
-                        || (en.status == EnrollmentStatus::Active
+                    let paused = en.status() == EnrollmentStatus::Paused
+                        || (en.status() == EnrollmentStatus::Active
                             && sequence_status.get(&key.1) == Some(&SequenceStatus::Paused));
-                    let status = match en.status {
+                    let status = match en.status() {
                         EnrollmentStatus::Completed => "completed",
                         EnrollmentStatus::Exited => "exited",
                         _ if paused => "paused",
@@ -606,9 +606,9 @@ pub async fn run_on(
                         contact: c.id.clone(),
                         sequence: e.sequence.clone(),
                         status: status.to_owned(),
-                        exit_reason: en.exit_reason.map(|r| r.as_str().to_owned()),
-                        steps_sent: en.steps_sent,
-                        ended_at: en.ended_at,
+                        exit_reason: en.exit_reason().map(|r| r.as_str().to_owned()),
+                        steps_sent: en.steps_sent(),
+                        ended_at: en.ended_at(),
                     }
                 }
                 None => {

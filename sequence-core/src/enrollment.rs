@@ -16,7 +16,7 @@ use crate::sequence::Sequence;
 /// Why `contact` may not be enrolled in `sequence`, if it may not: a bounced or
 /// unsubscribed contact is never enrolled, and a contact who replied is not enrolled in a
 /// sequence that exits on reply (it would exit at once). Stores call this inside
-/// [`Store::enroll`](crate::store::Store::enroll), so the rule is kept in one place.
+/// [`Outbox::enroll`](crate::store::Outbox::enroll), so the rule is kept in one place.
 #[must_use]
 pub fn suppression(contact: &Contact, sequence: &Sequence) -> Option<ExitReason> {
     match contact.status() {
@@ -147,40 +147,40 @@ pub struct Enrollment {
     /// The contact.
     pub contact: ContactId,
     /// Where it is.
-    pub status: EnrollmentStatus,
+    status: EnrollmentStatus,
     /// Why it ended early, when exited.
-    pub exit_reason: Option<ExitReason>,
+    exit_reason: Option<ExitReason>,
     /// The next step to send (equal to the step count once completed).
-    pub current_step: u32,
+    current_step: u32,
     /// The earliest instant the current step may go (its delay and any backoff passed).
-    pub due_at: Option<DateTime<Utc>>,
+    due_at: Option<DateTime<Utc>>,
     /// When the engine should look at this enrollment next; `None` when it is final or a
     /// send of the current step is planned or in flight.
-    pub next_due_at: Option<DateTime<Utc>>,
+    next_due_at: Option<DateTime<Utc>>,
     /// The planner's last deferral, while waiting.
-    pub deferral: Option<Deferral>,
+    deferral: Option<Deferral>,
     /// The mailbox it sends from (sticky once the first send is planned).
-    pub mailbox: Option<MailboxId>,
+    mailbox: Option<MailboxId>,
     /// Message-IDs of the steps sent so far, for threading.
-    pub thread_message_ids: Vec<String>,
+    thread_message_ids: Vec<String>,
     /// Steps sent successfully.
-    pub steps_sent: u32,
+    steps_sent: u32,
     /// When it was enrolled.
     pub enrolled_at: DateTime<Utc>,
     /// When the previous step was sent or skipped.
-    pub last_step_at: Option<DateTime<Utc>>,
+    last_step_at: Option<DateTime<Utc>>,
     /// When it completed or exited.
-    pub ended_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
     /// While paused: when it resumes by itself (an out-of-office end), if known.
-    pub paused_until: Option<DateTime<Utc>>,
+    paused_until: Option<DateTime<Utc>>,
     /// When the contact last replied in this enrollment, if ever.
     #[serde(default)]
-    pub replied_at: Option<DateTime<Utc>>,
+    replied_at: Option<DateTime<Utc>>,
     /// Soft bounces reported for this enrollment; they count toward the retry budget.
     #[serde(default)]
-    pub soft_bounces: u32,
+    soft_bounces: u32,
     /// Optimistic-lock version, bumped on every change.
-    pub version: u64,
+    version: u64,
 }
 
 impl Enrollment {
@@ -261,6 +261,17 @@ impl Enrollment {
         self
     }
 
+    /// A new enrollment carried over from another tool with `steps_sent` steps already
+    /// sent, from `mailbox` when known (it stays the contact's sender): its next step is
+    /// step `steps_sent` (builder style, before it is stored).
+    #[must_use]
+    pub fn with_progress(mut self, steps_sent: u32, mailbox: Option<MailboxId>) -> Self {
+        self.current_step = steps_sent;
+        self.steps_sent = steps_sent;
+        self.mailbox = mailbox;
+        self
+    }
+
     /// The event that records this enrollment's creation.
     #[must_use]
     pub fn enrolled_event(&self) -> DomainEvent {
@@ -269,6 +280,103 @@ impl Enrollment {
             sequence: self.sequence,
             contact: self.contact,
         }
+    }
+
+    /// Where it is.
+    #[must_use]
+    pub fn status(&self) -> EnrollmentStatus {
+        self.status
+    }
+
+    /// Why it ended early, when exited.
+    #[must_use]
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        self.exit_reason
+    }
+
+    /// The next step to send (equal to the step count once completed).
+    #[must_use]
+    pub fn current_step(&self) -> u32 {
+        self.current_step
+    }
+
+    /// The earliest instant the current step may go (its delay and any backoff passed).
+    #[must_use]
+    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        self.due_at
+    }
+
+    /// When the engine should look at this enrollment next; `None` when it is final or a
+    /// send of the current step is planned or in flight.
+    #[must_use]
+    pub fn next_due_at(&self) -> Option<DateTime<Utc>> {
+        self.next_due_at
+    }
+
+    /// The planner's last deferral, while waiting.
+    #[must_use]
+    pub fn deferral(&self) -> Option<Deferral> {
+        self.deferral
+    }
+
+    /// The mailbox it sends from (sticky once the first send is planned).
+    #[must_use]
+    pub fn mailbox(&self) -> Option<MailboxId> {
+        self.mailbox
+    }
+
+    /// Message-IDs of the steps sent so far, for threading.
+    #[must_use]
+    pub fn thread_message_ids(&self) -> &[String] {
+        &self.thread_message_ids
+    }
+
+    /// Steps sent successfully.
+    #[must_use]
+    pub fn steps_sent(&self) -> u32 {
+        self.steps_sent
+    }
+
+    /// When the previous step was sent or skipped.
+    #[must_use]
+    pub fn last_step_at(&self) -> Option<DateTime<Utc>> {
+        self.last_step_at
+    }
+
+    /// When it completed or exited.
+    #[must_use]
+    pub fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.ended_at
+    }
+
+    /// While paused: when it resumes by itself (an out-of-office end), if known.
+    #[must_use]
+    pub fn paused_until(&self) -> Option<DateTime<Utc>> {
+        self.paused_until
+    }
+
+    /// When the contact last replied in this enrollment, if ever.
+    #[must_use]
+    pub fn replied_at(&self) -> Option<DateTime<Utc>> {
+        self.replied_at
+    }
+
+    /// Soft bounces reported for this enrollment; they count toward the retry budget.
+    #[must_use]
+    pub fn soft_bounces(&self) -> u32 {
+        self.soft_bounces
+    }
+
+    /// Optimistic-lock version, bumped on every change.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// For stores: the version the record is stored at (optimistic locking). Nothing in
+    /// the domain decides on it, so setting it breaks no invariant.
+    pub fn set_version(&mut self, version: u64) {
+        self.version = version;
     }
 
     /// Completed or exited.

@@ -73,31 +73,31 @@ pub struct ScheduledSend {
     /// The step's order.
     pub step: u32,
     /// The mailbox it goes from.
-    pub mailbox: MailboxId,
+    mailbox: MailboxId,
     /// The instant it is planned for.
-    pub planned_at: DateTime<Utc>,
+    planned_at: DateTime<Utc>,
     /// The mailbox-local day whose capacity it reserves.
-    pub local_date: NaiveDate,
+    local_date: NaiveDate,
     /// Where it is.
-    pub status: SendStatus,
+    status: SendStatus,
     /// Attempts made so far.
-    pub attempts: u32,
+    attempts: u32,
     /// The last error, if any.
-    pub last_error: Option<String>,
+    last_error: Option<String>,
     /// The deterministic Message-ID (without angle brackets).
     pub message_id: String,
     /// The A/B variant chosen (0 for the step's own content).
     pub variant: u32,
     /// The current lease, while sending.
-    pub lease: Option<Lease>,
+    lease: Option<Lease>,
     /// When the transport accepted it.
-    pub sent_at: Option<DateTime<Utc>>,
+    sent_at: Option<DateTime<Utc>>,
     /// When the contact first opened it.
     #[serde(default)]
-    pub opened_at: Option<DateTime<Utc>>,
+    opened_at: Option<DateTime<Utc>>,
     /// When the contact first clicked a link in it.
     #[serde(default)]
-    pub clicked_at: Option<DateTime<Utc>>,
+    clicked_at: Option<DateTime<Utc>>,
 }
 
 /// Something the contact did with a sent email.
@@ -158,6 +158,66 @@ impl ScheduledSend {
             opened_at: None,
             clicked_at: None,
         }
+    }
+
+    /// The mailbox it goes from.
+    #[must_use]
+    pub fn mailbox(&self) -> MailboxId {
+        self.mailbox
+    }
+
+    /// The instant it is planned for.
+    #[must_use]
+    pub fn planned_at(&self) -> DateTime<Utc> {
+        self.planned_at
+    }
+
+    /// The mailbox-local day whose capacity it reserves.
+    #[must_use]
+    pub fn local_date(&self) -> NaiveDate {
+        self.local_date
+    }
+
+    /// Where it is.
+    #[must_use]
+    pub fn status(&self) -> SendStatus {
+        self.status
+    }
+
+    /// Attempts made so far.
+    #[must_use]
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The last error, if any.
+    #[must_use]
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// The current lease, while sending.
+    #[must_use]
+    pub fn lease(&self) -> Option<Lease> {
+        self.lease
+    }
+
+    /// When the transport accepted it.
+    #[must_use]
+    pub fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.sent_at
+    }
+
+    /// When the contact first opened it.
+    #[must_use]
+    pub fn opened_at(&self) -> Option<DateTime<Utc>> {
+        self.opened_at
+    }
+
+    /// When the contact first clicked a link in it.
+    #[must_use]
+    pub fn clicked_at(&self) -> Option<DateTime<Utc>> {
+        self.clicked_at
     }
 
     /// Record a tracking mark; the first of each kind is kept. Returns whether it changed.

@@ -174,28 +174,28 @@ fn enrollment() -> Enrollment {
 #[test]
 fn enrollment_moves_through_its_steps_and_completes() {
     let mut e = enrollment();
-    assert_eq!(e.next_due_at, Some(now()));
+    assert_eq!(e.next_due_at(), Some(now()));
     e.mark_planned(MailboxId::from_u128(7)).unwrap();
-    assert_eq!(e.next_due_at, None);
-    assert_eq!(e.mailbox, Some(MailboxId::from_u128(7)));
+    assert_eq!(e.next_due_at(), None);
+    assert_eq!(e.mailbox(), Some(MailboxId::from_u128(7)));
     let next = now() + Duration::days(2);
     let events = e.step_sent(0, now(), "a@x".into(), Some(next)).unwrap();
     assert!(matches!(
         events[0],
         DomainEvent::EnrollmentAdvanced { step: 1, .. }
     ));
-    assert_eq!(e.current_step, 1);
-    assert_eq!(e.next_due_at, Some(next));
+    assert_eq!(e.current_step(), 1);
+    assert_eq!(e.next_due_at(), Some(next));
     // Wrong step: refused.
     assert!(e.step_sent(0, now(), "b@x".into(), None).is_err());
     let events = e.step_sent(1, next, "b@x".into(), None).unwrap();
     assert!(events
         .iter()
         .any(|ev| matches!(ev, DomainEvent::EnrollmentCompleted { .. })));
-    assert_eq!(e.status, EnrollmentStatus::Completed);
-    assert_eq!(e.next_due_at, None);
+    assert_eq!(e.status(), EnrollmentStatus::Completed);
+    assert_eq!(e.next_due_at(), None);
     assert_eq!(
-        e.thread_message_ids,
+        e.thread_message_ids(),
         vec!["a@x".to_owned(), "b@x".to_owned()]
     );
     // No double completion, no exit after completion.
@@ -210,8 +210,8 @@ fn enrollment_pause_resume_exit() {
     let mut e = enrollment();
     let until = now() + Duration::days(3);
     e.pause(Some(until)).unwrap();
-    assert_eq!(e.status, EnrollmentStatus::Paused);
-    assert_eq!(e.next_due_at, Some(until));
+    assert_eq!(e.status(), EnrollmentStatus::Paused);
+    assert_eq!(e.next_due_at(), Some(until));
     assert!(is_status_error(&e.pause(None).unwrap_err()));
     assert!(is_status_error(
         &e.defer(Deferral {
@@ -221,12 +221,12 @@ fn enrollment_pause_resume_exit() {
         .unwrap_err()
     ));
     e.resume(until).unwrap();
-    assert_eq!(e.next_due_at, Some(until));
+    assert_eq!(e.next_due_at(), Some(until));
     assert!(is_status_error(&e.resume(until).unwrap_err()));
     e.pause(None).unwrap();
     e.exit(ExitReason::Replied, now()).unwrap();
-    assert_eq!(e.exit_reason, Some(ExitReason::Replied));
-    assert_eq!(e.next_due_at, None);
+    assert_eq!(e.exit_reason(), Some(ExitReason::Replied));
+    assert_eq!(e.next_due_at(), None);
     assert!(is_status_error(
         &e.exit(ExitReason::Manual, now()).unwrap_err()
     ));
@@ -242,25 +242,25 @@ fn deferral_never_moves_before_the_due_time_and_can_park() {
         not_before: Some(later),
     })
     .unwrap();
-    assert_eq!(e.next_due_at, Some(later));
+    assert_eq!(e.next_due_at(), Some(later));
     e.defer(Deferral {
         reason: DeferralReason::SequencePaused,
         not_before: None,
     })
     .unwrap();
-    assert_eq!(e.next_due_at, None, "parked until woken");
+    assert_eq!(e.next_due_at(), None, "parked until woken");
     assert!(e.wake(later));
-    assert_eq!(e.next_due_at, Some(later));
+    assert_eq!(e.next_due_at(), Some(later));
     assert!(!e.wake(later), "nothing to wake twice");
     e.retry_at(later + Duration::minutes(10)).unwrap();
-    assert_eq!(e.due_at, Some(later + Duration::minutes(10)));
+    assert_eq!(e.due_at(), Some(later + Duration::minutes(10)));
     e.defer(Deferral {
         reason: DeferralReason::NoCapacity,
         not_before: Some(now()),
     })
     .unwrap();
     assert_eq!(
-        e.next_due_at,
+        e.next_due_at(),
         Some(later + Duration::minutes(10)),
         "never before the backoff"
     );
@@ -271,11 +271,11 @@ fn current_step_only_grows_and_skips_count_as_done() {
     let mut e = enrollment();
     e.skip_step(0, now(), Some(now() + Duration::days(1)))
         .unwrap();
-    assert_eq!(e.current_step, 1);
-    assert_eq!(e.steps_sent, 0);
+    assert_eq!(e.current_step(), 1);
+    assert_eq!(e.steps_sent(), 0);
     assert!(e.skip_step(0, now(), None).is_err());
     e.skip_step(1, now(), None).unwrap();
-    assert_eq!(e.status, EnrollmentStatus::Completed);
+    assert_eq!(e.status(), EnrollmentStatus::Completed);
 }
 
 fn send() -> ScheduledSend {
@@ -307,7 +307,7 @@ fn send_claim_complete_and_lease_checks() {
     assert!(s.message_id.ends_with("@sender.example"));
     assert!(s.claim(lease(2)).is_err(), "attempt must be the next one");
     s.claim(lease(1)).unwrap();
-    assert_eq!(s.status, SendStatus::Sending);
+    assert_eq!(s.status(), SendStatus::Sending);
     assert!(s.claim(lease(1)).is_err(), "no double claim");
     let foreign = Lease {
         token: Uuid::from_u128(99),
@@ -315,21 +315,21 @@ fn send_claim_complete_and_lease_checks() {
     };
     assert!(s.mark_sent(&foreign, now()).is_err(), "lease lost");
     s.mark_failed(&lease(1), "421".into(), true).unwrap();
-    assert_eq!(s.status, SendStatus::RetryWait);
+    assert_eq!(s.status(), SendStatus::RetryWait);
     s.replan(
         MailboxId::from_u128(1),
         now() + Duration::minutes(10),
-        s.local_date,
+        s.local_date(),
     )
     .unwrap();
     s.claim(lease(2)).unwrap();
     s.mark_sent(&lease(2), now()).unwrap();
-    assert_eq!(s.status, SendStatus::Sent);
-    assert_eq!(s.attempts, 2);
+    assert_eq!(s.status(), SendStatus::Sent);
+    assert_eq!(s.attempts(), 2);
     assert!(s.cancel("late").is_err());
     assert!(s.mark(TrackingKind::Open, now()));
     assert!(!s.mark(TrackingKind::Open, now() + Duration::hours(1)));
-    assert_eq!(s.opened_at, Some(now()));
+    assert_eq!(s.opened_at(), Some(now()));
 }
 
 #[test]
@@ -337,16 +337,16 @@ fn release_uncertain_and_cancel() {
     let mut s = send();
     s.claim(lease(1)).unwrap();
     s.release(&lease(1), now() + Duration::minutes(1)).unwrap();
-    assert_eq!(s.status, SendStatus::Planned);
-    assert_eq!(s.attempts, 0, "a release is not an attempt");
+    assert_eq!(s.status(), SendStatus::Planned);
+    assert_eq!(s.attempts(), 0, "a release is not an attempt");
     s.claim(lease(1)).unwrap();
     assert!(s.mark_uncertain(now()).is_err(), "lease still valid");
     s.mark_uncertain(now() + Duration::minutes(6)).unwrap();
-    assert_eq!(s.status, SendStatus::Uncertain);
-    assert!(s.status.is_final());
+    assert_eq!(s.status(), SendStatus::Uncertain);
+    assert!(s.status().is_final());
     let mut t = send();
     t.cancel("reply").unwrap();
-    assert_eq!(t.status, SendStatus::Cancelled);
+    assert_eq!(t.status(), SendStatus::Cancelled);
     assert!(t.cancel("again").is_err());
 }
 

@@ -129,9 +129,9 @@ async fn a_three_step_sequence_runs_to_completion_in_order_and_in_thread() {
         assert!(mine[0].subject.starts_with("Hello P"));
     }
     let es = w.enrollments().await;
-    assert!(es.iter().all(|e| e.status == EnrollmentStatus::Completed
-        && e.steps_sent == 3
-        && e.next_due_at.is_none()));
+    assert!(es.iter().all(|e| e.status() == EnrollmentStatus::Completed
+        && e.steps_sent() == 3
+        && e.next_due_at().is_none()));
     let stats = w.engine.stats(w.tenant, w.sequence).await.unwrap();
     assert_eq!(stats.completed, 5);
     assert_eq!(stats.sent, 15);
@@ -170,8 +170,8 @@ async fn transient_failures_are_retried_with_backoff_then_exit_when_spent() {
     assert_eq!(second.len(), 3);
     let es = w.enrollments().await;
     let e1 = es.iter().find(|e| e.contact == w.contacts[1]).unwrap();
-    assert_eq!(e1.status, EnrollmentStatus::Exited);
-    assert_eq!(e1.exit_reason, Some(ExitReason::Failed));
+    assert_eq!(e1.status(), EnrollmentStatus::Exited);
+    assert_eq!(e1.exit_reason(), Some(ExitReason::Failed));
 }
 
 #[tokio::test]
@@ -223,7 +223,7 @@ async fn a_permanent_failure_bounces_the_contact_everywhere() {
         .list_enrollments(w.tenant, other.id)
         .await
         .unwrap();
-    assert_eq!(in_other[0].exit_reason, Some(ExitReason::Bounced));
+    assert_eq!(in_other[0].exit_reason(), Some(ExitReason::Bounced));
     // The healthy contact finished.
     assert_eq!(
         attempts
@@ -268,7 +268,7 @@ async fn replies_and_unsubscribes_stop_the_sequence() {
         3
     );
     let es = w.enrollments().await;
-    let reason = |c: ContactId| es.iter().find(|e| e.contact == c).unwrap().exit_reason;
+    let reason = |c: ContactId| es.iter().find(|e| e.contact == c).unwrap().exit_reason();
     assert_eq!(reason(w.contacts[0]), Some(ExitReason::Replied));
     assert_eq!(reason(w.contacts[1]), Some(ExitReason::Unsubscribed));
     // Enrolling an unsubscribed contact again is refused as suppressed.
@@ -381,7 +381,7 @@ async fn an_expired_lease_is_marked_uncertain_and_not_sent_again() {
         .sends_of_enrollment(w.tenant, claimed[0].send.enrollment)
         .await
         .unwrap();
-    assert_eq!(sends[0].status, SendStatus::Uncertain);
+    assert_eq!(sends[0].status(), SendStatus::Uncertain);
     w.run_until(start() + Duration::days(6)).await;
     // Step 0 was never sent by the transport again; the enrollment moved on.
     let attempts = w.transport.attempts();

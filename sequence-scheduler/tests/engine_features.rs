@@ -246,7 +246,10 @@ async fn soft_bounces_use_up_the_retry_budget() {
         .list_enrollments(w.tenant, seq)
         .await
         .unwrap()[0];
-    assert_eq!((e.status, e.soft_bounces), (EnrollmentStatus::Active, 2));
+    assert_eq!(
+        (e.status(), e.soft_bounces()),
+        (EnrollmentStatus::Active, 2)
+    );
     w.engine
         .bounce(w.tenant, c, BounceKind::Soft)
         .await
@@ -258,7 +261,7 @@ async fn soft_bounces_use_up_the_retry_budget() {
         .await
         .unwrap()[0];
     assert_eq!(
-        (e.status, e.exit_reason),
+        (e.status(), e.exit_reason()),
         (EnrollmentStatus::Exited, Some(ExitReason::Failed))
     );
     let contact = w
@@ -404,11 +407,18 @@ async fn at_least_once_sends_again_after_a_lost_lease_and_at_most_once_does_not(
         let e = &store.list_enrollments(tenant, seq.id).await.unwrap()[0];
         match semantics {
             DeliverySemantics::AtMostOnce => {
-                assert_eq!(sends[0].status, SendStatus::Uncertain);
-                assert_eq!(e.status, EnrollmentStatus::Completed, "moved on, not stuck");
+                assert_eq!(sends[0].status(), SendStatus::Uncertain);
+                assert_eq!(
+                    e.status(),
+                    EnrollmentStatus::Completed,
+                    "moved on, not stuck"
+                );
             }
             DeliverySemantics::AtLeastOnce => {
-                assert_eq!((sends[0].status, sends[0].attempts), (SendStatus::Sent, 2));
+                assert_eq!(
+                    (sends[0].status(), sends[0].attempts()),
+                    (SendStatus::Sent, 2)
+                );
             }
         }
     }
@@ -487,9 +497,9 @@ async fn enrollments_wait_parked_while_their_pool_is_paused_and_wake_on_resume()
         .await
         .unwrap();
     for e in &es {
-        let d = e.deferral.unwrap();
+        let d = e.deferral().unwrap();
         assert_eq!(
-            (d.reason, d.not_before, e.next_due_at),
+            (d.reason, d.not_before, e.next_due_at()),
             (DeferralReason::NoActiveMailboxInPool, None, None),
             "parked, not looked at again every few minutes"
         );

@@ -165,7 +165,7 @@ impl Fleet {
             .unwrap();
         let unfinished = enrollments
             .iter()
-            .filter(|e| e.status != EnrollmentStatus::Completed)
+            .filter(|e| e.status() != EnrollmentStatus::Completed)
             .count();
         assert_eq!(unfinished, 0, "every enrollment completes");
         // Limits per mailbox-local day, and gaps.

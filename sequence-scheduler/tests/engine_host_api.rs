@@ -100,7 +100,7 @@ async fn a_contacts_history_lists_every_enrollment_and_unknown_contacts_are_not_
         .unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].sequence, first);
-    assert_eq!(history[0].exit_reason, Some(ExitReason::Replied));
+    assert_eq!(history[0].exit_reason(), Some(ExitReason::Replied));
 
     let unknown = w
         .engine

@@ -490,7 +490,7 @@ async fn pause_resume_and_archive_are_idempotent_and_reach_every_enrollment() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| !e.is_final() && e.next_due_at.is_none() && e.mailbox.is_none())
+        .filter(|e| !e.is_final() && e.next_due_at().is_none() && e.mailbox().is_none())
         .count();
     assert_eq!(parked, 0, "a resume must wake every parked enrollment");
     w.run_until(monday() + Duration::minutes(30)).await;

@@ -117,7 +117,7 @@ impl Outbox for Meddling {
         if changes.enrollments.len() > 1 && self.armed.swap(false, Ordering::SeqCst) {
             let (e, _) = &changes.enrollments[changes.enrollments.len() / 2];
             let mut theirs = self.inner.get_enrollment(e.tenant, e.id).await?.unwrap();
-            let read = theirs.version;
+            let read = theirs.version();
             theirs.record_soft_bounce();
             self.inner
                 .apply_changes(
@@ -361,9 +361,9 @@ async fn a_resume_that_meets_a_conflict_still_wakes_every_enrollment() {
     let parked = |list: &[Enrollment]| {
         list.iter()
             .filter(|e| {
-                e.deferral
+                e.deferral()
                     .is_some_and(|d| d.reason == DeferralReason::SequencePaused)
-                    && e.next_due_at.is_none()
+                    && e.next_due_at().is_none()
             })
             .count()
     };

@@ -140,23 +140,23 @@ impl State {
                 return Err(format!("two sends for ({}, {})", s.enrollment, s.step));
             }
             by_seq.entry(s.sequence).or_default().insert(s.id);
-            match s.status {
+            match s.status() {
                 SendStatus::Planned => {
-                    planned.insert((s.planned_at, s.id));
+                    planned.insert((s.planned_at(), s.id));
                     per_box
-                        .entry(s.mailbox)
+                        .entry(s.mailbox())
                         .or_default()
                         .0
-                        .insert((s.planned_at, s.id));
-                    *held.entry((s.mailbox, s.local_date)).or_insert(0) += 1;
+                        .insert((s.planned_at(), s.id));
+                    *held.entry((s.mailbox(), s.local_date())).or_insert(0) += 1;
                 }
                 SendStatus::Sending => {
                     let lease = s
-                        .lease
+                        .lease()
                         .ok_or_else(|| format!("send {} sending without a lease", s.id))?;
                     leases.insert((lease.until, s.id));
-                    per_box.entry(s.mailbox).or_default().1.insert(s.id);
-                    *held.entry((s.mailbox, s.local_date)).or_insert(0) += 1;
+                    per_box.entry(s.mailbox()).or_default().1.insert(s.id);
+                    *held.entry((s.mailbox(), s.local_date())).or_insert(0) += 1;
                 }
                 _ => {}
             }

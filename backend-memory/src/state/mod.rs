@@ -67,9 +67,9 @@ fn written_version(new: u64, read: u64) -> u64 {
 /// the instant their pause runs out. Final ones, planned ones (`next_due_at` `None`) and
 /// paused ones without an end are not due.
 fn due_key(e: &Enrollment) -> Option<DateTime<Utc>> {
-    match e.status {
-        EnrollmentStatus::Active => e.next_due_at,
-        EnrollmentStatus::Paused => e.paused_until,
+    match e.status() {
+        EnrollmentStatus::Active => e.next_due_at(),
+        EnrollmentStatus::Paused => e.paused_until(),
         _ => None,
     }
 }
@@ -100,8 +100,8 @@ fn reenrollment_allows(rule: ReenrollmentRule, previous: &Enrollment, now: DateT
                     .checked_add_signed(Duration::days(i64::from(days)))
                     .is_some_and(|at| now >= at)
         }
-        ReenrollmentRule::AfterExit => previous.status == EnrollmentStatus::Exited,
-        ReenrollmentRule::AfterCompletion => previous.status == EnrollmentStatus::Completed,
+        ReenrollmentRule::AfterExit => previous.status() == EnrollmentStatus::Exited,
+        ReenrollmentRule::AfterCompletion => previous.status() == EnrollmentStatus::Completed,
         // `Never`, and any rule this store does not know: refuse.
         _ => false,
     }
@@ -121,10 +121,10 @@ impl SendKeys {
     fn of(s: &ScheduledSend) -> Self {
         Self {
             id: s.id,
-            status: s.status,
-            planned_at: s.planned_at,
-            lease_until: s.lease.map(|l| l.until),
-            mailbox: s.mailbox,
+            status: s.status(),
+            planned_at: s.planned_at(),
+            lease_until: s.lease().map(|l| l.until),
+            mailbox: s.mailbox(),
         }
     }
 }
@@ -634,7 +634,7 @@ impl State {
             .map(|row| &row.send)
             .filter(|s| {
                 s.tenant == tenant
-                    && matches!(s.status, SendStatus::Planned | SendStatus::RetryWait)
+                    && matches!(s.status(), SendStatus::Planned | SendStatus::RetryWait)
             })
             .cloned()
             .collect()

@@ -230,7 +230,7 @@ impl State {
     /// for a retry (which holds no reservation). Other sends are left as they are. Returns
     /// whether the send was cancelled.
     pub(super) fn cancel_send(&mut self, id: SendId, reason: &str) -> bool {
-        let Some(status) = self.sends.get(&id).map(|r| r.send.status) else {
+        let Some(status) = self.sends.get(&id).map(|r| r.send.status()) else {
             return false;
         };
         if !matches!(status, SendStatus::Planned | SendStatus::RetryWait) {
@@ -250,8 +250,8 @@ impl State {
             return false;
         };
         if status == SendStatus::Planned {
-            self.unreserve(send.mailbox, send.local_date);
-            self.released.push((send.mailbox, send.local_date));
+            self.unreserve(send.mailbox(), send.local_date());
+            self.released.push((send.mailbox(), send.local_date()));
         }
         if let Some((date, new_start)) = pending {
             self.daily_sub(date, &send, &domain, new_start);
@@ -314,11 +314,11 @@ impl State {
                 Some(s) if s.tenant == e.tenant && in_scope(e.tenant) => s,
                 _ => return Err(not_found(Entity::Enrollment, e.id)),
             };
-            let current = versions.get(&e.id).copied().unwrap_or(stored.version);
+            let current = versions.get(&e.id).copied().unwrap_or(stored.version());
             if current != *read {
                 return Err(conflict(Entity::Enrollment, e.id, *read, current));
             }
-            versions.insert(e.id, written_version(e.version, *read));
+            versions.insert(e.id, written_version(e.version(), *read));
             if !e.is_final() {
                 let pair = (e.sequence, e.contact);
                 let taken = self
@@ -370,8 +370,11 @@ impl State {
             self.put_contact(c);
         }
         for (mut e, read) in changes.enrollments {
-            let current = self.enrollments.get(&e.id).map_or(read, |s| s.version);
-            e.version = written_version(e.version, current);
+            let current = self
+                .enrollments
+                .get(&e.id)
+                .map_or(read, sequence_core::enrollment::Enrollment::version);
+            e.set_version(written_version(e.version(), current));
             self.put_enrollment(e);
         }
         for id in changes.cancel_sends {
@@ -384,12 +387,18 @@ impl State {
             }
         }
         for (mut s, read) in changes.sequences {
-            let current = self.sequences.get(&s.id).map_or(read, |st| st.version());
+            let current = self
+                .sequences
+                .get(&s.id)
+                .map_or(read, sequence_core::sequence::Sequence::version);
             s.set_version(written_version(s.version(), current));
             self.put_sequence(s);
         }
         for (mut m, read) in changes.mailboxes {
-            let current = self.mailboxes.get(&m.id).map_or(read, |st| st.version());
+            let current = self
+                .mailboxes
+                .get(&m.id)
+                .map_or(read, sequence_core::mailbox::Mailbox::version);
             m.set_version(written_version(m.version(), current));
             self.put_mailbox(m);
         }
@@ -436,8 +445,8 @@ impl State {
                 .filter_map(|k| self.enrollments.get(&k.enrollment()))
                 .filter(|e| {
                     e.tenant == tenant
-                        && e.status == EnrollmentStatus::Active
-                        && e.deferral.is_some_and(|d| {
+                        && e.status() == EnrollmentStatus::Active
+                        && e.deferral().is_some_and(|d| {
                             matches!(
                                 d.reason,
                                 DeferralReason::NoCapacity
@@ -445,7 +454,7 @@ impl State {
                                     | DeferralReason::OutsideRecipientWindow
                             )
                         })
-                        && e.mailbox.is_none_or(|sticky| {
+                        && e.mailbox().is_none_or(|sticky| {
                             sticky == mailbox
                                 || self.mailboxes.get(&sticky).is_none_or(|s| !s.is_active())
                         })

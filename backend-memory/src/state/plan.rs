@@ -52,7 +52,7 @@ impl State {
             let Some(enrollment) = self.sends.get(&id).map(|r| r.send.enrollment) else {
                 continue;
             };
-            if self.sends.get(&id).map(|r| r.send.status) != Some(SendStatus::Planned) {
+            if self.sends.get(&id).map(|r| r.send.status()) != Some(SendStatus::Planned) {
                 continue;
             }
             if self.cancel_send(id, "pre-empted by a follow-up") {
@@ -90,7 +90,7 @@ impl State {
         }
         for d in deferrals {
             self.change_enrollment(d.enrollment, |e| {
-                if e.version == d.enrollment_version {
+                if e.version() == d.enrollment_version {
                     // A refused deferral (not active) leaves the row as it was.
                     let _ = e.defer(d.deferral);
                 }
@@ -103,9 +103,9 @@ impl State {
         let Some(e) = self.enrollments.get(&ps.enrollment) else {
             return PlanOne::Stale;
         };
-        if e.version != ps.enrollment_version
-            || e.status != EnrollmentStatus::Active
-            || e.current_step != ps.step
+        if e.version() != ps.enrollment_version
+            || e.status() != EnrollmentStatus::Active
+            || e.current_step() != ps.step
         {
             return PlanOne::Stale;
         }
@@ -136,7 +136,7 @@ impl State {
         if let Some(id) = existing {
             let reusable = self.sends.get(&id).is_some_and(|row| {
                 matches!(
-                    row.send.status,
+                    row.send.status(),
                     SendStatus::RetryWait | SendStatus::Cancelled
                 )
             });
@@ -156,7 +156,7 @@ impl State {
                     // so (enrollment, step) stays one row.
                     let ok = row.send.replan(ps.mailbox, ps.at, ps.local_date).is_ok();
                     if ok {
-                        if row.send.attempts == 0 {
+                        if row.send.attempts() == 0 {
                             // Nothing went out yet: the Message-ID follows the new mailbox.
                             row.send.message_id.clone_from(&ps.message_id);
                         }
@@ -198,7 +198,7 @@ impl State {
             }
         };
         self.reserve(ps.mailbox, ps.local_date);
-        let new_start = send.step == 0 && send.attempts == 0;
+        let new_start = send.step == 0 && send.attempts() == 0;
         self.daily_add(date, &send, &ps.recipient_domain, new_start);
         if let Some(row) = self.sends.get_mut(&send.id) {
             row.pending = Some((date, new_start));
@@ -247,7 +247,7 @@ impl State {
             let (enrollment, contact) = (enrollment.clone(), Contact::clone(contact));
             let lease = Lease {
                 token: self.tokens.next(),
-                attempt: row.send.attempts.saturating_add(1),
+                attempt: row.send.attempts().saturating_add(1),
                 until,
             };
             let claimed = self.update_send(id, |row| {
@@ -262,7 +262,7 @@ impl State {
             if let Some(o) = self.outboxes.get_mut(&mailbox) {
                 o.last_attempt_at = Some(prev.map_or(now, |p| p.max(now)));
             }
-            self.count_attempt(mailbox, send.local_date);
+            self.count_attempt(mailbox, send.local_date());
             out.push(ClaimedSend {
                 send,
                 lease,
@@ -282,11 +282,11 @@ impl State {
         Some(SendContext {
             enrollment: self.enrollments.get(&send.enrollment).cloned(),
             contact: self.contacts.get(&send.contact).map(|c| Contact::clone(c)),
-            mailbox: self.mailboxes.get(&send.mailbox).cloned(),
+            mailbox: self.mailboxes.get(&send.mailbox()).cloned(),
             sequence: self.sequences.get(&send.sequence).cloned(),
             attempts_on_day: self
                 .attempts
-                .get(&(send.mailbox, send.local_date))
+                .get(&(send.mailbox(), send.local_date()))
                 .copied()
                 .unwrap_or(0),
         })
@@ -313,16 +313,16 @@ impl State {
             return Err(StoreError::LeaseLost { send: id });
         }
         if !matches!(
-            send.status,
+            send.status(),
             SendStatus::Sent | SendStatus::RetryWait | SendStatus::Failed
         ) {
             return Err(StoreError::Invalid(format!(
                 "complete_send: send {id} must be sent, retry_wait or failed, not {:?}",
-                send.status
+                send.status()
             )));
         }
         let tenant = row.send.tenant;
-        let row_mailbox = row.send.mailbox;
+        let row_mailbox = row.send.mailbox();
         if enrollment.id != row.send.enrollment {
             return Err(not_found(Entity::Enrollment, enrollment.id));
         }
@@ -335,9 +335,9 @@ impl State {
         if let Some(o) = self.outboxes.get_mut(&row_mailbox) {
             o.last_attempt_at = o.last_attempt_at.max(Some(attempted_at));
         }
-        let at = send.sent_at.unwrap_or(now);
-        let error = send.last_error.clone().unwrap_or_default();
-        let outcome = send.status;
+        let at = send.sent_at().unwrap_or(now);
+        let error = send.last_error().unwrap_or_default().to_owned();
+        let outcome = send.status();
         self.update_send(id, |row| {
             let done = match outcome {
                 SendStatus::Sent => row.send.mark_sent(&lease, at),
@@ -384,15 +384,15 @@ impl State {
             return Err(StoreError::LeaseLost { send: id });
         };
         // No attempt was made: the mailbox's latest attempt is the one before this claim.
-        if let Some(o) = self.outboxes.get_mut(&send.mailbox) {
+        if let Some(o) = self.outboxes.get_mut(&send.mailbox()) {
             o.last_attempt_at = prev;
         }
-        self.uncount_attempt(send.mailbox, send.local_date);
-        self.refresh_ready(send.mailbox);
+        self.uncount_attempt(send.mailbox(), send.local_date());
+        self.refresh_ready(send.mailbox());
         if replan_at.is_some() {
             // The reservation is kept; the daily counts follow the new instant's UTC date.
             if let Some((old, new_start)) = pending {
-                let new = send.planned_at.date_naive();
+                let new = send.planned_at().date_naive();
                 if new != old {
                     self.daily_sub(old, &send, &domain, new_start);
                     self.daily_add(new, &send, &domain, new_start);
@@ -421,10 +421,10 @@ impl State {
             let Some(row) = self.sends.get(&id) else {
                 continue;
             };
-            if row.send.lease.is_none_or(|l| l.until > now) {
+            if row.send.lease().is_none_or(|l| l.until > now) {
                 continue;
             }
-            if row.send.status != SendStatus::Sending {
+            if row.send.status() != SendStatus::Sending {
                 continue;
             }
             let changed = self.update_send(id, |row| {

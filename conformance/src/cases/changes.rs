@@ -25,7 +25,7 @@ pub async fn apply_changes_is_all_or_nothing<S: Store + 'static>(store: S) {
             at(1),
             ChangeSet {
                 contacts: vec![(c, 0)],
-                enrollments: vec![(e0, es[0].version), (e1, es[1].version + 5)],
+                enrollments: vec![(e0, es[0].version()), (e1, es[1].version() + 5)],
                 ..ChangeSet::default()
             },
         )
@@ -44,7 +44,7 @@ pub async fn apply_changes_is_all_or_nothing<S: Store + 'static>(store: S) {
             );
             assert_eq!(
                 (expected, found),
-                (es[1].version + 5, es[1].version),
+                (es[1].version() + 5, es[1].version()),
                 "the conflict must carry the versions read and stored"
             );
         }
@@ -103,13 +103,13 @@ pub async fn apply_changes_cancels_planned_sends_and_frees_capacity<S: Store + '
     );
     let planned = w.send(&store, es[0].id, 0).await;
     assert_eq!(
-        planned.status,
+        planned.status(),
         SendStatus::Cancelled,
         "cancel_sends must cancel a planned send"
     );
     let sending = w.send(&store, es[1].id, 0).await;
     assert_eq!(
-        sending.status,
+        sending.status(),
         SendStatus::Sending,
         "cancel_sends must leave a send that is no longer planned as it is"
     );
@@ -177,13 +177,13 @@ pub async fn apply_changes_keeps_the_first_tracking_mark<S: Store + 'static>(sto
     );
     let s = w.send(&store, e.id, 0).await;
     assert_eq!(
-        s.opened_at,
+        s.opened_at(),
         Some(at(10)),
         "the first open must win; later opens must not move it"
     );
-    assert_eq!(s.clicked_at, Some(at(30)), "a click must be recorded");
+    assert_eq!(s.clicked_at(), Some(at(30)), "a click must be recorded");
     assert_eq!(
-        s.status,
+        s.status(),
         SendStatus::Sent,
         "tracking must not change the send's status"
     );
@@ -210,7 +210,7 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
         .apply_changes(
             t0(),
             ChangeSet {
-                enrollments: vec![(ended.clone(), e.version)],
+                enrollments: vec![(ended.clone(), e.version())],
                 sequences: vec![(seq.clone(), w.sequence.version() + 1)],
                 ..ChangeSet::default()
             },
@@ -224,7 +224,7 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
         .apply_changes(
             t0(),
             ChangeSet {
-                enrollments: vec![(ended.clone(), e.version)],
+                enrollments: vec![(ended.clone(), e.version())],
                 mailboxes: vec![(mb.clone(), w.mailboxes[0].version() + 1)],
                 ..ChangeSet::default()
             },
@@ -235,7 +235,7 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
         "apply_changes with a stale mailbox version must fail with VersionConflict on the mailbox, got {r:?}"
     );
     assert_eq!(
-        w.enrollment(&store, e.id).await.status,
+        w.enrollment(&store, e.id).await.status(),
         EnrollmentStatus::Active,
         "a refused change set must not write its enrollments"
     );
@@ -245,7 +245,7 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
             .apply_changes(
                 t0(),
                 ChangeSet {
-                    enrollments: vec![(ended, e.version)],
+                    enrollments: vec![(ended, e.version())],
                     sequences: vec![(seq.clone(), w.sequence.version())],
                     mailboxes: vec![(mb.clone(), w.mailboxes[0].version())],
                     ..ChangeSet::default()
@@ -266,7 +266,7 @@ pub async fn apply_changes_checks_sequence_and_mailbox_versions<S: Store + 'stat
         "apply_changes must write the mailbox"
     );
     assert_eq!(
-        w.enrollment(&store, e.id).await.status,
+        w.enrollment(&store, e.id).await.status(),
         EnrollmentStatus::Exited,
         "apply_changes must write the enrollment"
     );

@@ -71,19 +71,19 @@ pub async fn concurrent_claimers_never_share_a_send<S: Store + 'static>(store: S
                     if !busy
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .insert(c.send.mailbox)
+                        .insert(c.send.mailbox())
                     {
                         overlaps
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .push(c.send.mailbox);
+                            .push(c.send.mailbox());
                     }
                 }
                 tokio::task::yield_now().await;
                 for c in got {
                     busy.lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&c.send.mailbox);
+                        .remove(&c.send.mailbox());
                     store
                         .complete_send(t0(), sent(&c, t0(), 1))
                         .await
@@ -127,7 +127,7 @@ pub async fn concurrent_claimers_never_share_a_send<S: Store + 'static>(store: S
     );
     for e in es.iter().take(20) {
         assert_eq!(
-            w.send(&*store, e.id, 0).await.status,
+            w.send(&*store, e.id, 0).await.status(),
             SendStatus::Sent,
             "every claimed send must end sent"
         );
@@ -395,7 +395,8 @@ pub async fn completion_racing_expiry_has_one_winner<S: Store + 'static>(store: 
             SendStatus::Uncertain
         };
         assert_eq!(
-            s.status, expect,
+            s.status(),
+            expect,
             "the stored status must match the side that won the race"
         );
     }

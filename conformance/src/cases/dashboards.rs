@@ -24,7 +24,7 @@ pub async fn enrollments_of_contact_lists_the_whole_history<S: Store + 'static>(
     };
     // The first one ends: it must still be listed.
     let mut ended = first[0].clone();
-    let read = ended.version;
+    let read = ended.version();
     if let Err(e) = ended.exit(ExitReason::Replied, at(40)) {
         panic!("fixture: exit refused: {e}");
     }

@@ -44,12 +44,12 @@ pub async fn claim_sends_takes_due_sends_earliest_first_under_a_lease<S: Store +
             "the lease must run out at now + lease_for"
         );
         assert_eq!(
-            (c.lease.attempt, c.send.attempts),
+            (c.lease.attempt, c.send.attempts()),
             (1, 1),
             "a first claim must carry attempt 1 and count it on the send"
         );
         assert_eq!(
-            (c.send.status, c.send.lease),
+            (c.send.status(), c.send.lease()),
             (SendStatus::Sending, Some(c.lease)),
             "a claimed send must be sending under its lease"
         );
@@ -162,7 +162,7 @@ pub async fn complete_send_checks_the_lease<S: Store + 'static>(store: S) {
         );
     }
     assert_eq!(
-        w.send(&store, e.id, 0).await.status,
+        w.send(&store, e.id, 0).await.status(),
         SendStatus::Sending,
         "a refused completion must not change the send"
     );
@@ -177,7 +177,7 @@ pub async fn complete_send_checks_the_lease<S: Store + 'static>(store: S) {
     );
     let s = w.send(&store, e.id, 0).await;
     assert_eq!(
-        (s.status, s.sent_at, s.lease),
+        (s.status(), s.sent_at(), s.lease()),
         (SendStatus::Sent, Some(at(1)), None),
         "complete_send must record the outcome"
     );
@@ -200,7 +200,7 @@ pub async fn complete_send_version_conflict_writes_nothing<S: Store + 'static>(s
     meanwhile.record_reply(at(1));
     ok(
         "apply_changes (reply)",
-        crate::fixtures::write_enrollment(&store, meanwhile, c.enrollment.version).await,
+        crate::fixtures::write_enrollment(&store, meanwhile, c.enrollment.version()).await,
     );
     let mut completion = sent(&c, at(2), 2);
     let mut bounced = w.contacts[0].clone();
@@ -214,7 +214,7 @@ pub async fn complete_send_version_conflict_writes_nothing<S: Store + 'static>(s
     );
     let s = w.send(&store, e.id, 0).await;
     assert_eq!(
-        (s.status, s.lease),
+        (s.status(), s.lease()),
         (SendStatus::Sending, Some(c.lease)),
         "after a version conflict the send must still be sending under its lease"
     );
@@ -240,7 +240,7 @@ pub async fn complete_send_version_conflict_writes_nothing<S: Store + 'static>(s
     );
     let after = w.enrollment(&store, e.id).await;
     assert_eq!(
-        (after.current_step, after.replied_at),
+        (after.current_step(), after.replied_at()),
         (1, Some(at(1))),
         "the retried completion must keep the other writer's change and add its own"
     );
@@ -278,7 +278,7 @@ pub async fn complete_send_applies_outcome_and_changes_atomically<S: Store + 'st
         panic!("fixture: mark_failed: {e}");
     }
     let mut e = c.enrollment.clone();
-    let v = e.version;
+    let v = e.version();
     let mut e2x = e2.clone();
     if e.exit(ExitReason::Bounced, t0()).is_err() || e2x.exit(ExitReason::Bounced, t0()).is_err() {
         panic!("fixture: exit");
@@ -298,7 +298,7 @@ pub async fn complete_send_applies_outcome_and_changes_atomically<S: Store + 'st
                     attempted_at: t0(),
                     changes: ChangeSet {
                         contacts: vec![(contact.clone(), contact.version())],
-                        enrollments: vec![(e2x, e2.version)],
+                        enrollments: vec![(e2x, e2.version())],
                         cancel_sends: vec![s2.id],
                         ..ChangeSet::default()
                     },
@@ -308,14 +308,14 @@ pub async fn complete_send_applies_outcome_and_changes_atomically<S: Store + 'st
     );
     let s1 = w.send(&store, e1.id, 0).await;
     assert_eq!(
-        (s1.status, s1.last_error.is_some(), s1.lease),
+        (s1.status(), s1.last_error().is_some(), s1.lease()),
         (SendStatus::Failed, true, None),
         "complete_send must record the failure on the send"
     );
     let after1 = w.enrollment(&store, e1.id).await;
     let after2 = w.enrollment(&store, e2.id).await;
     assert_eq!(
-        (after1.exit_reason, after2.exit_reason),
+        (after1.exit_reason(), after2.exit_reason()),
         (Some(ExitReason::Bounced), Some(ExitReason::Bounced)),
         "complete_send must write its enrollment and the other enrollments of the change set"
     );
@@ -329,7 +329,7 @@ pub async fn complete_send_applies_outcome_and_changes_atomically<S: Store + 'st
         "complete_send must write the contact of the change set"
     );
     assert_eq!(
-        w.send(&store, e2.id, 0).await.status,
+        w.send(&store, e2.id, 0).await.status(),
         SendStatus::Cancelled,
         "complete_send must cancel the change set's planned sends"
     );
@@ -391,7 +391,7 @@ pub async fn release_send_with_an_instant_keeps_the_reservation<S: Store + 'stat
     );
     let s = w.send(&store, e.id, 0).await;
     assert_eq!(
-        (s.status, s.planned_at, s.attempts, s.lease),
+        (s.status(), s.planned_at(), s.attempts(), s.lease()),
         (SendStatus::Planned, at(30), 0, None),
         "release_send with an instant must plan the send again then, without counting the attempt"
     );
@@ -412,7 +412,8 @@ pub async fn release_send_with_an_instant_keeps_the_reservation<S: Store + 'stat
     );
     let e_after = w.enrollment(&store, e.id).await;
     assert_eq!(
-        e_after.next_due_at, None,
+        e_after.next_due_at(),
+        None,
         "a send planned again keeps its enrollment planned"
     );
 }
@@ -431,7 +432,7 @@ pub async fn release_send_without_an_instant_cancels_and_frees_capacity<S: Store
         store.release_send(at(1), c.send.id, c.lease, None).await,
     );
     assert_eq!(
-        w.send(&store, e.id, 0).await.status,
+        w.send(&store, e.id, 0).await.status(),
         SendStatus::Cancelled,
         "release_send without an instant must cancel the send"
     );
@@ -447,7 +448,7 @@ pub async fn release_send_without_an_instant_cancels_and_frees_capacity<S: Store
         "release_send without an instant must make the enrollment due again at now"
     );
     assert_eq!(
-        due[0].enrollment.status,
+        due[0].enrollment.status(),
         EnrollmentStatus::Active,
         "the enrollment stays active"
     );
@@ -476,7 +477,7 @@ pub async fn release_send_checks_the_lease<S: Store + 'static>(store: S) {
         "release_send with a wrong attempt must fail with LeaseLost, got {r:?}"
     );
     assert_eq!(
-        w.send(&store, e.id, 0).await.status,
+        w.send(&store, e.id, 0).await.status(),
         SendStatus::Sending,
         "a refused release must leave the send sending"
     );
@@ -490,7 +491,7 @@ pub async fn release_send_checks_the_lease<S: Store + 'static>(store: S) {
         "release_send after the send was completed must fail with LeaseLost, got {r:?}"
     );
     assert_eq!(
-        w.send(&store, e.id, 0).await.status,
+        w.send(&store, e.id, 0).await.status(),
         SendStatus::Sent,
         "a refused release must not undo the outcome"
     );
@@ -512,12 +513,15 @@ pub async fn expire_leases_marks_uncertain_only_after_expiry<S: Store + 'static>
     );
     let expired = ok("expire_leases", store.expire_leases(at(6), false).await);
     assert_eq!(
-        expired.iter().map(|s| (s.id, s.status)).collect::<Vec<_>>(),
+        expired
+            .iter()
+            .map(|s| (s.id, s.status()))
+            .collect::<Vec<_>>(),
         vec![(c.send.id, SendStatus::Uncertain)],
         "expire_leases must mark a send whose lease ran out uncertain and return it"
     );
     assert_eq!(
-        w.send(&store, e.id, 0).await.status,
+        w.send(&store, e.id, 0).await.status(),
         SendStatus::Uncertain,
         "the uncertain status must be stored"
     );
@@ -553,7 +557,7 @@ pub async fn expire_leases_with_resend_plans_again<S: Store + 'static>(store: S)
     assert_eq!(
         expired
             .iter()
-            .map(|s| (s.id, s.status, s.attempts))
+            .map(|s| (s.id, s.status(), s.attempts()))
             .collect::<Vec<_>>(),
         vec![(c.send.id, SendStatus::Cancelled, 1)],
         "expire_leases with resend must abandon the send (cancelled) with the attempt still counted"
@@ -565,7 +569,7 @@ pub async fn expire_leases_with_resend_plans_again<S: Store + 'static>(store: S)
     );
     let due = w.enrollment(&store, e.id).await;
     assert_eq!(
-        due.next_due_at,
+        due.next_due_at(),
         Some(at(6)),
         "the enrollment must be due again at now"
     );

@@ -289,17 +289,18 @@ pub async fn engine_runs_a_multi_step_sequence_end_to_end<S: Store + 'static>(st
             (EnrollmentStatus::Completed, None)
         };
         assert_eq!(
-            (e.status, e.exit_reason),
+            (e.status(), e.exit_reason()),
             expected,
             "enrollment of contact {} must end as expected",
             e.contact
         );
-        if e.status == EnrollmentStatus::Completed {
+        if e.status() == EnrollmentStatus::Completed {
             assert_eq!(
-                e.steps_sent, 3,
+                e.steps_sent(),
+                3,
                 "a completed enrollment sent its three steps"
             );
-            assert_eq!(e.next_due_at, None, "a completed enrollment is never due");
+            assert_eq!(e.next_due_at(), None, "a completed enrollment is never due");
         }
     }
     let in_other = match store.list_enrollments(tenant, other.id).await {
@@ -313,7 +314,8 @@ pub async fn engine_runs_a_multi_step_sequence_end_to_end<S: Store + 'static>(st
             None
         };
         assert_eq!(
-            e.exit_reason, expected,
+            e.exit_reason(),
+            expected,
             "in the second sequence, the bounced contact exits and the other completes"
         );
     }
@@ -323,7 +325,7 @@ pub async fn engine_runs_a_multi_step_sequence_end_to_end<S: Store + 'static>(st
     };
     let sent = sends
         .iter()
-        .filter(|s| s.status == SendStatus::Sent)
+        .filter(|s| s.status() == SendStatus::Sent)
         .count();
     let sent_attempts = attempts
         .iter()
@@ -334,12 +336,12 @@ pub async fn engine_runs_a_multi_step_sequence_end_to_end<S: Store + 'static>(st
         "the store must hold one sent row per accepted attempt"
     );
     assert!(
-        sends.iter().all(|s| s.status.is_final()),
+        sends.iter().all(|s| s.status().is_final()),
         "at the end no send is left planned, sending or waiting for a retry: {:?}",
         sends
             .iter()
-            .filter(|s| !s.status.is_final())
-            .map(|s| (s.step, s.status))
+            .filter(|s| !s.status().is_final())
+            .map(|s| (s.step, s.status()))
             .collect::<Vec<_>>()
     );
     let stats = engine_ok("stats", engine.stats(tenant, main.id).await);

@@ -132,7 +132,7 @@ pub async fn enroll_refuses_a_second_open_enrollment<S: Store + 'static>(store: 
     }
     ok(
         "apply_changes (pause)",
-        write_enrollment(&store, paused, e.version).await,
+        write_enrollment(&store, paused, e.version()).await,
     );
     let again = Enrollment::new(w.tenant, w.sequence.id, w.contacts[0].id, t0(), t0());
     let answers = ok("enroll", store.enroll(w.tenant, at(2), vec![again]).await);
@@ -146,7 +146,7 @@ pub async fn enroll_refuses_a_second_open_enrollment<S: Store + 'static>(store: 
 async fn end<S: Store + 'static>(store: &S, w: &World, e: &Enrollment, completed: bool) {
     let mut ended = e.clone();
     let r = if completed {
-        ended.skip_step(e.current_step, t0(), None).map(|_| ())
+        ended.skip_step(e.current_step(), t0(), None).map(|_| ())
     } else {
         ended.exit(ExitReason::Manual, t0()).map(|_| ())
     };
@@ -155,7 +155,7 @@ async fn end<S: Store + 'static>(store: &S, w: &World, e: &Enrollment, completed
     }
     ok(
         "apply_changes (end enrollment)",
-        write_enrollment(store, ended, e.version).await,
+        write_enrollment(store, ended, e.version()).await,
     );
     let _ = w;
 }
@@ -313,7 +313,7 @@ pub async fn enrollment_reads<S: Store + 'static>(store: S) {
     );
     let got = w.enrollment(&store, es[0].id).await;
     assert_eq!(
-        got.status,
+        got.status(),
         EnrollmentStatus::Exited,
         "get_enrollment must return the enrollment as last written"
     );
@@ -365,7 +365,7 @@ pub async fn due_enrollments_include_paused_whose_pause_ran_out<S: Store + 'stat
         }
         ok(
             "apply_changes (pause)",
-            write_enrollment(&store, p, e.version).await,
+            write_enrollment(&store, p, e.version()).await,
         );
     }
     let due = ok("due_enrollments", store.due_enrollments(t0(), 100).await);
@@ -376,7 +376,7 @@ pub async fn due_enrollments_include_paused_whose_pause_ran_out<S: Store + 'stat
         "due_enrollments must return a paused enrollment whose pause ran out, and no paused one whose pause runs on or has no end"
     );
     assert_eq!(
-        due[0].enrollment.status,
+        due[0].enrollment.status(),
         EnrollmentStatus::Paused,
         "a due paused enrollment must come back as it is stored (paused)"
     );
@@ -403,7 +403,7 @@ pub async fn due_enrollments_follow_every_write<S: Store + 'static>(store: S) {
     }
     ok(
         "apply_changes (defer)",
-        write_enrollment(&store, deferred.clone(), e.version).await,
+        write_enrollment(&store, deferred.clone(), e.version()).await,
     );
     let due = ok("due_enrollments", store.due_enrollments(t0(), 10).await);
     assert!(
@@ -420,7 +420,7 @@ pub async fn due_enrollments_follow_every_write<S: Store + 'static>(store: S) {
     woken.wake(at(5));
     ok(
         "apply_changes (wake)",
-        write_enrollment(&store, woken.clone(), deferred.version).await,
+        write_enrollment(&store, woken.clone(), deferred.version()).await,
     );
     let due = ok("due_enrollments", store.due_enrollments(at(5), 10).await);
     assert_eq!(
@@ -434,7 +434,7 @@ pub async fn due_enrollments_follow_every_write<S: Store + 'static>(store: S) {
     }
     ok(
         "apply_changes (exit)",
-        write_enrollment(&store, ended, woken.version).await,
+        write_enrollment(&store, ended, woken.version()).await,
     );
     let due = ok(
         "due_enrollments",

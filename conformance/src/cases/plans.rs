@@ -29,9 +29,13 @@ pub async fn apply_plan_stores_reserves_and_marks_planned<S: Store + 'static>(st
         s.id, applied.planned[0],
         "PlanApplied::planned must name the stored send"
     );
-    assert_eq!(s.status, SendStatus::Planned, "a new send must be planned");
     assert_eq!(
-        (s.mailbox, s.planned_at, s.local_date, s.step, s.attempts),
+        s.status(),
+        SendStatus::Planned,
+        "a new send must be planned"
+    );
+    assert_eq!(
+        (s.mailbox(), s.planned_at(), s.local_date(), s.step, s.attempts()),
         (item.mailbox, item.at, item.local_date, 0, 0),
         "the stored send must carry the plan's mailbox, instant, local date and step, with no attempt"
     );
@@ -56,16 +60,17 @@ pub async fn apply_plan_stores_reserves_and_marks_planned<S: Store + 'static>(st
     );
     let after = w.enrollment(&store, e.id).await;
     assert_eq!(
-        after.mailbox,
+        after.mailbox(),
         Some(item.mailbox),
         "the enrollment must be marked planned on the mailbox (sticky)"
     );
     assert_eq!(
-        after.next_due_at, None,
+        after.next_due_at(),
+        None,
         "a planned enrollment has no next_due_at"
     );
     assert!(
-        after.version > e.version,
+        after.version() > e.version(),
         "marking the enrollment planned must bump its version"
     );
     let snap = w.snapshot(&store, t0(), 0).await;
@@ -148,7 +153,7 @@ pub async fn apply_plan_skips_stale_items<S: Store + 'static>(store: S) {
     let es = w.enroll_all(&store, t0()).await;
     // 0: a version that is not the stored one.
     let mut old = es[0].clone();
-    old.version += 1;
+    old.set_version(old.version() + 1);
     // 1: paused.
     let mut paused = es[1].clone();
     if let Err(e) = paused.pause(None) {
@@ -156,7 +161,7 @@ pub async fn apply_plan_skips_stale_items<S: Store + 'static>(store: S) {
     }
     ok(
         "apply_changes (pause)",
-        crate::fixtures::write_enrollment(&store, paused, es[1].version).await,
+        crate::fixtures::write_enrollment(&store, paused, es[1].version()).await,
     );
     let paused = w.enrollment(&store, es[1].id).await;
     let applied = plan(
@@ -189,7 +194,7 @@ pub async fn apply_plan_skips_stale_items<S: Store + 'static>(store: S) {
     );
     let s = w.send(&store, es[2].id, 0).await;
     assert_eq!(
-        (s.id, s.planned_at),
+        (s.id, s.planned_at()),
         (first.planned[0], at(5)),
         "the existing send must be left as it was"
     );
@@ -211,7 +216,11 @@ pub async fn apply_plan_replans_a_retry_in_place<S: Store + 'static>(store: S) {
             .await,
     );
     let waiting = w.send(&store, e.id, 0).await;
-    assert_eq!(waiting.status, SendStatus::RetryWait, "fixture: retry_wait");
+    assert_eq!(
+        waiting.status(),
+        SendStatus::RetryWait,
+        "fixture: retry_wait"
+    );
     let e = w.enrollment(&store, e.id).await;
     let again = plan(&store, at(10), vec![w.plan_send(&e, 0, at(20), 30)]).await;
     assert_eq!(
@@ -228,7 +237,11 @@ pub async fn apply_plan_replans_a_retry_in_place<S: Store + 'static>(store: S) {
         "a retry must not add a second row for (enrollment, step)"
     );
     assert_eq!(
-        (sends[0].status, sends[0].planned_at, sends[0].attempts),
+        (
+            sends[0].status(),
+            sends[0].planned_at(),
+            sends[0].attempts()
+        ),
         (SendStatus::Planned, at(20), 1),
         "the retried send must be planned at its new instant with its attempt kept"
     );
@@ -239,7 +252,7 @@ pub async fn apply_plan_replans_a_retry_in_place<S: Store + 'static>(store: S) {
     );
     let c = claim(&store, at(20), 1).await;
     assert_eq!(
-        c.first().map(|c| (c.lease.attempt, c.send.attempts)),
+        c.first().map(|c| (c.lease.attempt, c.send.attempts())),
         Some((2, 2)),
         "claiming the retry must carry attempt 2"
     );
@@ -282,7 +295,7 @@ pub async fn apply_plan_replans_a_cancelled_send<S: Store + 'static>(store: S) {
     );
     let live: Vec<_> = sends
         .iter()
-        .filter(|s| s.status == SendStatus::Planned)
+        .filter(|s| s.status() == SendStatus::Planned)
         .collect();
     assert_eq!(
         live.len(),
@@ -290,7 +303,7 @@ pub async fn apply_plan_replans_a_cancelled_send<S: Store + 'static>(store: S) {
         "exactly one planned send for (enrollment, step)"
     );
     assert_eq!(
-        (live[0].mailbox, live[0].planned_at),
+        (live[0].mailbox(), live[0].planned_at()),
         (w.mailboxes[1].id, at(40)),
         "the send must be planned on the new mailbox at the new instant"
     );
@@ -334,7 +347,7 @@ pub async fn apply_plan_preempts_first<S: Store + 'static>(store: S) {
     );
     let s0 = w.send(&store, es[0].id, 0).await;
     assert_eq!(
-        s0.status,
+        s0.status(),
         SendStatus::Cancelled,
         "a pre-empted send must be cancelled"
     );
@@ -350,7 +363,7 @@ pub async fn apply_plan_preempts_first<S: Store + 'static>(store: S) {
     );
     let e0 = w.enrollment(&store, es[0].id).await;
     assert_eq!(
-        e0.status,
+        e0.status(),
         EnrollmentStatus::Active,
         "pre-emption must not end the enrollment"
     );
@@ -373,12 +386,12 @@ pub async fn apply_plan_records_deferrals_whose_version_matches<S: Store + 'stat
                     deferrals: vec![
                         PlanDeferral {
                             enrollment: es[0].id,
-                            enrollment_version: es[0].version,
+                            enrollment_version: es[0].version(),
                             deferral,
                         },
                         PlanDeferral {
                             enrollment: es[1].id,
-                            enrollment_version: es[1].version + 1,
+                            enrollment_version: es[1].version() + 1,
                             deferral,
                         },
                     ],
@@ -390,7 +403,7 @@ pub async fn apply_plan_records_deferrals_whose_version_matches<S: Store + 'stat
     assert!(applied.planned.is_empty(), "deferrals plan nothing");
     let e0 = w.enrollment(&store, es[0].id).await;
     assert_eq!(
-        (e0.deferral, e0.next_due_at),
+        (e0.deferral(), e0.next_due_at()),
         (Some(deferral), Some(at(600))),
         "a deferral whose version matches must be recorded, with next_due_at at its not_before"
     );
@@ -434,7 +447,7 @@ pub async fn a_released_unit_wakes_waiting_enrollments<S: Store + 'static>(store
                         .iter()
                         .map(|&(i, deferral)| PlanDeferral {
                             enrollment: es[i].id,
-                            enrollment_version: es[i].version,
+                            enrollment_version: es[i].version(),
                             deferral,
                         })
                         .collect(),
@@ -445,7 +458,7 @@ pub async fn a_released_unit_wakes_waiting_enrollments<S: Store + 'static>(store
     );
     // The planned enrollment exits; its send is called off and its unit released.
     let mut gone = w.enrollment(&store, es[0].id).await;
-    let read = gone.version;
+    let read = gone.version();
     let send = w.send(&store, es[0].id, 0).await;
     if let Err(e) = gone.exit(sequence_core::enrollment::ExitReason::Manual, at(10)) {
         panic!("fixture: exit: {e}");
@@ -465,7 +478,7 @@ pub async fn a_released_unit_wakes_waiting_enrollments<S: Store + 'static>(store
     );
     let mut due_at = Vec::new();
     for e in &es[1..] {
-        due_at.push(w.enrollment(&store, e.id).await.next_due_at);
+        due_at.push(w.enrollment(&store, e.id).await.next_due_at());
     }
     assert_eq!(
         due_at,
@@ -602,7 +615,7 @@ pub async fn daily_counts_count_new_starts_and_domains<S: Store + 'static>(store
     plan(&store, at(60), vec![w.plan_send(&e0, 0, at(120), 30)]).await;
     let s1 = w.send(&store, es[1].id, 0).await;
     let mut e1 = w.enrollment(&store, es[1].id).await;
-    let v1 = e1.version;
+    let v1 = e1.version();
     if let Err(e) = e1.release_planned(at(62)) {
         panic!("fixture: release_planned: {e}");
     }
@@ -710,7 +723,7 @@ pub async fn next_wakeup_is_the_earliest_due_or_planned_instant<S: Store + 'stat
     }
     ok(
         "apply_changes (exit)",
-        crate::fixtures::write_enrollment(&store, gone, e0.version).await,
+        crate::fixtures::write_enrollment(&store, gone, e0.version()).await,
     );
     assert_eq!(
         ok("next_wakeup", store.next_wakeup().await),

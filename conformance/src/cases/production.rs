@@ -218,7 +218,7 @@ pub async fn apply_plan_parks_an_enrollment_whose_mailbox_is_foreign<S: Store + 
     assert_eq!(applied.stale, vec![es[0].id], "the send is refused");
     let e = w.enrollment(&store, es[0].id).await;
     assert_eq!(
-        e.deferral.map(|d| d.reason),
+        e.deferral().map(|d| d.reason),
         Some(DeferralReason::NoActiveMailboxInPool),
         "the enrollment is parked for its pool"
     );
@@ -243,7 +243,7 @@ pub async fn pages_walk_every_open_enrollment<S: Store + 'static>(store: S) {
     }
     ok(
         "write",
-        crate::fixtures::write_enrollment(&store, ended, es[3].version).await,
+        crate::fixtures::write_enrollment(&store, ended, es[3].version()).await,
     );
     let mut seen = Vec::new();
     let mut after: Option<EnrollmentCursor> = None;

@@ -172,7 +172,7 @@ pub async fn tenant_cannot_change_another_tenants_rows<S: Store + 'static>(store
         .apply_changes(
             t0(),
             ChangeSet {
-                enrollments: vec![(moved, e.version)],
+                enrollments: vec![(moved, e.version())],
                 ..ChangeSet::default()
             },
         )

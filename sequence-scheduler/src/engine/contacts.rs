@@ -255,10 +255,10 @@ impl Engine {
             .get_enrollment(tenant, id)
             .await?
             .ok_or_else(|| EngineError::not_found(Entity::Enrollment, id))?;
-        let v = e.version;
+        let v = e.version();
         let event = change(&mut e, now)?;
         let mut changes = ChangeSet::default();
-        if e.is_final() || e.status == EnrollmentStatus::Paused {
+        if e.is_final() || e.status() == EnrollmentStatus::Paused {
             changes.cancel_sends.extend(
                 store
                     .open_sends_of(tenant, &[id])

@@ -61,7 +61,7 @@ impl Engine {
             }
             let outcomes: Vec<Result<Outcome, EngineError>> = stream::iter(claimed)
                 .map(|c| {
-                    let span = info_span!("send", send = %c.send.id, step = c.send.step, mailbox = %c.send.mailbox);
+                    let span = info_span!("send", send = %c.send.id, step = c.send.step, mailbox = %c.send.mailbox());
                     self.dispatch_one(clock, c).instrument(span)
                 })
                 .buffer_unordered(wave)
@@ -91,7 +91,7 @@ impl Engine {
         let Some(e) = &ctx.enrollment else {
             return Some("enrollment gone");
         };
-        if e.status != EnrollmentStatus::Active || e.current_step != c.send.step {
+        if e.status() != EnrollmentStatus::Active || e.current_step() != c.send.step {
             return Some("enrollment no longer waits for this step");
         }
         let Some(seq) = ctx
@@ -110,11 +110,12 @@ impl Engine {
         if !contact.is_sendable() || suppression(contact, seq).is_some() {
             return Some("contact no longer sendable");
         }
-        if !m.schedule.contains(m.timezone, now) || local_date(m.timezone, now) != c.send.local_date
+        if !m.schedule.contains(m.timezone, now)
+            || local_date(m.timezone, now) != c.send.local_date()
         {
             return Some("outside the mailbox's window or day");
         }
-        let limit = effective_daily_limit(m.daily_limit, m.warmup.as_ref(), c.send.local_date);
+        let limit = effective_daily_limit(m.daily_limit, m.warmup.as_ref(), c.send.local_date());
         if ctx.attempts_on_day > limit {
             return Some("the mailbox's daily limit is reached");
         }
@@ -200,9 +201,9 @@ impl Engine {
             .map(|h| r.render(h, &c.contact, Escape::Html))
             .transpose()
             .map_err(invalid)?;
-        let thread = &c.enrollment.thread_message_ids;
+        let thread = c.enrollment.thread_message_ids();
         let (in_reply_to, references) = if step.reply_in_thread && !thread.is_empty() {
-            (thread.last().cloned(), thread.clone())
+            (thread.last().cloned(), thread.to_vec())
         } else {
             (None, Vec::new())
         };
@@ -292,11 +293,11 @@ impl Engine {
     ) -> Result<(SendCompletion, Outcome, Vec<DomainEvent>), EngineError> {
         let tenant = c.send.tenant;
         let now = times.answered_at;
-        let v = e.version;
+        let v = e.version();
         let mut send = c.send.clone();
         let mut changes = ChangeSet::default();
         let mut events = Vec::new();
-        let active_for_step = !e.is_final() && e.current_step == send.step;
+        let active_for_step = !e.is_final() && e.current_step() == send.step;
         let outcome = match result {
             Ok(()) => {
                 send.mark_sent(&c.lease, times.called_at)?;
@@ -315,7 +316,7 @@ impl Engine {
                         .step(send.step + 1)
                         .map(|s| s.delay.after(now, zone, &seq.holidays));
                     events.extend(e.step_sent(send.step, now, send.message_id.clone(), next)?);
-                    completed = e.status == EnrollmentStatus::Completed;
+                    completed = e.status() == EnrollmentStatus::Completed;
                 }
                 Outcome::Sent { completed }
             }
@@ -323,7 +324,7 @@ impl Engine {
                 // A refused login is the mailbox's problem: the mailbox is suspended below and
                 // the step is retried (on another mailbox of the pool) instead of failing.
                 let retry = (err.is_transient() || err.category() == FailureCategory::AuthFailure)
-                    && send.attempts < self.inner.config.retry.max_attempts;
+                    && send.attempts() < self.inner.config.retry.max_attempts;
                 send.mark_failed(&c.lease, err.to_string(), retry)?;
                 events.push(DomainEvent::SendFailed {
                     send: send.id,
@@ -340,7 +341,7 @@ impl Engine {
                 }
                 if retry {
                     if active_for_step {
-                        e.retry_at(now + self.inner.config.retry.backoff(send.attempts))?;
+                        e.retry_at(now + self.inner.config.retry.backoff(send.attempts()))?;
                     }
                     Outcome::Retry
                 } else if err.is_contact_fault() {
@@ -414,7 +415,7 @@ impl Engine {
                 .map(|s| s.id),
         );
         for mut other in others {
-            let v = other.version;
+            let v = other.version();
             events.push(other.exit(ExitReason::Bounced, now)?);
             changes.enrollments.push((other, v));
         }

@@ -179,13 +179,13 @@ impl Engine {
         let mut changes = ChangeSet::default();
         for &seq in sequences {
             for mut e in self.inner.store.list_enrollments(tenant, seq).await? {
-                let parked = e.deferral.is_some_and(|d| {
+                let parked = e.deferral().is_some_and(|d| {
                     matches!(
                         d.reason,
                         DeferralReason::MailboxPaused | DeferralReason::NoActiveMailboxInPool
                     )
                 });
-                let v = e.version;
+                let v = e.version();
                 if parked && e.wake(now) {
                     changes.enrollments.push((e, v));
                 }
@@ -221,7 +221,7 @@ impl Engine {
                         if e.is_final() {
                             continue;
                         }
-                        let v = e.version;
+                        let v = e.version();
                         e.release_planned(now)?;
                         changes.enrollments.push((e, v));
                     }

@@ -64,7 +64,7 @@ fn settle(
     now: DateTime<Utc>,
     events: &mut Vec<DomainEvent>,
 ) -> Result<Option<Settled>, TransitionError> {
-    if e.status == EnrollmentStatus::Paused {
+    if e.status() == EnrollmentStatus::Paused {
         events.push(e.resume(now)?);
         return Ok(Some(Settled::Resumed));
     }
@@ -87,9 +87,9 @@ fn settle(
         // The planner defers it (the sequence is paused).
         return Ok(None);
     }
-    let Some(step) = seq.step(e.current_step) else {
+    let Some(step) = seq.step(e.current_step()) else {
         // Steps were removed under it: nothing left to send.
-        events.extend(e.skip_step(e.current_step, now, None)?);
+        events.extend(e.skip_step(e.current_step(), now, None)?);
         return Ok(Some(Settled::Completed));
     };
     let Some(cond) = step
@@ -108,11 +108,11 @@ fn settle(
             // Delays count in the contact's zone, UTC without one.
             let zone = contact.timezone.unwrap_or(chrono_tz::UTC);
             let next = seq
-                .step(e.current_step + 1)
+                .step(e.current_step() + 1)
                 .map(|s| s.delay.after(now, zone, &seq.holidays));
-            events.extend(e.skip_step(e.current_step, now, next)?);
+            events.extend(e.skip_step(e.current_step(), now, next)?);
             Ok(Some(Settled::Skipped(
-                e.status == EnrollmentStatus::Completed,
+                e.status() == EnrollmentStatus::Completed,
             )))
         }
     }
@@ -133,7 +133,7 @@ impl Batch {
             .values()
             .flat_map(|s| s.mailbox_pool.iter().copied())
             .collect();
-        ids.extend(self.due.iter().filter_map(|d| d.enrollment.mailbox));
+        ids.extend(self.due.iter().filter_map(|d| d.enrollment.mailbox()));
         ids.into_iter().collect()
     }
 
@@ -210,9 +210,9 @@ impl Batch {
                     enrollment: e.id,
                     tenant: e.tenant,
                     sequence: e.sequence,
-                    step: e.current_step,
-                    earliest: e.due_at.unwrap_or(self.now),
-                    sticky_mailbox: e.mailbox.filter(|m| tenant_of.get(m) == Some(&e.tenant)),
+                    step: e.current_step(),
+                    earliest: e.due_at().unwrap_or(self.now),
+                    sticky_mailbox: e.mailbox().filter(|m| tenant_of.get(m) == Some(&e.tenant)),
                     contact_zone: d.contact.timezone,
                     recipient_domain,
                 }
@@ -251,7 +251,7 @@ impl Batch {
                     });
                 PlanSend {
                     enrollment: s.enrollment,
-                    enrollment_version: e.version,
+                    enrollment_version: e.version(),
                     step: s.step,
                     mailbox: s.mailbox,
                     at: s.at,
@@ -272,7 +272,7 @@ impl Batch {
             .iter()
             .map(|d| PlanDeferral {
                 enrollment: d.enrollment,
-                enrollment_version: self.due[d.index].enrollment.version,
+                enrollment_version: self.due[d.index].enrollment.version(),
                 deferral: Deferral {
                     reason: d.reason,
                     not_before: d.not_before,
@@ -370,7 +370,7 @@ impl Engine {
             if failed.is_some() {
                 return true;
             }
-            let read = d.enrollment.version;
+            let read = d.enrollment.version();
             let seq = sequences.get(&d.enrollment.sequence);
             let mut own = Vec::new();
             match settle(&mut d.enrollment, &d.contact, seq, now, &mut own) {

@@ -260,7 +260,7 @@ impl Engine {
         let mut changes = ChangeSet::default();
         let mut events = Vec::new();
         for mut e in page {
-            let v = e.version;
+            let v = e.version();
             let sends = open.remove(&e.id).unwrap_or_default();
             let changed = match sweep {
                 Sweep::Wake => e.wake(now),

@@ -55,7 +55,7 @@ impl Engine {
         back: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         self.contact_signal(tenant, contact, Contact::record_activity, |e, _, _| {
-            if e.status == EnrollmentStatus::Active {
+            if e.status() == EnrollmentStatus::Active {
                 e.pause(Some(back)).map(Some)
             } else {
                 Ok(None)
@@ -160,14 +160,14 @@ impl Engine {
                     slot.insert(store.get_sequence(tenant, e.sequence).await?);
                 }
                 let seq = sequences.get(&e.sequence).and_then(Option::as_ref);
-                let v = e.version;
+                let v = e.version();
                 if let Some(ev) = on_enrollment(&mut e, seq, now)? {
                     events.push(ev);
                 }
-                if e.version == v {
+                if e.version() == v {
                     continue;
                 }
-                if e.status != EnrollmentStatus::Active {
+                if e.status() != EnrollmentStatus::Active {
                     changes
                         .cancel_sends
                         .extend(open_sends.remove(&e.id).unwrap_or_default());

@@ -141,23 +141,23 @@ impl Engine {
         let mut started = 0u64;
         for e in &enrollments {
             s.enrolled += 1;
-            if e.steps_sent > 0 {
+            if e.steps_sent() > 0 {
                 started += 1;
             }
-            if e.replied_at.is_some() {
+            if e.replied_at().is_some() {
                 s.replied += 1;
             }
-            match e.status {
+            match e.status() {
                 EnrollmentStatus::Active => s.active += 1,
                 EnrollmentStatus::Paused => s.paused += 1,
                 EnrollmentStatus::Completed => {
                     s.completed += 1;
-                    if let Some(end) = e.ended_at {
+                    if let Some(end) = e.ended_at() {
                         durations.push((end - e.enrolled_at).num_seconds() as f64);
                     }
                 }
                 _ => {
-                    let reason = e.exit_reason.map_or("unknown", ExitReason::as_str);
+                    let reason = e.exit_reason().map_or("unknown", ExitReason::as_str);
                     *s.exited.entry(reason.to_owned()).or_default() += 1;
                 }
             }
@@ -179,7 +179,7 @@ impl Engine {
                 }
             };
             let var = &mut st.variants[pos];
-            match send.status {
+            match send.status() {
                 SendStatus::Sent => {
                     s.sent += 1;
                     st.sent += 1;
@@ -191,12 +191,12 @@ impl Engine {
                 }
                 _ => {}
             }
-            if send.opened_at.is_some() {
+            if send.opened_at().is_some() {
                 s.opened += 1;
                 st.opened += 1;
                 var.opened += 1;
             }
-            if send.clicked_at.is_some() {
+            if send.clicked_at().is_some() {
                 s.clicked += 1;
                 st.clicked += 1;
                 var.clicked += 1;
@@ -239,20 +239,20 @@ impl Engine {
             .await?
             .into_iter()
             .find(|s| {
-                s.step == e.current_step
+                s.step == e.current_step()
                     && matches!(
-                        s.status,
+                        s.status(),
                         SendStatus::Planned | SendStatus::Sending | SendStatus::RetryWait
                     )
             })
-            .map(|s| (s.id, s.mailbox, s.planned_at, s.status));
+            .map(|s| (s.id, s.mailbox(), s.planned_at(), s.status()));
         let now = self.now();
         let mut ids: Vec<MailboxId> = store
             .get_sequence(tenant, e.sequence)
             .await?
             .map(|seq| seq.mailbox_pool)
             .unwrap_or_default();
-        if let Some(m) = e.mailbox.filter(|m| !ids.contains(m)) {
+        if let Some(m) = e.mailbox().filter(|m| !ids.contains(m)) {
             ids.push(m);
         }
         let snapshots = store.mailbox_snapshots(now, &ids).await?;
@@ -262,16 +262,16 @@ impl Engine {
             .filter_map(|id| snapshots.iter().find(|s| s.mailbox.id == *id))
             .map(|snap| MailboxOutlook::new(now, snap))
             .collect();
-        let mut summary = match (e.status, &e.deferral, &pending) {
+        let mut summary = match (e.status(), &e.deferral(), &pending) {
             (EnrollmentStatus::Completed, _, _) => "completed: every step was sent".to_owned(),
-            (EnrollmentStatus::Exited, _, _) => format!("exited: {:?}", e.exit_reason),
-            (EnrollmentStatus::Paused, _, _) => match e.paused_until {
+            (EnrollmentStatus::Exited, _, _) => format!("exited: {:?}", e.exit_reason()),
+            (EnrollmentStatus::Paused, _, _) => match e.paused_until() {
                 Some(t) => format!("paused until {t}"),
                 None => "paused until resumed".to_owned(),
             },
             (_, _, Some((_, m, at, status))) => format!(
                 "step {} is {status:?} on mailbox {m} for {at}",
-                e.current_step
+                e.current_step()
             ),
             (_, Some(d), _) => match d.not_before {
                 Some(t) => format!("waiting: {:?}; looked at again at {t}", d.reason),
@@ -280,12 +280,12 @@ impl Engine {
                     d.reason
                 ),
             },
-            _ => match e.next_due_at {
-                Some(t) => format!("step {} is due at {t}", e.current_step),
+            _ => match e.next_due_at() {
+                Some(t) => format!("step {} is due at {t}", e.current_step()),
                 None => "nothing scheduled".to_owned(),
             },
         };
-        if e.status == EnrollmentStatus::Active && pending.is_none() {
+        if e.status() == EnrollmentStatus::Active && pending.is_none() {
             for m in &mailboxes {
                 summary.push_str("; ");
                 summary.push_str(&m.clause());
@@ -293,12 +293,12 @@ impl Engine {
         }
         Ok(Explanation {
             enrollment,
-            status: e.status,
-            exit_reason: e.exit_reason,
-            current_step: e.current_step,
-            due_at: e.due_at,
-            next_due_at: e.next_due_at,
-            deferral: e.deferral,
+            status: e.status(),
+            exit_reason: e.exit_reason(),
+            current_step: e.current_step(),
+            due_at: e.due_at(),
+            next_due_at: e.next_due_at(),
+            deferral: e.deferral(),
             pending_send: pending,
             mailboxes,
             summary,

@@ -206,13 +206,13 @@ impl Engine {
             let Some(mut e) = store.get_enrollment(send.tenant, send.enrollment).await? else {
                 return Ok(());
             };
-            if e.is_final() || e.current_step != send.step {
+            if e.is_final() || e.current_step() != send.step {
                 return Ok(());
             }
             let next = seq
                 .step(send.step + 1)
                 .map(|s| s.delay.after(now, zone, &seq.holidays));
-            let v = e.version;
+            let v = e.version();
             let events = e.step_sent(send.step, now, send.message_id.clone(), next)?;
             let changes = ChangeSet {
                 enrollments: vec![(e, v)],
