@@ -14,7 +14,11 @@
 //!   that day, so nothing is claimed.
 //! * `tick/50k_due_store/*`: the store calls of that tick one by one, with the arguments
 //!   the engine passed, to show where its time goes.
-#![allow(missing_docs, clippy::unwrap_used)]
+#![expect(
+    missing_docs,
+    clippy::unwrap_used,
+    reason = "bench items are not public API, and a broken fixture should stop the bench"
+)]
 
 use std::cell::OnceCell;
 use std::future::Future;

@@ -5,7 +5,7 @@
 //! * `plan/50k_busy_day`: the same fleet in the middle of a day: half of each mailbox's
 //!   capacity planned or sent, gaps of 60 to 120 s, per-sequence and per-domain caps with
 //!   their counts (see [`PlanningFixture::busy_day`]).
-#![allow(missing_docs)]
+#![expect(missing_docs, reason = "bench items are not public API")]
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sequence_benches::{baseline_first_fit, PlanningFixture};

@@ -1,7 +1,10 @@
 //! The conformance suite against the in-memory store: one test per case, then checks only
 //! the memory store can make (its indexes rebuilt from its rows after every case, and after
 //! every tick of a busy engine run).
-#![allow(clippy::unwrap_used, missing_docs)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a broken fixture"
+)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

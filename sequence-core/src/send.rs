@@ -124,7 +124,10 @@ pub struct TrackingMark {
 
 impl ScheduledSend {
     /// A new planned send of `step` of `enrollment` (attempts 0, no lease).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a send is planned from all of its parts at once, each required"
+    )]
     #[must_use]
     pub fn planned(
         tenant: TenantId,

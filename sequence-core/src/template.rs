@@ -118,7 +118,10 @@ impl Default for Renderer {
 }
 
 /// `default(value, fallback)`: the fallback when the value is undefined, none or empty.
-#[allow(clippy::needless_pass_by_value)] // minijinja's filter signature takes `Rest` by value
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "minijinja's filter signature takes `Rest` by value"
+)]
 fn default_filter(value: &Value, rest: Rest<Value>) -> Value {
     let missing = value.is_undefined()
         || value.is_none()
@@ -151,7 +154,6 @@ fn field_value(value: &FieldValue) -> Value {
         FieldValue::Number(n) => {
             // Whole numbers print without a trailing `.0`.
             if n.fract() == 0.0 && n.abs() < 9.0e15 {
-                #[allow(clippy::cast_possible_truncation)]
                 Value::from(*n as i64)
             } else {
                 Value::from(*n)

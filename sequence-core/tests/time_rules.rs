@@ -11,7 +11,10 @@
 //! is constant over each UTC minute `[60k, 60k + 60)`: scanning the query instant and then
 //! every minute boundary finds every change (and the scans also check the seconds just
 //! before each answer).
-#![allow(clippy::unwrap_used, missing_docs)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a broken fixture"
+)]
 
 use std::sync::OnceLock;
 

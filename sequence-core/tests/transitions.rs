@@ -1,5 +1,8 @@
 //! Every state transition of the domain and every refusal.
-#![allow(clippy::unwrap_used, missing_docs)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a broken fixture"
+)]
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use sequence_core::prelude::*;

@@ -1,6 +1,9 @@
 //! The engine end to end on the in-memory store, in virtual time, with a recording
 //! transport that injects failures.
-#![allow(clippy::unwrap_used, missing_docs)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a broken fixture"
+)]
 
 use backend_memory::MemoryStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};

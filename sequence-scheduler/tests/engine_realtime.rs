@@ -2,7 +2,10 @@
 //! sent, host re-syncs, sequence-wide changes, foreign mailboxes. Each test failed before the
 //! fix it guards. The checks read the transport's record of calls (instants on the clock
 //! when the transport was called) and compute the rules from it directly.
-#![allow(clippy::unwrap_used, missing_docs)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a broken fixture"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -4,7 +4,10 @@ use super::*;
 
 impl State {
     pub(crate) fn check_indexes(&self) -> Result<(), String> {
-        #[allow(clippy::needless_pass_by_value)]
+        #[expect(
+            clippy::needless_pass_by_value,
+            reason = "the callers build each index on the spot; borrowing would only add &"
+        )]
         fn same<T: PartialEq + std::fmt::Debug>(
             what: &str,
             kept: T,

@@ -816,7 +816,6 @@ impl State {
     }
 
     /// Rebuild every index from the rows and compare; the first difference found.
-    #[allow(clippy::too_many_lines)]
     pub(crate) fn sizes(&self) -> (usize, usize, usize, usize, usize) {
         (
             self.sequences.len(),

@@ -39,7 +39,6 @@ fn engine_ok<T>(what: &str, r: Result<T, EngineError>) -> T {
 /// transport's record and the store's rows: no mailbox over its daily limit and never two
 /// sends at once from one mailbox, steps in order and at most once each, delays and
 /// backoff kept, sticky mailboxes, threading, rendered subjects, and every enrollment's end.
-#[allow(clippy::too_many_lines)]
 pub async fn engine_runs_a_multi_step_sequence_end_to_end<S: Store + 'static>(store: S) {
     let clock = VirtualClock::new(start());
     let transport = RecordingTransport::new(clock.clone());

@@ -2,7 +2,7 @@
 //! clock and a recording transport, one tenant, and helpers to add mailboxes, sequences and
 //! contacts and to let virtual time pass.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub)] // each test binary uses a part of the shared support
 
 use backend_memory::MemoryStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
