@@ -150,6 +150,7 @@ impl MemoryStore {
     /// # Errors
     /// A description of the first index that disagrees with the rows, or of a poisoned
     /// state.
+    #[cfg(feature = "test-util")]
     pub fn check_indexes(&self) -> Result<(), String> {
         self.lock().map_err(|e| e.to_string())?.check_indexes()
     }

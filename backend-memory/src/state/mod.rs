@@ -35,6 +35,7 @@ use sequence_core::store::{
 use sequence_core::time::local_date;
 use uuid::Uuid;
 
+#[cfg(feature = "test-util")]
 mod check;
 mod contacts;
 mod due;
