@@ -7,7 +7,7 @@
 //! syntax): validation lives there, once.
 //!
 //! ```
-//! let problems = sequence_examples::scenario::parse(r#"{"start": "nope", "days": -1}"#)
+//! let problems = sequence_simulator::scenario::parse(r#"{"start": "nope", "days": -1}"#)
 //!     .unwrap_err();
 //! assert!(problems.iter().any(|p| p.starts_with("start: ")));
 //! assert!(problems.iter().any(|p| p.starts_with("days: ")));

@@ -1,12 +1,8 @@
-//! # sequence-examples
+//! # sequence-simulator
 //!
-//! The programs a newcomer runs first, and the library behind them:
-//!
-//! * `quickstart`: a short `main` to copy from. Two mailboxes, a three-step sequence, a
-//!   handful of contacts, the engine on the in-memory store in virtual time.
-//! * `simulate`: the capacity-planning tool. It runs the real engine on a scenario file
-//!   (`shared/scenario-format.md`) in virtual time and writes every attempt, a summary, a
-//!   forecast and a chart.
+//! `simulate`, the capacity-planning tool: it runs the real engine (planner, memory store,
+//! dispatch, retries, exits) on a scenario file (`shared/scenario-format.md`) in virtual
+//! time and writes every attempt, a summary, a forecast and a chart.
 //!
 //! The modules are what `simulate` is made of, so that tests (and hosts) can drive it
 //! without a process: [`scenario`] parses and checks a scenario, [`simulate`] runs it,
@@ -15,7 +11,7 @@
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use sequence_examples::{check, scenario, simulate};
+//! use sequence_simulator::{check, scenario, simulate};
 //!
 //! let scenario = scenario::parse(r#"{
 //!   "name": "one mailbox", "start": "2026-03-09T00:00:00Z", "days": 3, "seed": 7,

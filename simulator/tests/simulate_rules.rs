@@ -10,10 +10,10 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use sequence_examples::check::{check, mailbox_days_below_limit, unfinished};
-use sequence_examples::cli::{main_with, EXIT_INVALID, EXIT_OK};
-use sequence_examples::scenario::{self, Scenario};
-use sequence_examples::simulate::{self, Attempt, Outcome, Run};
+use sequence_simulator::check::{check, mailbox_days_below_limit, unfinished};
+use sequence_simulator::cli::{main_with, EXIT_INVALID, EXIT_OK};
+use sequence_simulator::scenario::{self, Scenario};
+use sequence_simulator::simulate::{self, Attempt, Outcome, Run};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
