@@ -13,7 +13,9 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
+use sequence_core::error::Problem;
 use sequence_simulator::cli::{main_with, EXIT_INVALID, EXIT_OK};
+use sequence_simulator::scenario;
 
 use support::{business_hours, contacts, mailbox, step};
 
@@ -124,6 +126,27 @@ fn invalid(v: &str, name: &str, expected: &[&str]) {
 fn unparsable_json() {
     invalid("{ \"start\": ", "json", &["$: not valid JSON"]);
     invalid("[1, 2]", "not-object", &["$: expected an object"]);
+}
+
+#[test]
+fn parse_gives_each_problem_its_path_and_reason_apart() {
+    // What the binary prints, `path: reason`, is the domain's `Problem` displayed.
+    let mut v = valid();
+    v["mailboxes"][0]["timezone"] = json!("Mars/Base");
+    let invalid = scenario::parse(&v.to_string()).unwrap_err();
+    assert_eq!(
+        invalid.problems,
+        [Problem::new(
+            "mailboxes[0].timezone",
+            "unknown time zone \"Mars/Base\""
+        )]
+    );
+    // A problem with the document itself is at `$`.
+    let invalid = scenario::parse("[1, 2]").unwrap_err();
+    assert_eq!(
+        invalid.problems,
+        [Problem::new("$", "expected an object, found a list")]
+    );
 }
 
 #[test]

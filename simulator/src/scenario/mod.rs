@@ -1,6 +1,7 @@
 //! The scenario file of `simulate` (see `shared/scenario-format.md`): the types of a
-//! valid scenario here, and [`parse`], which reads one strictly, with every problem
-//! reported as `json.path: reason`.
+//! valid scenario here, and [`parse`], which reads one strictly and reports every problem
+//! as the domain's [`ValidationErrors`](sequence_core::ValidationErrors): the JSON path of
+//! each offending value and why (printed `path: reason`).
 //!
 //! Parsing goes through [`serde_json::Value`] and a walker rather than `#[derive(Deserialize)]`
 //! so that one pass reports *every* problem with its JSON path, not just the first. The
@@ -8,10 +9,11 @@
 //! syntax): validation lives there, once.
 //!
 //! ```
-//! let problems = sequence_simulator::scenario::parse(r#"{"start": "nope", "days": -1}"#)
+//! let invalid = sequence_simulator::scenario::parse(r#"{"start": "nope", "days": -1}"#)
 //!     .unwrap_err();
-//! assert!(problems.iter().any(|p| p.starts_with("start: ")));
-//! assert!(problems.iter().any(|p| p.starts_with("days: ")));
+//! let paths: Vec<&str> = invalid.problems.iter().map(|p| p.path.as_str()).collect();
+//! assert_eq!(paths, ["start", "days", "mailboxes", "sequences", "contacts"]);
+//! assert_eq!(invalid.problems[1].reason, "must not be negative, found -1");
 //! ```
 
 use std::collections::BTreeSet;

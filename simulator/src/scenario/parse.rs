@@ -6,41 +6,40 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
-use sequence_core::error::Problems;
 use sequence_core::sequence::Step;
 use sequence_core::time::{Delay, DelayUnit, SendWindow, WarmUp, WeekdaySet, WeeklySchedule};
 use sequence_core::validate::validate_step;
+use sequence_core::ValidationErrors;
 
-use super::walker::{join, Obj, Walker};
+use super::walker::{join, Obj, Walker, ROOT};
 use super::{
     ContactSpec, EnrollSpec, EventKind, EventSpec, FailureSpec, MailboxSpec, Retry, Scenario,
     SequenceSpec, StepSpec, MAX_DAYS,
 };
 
-/// Parse and check a scenario. On failure, every problem as `path: reason`, in document
-/// order.
+/// Parse and check a scenario. On failure, every problem with the JSON path of the value
+/// at fault (`mailboxes[3].timezone`; `$` for the document itself) and the reason
+/// (`unknown time zone "Mars/Base"`): each element's own problems in document order, then
+/// the document's unknown fields, duplicate ids and addresses.
 ///
 /// # Errors
-/// The list of problems (never empty).
-pub fn parse(text: &str) -> Result<Scenario, Vec<String>> {
+/// Every problem found (at least one).
+pub fn parse(text: &str) -> Result<Scenario, ValidationErrors> {
     let root: Value = serde_json::from_str(text).map_err(|e| {
-        vec![format!(
-            "$: not valid JSON: {e} (line {}, column {})",
-            e.line(),
-            e.column()
-        )]
+        ValidationErrors::one(
+            ROOT,
+            format!(
+                "not valid JSON: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
     })?;
     let mut w = Walker::default();
     let scenario = w.scenario(&root);
-    match (scenario, w.problems.is_empty()) {
-        (Some(s), true) => Ok(s),
-        _ => {
-            if w.problems.is_empty() {
-                w.problems.push("$: invalid scenario".to_owned());
-            }
-            Err(w.problems)
-        }
-    }
+    w.problems.finish()?;
+    // Every reader that gives up records why, so this is a safety net.
+    scenario.ok_or_else(|| ValidationErrors::one(ROOT, "invalid scenario"))
 }
 
 /// The ids each list of the document declares, read from the raw JSON before it is checked,
@@ -424,13 +423,7 @@ impl Walker {
         if let (Some(subject), Some(body)) = (&subject, &body) {
             let step = Step::new(delay.unwrap_or(Delay::ZERO), subject, body);
             if let Err(e) = validate_step(&step) {
-                let mut problems = Problems::new();
-                problems.extend_prefixed(path, e);
-                if let Err(all) = problems.finish() {
-                    for p in all.problems {
-                        self.push(&p.path, p.reason);
-                    }
-                }
+                self.push_all(path, e);
                 return None;
             }
         }

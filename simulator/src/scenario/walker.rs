@@ -6,8 +6,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
+use sequence_core::error::Problems;
 use sequence_core::time::{parse_time_zone, LocalTime};
 use sequence_core::validate::validate_email;
+use sequence_core::ValidationErrors;
+
+/// The path of the document itself, for problems that belong to no field.
+pub(super) const ROOT: &str = "$";
 
 /// Reads one JSON object's fields, remembering which were read, so that the rest can be
 /// reported as unknown.
@@ -40,15 +45,21 @@ impl<'a> Obj<'a> {
 #[derive(Default)]
 /// Collects the problems of one document while its values are read.
 pub(super) struct Walker {
-    /// Every problem so far, in document order.
-    pub(super) problems: Vec<String>,
+    /// Every problem so far, in the order found.
+    pub(super) problems: Problems,
 }
 
 impl Walker {
-    /// Record a problem at `path` (`$`, the root, when it is empty).
+    /// Record a problem at `path` ([`ROOT`] when it is empty).
     pub(super) fn push(&mut self, path: &str, reason: impl std::fmt::Display) {
-        let path = if path.is_empty() { "$" } else { path };
-        self.problems.push(format!("{path}: {reason}"));
+        let path = if path.is_empty() { ROOT } else { path };
+        self.problems.push(path, reason.to_string());
+    }
+
+    /// Record every problem the domain found in the value at `path`; their paths are
+    /// relative to it.
+    pub(super) fn push_all(&mut self, path: &str, errors: ValidationErrors) {
+        self.problems.extend_prefixed(path, errors);
     }
 
     /// `v` as an object whose fields can be read one by one.
@@ -220,9 +231,8 @@ impl Walker {
         match validate_email(path, &s) {
             Ok(()) => Some(s),
             Err(e) => {
-                for p in e.problems {
-                    self.push(&p.path, p.reason);
-                }
+                // The domain's problems carry `path` already.
+                self.push_all("", e);
                 None
             }
         }
