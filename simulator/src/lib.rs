@@ -1,16 +1,30 @@
 //! # sequence-simulator
 //!
-//! `simulate`, the capacity-planning tool: it runs the real engine (planner, memory store,
-//! dispatch, retries, exits) on a scenario file (`shared/scenario-format.md`) in virtual
-//! time and writes every attempt, a summary, a forecast and a chart.
+//! `simulate`, the capacity-planning tool ("how long will 50k contacts take on my 200
+//! mailboxes?") and the black-box check that the engine keeps its promises. It runs the
+//! real engine (planner, memory store, dispatch, retries, exits) on a scenario file in
+//! virtual time, jumping from one instant with work to the next, and writes every attempt,
+//! a summary, a forecast and a chart. The file format and the ten rules every run keeps
+//! are in `shared/scenario-format.md`.
 //!
-//! The modules are what `simulate` is made of, so that tests (and hosts) can drive it
-//! without a process: [`scenario`] parses and checks a scenario, [`simulate`] runs it,
-//! [`report`] writes the files, [`check`] verifies the rules on a run, and [`cli`] is the
-//! command line.
+//! ```sh
+//! cargo run --release -p sequence-simulator --bin simulate -- \
+//!     --scenario PATH.json --out DIR [--check] [--quiet]
+//! ```
+//!
+//! The library is what the binary is made of, so that tests and hosts can drive a
+//! simulation without a process:
+//!
+//! 1. [`scenario::parse`] reads a scenario and reports every problem with its JSON path,
+//!    as the domain's [`ValidationErrors`](sequence_core::ValidationErrors);
+//! 2. [`simulate::run`] runs it and returns every attempt and a summary;
+//! 3. [`check::check`] verifies rules 1 to 6 on the run, apart from the engine;
+//! 4. [`report::write_all`] writes `sends.jsonl`, `summary.json`, `forecast.txt` and
+//!    `volume.svg`.
+//!
+//! [`cli`] is the command line that does these in order.
 //!
 //! ```
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use sequence_simulator::{check, scenario, simulate};
 //!
 //! let scenario = scenario::parse(r#"{
@@ -23,11 +37,29 @@
 //!       {"delay": {"amount": 1, "unit": "days"}, "subject": "Re: Hi {{first_name}}", "body": "Again"}]}],
 //!   "contacts": [{"id": "c1", "email": "bo@acme.example", "first_name": "Bo",
 //!                 "enroll": [{"sequence": "s", "at": "2026-03-09T00:00:00Z"}]}]
-//! }"#).unwrap();
-//! let run = simulate::run(&scenario, &simulate::Options::default()).await.unwrap();
+//! }"#)?;
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! let run = runtime.block_on(simulate::run(&scenario, &simulate::Options::default()))?;
 //! assert_eq!(run.attempts.len(), 2);
+//! assert_eq!(run.attempts[1].subject, "Re: Hi Bo");
 //! assert!(check::check(&scenario, &run).is_empty());
-//! # });
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! An invalid scenario gives every problem at once, each with its path:
+//!
+//! ```
+//! let invalid = sequence_simulator::scenario::parse(r#"{
+//!   "start": "2026-03-09T00:00:00Z", "days": 0,
+//!   "mailboxes": [{"id": "mb", "email": "ana@sender.example", "timezone": "Mars/Base",
+//!                  "daily_limit": 10}],
+//!   "sequences": [], "contacts": []
+//! }"#).unwrap_err();
+//! let lines: Vec<String> = invalid.problems.iter().map(ToString::to_string).collect();
+//! assert_eq!(lines, [
+//!     "days: must be at least 1",
+//!     r#"mailboxes[0].timezone: unknown time zone "Mars/Base""#,
+//! ]);
 //! ```
 
 pub mod check;
