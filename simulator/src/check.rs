@@ -66,7 +66,6 @@ fn after(delay: sequence_core::time::Delay, from: DateTime<Utc>, zone: Tz) -> Da
 /// Every violation of rules 1 to 6 in a run, and every disagreement between the summary
 /// and the attempts; empty when the run keeps them all.
 #[must_use]
-#[allow(clippy::too_many_lines)]
 pub fn check(scenario: &Scenario, run: &Run) -> Vec<String> {
     let mut problems = Vec::new();
     let attempts = &run.attempts;

@@ -380,7 +380,6 @@ pub async fn run(scenario: &Scenario, options: &Options) -> Result<Run, Simulate
 ///
 /// # Errors
 /// As [`run`].
-#[allow(clippy::too_many_lines)]
 pub async fn run_on(
     scenario: &Scenario,
     store: Arc<dyn Store>,
