@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 
 use sequence_core::time::{effective_daily_limit, local_date, DelayUnit, HolidayCalendar};
 
-use crate::scenario::{EventKind, Scenario, SequenceSpec};
+use crate::scenario::{ContactSpec, EnrollSpec, EventKind, MailboxSpec, Scenario, SequenceSpec};
 use crate::simulate::{Attempt, Outcome, Run};
 
 /// Half-open intervals `[from, to)` during which something was paused.
@@ -67,331 +67,446 @@ fn after(delay: sequence_core::time::Delay, from: DateTime<Utc>, zone: Tz) -> Da
 /// and the attempts; empty when the run keeps them all.
 #[must_use]
 pub fn check(scenario: &Scenario, run: &Run) -> Vec<String> {
-    let mut problems = Vec::new();
-    let attempts = &run.attempts;
-    let mailboxes: HashMap<&str, _> = scenario
-        .mailboxes
-        .iter()
-        .map(|m| (m.id.as_str(), m))
-        .collect();
-    let sequences: HashMap<&str, &SequenceSpec> = scenario
-        .sequences
-        .iter()
-        .map(|s| (s.id.as_str(), s))
-        .collect();
-    let contacts: HashMap<&str, _> = scenario
-        .contacts
-        .iter()
-        .map(|c| (c.id.as_str(), c))
-        .collect();
-    let mailbox_pauses: HashMap<&str, Pauses> = scenario
-        .mailboxes
-        .iter()
-        .map(|m| {
-            let id = m.id.clone();
-            let id2 = m.id.clone();
-            (
-                m.id.as_str(),
-                pauses(
-                    scenario,
-                    m.paused,
-                    move |k| matches!(k, EventKind::PauseMailbox(x) if *x == id),
-                    move |k| matches!(k, EventKind::ResumeMailbox(x) if *x == id2),
-                ),
-            )
-        })
-        .collect();
-    let sequence_pauses: HashMap<&str, Pauses> = scenario
-        .sequences
-        .iter()
-        .map(|s| {
-            let id = s.id.clone();
-            let id2 = s.id.clone();
-            (
-                s.id.as_str(),
-                pauses(
-                    scenario,
-                    false,
-                    move |k| matches!(k, EventKind::PauseSequence(x) if *x == id),
-                    move |k| matches!(k, EventKind::ResumeSequence(x) if *x == id2),
-                ),
-            )
-        })
-        .collect();
+    let mut checker = Checker::new(scenario, run);
+    // Attempts naming what the scenario lacks make every other check meaningless.
+    if checker.unknown_names() {
+        return checker.problems;
+    }
+    checker.capacity_and_gap();
+    checker.windows_and_pauses();
+    checker.stops();
+    checker.enrollments();
+    checker.mailbox_counts();
+    checker.problems
+}
 
-    for a in attempts {
-        if !mailboxes.contains_key(a.mailbox.as_str())
-            || !sequences.contains_key(a.sequence.as_str())
-            || !contacts.contains_key(a.contact.as_str())
-        {
-            problems.push(format!("unknown mailbox, sequence or contact in {a:?}"));
-        }
-    }
-    if !problems.is_empty() {
-        return problems;
-    }
+/// What every check reads: the scenario's mailboxes, sequences and contacts by id, when
+/// each mailbox and sequence was paused, and the problems found so far.
+struct Checker<'a> {
+    scenario: &'a Scenario,
+    run: &'a Run,
+    mailboxes: HashMap<&'a str, &'a MailboxSpec>,
+    sequences: HashMap<&'a str, &'a SequenceSpec>,
+    contacts: HashMap<&'a str, &'a ContactSpec>,
+    mailbox_pauses: HashMap<&'a str, Pauses>,
+    sequence_pauses: HashMap<&'a str, Pauses>,
+    problems: Vec<String>,
+}
 
-    // Rule 1 (capacity) and rule 3 (gap), per mailbox.
-    let mut per_mailbox: HashMap<&str, Vec<&Attempt>> = HashMap::new();
-    for a in attempts {
-        per_mailbox.entry(a.mailbox.as_str()).or_default().push(a);
-    }
-    for (id, list) in &mut per_mailbox {
-        let m = mailboxes[id];
-        let mut per_day: BTreeMap<NaiveDate, u32> = BTreeMap::new();
-        for a in list.iter() {
-            *per_day.entry(local_date(m.timezone, a.at)).or_insert(0) += 1;
-        }
-        for (day, n) in per_day {
-            let limit = effective_daily_limit(m.daily_limit, m.warmup.as_ref(), day);
-            if n > limit {
-                problems.push(format!(
-                    "rule 1: mailbox {id} made {n} attempts on its local day {day}, limit {limit}"
-                ));
-            }
-        }
-        list.sort_by_key(|a| a.at);
-        let gap = Duration::seconds(i64::from(m.min_gap_seconds));
-        for w in list.windows(2) {
-            if w[1].at - w[0].at < gap {
-                problems.push(format!(
-                    "rule 3: mailbox {id} attempts at {} and {} are closer than {}s",
-                    w[0].at, w[1].at, m.min_gap_seconds
-                ));
-            }
-        }
-    }
+/// One enrollment as the checker reads it: the contact, its enrollment, the sequence and
+/// its attempts in the order they happened.
+struct EnrollmentRun<'a> {
+    contact: &'a ContactSpec,
+    enroll: &'a EnrollSpec,
+    sequence: &'a SequenceSpec,
+    attempts: Vec<&'a Attempt>,
+    /// `contact in sequence`, for messages.
+    who: String,
+}
 
-    // Rule 2 (windows) and the pause part of rule 6, per attempt.
-    for a in attempts {
-        let m = mailboxes[a.mailbox.as_str()];
-        let s = sequences[a.sequence.as_str()];
-        let c = contacts[a.contact.as_str()];
-        if !m.windows.contains(m.timezone, a.at) {
-            problems.push(format!(
-                "rule 2: {} at {} is outside mailbox {}'s windows ({})",
-                a.contact, a.at, m.id, m.timezone
-            ));
-        }
-        if let Some(rw) = &s.recipient_windows {
-            let zone = c.timezone.unwrap_or(m.timezone);
-            if !rw.contains(zone, a.at) {
-                problems.push(format!(
-                    "rule 2: {} at {} is outside {}'s recipient windows in {zone}",
-                    a.contact, a.at, s.id
-                ));
-            }
-        }
-        if paused_at(&mailbox_pauses[a.mailbox.as_str()], a.at) {
-            problems.push(format!(
-                "rule 6: mailbox {} sent to {} at {} while paused",
-                a.mailbox, a.contact, a.at
-            ));
-        }
-        if paused_at(&sequence_pauses[a.sequence.as_str()], a.at) {
-            problems.push(format!(
-                "rule 6: sequence {} sent to {} at {} while paused",
-                a.sequence, a.contact, a.at
-            ));
+impl<'a> Checker<'a> {
+    fn new(scenario: &'a Scenario, run: &'a Run) -> Self {
+        let mailboxes = scenario
+            .mailboxes
+            .iter()
+            .map(|m| (m.id.as_str(), m))
+            .collect();
+        let sequences = scenario
+            .sequences
+            .iter()
+            .map(|s| (s.id.as_str(), s))
+            .collect();
+        let contacts = scenario
+            .contacts
+            .iter()
+            .map(|c| (c.id.as_str(), c))
+            .collect();
+        let mailbox_pauses = scenario
+            .mailboxes
+            .iter()
+            .map(|m| {
+                let id = m.id.clone();
+                let id2 = m.id.clone();
+                (
+                    m.id.as_str(),
+                    pauses(
+                        scenario,
+                        m.paused,
+                        move |k| matches!(k, EventKind::PauseMailbox(x) if *x == id),
+                        move |k| matches!(k, EventKind::ResumeMailbox(x) if *x == id2),
+                    ),
+                )
+            })
+            .collect();
+        let sequence_pauses = scenario
+            .sequences
+            .iter()
+            .map(|s| {
+                let id = s.id.clone();
+                let id2 = s.id.clone();
+                (
+                    s.id.as_str(),
+                    pauses(
+                        scenario,
+                        false,
+                        move |k| matches!(k, EventKind::PauseSequence(x) if *x == id),
+                        move |k| matches!(k, EventKind::ResumeSequence(x) if *x == id2),
+                    ),
+                )
+            })
+            .collect();
+        Self {
+            scenario,
+            run,
+            mailboxes,
+            sequences,
+            contacts,
+            mailbox_pauses,
+            sequence_pauses,
+            problems: Vec::new(),
         }
     }
 
-    // Rule 6: stops per contact.
-    let mut stops: HashMap<&str, Vec<(DateTime<Utc>, &EventKind)>> = HashMap::new();
-    for e in &scenario.events {
-        if let EventKind::Reply(c) | EventKind::Unsubscribe(c) | EventKind::Bounce(c) = &e.kind {
-            stops.entry(c.as_str()).or_default().push((e.at, &e.kind));
-        }
-    }
-    let mut permanent: HashMap<&str, DateTime<Utc>> = HashMap::new();
-    for a in attempts {
-        if a.outcome == Outcome::PermanentFailure {
-            let t = permanent.entry(a.contact.as_str()).or_insert(a.at);
-            *t = (*t).min(a.at);
-        }
-    }
-    for a in attempts {
-        let s = sequences[a.sequence.as_str()];
-        for (at, kind) in stops.get(a.contact.as_str()).into_iter().flatten() {
-            let applies = match kind {
-                EventKind::Reply(_) => s.exit_on_reply,
-                _ => true,
-            };
-            if applies && a.at >= *at {
-                problems.push(format!(
-                    "rule 6: {} got step {} of {} at {} after {kind:?} at {at}",
-                    a.contact, a.step, a.sequence, a.at
-                ));
-            }
-        }
-        if let Some(t) = permanent.get(a.contact.as_str()) {
-            if a.at > *t {
-                problems.push(format!(
-                    "rule 6: {} got step {} of {} at {} after a permanent failure at {t}",
-                    a.contact, a.step, a.sequence, a.at
-                ));
-            }
-        }
-    }
-
-    // Rules 4, 5 and the condition part of 6, per enrollment.
-    let mut per_enrollment: HashMap<(&str, &str), Vec<&Attempt>> = HashMap::new();
-    for a in attempts {
-        per_enrollment
-            .entry((a.contact.as_str(), a.sequence.as_str()))
-            .or_default()
-            .push(a);
-    }
-    for c in &scenario.contacts {
-        for e in &c.enroll {
-            let s = sequences[e.sequence.as_str()];
-            let list = per_enrollment
-                .get(&(c.id.as_str(), e.sequence.as_str()))
-                .cloned()
-                .unwrap_or_default();
-            let who = format!("{} in {}", c.id, s.id);
-            // Conditions: a step whose tag the contact lacks is never sent; with `exit`,
-            // nothing after it either.
-            let mut exit_from = None;
-            for (k, step) in s.steps.iter().enumerate() {
-                if let Some(tag) = &step.condition_tag {
-                    if !c.tags.contains(tag) {
-                        if list.iter().any(|a| a.step as usize == k) {
-                            problems.push(format!(
-                                "rule 6: {who}: step {k} sent though {} lacks tag {tag:?}",
-                                c.id
-                            ));
-                        }
-                        if step.exit_on_condition_fail && exit_from.is_none() {
-                            exit_from = Some(k);
-                        }
-                    }
-                }
-            }
-            if let Some(k) = exit_from {
-                if list.iter().any(|a| a.step as usize > k) {
-                    problems.push(format!(
-                        "rule 6: {who}: a step after {k} was sent though its condition exits"
-                    ));
-                }
-            }
-            let zone = c.timezone.unwrap_or(chrono_tz::UTC);
-            let mut sent_at: Option<(usize, DateTime<Utc>)> = None;
-            let mut previous: Option<&Attempt> = None;
-            for a in &list {
-                let k = a.step as usize;
-                if k >= s.steps.len() {
-                    problems.push(format!("rule 4: {who}: step {k} does not exist"));
-                    continue;
-                }
-                if !s.mailboxes.contains(&a.mailbox) {
-                    problems.push(format!(
-                        "rule 5: {who}: sent from {} outside the pool",
-                        a.mailbox
-                    ));
-                }
-                if let Some(p) = previous {
-                    if p.mailbox != a.mailbox
-                        && !paused_between(&mailbox_pauses[p.mailbox.as_str()], p.at, a.at)
-                    {
-                        problems.push(format!(
-                            "rule 5: {who}: moved from {} to {} at {} without a pause",
-                            p.mailbox, a.mailbox, a.at
-                        ));
-                    }
-                    if (p.step as usize) > k {
-                        problems.push(format!("rule 4: {who}: step {k} after step {}", p.step));
-                    }
-                    if p.step as usize == k {
-                        if p.outcome == Outcome::Sent {
-                            problems.push(format!("rule 4: {who}: step {k} sent twice"));
-                        }
-                        if a.attempt != p.attempt + 1 {
-                            problems.push(format!(
-                                "rule 4: {who}: step {k} attempt {} follows attempt {}",
-                                a.attempt, p.attempt
-                            ));
-                        }
-                        let exp = p.attempt.saturating_sub(1).min(30);
-                        let backoff = Duration::seconds(
-                            i64::from(scenario.retry.base_seconds) * (1i64 << exp),
-                        );
-                        if a.at < p.at + backoff {
-                            problems.push(format!(
-                                "rule 4: {who}: step {k} retried at {} before its backoff from {}",
-                                a.at, p.at
-                            ));
-                        }
-                    } else if p.outcome != Outcome::Sent {
-                        problems.push(format!(
-                            "rule 4: {who}: step {k} went after step {} failed",
-                            p.step
-                        ));
-                    }
-                }
-                if a.attempt > scenario.retry.max_attempts {
-                    problems.push(format!(
-                        "rule 4: {who}: step {k} attempt {} over the {} allowed",
-                        a.attempt, scenario.retry.max_attempts
-                    ));
-                }
-                // The delay: from the last sent step (or the enrollment) through every step
-                // up to this one.
-                if previous.is_none_or(|p| p.step as usize != k) {
-                    let (from_step, mut earliest) = match sent_at {
-                        Some((j, t)) => (j + 1, t),
-                        None => (0, e.at),
-                    };
-                    for step in &s.steps[from_step..=k] {
-                        earliest = after(step.delay, earliest, zone);
-                    }
-                    if a.at < earliest {
-                        problems.push(format!(
-                            "rule 4: {who}: step {k} at {} before its delay allows ({earliest})",
-                            a.at
-                        ));
-                    }
-                }
-                if a.outcome == Outcome::Sent {
-                    sent_at = Some((k, a.at));
-                }
-                previous = Some(a);
-            }
-            // The summary agrees with the attempts.
-            let sent = list.iter().filter(|a| a.outcome == Outcome::Sent).count();
-            if let Some(row) = run
-                .summary
-                .enrollments
-                .iter()
-                .find(|r| r.contact == c.id && r.sequence == s.id)
+    /// Whether an attempt names a mailbox, sequence or contact the scenario lacks (each
+    /// one is reported).
+    fn unknown_names(&mut self) -> bool {
+        for a in &self.run.attempts {
+            if !self.mailboxes.contains_key(a.mailbox.as_str())
+                || !self.sequences.contains_key(a.sequence.as_str())
+                || !self.contacts.contains_key(a.contact.as_str())
             {
-                if row.steps_sent as usize != sent {
-                    problems.push(format!(
-                        "summary: {who}: steps_sent {} but {sent} sends succeeded",
-                        row.steps_sent
+                self.problems
+                    .push(format!("unknown mailbox, sequence or contact in {a:?}"));
+            }
+        }
+        !self.problems.is_empty()
+    }
+
+    /// Rule 1 (capacity) and rule 3 (gap), per mailbox.
+    fn capacity_and_gap(&mut self) {
+        let mut per_mailbox: HashMap<&str, Vec<&Attempt>> = HashMap::new();
+        for a in &self.run.attempts {
+            per_mailbox.entry(a.mailbox.as_str()).or_default().push(a);
+        }
+        for (id, list) in &mut per_mailbox {
+            let m = self.mailboxes[id];
+            let mut per_day: BTreeMap<NaiveDate, u32> = BTreeMap::new();
+            for a in list.iter() {
+                *per_day.entry(local_date(m.timezone, a.at)).or_insert(0) += 1;
+            }
+            for (day, n) in per_day {
+                let limit = effective_daily_limit(m.daily_limit, m.warmup.as_ref(), day);
+                if n > limit {
+                    self.problems.push(format!(
+                        "rule 1: mailbox {id} made {n} attempts on its local day {day}, limit {limit}"
                     ));
                 }
-                if row.status == "completed" && row.exit_reason.is_some() {
-                    problems.push(format!("summary: {who}: completed with an exit reason"));
+            }
+            list.sort_by_key(|a| a.at);
+            let gap = Duration::seconds(i64::from(m.min_gap_seconds));
+            for w in list.windows(2) {
+                if w[1].at - w[0].at < gap {
+                    self.problems.push(format!(
+                        "rule 3: mailbox {id} attempts at {} and {} are closer than {}s",
+                        w[0].at, w[1].at, m.min_gap_seconds
+                    ));
                 }
-                if row.status == "exited" && row.exit_reason.is_none() {
-                    problems.push(format!("summary: {who}: exited without a reason"));
-                }
-            } else {
-                problems.push(format!("summary: {who}: missing"));
             }
         }
     }
-    for row in &run.summary.mailboxes {
-        let n = per_mailbox.get(row.id.as_str()).map_or(0, Vec::len) as u64;
-        if row.attempts != n {
-            problems.push(format!(
-                "summary: mailbox {} reports {} attempts, sends.jsonl has {n}",
-                row.id, row.attempts
-            ));
+
+    /// Rule 2 (windows) and the pause part of rule 6, per attempt.
+    fn windows_and_pauses(&mut self) {
+        for a in &self.run.attempts {
+            let m = self.mailboxes[a.mailbox.as_str()];
+            let s = self.sequences[a.sequence.as_str()];
+            let c = self.contacts[a.contact.as_str()];
+            if !m.windows.contains(m.timezone, a.at) {
+                self.problems.push(format!(
+                    "rule 2: {} at {} is outside mailbox {}'s windows ({})",
+                    a.contact, a.at, m.id, m.timezone
+                ));
+            }
+            if let Some(rw) = &s.recipient_windows {
+                let zone = c.timezone.unwrap_or(m.timezone);
+                if !rw.contains(zone, a.at) {
+                    self.problems.push(format!(
+                        "rule 2: {} at {} is outside {}'s recipient windows in {zone}",
+                        a.contact, a.at, s.id
+                    ));
+                }
+            }
+            if paused_at(&self.mailbox_pauses[a.mailbox.as_str()], a.at) {
+                self.problems.push(format!(
+                    "rule 6: mailbox {} sent to {} at {} while paused",
+                    a.mailbox, a.contact, a.at
+                ));
+            }
+            if paused_at(&self.sequence_pauses[a.sequence.as_str()], a.at) {
+                self.problems.push(format!(
+                    "rule 6: sequence {} sent to {} at {} while paused",
+                    a.sequence, a.contact, a.at
+                ));
+            }
         }
     }
-    problems
+
+    /// Rule 6: nothing after a reply (in sequences that exit on one), an unsubscribe, a
+    /// bounce or a permanent failure, per contact.
+    fn stops(&mut self) {
+        let mut stops: HashMap<&str, Vec<(DateTime<Utc>, &EventKind)>> = HashMap::new();
+        for e in &self.scenario.events {
+            if let EventKind::Reply(c) | EventKind::Unsubscribe(c) | EventKind::Bounce(c) = &e.kind
+            {
+                stops.entry(c.as_str()).or_default().push((e.at, &e.kind));
+            }
+        }
+        let mut permanent: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        for a in &self.run.attempts {
+            if a.outcome == Outcome::PermanentFailure {
+                let t = permanent.entry(a.contact.as_str()).or_insert(a.at);
+                *t = (*t).min(a.at);
+            }
+        }
+        for a in &self.run.attempts {
+            let s = self.sequences[a.sequence.as_str()];
+            for (at, kind) in stops.get(a.contact.as_str()).into_iter().flatten() {
+                let applies = match kind {
+                    EventKind::Reply(_) => s.exit_on_reply,
+                    _ => true,
+                };
+                if applies && a.at >= *at {
+                    self.problems.push(format!(
+                        "rule 6: {} got step {} of {} at {} after {kind:?} at {at}",
+                        a.contact, a.step, a.sequence, a.at
+                    ));
+                }
+            }
+            if let Some(t) = permanent.get(a.contact.as_str()) {
+                if a.at > *t {
+                    self.problems.push(format!(
+                        "rule 6: {} got step {} of {} at {} after a permanent failure at {t}",
+                        a.contact, a.step, a.sequence, a.at
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Rules 4, 5 and the condition part of 6, and the summary's row, per enrollment.
+    fn enrollments(&mut self) {
+        let scenario = self.scenario;
+        let mut per_enrollment: HashMap<(&str, &str), Vec<&Attempt>> = HashMap::new();
+        for a in &self.run.attempts {
+            per_enrollment
+                .entry((a.contact.as_str(), a.sequence.as_str()))
+                .or_default()
+                .push(a);
+        }
+        for c in &scenario.contacts {
+            for e in &c.enroll {
+                let s = self.sequences[e.sequence.as_str()];
+                let enrollment = EnrollmentRun {
+                    contact: c,
+                    enroll: e,
+                    sequence: s,
+                    attempts: per_enrollment
+                        .get(&(c.id.as_str(), e.sequence.as_str()))
+                        .cloned()
+                        .unwrap_or_default(),
+                    who: format!("{} in {}", c.id, s.id),
+                };
+                self.conditions(&enrollment);
+                self.order_delays_and_sender(&enrollment);
+                self.summary_row(&enrollment);
+            }
+        }
+    }
+
+    /// Rule 6, conditions: a step whose tag the contact lacks is never sent; with `exit`,
+    /// nothing after it either.
+    fn conditions(&mut self, enrollment: &EnrollmentRun<'_>) {
+        let EnrollmentRun {
+            contact: c,
+            sequence: s,
+            attempts: list,
+            who,
+            ..
+        } = enrollment;
+        let mut exit_from = None;
+        for (k, step) in s.steps.iter().enumerate() {
+            if let Some(tag) = &step.condition_tag {
+                if !c.tags.contains(tag) {
+                    if list.iter().any(|a| a.step as usize == k) {
+                        self.problems.push(format!(
+                            "rule 6: {who}: step {k} sent though {} lacks tag {tag:?}",
+                            c.id
+                        ));
+                    }
+                    if step.exit_on_condition_fail && exit_from.is_none() {
+                        exit_from = Some(k);
+                    }
+                }
+            }
+        }
+        if let Some(k) = exit_from {
+            if list.iter().any(|a| a.step as usize > k) {
+                self.problems.push(format!(
+                    "rule 6: {who}: a step after {k} was sent though its condition exits"
+                ));
+            }
+        }
+    }
+
+    /// Rules 4 and 5, attempt by attempt: steps that exist, in order, each sent once,
+    /// retried after their backoff and at most `max_attempts` times, never before their
+    /// delay; from one mailbox of the pool, moving only off a paused one.
+    fn order_delays_and_sender(&mut self, enrollment: &EnrollmentRun<'_>) {
+        let EnrollmentRun {
+            contact: c,
+            enroll: e,
+            sequence: s,
+            attempts: list,
+            who,
+        } = enrollment;
+        let retry = self.scenario.retry;
+        let zone = c.timezone.unwrap_or(chrono_tz::UTC);
+        let mut sent_at: Option<(usize, DateTime<Utc>)> = None;
+        let mut previous: Option<&Attempt> = None;
+        for a in list {
+            let k = a.step as usize;
+            if k >= s.steps.len() {
+                self.problems
+                    .push(format!("rule 4: {who}: step {k} does not exist"));
+                continue;
+            }
+            if !s.mailboxes.contains(&a.mailbox) {
+                self.problems.push(format!(
+                    "rule 5: {who}: sent from {} outside the pool",
+                    a.mailbox
+                ));
+            }
+            if let Some(p) = previous {
+                if p.mailbox != a.mailbox
+                    && !paused_between(&self.mailbox_pauses[p.mailbox.as_str()], p.at, a.at)
+                {
+                    self.problems.push(format!(
+                        "rule 5: {who}: moved from {} to {} at {} without a pause",
+                        p.mailbox, a.mailbox, a.at
+                    ));
+                }
+                if (p.step as usize) > k {
+                    self.problems
+                        .push(format!("rule 4: {who}: step {k} after step {}", p.step));
+                }
+                if p.step as usize == k {
+                    if p.outcome == Outcome::Sent {
+                        self.problems
+                            .push(format!("rule 4: {who}: step {k} sent twice"));
+                    }
+                    if a.attempt != p.attempt + 1 {
+                        self.problems.push(format!(
+                            "rule 4: {who}: step {k} attempt {} follows attempt {}",
+                            a.attempt, p.attempt
+                        ));
+                    }
+                    let exp = p.attempt.saturating_sub(1).min(30);
+                    let backoff = Duration::seconds(i64::from(retry.base_seconds) * (1i64 << exp));
+                    if a.at < p.at + backoff {
+                        self.problems.push(format!(
+                            "rule 4: {who}: step {k} retried at {} before its backoff from {}",
+                            a.at, p.at
+                        ));
+                    }
+                } else if p.outcome != Outcome::Sent {
+                    self.problems.push(format!(
+                        "rule 4: {who}: step {k} went after step {} failed",
+                        p.step
+                    ));
+                }
+            }
+            if a.attempt > retry.max_attempts {
+                self.problems.push(format!(
+                    "rule 4: {who}: step {k} attempt {} over the {} allowed",
+                    a.attempt, retry.max_attempts
+                ));
+            }
+            // The delay: from the last sent step (or the enrollment) through every step
+            // up to this one.
+            if previous.is_none_or(|p| p.step as usize != k) {
+                let (from_step, mut earliest) = match sent_at {
+                    Some((j, t)) => (j + 1, t),
+                    None => (0, e.at),
+                };
+                for step in &s.steps[from_step..=k] {
+                    earliest = after(step.delay, earliest, zone);
+                }
+                if a.at < earliest {
+                    self.problems.push(format!(
+                        "rule 4: {who}: step {k} at {} before its delay allows ({earliest})",
+                        a.at
+                    ));
+                }
+            }
+            if a.outcome == Outcome::Sent {
+                sent_at = Some((k, a.at));
+            }
+            previous = Some(a);
+        }
+    }
+
+    /// The summary's row of the enrollment agrees with its attempts.
+    fn summary_row(&mut self, enrollment: &EnrollmentRun<'_>) {
+        let EnrollmentRun {
+            contact: c,
+            sequence: s,
+            attempts: list,
+            who,
+            ..
+        } = enrollment;
+        let sent = list.iter().filter(|a| a.outcome == Outcome::Sent).count();
+        if let Some(row) = self
+            .run
+            .summary
+            .enrollments
+            .iter()
+            .find(|r| r.contact == c.id && r.sequence == s.id)
+        {
+            if row.steps_sent as usize != sent {
+                self.problems.push(format!(
+                    "summary: {who}: steps_sent {} but {sent} sends succeeded",
+                    row.steps_sent
+                ));
+            }
+            if row.status == "completed" && row.exit_reason.is_some() {
+                self.problems
+                    .push(format!("summary: {who}: completed with an exit reason"));
+            }
+            if row.status == "exited" && row.exit_reason.is_none() {
+                self.problems
+                    .push(format!("summary: {who}: exited without a reason"));
+            }
+        } else {
+            self.problems.push(format!("summary: {who}: missing"));
+        }
+    }
+
+    /// The summary's attempts per mailbox agree with `sends.jsonl`.
+    fn mailbox_counts(&mut self) {
+        let mut counts: HashMap<&str, u64> = HashMap::new();
+        for a in &self.run.attempts {
+            *counts.entry(a.mailbox.as_str()).or_default() += 1;
+        }
+        for row in &self.run.summary.mailboxes {
+            let n = counts.get(row.id.as_str()).copied().unwrap_or(0);
+            if row.attempts != n {
+                self.problems.push(format!(
+                    "summary: mailbox {} reports {} attempts, sends.jsonl has {n}",
+                    row.id, row.attempts
+                ));
+            }
+        }
+    }
 }
 
 /// Enrollments that nothing stopped (no reply, unsubscribe, bounce, failure, pause or
