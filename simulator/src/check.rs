@@ -432,15 +432,17 @@ impl<'a> Checker<'a> {
                 ));
             }
             // The delay: from the last sent step (or the enrollment) through every step
-            // up to this one.
-            if previous.is_none_or(|p| p.step as usize != k) {
-                let (from_step, mut earliest) = match sent_at {
-                    Some((j, t)) => (j + 1, t),
-                    None => (0, e.at),
-                };
-                for step in &s.steps[from_step..=k] {
-                    earliest = after(step.delay, earliest, zone);
-                }
+            // up to this one, on its first attempt. A step no later than the last one sent
+            // has no delay to check: the order checks above report the enrollment.
+            let (from_step, since) = match sent_at {
+                Some((j, t)) => (j + 1, t),
+                None => (0, e.at),
+            };
+            let first_attempt = previous.is_none_or(|p| p.step as usize != k);
+            if let (true, Some(steps)) = (first_attempt, s.steps.get(from_step..=k)) {
+                let earliest = steps
+                    .iter()
+                    .fold(since, |t, step| after(step.delay, t, zone));
                 if a.at < earliest {
                     self.problems.push(format!(
                         "rule 4: {who}: step {k} at {} before its delay allows ({earliest})",
@@ -579,4 +581,148 @@ pub fn mailbox_days_below_limit(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::check;
+    use crate::scenario::{self, EventKind, EventSpec, Scenario};
+    use crate::simulate::{self, Attempt, Run};
+
+    /// Two mailboxes, two a day each; `c0` (tagged) gets both steps, `c1` only the first,
+    /// as step 1 exits without the tag.
+    const SCENARIO: &str = r#"{
+      "start": "2026-03-09T00:00:00Z", "days": 4, "seed": 1,
+      "mailboxes": [
+        {"id": "mb-1", "email": "a@sender.example", "timezone": "UTC", "daily_limit": 2,
+         "min_gap_seconds": 600,
+         "windows": [{"days": ["mon","tue","wed","thu","fri"], "start": "09:00", "end": "17:00"}]},
+        {"id": "mb-2", "email": "b@sender.example", "timezone": "UTC", "daily_limit": 2,
+         "min_gap_seconds": 600,
+         "windows": [{"days": ["mon","tue","wed","thu","fri"], "start": "09:00", "end": "17:00"}]}],
+      "sequences": [{"id": "s", "mailboxes": ["mb-1", "mb-2"], "steps": [
+        {"delay": {"amount": 0, "unit": "days"}, "subject": "One", "body": "."},
+        {"delay": {"amount": 1, "unit": "days"}, "subject": "Two", "body": ".",
+         "condition": {"tag": "vip"}, "on_condition_fail": "exit"}]}],
+      "contacts": [
+        {"id": "c0", "email": "c0@x.example", "tags": ["vip"],
+         "enroll": [{"sequence": "s", "at": "2026-03-09T00:00:00Z"}]},
+        {"id": "c1", "email": "c1@x.example",
+         "enroll": [{"sequence": "s", "at": "2026-03-09T00:00:00Z"}]}]
+    }"#;
+
+    /// The problems `check` finds once `tamper` has broken a clean run.
+    fn broken(tamper: impl FnOnce(&mut Scenario, &mut Run)) -> Vec<String> {
+        let mut scenario = scenario::parse(SCENARIO).unwrap();
+        let mut run = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(simulate::run(&scenario, &simulate::Options::default()))
+            .unwrap();
+        assert!(check(&scenario, &run).is_empty(), "{:?}", run.attempts);
+        assert_eq!(run.attempts.len(), 3, "{:?}", run.attempts);
+        tamper(&mut scenario, &mut run);
+        check(&scenario, &run)
+    }
+
+    /// The attempt of `contact`'s `step`.
+    fn at<'a>(run: &'a mut Run, contact: &str, step: u32) -> &'a mut Attempt {
+        run.attempts
+            .iter_mut()
+            .find(|a| a.contact == contact && a.step == step)
+            .unwrap()
+    }
+
+    fn finds(problems: &[String], prefix: &str) {
+        assert!(
+            problems.iter().any(|p| p.starts_with(prefix)),
+            "no {prefix:?} in {problems:#?}"
+        );
+    }
+
+    #[test]
+    fn each_broken_rule_is_reported() {
+        let problems = broken(|_, run| {
+            let first = at(run, "c0", 0).clone();
+            for minutes in [30, 60] {
+                let mut again = first.clone();
+                again.at += Duration::minutes(minutes);
+                run.attempts.push(again);
+            }
+        });
+        finds(&problems, "rule 1: mailbox");
+        finds(&problems, "rule 4: c0 in s: step 0 sent twice");
+
+        let problems = broken(|_, run| {
+            at(run, "c0", 0).at -= Duration::hours(10);
+        });
+        finds(&problems, "rule 2: c0 at");
+
+        let problems = broken(|_, run| {
+            let c0 = at(run, "c0", 0).clone();
+            let c1 = at(run, "c1", 0);
+            c1.mailbox = c0.mailbox;
+            c1.at = c0.at + Duration::minutes(1);
+        });
+        finds(&problems, "rule 3: mailbox");
+
+        let problems = broken(|_, run| {
+            let first = at(run, "c0", 0).at;
+            at(run, "c0", 1).at = first + Duration::hours(1);
+        });
+        finds(&problems, "rule 4: c0 in s: step 1 at");
+
+        let problems = broken(|_, run| {
+            let c0 = at(run, "c0", 0).mailbox.clone();
+            at(run, "c0", 1).mailbox = if c0 == "mb-1" { "mb-2" } else { "mb-1" }.to_owned();
+        });
+        finds(&problems, "rule 5: c0 in s: moved from");
+
+        let problems = broken(|scenario, run| {
+            let step1 = at(run, "c0", 1).at;
+            scenario.events.push(EventSpec {
+                at: step1 - Duration::hours(1),
+                kind: EventKind::Reply("c0".to_owned()),
+            });
+        });
+        finds(&problems, "rule 6: c0 got step 1 of s");
+
+        let problems = broken(|scenario, run| {
+            let c1 = at(run, "c1", 0).clone();
+            scenario.events.push(EventSpec {
+                at: c1.at - Duration::minutes(1),
+                kind: EventKind::PauseMailbox(c1.mailbox),
+            });
+        });
+        finds(&problems, "rule 6: mailbox");
+
+        let problems = broken(|_, run| {
+            let mut sent = at(run, "c0", 1).clone();
+            sent.contact = "c1".to_owned();
+            sent.mailbox = at(run, "c1", 0).mailbox.clone();
+            run.attempts.push(sent);
+        });
+        finds(
+            &problems,
+            "rule 6: c1 in s: step 1 sent though c1 lacks tag",
+        );
+    }
+
+    #[test]
+    fn a_summary_that_disagrees_with_the_attempts_is_reported() {
+        let problems = broken(|_, run| run.summary.enrollments[0].steps_sent += 1);
+        finds(&problems, "summary: c0 in s: steps_sent");
+        let problems = broken(|_, run| run.summary.mailboxes[0].attempts += 1);
+        finds(&problems, "summary: mailbox mb-1");
+    }
+
+    #[test]
+    fn an_attempt_naming_what_the_scenario_lacks_is_all_that_is_reported() {
+        let problems = broken(|_, run| at(run, "c1", 0).mailbox = "mb-9".to_owned());
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        finds(&problems, "unknown mailbox, sequence or contact");
+    }
 }
