@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo run --release -p sequence-benches --bin make_scenario -- 50000 200 10 > /tmp/50k.json
-//! /usr/bin/time -v cargo run --release -p sequence-examples --bin simulate -- \
+//! /usr/bin/time -v cargo run --release -p sequence-simulator --bin simulate -- \
 //!     --scenario /tmp/50k.json --out /tmp/50k
 //! ```
 

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use sequence_examples::{scenario, simulate};
+//! use sequence_simulator::{scenario, simulate};
 //! let scenario = scenario::parse(r#"{
 //!   "start": "2026-03-09T00:00:00Z", "days": 2,
 //!   "mailboxes": [{"id": "mb", "email": "ana@sender.example", "timezone": "UTC", "daily_limit": 5}],
@@ -380,7 +380,6 @@ pub async fn run(scenario: &Scenario, options: &Options) -> Result<Run, Simulate
 ///
 /// # Errors
 /// As [`run`].
-#[allow(clippy::too_many_lines)]
 pub async fn run_on(
     scenario: &Scenario,
     store: Arc<dyn Store>,

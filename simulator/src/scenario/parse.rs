@@ -1,246 +1,45 @@
-//! The scenario file of `simulate` (see `shared/scenario-format.md`): parsed strictly, with
-//! every problem reported as `json.path: reason`.
-//!
-//! Parsing goes through [`serde_json::Value`] and a walker rather than `#[derive(Deserialize)]`
-//! so that one pass reports *every* problem with its JSON path, not just the first. The
-//! checks themselves are the domain's (`sequence_core::validate`, the time rules, template
-//! syntax): validation lives there, once.
-//!
-//! ```
-//! let problems = sequence_examples::scenario::parse(r#"{"start": "nope", "days": -1}"#)
-//!     .unwrap_err();
-//! assert!(problems.iter().any(|p| p.starts_with("start: ")));
-//! assert!(problems.iter().any(|p| p.starts_with("days: ")));
-//! ```
+//! Reading a scenario document: [`parse`], the ids it declares ([`Known`]), and one reader
+//! per kind of element (mailbox, window, sequence, step, contact, event, failure), each
+//! checking its fields with the walker's primitives and the domain's own validation.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use sequence_core::error::Problems;
 use sequence_core::sequence::Step;
-use sequence_core::time::{
-    parse_time_zone, Delay, DelayUnit, LocalTime, SendWindow, WarmUp, WeekdaySet, WeeklySchedule,
+use sequence_core::time::{Delay, DelayUnit, SendWindow, WarmUp, WeekdaySet, WeeklySchedule};
+use sequence_core::validate::validate_step;
+use sequence_core::ValidationErrors;
+
+use super::walker::{join, Obj, Walker, ROOT};
+use super::{
+    ContactSpec, EnrollSpec, EventKind, EventSpec, FailureSpec, MailboxSpec, Retry, Scenario,
+    SequenceSpec, StepSpec, MAX_DAYS,
 };
-use sequence_core::validate::{validate_email, validate_step};
 
-/// Retries of transient failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// The wait after the first failure, in seconds; it doubles after each further one.
-    pub base_seconds: u32,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            base_seconds: 600,
-        }
-    }
-}
-
-/// A sending mailbox of the scenario.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MailboxSpec {
-    /// The scenario's id.
-    pub id: String,
-    /// The sending address.
-    pub email: String,
-    /// Its zone.
-    pub timezone: Tz,
-    /// Attempts per local day.
-    pub daily_limit: u32,
-    /// When it may send (always, without a `windows` key).
-    pub windows: WeeklySchedule,
-    /// Least seconds between two attempts.
-    pub min_gap_seconds: u32,
-    /// Warm-up ramp.
-    pub warmup: Option<WarmUp>,
-    /// Paused from the start.
-    pub paused: bool,
-}
-
-/// A step of a scenario sequence.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepSpec {
-    /// Wait after the previous step (or enrollment).
-    pub delay: Delay,
-    /// Subject template.
-    pub subject: String,
-    /// Body template.
-    pub body: String,
-    /// The tag the contact must have for the step to go, if any.
-    pub condition_tag: Option<String>,
-    /// Exit (`true`) or skip (`false`) when the condition fails.
-    pub exit_on_condition_fail: bool,
-}
-
-/// A sequence of the scenario.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SequenceSpec {
-    /// The scenario's id.
-    pub id: String,
-    /// The sending pool, by mailbox id.
-    pub mailboxes: Vec<String>,
-    /// Exit on reply.
-    pub exit_on_reply: bool,
-    /// Business hours in the contact's zone.
-    pub recipient_windows: Option<WeeklySchedule>,
-    /// The steps.
-    pub steps: Vec<StepSpec>,
-}
-
-/// An enrollment of a contact.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnrollSpec {
-    /// The sequence id.
-    pub sequence: String,
-    /// When.
-    pub at: DateTime<Utc>,
-}
-
-/// A contact of the scenario.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContactSpec {
-    /// The scenario's id.
-    pub id: String,
-    /// Address.
-    pub email: String,
-    /// Given name.
-    pub first_name: Option<String>,
-    /// Family name.
-    pub last_name: Option<String>,
-    /// Company.
-    pub company: Option<String>,
-    /// Zone, if known.
-    pub timezone: Option<Tz>,
-    /// Tags.
-    pub tags: BTreeSet<String>,
-    /// Enrollments.
-    pub enroll: Vec<EnrollSpec>,
-}
-
-/// What a scripted event does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EventKind {
-    /// The contact replied.
-    Reply(String),
-    /// The contact unsubscribed.
-    Unsubscribe(String),
-    /// The contact's address bounced.
-    Bounce(String),
-    /// A mailbox was paused.
-    PauseMailbox(String),
-    /// A mailbox was resumed.
-    ResumeMailbox(String),
-    /// A sequence was paused.
-    PauseSequence(String),
-    /// A sequence was resumed.
-    ResumeSequence(String),
-}
-
-/// A scripted event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventSpec {
-    /// When it takes effect.
-    pub at: DateTime<Utc>,
-    /// What it is.
-    pub kind: EventKind,
-}
-
-/// An injected delivery failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailureSpec {
-    /// The contact.
-    pub contact: String,
-    /// The step.
-    pub step: u32,
-    /// Permanent (like SMTP 550) or transient (like 421).
-    pub permanent: bool,
-    /// How many attempts fail (transient); a permanent failure fails every attempt.
-    pub count: u32,
-    /// Only in this sequence; every sequence of the contact without it.
-    pub sequence: Option<String>,
-}
-
-/// A whole, valid scenario.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scenario {
-    /// Its name.
-    pub name: String,
-    /// The virtual clock starts here.
-    pub start: DateTime<Utc>,
-    /// And stops after this many days.
-    pub days: u32,
-    /// Seed of every random choice.
-    pub seed: u64,
-    /// Retries.
-    pub retry: Retry,
-    /// Mailboxes.
-    pub mailboxes: Vec<MailboxSpec>,
-    /// Sequences.
-    pub sequences: Vec<SequenceSpec>,
-    /// Contacts.
-    pub contacts: Vec<ContactSpec>,
-    /// Scripted events.
-    pub events: Vec<EventSpec>,
-    /// Injected failures.
-    pub failures: Vec<FailureSpec>,
-}
-
-impl Scenario {
-    /// The instant the virtual clock stops.
-    #[must_use]
-    pub fn end(&self) -> DateTime<Utc> {
-        self.start + chrono::Duration::days(i64::from(self.days))
-    }
-
-    /// The mailbox with scenario id `id`.
-    #[must_use]
-    pub fn mailbox(&self, id: &str) -> Option<&MailboxSpec> {
-        self.mailboxes.iter().find(|m| m.id == id)
-    }
-
-    /// The sequence with scenario id `id`.
-    #[must_use]
-    pub fn sequence(&self, id: &str) -> Option<&SequenceSpec> {
-        self.sequences.iter().find(|s| s.id == id)
-    }
-}
-
-/// The longest scenario accepted, in days.
-pub const MAX_DAYS: u64 = 3_660;
-
-/// Parse and check a scenario. On failure, every problem as `path: reason`, in document
-/// order.
+/// Parse and check a scenario. On failure, every problem with the JSON path of the value
+/// at fault (`mailboxes[3].timezone`; `$` for the document itself) and the reason
+/// (`unknown time zone "Mars/Base"`): each element's own problems in document order, then
+/// the document's unknown fields, duplicate ids and addresses.
 ///
 /// # Errors
-/// The list of problems (never empty).
-pub fn parse(text: &str) -> Result<Scenario, Vec<String>> {
+/// Every problem found (at least one).
+pub fn parse(text: &str) -> Result<Scenario, ValidationErrors> {
     let root: Value = serde_json::from_str(text).map_err(|e| {
-        vec![format!(
-            "$: not valid JSON: {e} (line {}, column {})",
-            e.line(),
-            e.column()
-        )]
+        ValidationErrors::one(
+            ROOT,
+            format!(
+                "not valid JSON: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
     })?;
     let mut w = Walker::default();
     let scenario = w.scenario(&root);
-    match (scenario, w.problems.is_empty()) {
-        (Some(s), true) => Ok(s),
-        _ => {
-            if w.problems.is_empty() {
-                w.problems.push("$: invalid scenario".to_owned());
-            }
-            Err(w.problems)
-        }
-    }
+    w.problems.finish()?;
+    // Every reader that gives up records why, so this is a safety net.
+    scenario.ok_or_else(|| ValidationErrors::one(ROOT, "invalid scenario"))
 }
 
 /// The ids each list of the document declares, read from the raw JSON before it is checked,
@@ -298,228 +97,7 @@ impl Known {
     }
 }
 
-/// Reads one JSON object's fields, remembering which were read, so that the rest can be
-/// reported as unknown.
-struct Obj<'a> {
-    path: String,
-    map: &'a Map<String, Value>,
-    seen: Vec<&'static str>,
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-impl<'a> Obj<'a> {
-    fn get(&mut self, key: &'static str) -> Option<(&'a Value, String)> {
-        self.seen.push(key);
-        self.map
-            .get(key)
-            .filter(|v| !v.is_null())
-            .map(|v| (v, join(&self.path, key)))
-    }
-}
-
-#[derive(Default)]
-struct Walker {
-    problems: Vec<String>,
-}
-
 impl Walker {
-    fn push(&mut self, path: &str, reason: impl std::fmt::Display) {
-        let path = if path.is_empty() { "$" } else { path };
-        self.problems.push(format!("{path}: {reason}"));
-    }
-
-    fn object<'a>(&mut self, v: &'a Value, path: &str) -> Option<Obj<'a>> {
-        if let Value::Object(map) = v {
-            Some(Obj {
-                path: path.to_owned(),
-                map,
-                seen: Vec::new(),
-            })
-        } else {
-            self.push(path, format!("expected an object, found {}", kind(v)));
-            None
-        }
-    }
-
-    fn finish(&mut self, obj: &Obj<'_>) {
-        for key in obj.map.keys() {
-            if !obj.seen.contains(&key.as_str()) {
-                self.push(&join(&obj.path, key), "unknown field");
-            }
-        }
-    }
-
-    fn required<'a>(
-        &mut self,
-        obj: &mut Obj<'a>,
-        key: &'static str,
-    ) -> Option<(&'a Value, String)> {
-        let got = obj.get(key);
-        if got.is_none() {
-            self.push(&join(&obj.path, key), "is required");
-        }
-        got
-    }
-
-    fn string(&mut self, v: &Value, path: &str) -> Option<String> {
-        if let Value::String(s) = v {
-            Some(s.clone())
-        } else {
-            self.push(path, format!("expected a string, found {}", kind(v)));
-            None
-        }
-    }
-
-    fn id(&mut self, v: &Value, path: &str) -> Option<String> {
-        let s = self.string(v, path)?;
-        if s.trim().is_empty() {
-            self.push(path, "must not be empty");
-            return None;
-        }
-        Some(s)
-    }
-
-    fn uint(&mut self, v: &Value, path: &str, max: u64) -> Option<u64> {
-        match v.as_u64() {
-            Some(n) if n <= max => Some(n),
-            Some(n) => {
-                self.push(path, format!("{n} is more than the largest allowed, {max}"));
-                None
-            }
-            None if v.as_i64().is_some_and(|n| n < 0) => {
-                self.push(path, format!("must not be negative, found {v}"));
-                None
-            }
-            None => {
-                self.push(
-                    path,
-                    format!("expected a whole number, found {}", kind_and_value(v)),
-                );
-                None
-            }
-        }
-    }
-
-    fn u32_field(&mut self, v: &Value, path: &str, max: u32) -> Option<u32> {
-        self.uint(v, path, u64::from(max))
-            .and_then(|n| u32::try_from(n).ok())
-    }
-
-    /// One of a few names, each standing for a value; `what` names the kind in the problem.
-    fn choice<T: Copy>(
-        &mut self,
-        v: &Value,
-        path: &str,
-        what: &str,
-        names: &[(&str, T)],
-    ) -> Option<T> {
-        let s = self.string(v, path)?;
-        if let Some((_, value)) = names.iter().find(|(name, _)| *name == s) {
-            return Some(*value);
-        }
-        let expected: Vec<String> = names.iter().map(|(n, _)| format!("{n:?}")).collect();
-        self.push(
-            path,
-            format!(
-                "{s:?} is not {what}: expected one of {}",
-                expected.join(", ")
-            ),
-        );
-        None
-    }
-
-    /// A whole number from 1 to `max`.
-    fn positive(&mut self, v: &Value, path: &str, max: u32) -> Option<u32> {
-        let n = self.u32_field(v, path, max)?;
-        if n == 0 {
-            self.push(path, "must be at least 1");
-            return None;
-        }
-        Some(n)
-    }
-
-    fn boolean(&mut self, v: &Value, path: &str) -> Option<bool> {
-        if let Value::Bool(b) = v {
-            Some(*b)
-        } else {
-            self.push(path, format!("expected true or false, found {}", kind(v)));
-            None
-        }
-    }
-
-    fn instant(&mut self, v: &Value, path: &str) -> Option<DateTime<Utc>> {
-        let s = self.string(v, path)?;
-        match DateTime::parse_from_rfc3339(&s) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(e) => {
-                self.push(path, format!("{s:?} is not an RFC 3339 instant ({e})"));
-                None
-            }
-        }
-    }
-
-    fn date(&mut self, v: &Value, path: &str) -> Option<NaiveDate> {
-        let s = self.string(v, path)?;
-        match NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.push(path, format!("{s:?} is not a date YYYY-MM-DD ({e})"));
-                None
-            }
-        }
-    }
-
-    fn zone(&mut self, v: &Value, path: &str) -> Option<Tz> {
-        let s = self.string(v, path)?;
-        match parse_time_zone(&s) {
-            Ok(tz) => Some(tz),
-            Err(e) => {
-                self.push(path, e);
-                None
-            }
-        }
-    }
-
-    fn email(&mut self, v: &Value, path: &str) -> Option<String> {
-        let s = self.string(v, path)?;
-        match validate_email(path, &s) {
-            Ok(()) => Some(s),
-            Err(e) => {
-                for p in e.problems {
-                    self.push(&p.path, p.reason);
-                }
-                None
-            }
-        }
-    }
-
-    fn array<'a>(&mut self, v: &'a Value, path: &str) -> Option<&'a Vec<Value>> {
-        if let Value::Array(items) = v {
-            Some(items)
-        } else {
-            self.push(path, format!("expected a list, found {}", kind(v)));
-            None
-        }
-    }
-
-    fn local_time(&mut self, v: &Value, path: &str) -> Option<LocalTime> {
-        let s = self.string(v, path)?;
-        match s.parse::<LocalTime>() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                self.push(path, e);
-                None
-            }
-        }
-    }
-
     fn window(&mut self, v: &Value, path: &str) -> Option<SendWindow> {
         let mut o = self.object(v, path)?;
         let days = self.required(&mut o, "days").and_then(|(v, p)| {
@@ -677,25 +255,6 @@ impl Walker {
                 seen.insert(key, i);
             }
         }
-    }
-
-    /// Each element through `item`; `None` when the list or any element is invalid.
-    fn list<T>(
-        &mut self,
-        v: &Value,
-        path: &str,
-        mut item: impl FnMut(&mut Self, &Value, &str) -> Option<T>,
-    ) -> Option<Vec<T>> {
-        let items = self.array(v, path)?;
-        let mut out = Vec::with_capacity(items.len());
-        let mut ok = true;
-        for (i, v) in items.iter().enumerate() {
-            match item(self, v, &format!("{path}[{i}]")) {
-                Some(x) => out.push(x),
-                None => ok = false,
-            }
-        }
-        ok.then_some(out)
     }
 
     fn retry(&mut self, v: &Value, path: &str) -> Option<Retry> {
@@ -864,13 +423,7 @@ impl Walker {
         if let (Some(subject), Some(body)) = (&subject, &body) {
             let step = Step::new(delay.unwrap_or(Delay::ZERO), subject, body);
             if let Err(e) = validate_step(&step) {
-                let mut problems = Problems::new();
-                problems.extend_prefixed(path, e);
-                if let Err(all) = problems.finish() {
-                    for p in all.problems {
-                        self.push(&p.path, p.reason);
-                    }
-                }
+                self.push_all(path, e);
                 return None;
             }
         }
@@ -1093,24 +646,5 @@ impl Walker {
             count: count?,
             sequence: sequence?,
         })
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn kind_and_value(v: &Value) -> String {
-    match v {
-        Value::Number(n) => format!("{n}"),
-        Value::String(s) => format!("the string {s:?}"),
-        other => kind(other).to_owned(),
     }
 }

@@ -80,8 +80,9 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, stderr: &mut dyn Writ
     };
     let scenario = match scenario::parse(&text) {
         Ok(s) => s,
-        Err(problems) => {
-            for p in problems {
+        Err(invalid) => {
+            // `path: reason`, one line each.
+            for p in &invalid.problems {
                 let _ = writeln!(stderr, "{p}");
             }
             return EXIT_INVALID;

@@ -120,18 +120,12 @@ fn percentile_date(ended: &[DateTime<Utc>], total: usize, share: f64) -> Option<
     if total == 0 {
         return None;
     }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
     let k = ((share * total as f64).ceil() as usize).max(1);
     ended.get(k - 1).copied()
 }
 
 /// The text of `forecast.txt`.
 #[must_use]
-#[allow(clippy::too_many_lines, clippy::cast_precision_loss)]
 pub fn forecast(scenario: &Scenario, run: &Run) -> String {
     let mut out = String::new();
     let end = scenario.end();
@@ -166,7 +160,6 @@ pub fn forecast(scenario: &Scenario, run: &Run) -> String {
             Some(t) => t.date_naive().to_string(),
             None => "not by the end".to_owned(),
         };
-        #[allow(clippy::cast_precision_loss)]
         let finished = if total == 0 {
             100.0
         } else {
@@ -235,11 +228,6 @@ pub fn forecast(scenario: &Scenario, run: &Run) -> String {
 /// (when everything finished) or the date that work would take at the fleet's pace; a week
 /// sooner needs the work spread over seven days fewer, and each extra mailbox brings what
 /// an average mailbox of the fleet gave per day.
-#[allow(
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss
-)]
 fn week_sooner(
     scenario: &Scenario,
     run: &Run,
@@ -317,7 +305,6 @@ fn week_sooner(
 ///
 /// # Errors
 /// The chart could not be drawn.
-#[allow(clippy::cast_precision_loss, clippy::too_many_lines)]
 pub fn volume_svg(scenario: &Scenario, run: &Run) -> Result<String, ReportError> {
     let chart_err = |e: &dyn std::fmt::Display| ReportError::Chart(e.to_string());
     let days = usize::try_from(scenario.days).unwrap_or(1).max(1);

@@ -1,9 +1,0 @@
-//! `simulate`: run a scenario through the real engine in virtual time. See
-//! [`sequence_examples::cli`] for the flags and `shared/scenario-format.md` for the file.
-
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    let code = sequence_examples::cli::main_with(std::env::args_os(), &mut std::io::stderr());
-    ExitCode::from(code)
-}
