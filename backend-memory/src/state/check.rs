@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Planned sends by instant.
+type Queue = BTreeSet<(DateTime<Utc>, SendId)>;
+
 impl State {
     pub(crate) fn check_indexes(&self) -> Result<(), String> {
         #[expect(

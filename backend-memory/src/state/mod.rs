@@ -199,9 +199,6 @@ impl Tokens {
     }
 }
 
-/// Planned sends by instant.
-type Queue = BTreeSet<(DateTime<Utc>, SendId)>;
-
 /// One outbox row with what the store remembers beside it.
 #[derive(Debug, Clone)]
 struct SendRow {

@@ -54,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         clock: clock.clone(),
         sent_per_day: Arc::default(),
     };
-    let engine = Engine::builder(backend_memory::MemoryStore::new(), transport.clone())
+    let engine = Engine::builder(MemoryStore::new(), transport.clone())
         .clock(clock.clone())
         .config(EngineConfig::with_seed(7))
         .build();

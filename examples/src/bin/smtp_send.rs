@@ -32,6 +32,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use sequence_engine::chrono_tz;
 use sequence_engine::prelude::*;
 use sequence_engine::smtp::{Credentials, NoCredentials, Security, Tracker};
 use tracing_subscriber::EnvFilter;
