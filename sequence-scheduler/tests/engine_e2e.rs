@@ -5,84 +5,49 @@
     reason = "a test fails loudly on a broken fixture"
 )]
 
-use backend_memory::MemoryStore;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+mod support;
+
+use chrono::Duration;
 use sequence_core::prelude::*;
 use sequence_core::store::EnrollOutcome;
-use sequence_scheduler::testing::{Attempt, AttemptOutcome, Fault, RecordingTransport};
-use sequence_scheduler::{DeliverySemantics, Engine, EngineConfig, RetryPolicy, VirtualClock};
+use sequence_scheduler::testing::{Attempt, AttemptOutcome, Fault};
+use sequence_scheduler::{DeliverySemantics, EngineConfig, RetryPolicy};
+use support::{start, three_steps, World};
 
-struct World {
-    engine: Engine,
-    clock: VirtualClock,
-    transport: RecordingTransport,
-    tenant: TenantId,
+/// The shared world with one sequence (three steps over `mailboxes` Berlin mailboxes, 20
+/// a day) and its contacts.
+struct E2e {
+    world: World,
     sequence: SequenceId,
     mailboxes: Vec<MailboxId>,
     contacts: Vec<ContactId>,
 }
 
-fn start() -> DateTime<Utc> {
-    // Monday 2026-03-09 00:00Z.
-    Utc.with_ymd_and_hms(2026, 3, 9, 0, 0, 0).unwrap()
-}
-
-async fn world(contacts: usize, mailboxes: usize, config: EngineConfig) -> World {
-    let clock = VirtualClock::new(start());
-    let transport = RecordingTransport::new(clock.clone());
-    let engine = Engine::builder(MemoryStore::new(), transport.clone())
-        .clock(clock.clone())
-        .config(config)
-        .build();
-    let tenant = TenantId::from_u128(1);
-    let mut mailbox_ids = Vec::new();
-    for i in 0..mailboxes {
-        let m = Mailbox::new(
-            tenant,
-            format!("sender{i}@fleet.example"),
-            chrono_tz::Europe::Berlin,
-        )
-        .unwrap()
-        .with_daily_limit(20);
-        mailbox_ids.push(engine.create_mailbox(m).await.unwrap().id);
-    }
-    let mut seq = Sequence::new(tenant, "Onboarding", start()).unwrap();
-    seq.add_step(Step::new(Delay::ZERO, "Hello {{ first_name }}", "Hi!"))
-        .unwrap();
-    seq.add_step(
-        Step::new(
-            Delay::new(1, DelayUnit::Days),
-            "Re: Hello {{ first_name }}",
-            "Again.",
-        )
-        .in_thread(),
-    )
-    .unwrap();
-    seq.add_step(Step::new(Delay::new(2, DelayUnit::Days), "Last note", "Bye.").in_thread())
-        .unwrap();
-    seq.set_mailbox_pool(mailbox_ids.clone()).unwrap();
-    let seq = engine.create_sequence(seq).await.unwrap();
-    engine.activate_sequence(tenant, seq.id).await.unwrap();
-    let people: Vec<Contact> = (0..contacts)
-        .map(|i| {
-            Contact::new(tenant, format!("person{i}@client.example"))
-                .unwrap()
-                .with_name(format!("P{i}"), "Doe")
-        })
-        .collect();
-    engine.upsert_contacts(tenant, &people).await.unwrap();
-    World {
-        engine,
-        clock,
-        transport,
-        tenant,
-        sequence: seq.id,
-        mailboxes: mailbox_ids,
-        contacts: people.iter().map(|c| c.id).collect(),
+impl std::ops::Deref for E2e {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
     }
 }
 
-impl World {
+async fn world(contacts: usize, mailboxes: usize, config: EngineConfig) -> E2e {
+    let world = World::new(config);
+    let mailboxes = world
+        .mailboxes(mailboxes, chrono_tz::Europe::Berlin, 20)
+        .await;
+    let sequence = world
+        .sequence("Onboarding", &mailboxes, three_steps(), |_| {})
+        .await;
+    let contacts = world.contacts(contacts).await;
+    E2e {
+        world,
+        sequence,
+        mailboxes,
+        contacts,
+    }
+}
+
+impl E2e {
     async fn enroll_all(&self) -> Vec<EnrollOutcome> {
         self.engine
             .enroll(self.tenant, self.sequence, &self.contacts)
@@ -90,17 +55,8 @@ impl World {
             .unwrap()
     }
 
-    /// Event-driven virtual time until `until`.
-    async fn run_until(&self, until: DateTime<Utc>) {
-        self.engine.run_until(until).await.unwrap();
-    }
-
     async fn enrollments(&self) -> Vec<Enrollment> {
-        self.engine
-            .store()
-            .list_enrollments(self.tenant, self.sequence)
-            .await
-            .unwrap()
+        self.world.enrollments(self.sequence).await
     }
 }
 

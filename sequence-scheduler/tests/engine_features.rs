@@ -8,86 +8,49 @@
 
 use std::sync::Arc;
 
+mod support;
+
 use backend_memory::MemoryStore;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use chrono::{DateTime, Duration, Utc};
 use sequence_core::prelude::*;
 use sequence_core::sequence::ReenrollmentRule;
 use sequence_core::store::EnrollOutcome;
 use sequence_scheduler::testing::{AttemptOutcome, RecordingTransport};
 use sequence_scheduler::{DeliverySemantics, Engine, EngineConfig, SequenceStats, VirtualClock};
+use support::{start, World};
 
-fn start() -> DateTime<Utc> {
-    // Monday 2026-03-09 00:00Z.
-    Utc.with_ymd_and_hms(2026, 3, 9, 0, 0, 0).unwrap()
-}
-
-struct World {
-    engine: Engine,
-    clock: VirtualClock,
-    transport: RecordingTransport,
-    tenant: TenantId,
+/// The shared world with one always-open UTC mailbox (a fixed id) of `limit` a day.
+struct Features {
+    world: World,
     mailbox: MailboxId,
 }
 
-async fn world(config: EngineConfig, limit: u32) -> World {
-    let clock = VirtualClock::new(start());
-    let transport = RecordingTransport::new(clock.clone());
-    let engine = Engine::builder(MemoryStore::new(), transport.clone())
-        .clock(clock.clone())
-        .config(config)
-        .build();
-    let tenant = TenantId::from_u128(7);
-    let m = Mailbox::new(tenant, "ana@sender.example", chrono_tz::UTC)
-        .unwrap()
-        .with_id(MailboxId::from_u128(1))
-        .with_daily_limit(limit);
-    let mailbox = engine.create_mailbox(m).await.unwrap().id;
-    World {
-        engine,
-        clock,
-        transport,
-        tenant,
-        mailbox,
+impl std::ops::Deref for Features {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
     }
 }
 
-impl World {
+async fn world(config: EngineConfig, limit: u32) -> Features {
+    let world = World::new(config);
+    let m = Mailbox::new(world.tenant, "ana@sender.example", chrono_tz::UTC)
+        .unwrap()
+        .with_id(MailboxId::from_u128(1))
+        .with_daily_limit(limit);
+    let mailbox = world.engine.create_mailbox(m).await.unwrap().id;
+    Features { world, mailbox }
+}
+
+impl Features {
+    /// An active one-step sequence named `name` on the mailbox, after `change` (fixed ids:
+    /// the variant drawn for an enrollment follows from the seed and its id).
     async fn sequence(&self, name: &str, change: impl FnOnce(&mut Sequence)) -> SequenceId {
-        // Fixed ids: the variant drawn for an enrollment follows from the seed and its id.
-        let mut seq = Sequence::new(self.tenant, name, start())
-            .unwrap()
-            .with_id(SequenceId::from_name(name));
-        seq.add_step(Step::new(Delay::ZERO, "Hello {{ first_name }}", "Hi!"))
-            .unwrap();
-        seq.set_mailbox_pool(vec![self.mailbox]).unwrap();
-        change(&mut seq);
-        let seq = self.engine.create_sequence(seq).await.unwrap();
-        self.engine
-            .activate_sequence(self.tenant, seq.id)
+        let step = Step::new(Delay::ZERO, "Hello {{ first_name }}", "Hi!");
+        self.world
+            .sequence(name, &[self.mailbox], vec![step], change)
             .await
-            .unwrap();
-        seq.id
-    }
-
-    async fn contacts(&self, n: usize) -> Vec<ContactId> {
-        let people: Vec<Contact> = (0..n)
-            .map(|i| {
-                Contact::new(self.tenant, format!("p{i}@client.example"))
-                    .unwrap()
-                    .with_id(ContactId::from_u128(1000 + i as u128))
-                    .with_name(format!("P{i}"), "Doe")
-            })
-            .collect();
-        self.engine
-            .upsert_contacts(self.tenant, &people)
-            .await
-            .unwrap();
-        people.iter().map(|c| c.id).collect()
-    }
-
-    /// Event-driven virtual time until `until`.
-    async fn run_until(&self, until: DateTime<Utc>) {
-        self.engine.run_until(until).await.unwrap();
     }
 }
 

@@ -11,19 +11,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use backend_memory::MemoryStore;
-use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
+mod support;
+
+use chrono::{DateTime, Duration, Timelike, Utc};
 use sequence_core::prelude::*;
 use sequence_core::store::EnrollOutcome;
 use sequence_core::time::{LocalTime, SendWindow, WeekdaySet, WeeklySchedule};
 use sequence_core::transport::{Delivery, OutgoingEmail, SendError, Transport};
 use sequence_scheduler::testing::{Attempt, RecordingTransport};
 use sequence_scheduler::{Engine, EngineConfig, EngineError, VirtualClock};
-
-fn monday() -> DateTime<Utc> {
-    // Monday 2026-03-09 00:00Z.
-    Utc.with_ymd_and_hms(2026, 3, 9, 0, 0, 0).unwrap()
-}
+use support::{start, World};
 
 fn hm(h: u32, m: u32) -> LocalTime {
     LocalTime::from_hm(h, m).unwrap()
@@ -63,14 +60,21 @@ impl Transport for SlowTransport {
     }
 }
 
-struct World {
-    engine: Engine,
-    clock: VirtualClock,
+/// The shared world with one sequence over the setup's mailboxes, sending through a slow
+/// transport.
+struct Realtime {
+    world: World,
     transport: SlowTransport,
-    tenant: TenantId,
     sequence: SequenceId,
     mailboxes: Vec<Mailbox>,
     contacts: Vec<ContactId>,
+}
+
+impl std::ops::Deref for Realtime {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
 }
 
 struct Setup {
@@ -92,53 +96,40 @@ impl Setup {
         }
     }
 
-    async fn build(self, tenant: TenantId) -> World {
-        let clock = VirtualClock::new(monday());
+    async fn build(self, tenant: TenantId) -> Realtime {
+        let clock = VirtualClock::new(start());
+        let recording = RecordingTransport::new(clock.clone());
         let transport = SlowTransport {
-            inner: RecordingTransport::new(clock.clone()),
+            inner: recording.clone(),
             clock: clock.clone(),
             slowness: self.slowness,
             on_first_call: Arc::new(Mutex::new(None)),
             engine: Arc::new(OnceLock::new()),
         };
-        let engine = Engine::builder(MemoryStore::new(), transport.clone())
-            .clock(clock.clone())
-            .config(EngineConfig::with_seed(11).concurrency(self.concurrency))
-            .build();
-        let _ = transport.engine.set(engine.clone());
+        let config = EngineConfig::with_seed(11).concurrency(self.concurrency);
+        let world = World {
+            tenant,
+            ..World::with_transport(config, clock, recording, transport.clone())
+        };
+        let _ = transport.engine.set(world.engine.clone());
         let mut mailboxes = Vec::new();
         for m in self.mailboxes {
-            mailboxes.push(engine.create_mailbox(m).await.unwrap());
+            mailboxes.push(world.engine.create_mailbox(m).await.unwrap());
         }
-        let mut seq = Sequence::new(tenant, "Outreach", monday()).unwrap();
-        for s in self.steps {
-            seq.add_step(s).unwrap();
-        }
-        seq.set_mailbox_pool(mailboxes.iter().map(|m| m.id).collect())
-            .unwrap();
-        let seq = engine.create_sequence(seq).await.unwrap();
-        engine.activate_sequence(tenant, seq.id).await.unwrap();
-        let people: Vec<Contact> = (0..self.contacts)
-            .map(|i| {
-                Contact::new(tenant, format!("person{i}@client.example"))
-                    .unwrap()
-                    .with_name(format!("P{i}"), "Doe")
-            })
-            .collect();
-        let contacts = engine.upsert_contacts(tenant, &people).await.unwrap();
-        World {
-            engine,
-            clock,
+        let pool: Vec<MailboxId> = mailboxes.iter().map(|m| m.id).collect();
+        let sequence = world.sequence("Outreach", &pool, self.steps, |_| {}).await;
+        let contacts = world.contacts(self.contacts).await;
+        Realtime {
+            world,
             transport,
-            tenant,
-            sequence: seq.id,
+            sequence,
             mailboxes,
             contacts,
         }
     }
 }
 
-impl World {
+impl Realtime {
     async fn enroll_all(&self) {
         let answers = self
             .engine
@@ -154,11 +145,6 @@ impl World {
     async fn tick_at(&self, at: DateTime<Utc>) {
         self.clock.set(at);
         self.engine.tick().await.unwrap();
-    }
-
-    /// Event-driven virtual time until `until`.
-    async fn run_until(&self, until: DateTime<Utc>) {
-        self.engine.run_until(until).await.unwrap();
     }
 
     fn attempts(&self) -> Vec<Attempt> {
@@ -201,15 +187,15 @@ async fn a_late_tick_drains_the_backlog_at_the_mailboxs_pace() {
     w.enroll_all().await;
     // The first tick plans the day at 09:00 and sends what is due; then the engine stops
     // ticking for three hours (an outage) and comes back at 12:00.
-    w.tick_at(monday() + Duration::hours(9)).await;
+    w.tick_at(start() + Duration::hours(9)).await;
     let before = w.attempts().len();
-    w.tick_at(monday() + Duration::hours(12)).await;
+    w.tick_at(start() + Duration::hours(12)).await;
     let burst = w.attempts().len() - before;
     assert!(
         burst <= 1,
         "a late tick must not send the overdue backlog at once ({burst} sends at 12:00)"
     );
-    w.run_until(monday() + Duration::days(1)).await;
+    w.run_until(start() + Duration::days(1)).await;
     let attempts = w.attempts();
     assert!(
         attempts.len() > 20,
@@ -258,7 +244,7 @@ async fn a_slow_server_never_pushes_sends_out_of_their_window_or_follow_ups_earl
     ));
     let w = setup.build(TenantId::from_u128(2)).await;
     w.enroll_all().await;
-    w.run_until(monday() + Duration::days(4)).await;
+    w.run_until(start() + Duration::days(4)).await;
     let attempts = w.attempts();
     assert!(!attempts.is_empty());
     for a in &attempts {
@@ -294,7 +280,7 @@ async fn a_slow_server_never_pushes_sends_out_of_their_window_or_follow_ups_earl
 
 // ---- 3: the re-check reads the current state --------------------------------------------------
 
-async fn batch_world(tenant: u128) -> World {
+async fn batch_world(tenant: u128) -> Realtime {
     // Four mailboxes, each with one send due at once: one claim batch.
     let mailboxes: Vec<Mailbox> = (0..4)
         .map(|i| {
@@ -312,15 +298,15 @@ async fn batch_world(tenant: u128) -> World {
         .await;
     w.enroll_all().await;
     // Plan the day now; the sends are spread over it.
-    w.tick_at(monday()).await;
+    w.tick_at(start()).await;
     w
 }
 
 /// Tick once late in the day, when the four planned sends are all due: one claim batch.
-async fn send_the_batch(w: &World) {
-    w.tick_at(monday() + Duration::hours(23) + Duration::minutes(59))
+async fn send_the_batch(w: &Realtime) {
+    w.tick_at(start() + Duration::hours(23) + Duration::minutes(59))
         .await;
-    w.run_until(monday() + Duration::days(1)).await;
+    w.run_until(start() + Duration::days(1)).await;
 }
 
 #[tokio::test]
@@ -386,7 +372,7 @@ async fn lowering_a_daily_limit_mid_day_stops_sends_planned_above_it() {
         .build(TenantId::from_u128(6))
         .await;
     w.enroll_all().await;
-    w.run_until(monday() + Duration::hours(9) + Duration::minutes(1))
+    w.run_until(start() + Duration::hours(9) + Duration::minutes(1))
         .await;
     assert!(w.attempts().len() < 3, "the day has only begun");
     // Six sends are planned over the day; the host lowers the limit to 2.
@@ -398,11 +384,11 @@ async fn lowering_a_daily_limit_mid_day_stops_sends_planned_above_it() {
         })
         .await
         .unwrap();
-    w.run_until(monday() + Duration::hours(23)).await;
+    w.run_until(start() + Duration::hours(23)).await;
     let today = w
         .attempts()
         .iter()
-        .filter(|a| a.at.date_naive() == monday().date_naive())
+        .filter(|a| a.at.date_naive() == start().date_naive())
         .count();
     assert_eq!(today, 2, "the lowered limit holds for the rest of the day");
 }
@@ -418,7 +404,7 @@ async fn a_host_resync_never_lifts_a_suppression_and_one_address_is_one_contact(
     let t = w.tenant;
     w.engine.unsubscribe(t, w.contacts[0]).await.unwrap();
     // The CRM sync sends the row again, as active, with a new company.
-    let crm = Contact::new(t, "person0@client.example")
+    let crm = Contact::new(t, "p0@client.example")
         .unwrap()
         .with_company("Acme");
     let ids = w.engine.upsert_contacts(t, &[crm]).await.unwrap();
@@ -442,7 +428,7 @@ async fn a_host_resync_never_lifts_a_suppression_and_one_address_is_one_contact(
         "{answers:?}"
     );
     // The same person added again under a new id is enrolled once.
-    let again = Contact::new(t, "PERSON1@client.example").unwrap();
+    let again = Contact::new(t, "P1@client.example").unwrap();
     let ids = w.engine.upsert_contacts(t, &[again]).await.unwrap();
     assert_eq!(ids, vec![w.contacts[1]]);
     let first = w.engine.enroll(t, w.sequence, &ids).await.unwrap();
@@ -480,10 +466,10 @@ async fn pause_resume_and_archive_are_idempotent_and_reach_every_enrollment() {
         .await;
     w.enroll_all().await;
     let (t, s) = (w.tenant, w.sequence);
-    w.tick_at(monday()).await;
+    w.tick_at(start()).await;
     w.engine.pause_sequence(t, s).await.unwrap();
     w.engine.pause_sequence(t, s).await.unwrap();
-    w.tick_at(monday() + Duration::minutes(1)).await;
+    w.tick_at(start() + Duration::minutes(1)).await;
     let sent_before = w.attempts().len();
     w.engine.resume_sequence(t, s).await.unwrap();
     w.engine.resume_sequence(t, s).await.unwrap();
@@ -496,7 +482,7 @@ async fn pause_resume_and_archive_are_idempotent_and_reach_every_enrollment() {
         .filter(|e| !e.is_final() && e.next_due_at().is_none() && e.mailbox().is_none())
         .count();
     assert_eq!(parked, 0, "a resume must wake every parked enrollment");
-    w.run_until(monday() + Duration::minutes(30)).await;
+    w.run_until(start() + Duration::minutes(30)).await;
     assert!(w.attempts().len() > sent_before, "sending carries on");
     w.engine.archive_sequence(t, s).await.unwrap();
     w.engine.archive_sequence(t, s).await.unwrap();
@@ -523,7 +509,7 @@ async fn a_pool_with_another_tenants_mailbox_is_refused_and_never_spins() {
         .create_mailbox(Mailbox::new(theirs, "x@elsewhere.example", chrono_tz::UTC).unwrap())
         .await
         .unwrap();
-    let mut seq = Sequence::new(ours, "Mixed", monday()).unwrap();
+    let mut seq = Sequence::new(ours, "Mixed", start()).unwrap();
     seq.add_step(Step::new(Delay::ZERO, "Hi", "Hi")).unwrap();
     seq.set_mailbox_pool(vec![w.mailboxes[0].id, foreign.id])
         .unwrap();
@@ -542,10 +528,10 @@ async fn a_pool_with_another_tenants_mailbox_is_refused_and_never_spins() {
     seq.activate().unwrap();
     w.engine.store().save_sequence(&seq, None).await.unwrap();
     w.engine.enroll(ours, seq.id, &w.contacts).await.unwrap();
-    w.tick_at(monday()).await;
+    w.tick_at(start()).await;
     let next = w.engine.next_wakeup().await.unwrap();
     assert!(
-        next.is_none_or(|at| at > monday()),
+        next.is_none_or(|at| at > start()),
         "an enrollment that cannot be planned must not be due at once again ({next:?})"
     );
     assert!(w.attempts().is_empty());

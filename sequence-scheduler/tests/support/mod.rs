@@ -29,15 +29,26 @@ impl World {
     /// A world with `config`, the clock at [`start`].
     pub fn new(config: EngineConfig) -> Self {
         let clock = VirtualClock::new(start());
-        let transport = RecordingTransport::new(clock.clone());
-        let engine = Engine::builder(MemoryStore::new(), transport.clone())
+        let recording = RecordingTransport::new(clock.clone());
+        Self::with_transport(config, clock, recording.clone(), recording)
+    }
+
+    /// A world whose engine sends through `transport` (which wraps `recording`, the record
+    /// the tests read), on `clock`.
+    pub fn with_transport(
+        config: EngineConfig,
+        clock: VirtualClock,
+        recording: RecordingTransport,
+        transport: impl Transport + 'static,
+    ) -> Self {
+        let engine = Engine::builder(MemoryStore::new(), transport)
             .clock(clock.clone())
             .config(config)
             .build();
         Self {
             engine,
             clock,
-            transport,
+            transport: recording,
             tenant: TenantId::from_u128(1),
         }
     }
