@@ -1,0 +1,293 @@
+//! The planner: a pure function from a snapshot of due enrollments and mailboxes to a plan.
+//!
+//! [`plan`] decides, for each due enrollment, which mailbox sends its current step and at
+//! which instant, or why it must wait and until when. It reads no clock, does no I/O and
+//! draws randomness only from [`PlannerConfig::seed`], so the same input gives the same plan.
+//!
+//! # How a plan is made
+//!
+//! 1. Each mailbox's **current local day** is measured: its limit (warm-up and holidays
+//!    applied) less the attempts and reservations already counted, the time still open in
+//!    its windows today (after its last attempt plus the minimum gap, and away from sends
+//!    already planned), and how many sends that time can hold `min_gap` apart.
+//! 2. Due enrollments are **ordered**: follow-ups (step >= 1) first, then retries, then new
+//!    enrollments; inside a class, sequences take turns (round robin, so one sequence cannot
+//!    starve another on a shared mailbox), and each sequence serves its oldest due first.
+//! 3. Each enrollment is **assigned** a mailbox: its sticky mailbox, or (new enrollments, and
+//!    enrollments whose sticky mailbox is paused) the least-loaded mailbox of the pool that
+//!    still has capacity today and whose open time meets the contact's business hours, ties
+//!    broken by a seeded hash. A heap per (sequence, recipient-zone) keeps this O(log m).
+//!    An enrollment with business hours takes its instant at once: the earliest one in
+//!    those hours that leaves room for the sends already assigned (found exactly, from the
+//!    earliest and the latest way to pack the day's free time, not by trying).
+//! 4. Each mailbox's assigned sends are **timed**: the first run of open time still ahead
+//!    takes as many as it can hold, spread evenly (with seeded jitter) across it, then the
+//!    next run, never closer than the minimum gap; so a step due in an open run goes in that
+//!    run, also when the run started the local day before. A follow-up takes the slot of an
+//!    already planned, later new-enrollment send when there is one (that send is
+//!    pre-empted and planned again), so follow-ups go first when capacity is short.
+//! 5. Everything else is **deferred** with a typed reason and the earliest instant at which
+//!    planning again could change the answer; enrollments waiting for a full pool are looked
+//!    at again when the first pool mailbox that can take them opens.
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use rustc_hash::FxHashMap as HashMap;
+use serde::{Deserialize, Serialize};
+
+use sequence_core::enrollment::DeferralReason;
+use sequence_core::ids::{EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+use sequence_core::sequence::{Sequence, SequenceStatus};
+use sequence_core::store::{DailyCounts, MailboxSnapshot};
+use sequence_core::time::WeeklySchedule;
+
+mod assign;
+mod day;
+mod draft;
+mod hours;
+mod intervals;
+mod order;
+mod outlook;
+mod spread;
+mod time;
+
+use assign::Caps;
+use day::Day;
+use draft::Draft;
+use hours::Hours;
+pub use outlook::MailboxOutlook;
+
+/// Settings of the planner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PlannerConfig {
+    /// Seed of every random choice (jitter, ties).
+    pub seed: u64,
+    /// How far each planned instant may move from its even position, as a share of the
+    /// spacing between sends (0 = exactly even, 1 = anywhere in its share). Never so far
+    /// that two sends come closer than the minimum gap.
+    pub jitter: f64,
+    /// When an enrollment waits for something the planner cannot foresee (a paused mailbox
+    /// or sequence), it is looked at again after this long.
+    pub recheck_after: Duration,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            jitter: 0.6,
+            recheck_after: Duration::minutes(15),
+        }
+    }
+}
+
+impl PlannerConfig {
+    /// The default settings with `seed`.
+    #[must_use]
+    pub fn with_seed(seed: u64) -> Self {
+        Self {
+            seed,
+            ..Self::default()
+        }
+    }
+}
+
+/// One due enrollment, as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DueStep {
+    /// The enrollment.
+    pub enrollment: EnrollmentId,
+    /// Its tenant (per-domain caps are per tenant).
+    pub tenant: TenantId,
+    /// Its sequence.
+    pub sequence: SequenceId,
+    /// The step to send.
+    pub step: u32,
+    /// The earliest instant the step may go (its delay and any backoff passed).
+    pub earliest: DateTime<Utc>,
+    /// The mailbox it already sends from, if any.
+    pub sticky_mailbox: Option<MailboxId>,
+    /// The contact's zone (`None`: the mailbox's).
+    pub contact_zone: Option<Tz>,
+    /// The recipient's domain, lower case.
+    pub recipient_domain: String,
+}
+
+/// What the planner needs of a sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequencePolicy {
+    /// The sequence.
+    pub id: SequenceId,
+    /// Whether it sends now.
+    pub active: bool,
+    /// Its mailboxes.
+    pub pool: Vec<MailboxId>,
+    /// The contact's business hours (in the contact's zone), if any.
+    pub recipient_windows: Option<WeeklySchedule>,
+    /// Most new enrollments started per UTC day.
+    pub new_enrollments_per_day: Option<u32>,
+    /// Most attempts per recipient domain per UTC day.
+    pub per_domain_daily_cap: Option<u32>,
+}
+
+impl From<&Sequence> for SequencePolicy {
+    fn from(s: &Sequence) -> Self {
+        Self {
+            id: s.id,
+            active: s.status() == SequenceStatus::Active,
+            pool: s.mailbox_pool.clone(),
+            recipient_windows: s.recipient_windows.clone(),
+            new_enrollments_per_day: s.new_enrollments_per_day,
+            per_domain_daily_cap: s.per_domain_daily_cap,
+        }
+    }
+}
+
+/// Everything a plan is made from.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanningInput<'a> {
+    /// The due enrollments.
+    pub due: &'a [DueStep],
+    /// The mailboxes, with their current local day.
+    pub mailboxes: &'a [MailboxSnapshot],
+    /// The sequences of the due enrollments.
+    pub sequences: &'a [SequencePolicy],
+    /// Today's counts for per-sequence and per-domain caps.
+    pub counts: &'a DailyCounts,
+}
+
+/// A send the plan makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedSend {
+    /// Index of the enrollment in [`PlanningInput::due`].
+    pub index: usize,
+    /// The enrollment.
+    pub enrollment: EnrollmentId,
+    /// The step.
+    pub step: u32,
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The instant.
+    pub at: DateTime<Utc>,
+    /// The mailbox-local date of `at` (whose capacity it reserves).
+    pub local_date: NaiveDate,
+    /// The mailbox's limit on that date.
+    pub limit: u32,
+}
+
+/// An enrollment the plan leaves waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferred {
+    /// Index of the enrollment in [`PlanningInput::due`].
+    pub index: usize,
+    /// The enrollment.
+    pub enrollment: EnrollmentId,
+    /// Why it waits.
+    pub reason: DeferralReason,
+    /// The earliest instant at which planning again could change the answer (`None`: only
+    /// an event, such as a resume, can).
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// Capacity a plan reserves on one mailbox-day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Its local date.
+    pub local_date: NaiveDate,
+    /// Sends reserved by this plan.
+    pub count: u32,
+    /// The limit of that day.
+    pub limit: u32,
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Sends to store, each reserving capacity.
+    pub sends: Vec<PlannedSend>,
+    /// Enrollments left waiting, in no particular order (each names its index).
+    pub deferred: Vec<Deferred>,
+    /// Planned sends whose slot a follow-up takes: cancel them (their enrollments are due
+    /// again at once).
+    pub preempt: Vec<SendId>,
+    /// Capacity reserved, per mailbox and local day.
+    pub reservations: Vec<Reservation>,
+}
+
+/// Make a plan. See the [module docs](self) for what it decides and why.
+#[must_use]
+pub fn plan(now: DateTime<Utc>, input: &PlanningInput<'_>, config: &PlannerConfig) -> Plan {
+    let mut planner = Planner::new(now, *input, config);
+    planner.measure_days();
+    let order = planner.order();
+    planner.assign(&order);
+    planner.time();
+    // 5. Each phase has deferred what it could not place as it met it (`Draft::defer`).
+    planner.into_plan()
+}
+
+/// An index that points at nothing.
+const NONE: u32 = u32::MAX;
+
+/// What the phases of [`plan`] share: the input, each mailbox's current local day, the
+/// contacts' business hours met so far, the counts the caps read, and the plan so far.
+struct Planner<'a> {
+    now: DateTime<Utc>,
+    /// `now` in seconds since the epoch, as every instant below.
+    now_s: i64,
+    input: PlanningInput<'a>,
+    config: &'a PlannerConfig,
+    /// When an enrollment that waits for what the planner cannot foresee is looked at again.
+    recheck: i64,
+    /// Each mailbox's current local day, in the order of the snapshots (a mailbox's index
+    /// among them names it below).
+    days: Vec<Day>,
+    /// The index of each mailbox among `days`.
+    mailbox_index: HashMap<MailboxId, u32>,
+    hours: Hours<'a>,
+    caps: Caps,
+    out: Draft,
+}
+
+impl<'a> Planner<'a> {
+    /// A planner at `now`, before its first phase.
+    fn new(now: DateTime<Utc>, input: PlanningInput<'a>, config: &'a PlannerConfig) -> Self {
+        let now_s = secs(now);
+        Self {
+            now,
+            now_s,
+            input,
+            config,
+            recheck: now_s + config.recheck_after.num_seconds().max(1),
+            days: Vec::with_capacity(input.mailboxes.len()),
+            mailbox_index: HashMap::with_capacity_and_hasher(
+                input.mailboxes.len(),
+                rustc_hash::FxBuildHasher,
+            ),
+            hours: Hours::new(now, input.sequences),
+            caps: Caps::new(now, &input),
+            out: Draft::new(now_s, input.due.len()),
+        }
+    }
+
+    /// The plan, once every phase has run: its sends in time order, with the capacity they
+    /// reserve.
+    fn into_plan(self) -> Plan {
+        self.out.finish()
+    }
+}
+
+/// An instant in seconds since the epoch.
+fn secs(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+/// The instant `s` seconds after the epoch (the latest one there is when out of range).
+fn instant(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(s, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}

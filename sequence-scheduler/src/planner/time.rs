@@ -1,0 +1,111 @@
+//! Step 4 of the module docs: an instant for each send a mailbox was assigned without one.
+
+use chrono::Datelike;
+
+use sequence_core::enrollment::DeferralReason;
+
+use crate::rng::mix;
+
+use super::day::Day;
+use super::draft::Draft;
+use super::intervals::carve;
+use super::order::Entry;
+use super::spread::spread_over_runs;
+use super::Planner;
+
+impl Planner<'_> {
+    /// Step 4: time each mailbox's assigned sends, and add every send to the plan.
+    pub(super) fn time(&mut self) {
+        for day in &mut self.days {
+            // A send that finds no instant today waits for the next local day to open (an
+            // hour, when none opens).
+            let next_day = day.next_day_open.unwrap_or(self.now_s + 3600);
+            day.time(&mut self.out, self.config.jitter, next_day);
+        }
+    }
+}
+
+impl Day {
+    /// Add this day's sends to `out`: those with business hours at the instants they took,
+    /// the rest at instants spread over the runs of open time (`jitter` as
+    /// [`PlannerConfig::jitter`](super::PlannerConfig::jitter)), in priority order; one that
+    /// finds no instant is deferred until `next_day`.
+    fn time(&mut self, out: &mut Draft, jitter: f64, next_day: i64) {
+        for (entry, t) in &self.placed {
+            out.send(entry, self, *t);
+        }
+        if self.assigned.is_empty() {
+            return;
+        }
+        let day_seed = mix(
+            self.tie,
+            u64::try_from(self.local_date.num_days_from_ce()).unwrap_or(0),
+        );
+        let seed = mix(day_seed, u64::from(self.used));
+        let rest = std::mem::take(&mut self.assigned);
+        let mut occupied: Vec<i64> = self.reserved.clone();
+        let points = spread_over_runs(
+            &self.unreserved,
+            &self.runs,
+            rest.len(),
+            self.gap,
+            jitter,
+            seed,
+        );
+        let placed = self.take_points(&rest, &points, &mut occupied, out);
+        for (entry, _) in rest.iter().zip(placed).filter(|&(_, placed)| !placed) {
+            self.place_late(entry, &mut occupied, out, next_day);
+        }
+    }
+
+    /// Give the `points` (in time order) to `rest` (in priority order): each point goes to
+    /// the first entry due by then; an entry not yet due at a point waits for a later one.
+    /// Which entries got a point.
+    fn take_points(
+        &self,
+        rest: &[Entry],
+        points: &[i64],
+        occupied: &mut Vec<i64>,
+        out: &mut Draft,
+    ) -> Vec<bool> {
+        let mut placed = vec![false; rest.len()];
+        // Skips the placed front of the list.
+        let mut first = 0;
+        for &t in points {
+            while first < rest.len() && placed[first] {
+                first += 1;
+            }
+            if let Some(j) = (first..rest.len()).find(|&j| !placed[j] && rest[j].earliest <= t) {
+                placed[j] = true;
+                occupied.push(t);
+                out.send(&rest[j], self, t);
+            }
+        }
+        placed
+    }
+
+    /// Send `entry`, which no point suited (due later than the points), at the first free
+    /// instant after its earliest, away from every other send (`occupied`); or, when there
+    /// is none, give its capacity back and defer it until `next_day`.
+    fn place_late(
+        &mut self,
+        entry: &Entry,
+        occupied: &mut Vec<i64>,
+        out: &mut Draft,
+        next_day: i64,
+    ) {
+        occupied.sort_unstable();
+        let usable = carve(&self.free, occupied, self.gap);
+        let slot = usable.iter().find_map(|&(s, e)| {
+            let t = s.max(entry.earliest);
+            (t < e).then_some(t)
+        });
+        if let Some(t) = slot {
+            occupied.push(t);
+            out.send(entry, self, t);
+        } else {
+            self.used -= 1;
+            out.defer_entry(entry, DeferralReason::NoCapacity, Some(next_day));
+        }
+    }
+}
