@@ -1,11 +1,598 @@
 //! # backend-postgres
 //!
-//! The PostgreSQL [`Store`](sequence_core::Store) of the sequence engine, on sqlx: each
-//! `Store` method one transaction, claims with `FOR UPDATE SKIP LOCKED`, capacity counted per
-//! mailbox-local day under a row lock, so that several engine processes can share one
-//! database without sending anything twice or over a limit.
+//! [`PostgresStore`]: the [`Store`](sequence_core::Store) of the sequence engine on
+//! PostgreSQL, through sqlx. A host keeps its campaigns in its own database, and any
+//! number of engine processes (on one machine or many) share it without sending anything
+//! twice, over a daily limit or closer than a mailbox's gap.
 //!
-//! Not written yet: this crate is a placeholder in the workspace so that the layout and the
-//! dependency direction (it depends on `sequence-core` alone) are fixed. Until it lands, run
-//! the engine on `backend-memory`; the `sequence-conformance` suite is what it will have to
-//! pass.
+//! ## How it works
+//!
+//! * **Each `Store` method is one transaction** (READ COMMITTED with explicit row locks).
+//!   A transaction that loses a race with a deadlock or a serialization failure (SQLSTATE
+//!   `40P01`, `40001`) is run again from the start, a few times, instead of failing.
+//! * **Documents and columns.** Each entity is stored as a `jsonb` document (its serde
+//!   form, read back as is) beside the columns queries filter, order and lock on (status,
+//!   due instant, version, mailbox, planned instant, local date, normalized address). The
+//!   units of work that change state load the rows they need under `FOR UPDATE`, change
+//!   them with the domain's own methods, exactly as the memory store does, and write them
+//!   back in batches (`UNNEST` of one array per column).
+//! * **Capacity.** A plan locks the `mailbox_days` rows it reserves on, in key order, reads
+//!   what is used and refuses what would exceed the limit, so racing planners never
+//!   over-book a mailbox-local day. Local dates are computed in Rust with chrono-tz.
+//! * **Claims** start from `mailbox_state`, one small row per mailbox that says when its
+//!   earliest planned send becomes claimable (never while one is in flight, never before
+//!   the latest attempt plus the gap), through a partial index: `FOR UPDATE SKIP LOCKED`
+//!   inside a `MATERIALIZED` CTE with the limit, so racing claimers take disjoint
+//!   mailboxes. Every write after a claim is fenced on the lease's token and attempt.
+//! * **Time** always comes from the caller: no query reads the server's clock, so virtual
+//!   clocks work.
+//! * **Tenants.** Every table carries `tenant_id`, and it leads every primary key, unique
+//!   index and foreign key: the schema can be distributed by tenant (Citus) as it is.
+//!
+//! The schema is embedded ([`PostgresStore::migrate`], or [`MIGRATOR`] for a host that runs
+//! migrations itself). [`PostgresStore::prune`] deletes finished sends and old events in
+//! bounded batches.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use backend_postgres::PostgresStore;
+//! use chrono::{TimeZone, Utc};
+//! use sequence_core::prelude::*;
+//! use sequence_core::store::EnrollOutcome;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+//! store.migrate().await?;
+//!
+//! let tenant = TenantId::new();
+//! let now = Utc.with_ymd_and_hms(2026, 3, 9, 8, 0, 0).unwrap();
+//! let mailbox = Mailbox::new(tenant, "ana@sender.example", chrono_tz::Europe::Berlin)?;
+//! store.save_mailbox(&mailbox, None).await?;
+//! let mut sequence = Sequence::new(tenant, "Welcome", now)?;
+//! sequence.add_step(Step::new(Delay::ZERO, "Hi {{ first_name }}", "Hello!"))?;
+//! sequence.set_mailbox_pool(vec![mailbox.id])?;
+//! sequence.activate()?;
+//! store.save_sequence(&sequence, None).await?;
+//! let contact = Contact::new(tenant, "bo@client.example")?;
+//! store.upsert_contacts(tenant, &[contact.clone()]).await?;
+//!
+//! let row = Enrollment::new(tenant, sequence.id, contact.id, now, now);
+//! let answers = store.enroll(tenant, now, vec![row]).await?;
+//! assert!(matches!(answers[0], EnrollOutcome::Enrolled { .. }));
+//! assert_eq!(store.due_enrollments(now, 100).await?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Hand the store to `Engine::builder(store, transport)` (in `sequence-scheduler`, or the
+//! `sequence-engine` facade with its `postgres` feature) to run sequences on it.
+
+mod catalog;
+mod changes;
+mod claims;
+mod enrollments;
+mod error;
+mod plan;
+mod prune;
+mod rows;
+mod work;
+
+use std::fmt;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sequence_core::contact::Contact;
+use sequence_core::enrollment::Enrollment;
+use sequence_core::event::DomainEvent;
+use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+use sequence_core::mailbox::Mailbox;
+use sequence_core::send::{Lease, ScheduledSend};
+use sequence_core::sequence::Sequence;
+use sequence_core::store::{
+    Catalog, ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
+    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
+    SendContext, StoreError,
+};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::types::Json;
+
+pub use prune::Pruned;
+
+use crate::error::Db;
+
+/// The embedded migrations, for a host that runs them itself (`MIGRATOR.run(&pool)`);
+/// [`PostgresStore::migrate`] runs them on the store's pool.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The claim statement, for hosts and tests that want to `EXPLAIN` it: `$1` is `now`, `$2`
+/// the limit.
+pub const CLAIM_QUERY: &str = claims::CLAIM_MAILBOXES;
+
+/// How many times a unit of work that lost a race (deadlock, serialization failure) is run
+/// again before the failure is returned.
+const RETRIES: u32 = 5;
+
+/// A pause before running a unit of work again, growing with each attempt.
+fn backoff(attempt: u32) -> StdDuration {
+    StdDuration::from_millis(2_u64 << attempt.min(8))
+}
+
+/// Run `$body` (an expression of a future that uses `$conn: &mut PgConnection`) as one
+/// transaction, committed when it succeeds, rolled back when it fails, and run again from
+/// the start when it lost a race.
+macro_rules! transaction {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let mut attempt: u32 = 0;
+        loop {
+            let mut tx = $store.pool.begin().await.db()?;
+            let result = {
+                let $conn: &mut sqlx::PgConnection = &mut *tx;
+                $body.await
+            };
+            let result = match result {
+                Ok(value) => tx.commit().await.map(|()| value).db(),
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    Err(e)
+                }
+            };
+            match result {
+                Err(e) if attempt < RETRIES && crate::error::is_transient(&e) => {
+                    attempt += 1;
+                    tracing::debug!(attempt, error = %e, "postgres store: unit of work retried");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Run `$body` (reads only) on one connection in a read-only REPEATABLE READ transaction,
+/// so that its statements see one snapshot.
+macro_rules! snapshot {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let mut tx = $store.pool.begin().await.db()?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let result = {
+            let $conn: &mut sqlx::PgConnection = &mut *tx;
+            $body.await
+        };
+        match result {
+            Ok(value) => tx.commit().await.map(|()| value).db(),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }};
+}
+
+/// Run `$body` (one read statement) on a connection of the pool.
+macro_rules! read {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let mut pooled = $store.pool.acquire().await.db()?;
+        let $conn: &mut sqlx::PgConnection = &mut *pooled;
+        $body.await
+    }};
+}
+
+/// The PostgreSQL [`Store`](sequence_core::Store): clones share one connection pool.
+///
+/// Every method is one transaction (see the crate docs). The store never reads the server's
+/// clock: every instant comes from the caller.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("connections", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .finish()
+    }
+}
+
+impl PostgresStore {
+    /// Connect to the database at `url` (`postgres://user@host:port/database`, TLS through
+    /// rustls when the URL asks for it) with a pool of up to 10 connections. The schema is
+    /// not touched: run [`PostgresStore::migrate`] once.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the URL is invalid or no server answers.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect(url)
+            .await
+            .db()?;
+        Ok(Self { pool })
+    }
+
+    /// A store on a pool the host built (its size, timeouts, TLS, `search_path`).
+    #[must_use]
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The store's pool.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Apply the embedded migrations that are not applied yet (in the `search_path`'s first
+    /// schema). Safe to run from several processes at once: sqlx takes an advisory lock.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when a migration fails or was changed after it was applied.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(StoreError::backend)
+    }
+
+    /// Delete, in batches of at most `batch` rows per statement and transaction, the sends
+    /// that are final and belong to a final enrollment, planned before `older_than`, and the
+    /// events recorded before it, along with the daily counters and mailbox-days older than
+    /// it. A bounded job for a host's scheduler: nothing a running sequence needs is touched.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database fails; what was deleted before stays
+    /// deleted.
+    pub async fn prune(
+        &self,
+        older_than: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<Pruned, StoreError> {
+        prune::prune(&self.pool, older_than, batch).await
+    }
+
+    /// The domain events recorded with [`Outbox::record_events`] for `tenant`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database fails.
+    pub async fn recorded_events(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<(DateTime<Utc>, DomainEvent)>, StoreError> {
+        let rows: Vec<(DateTime<Utc>, Json<DomainEvent>)> =
+            sqlx::query_as("SELECT at, doc FROM events WHERE tenant_id = $1 ORDER BY id")
+                .bind(tenant.0)
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
+        Ok(rows.into_iter().map(|(at, e)| (at, e.0)).collect())
+    }
+}
+
+#[async_trait]
+impl Catalog for PostgresStore {
+    async fn save_sequence(
+        &self,
+        sequence: &Sequence,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        transaction!(self, |conn| catalog::save_sequence(
+            conn,
+            sequence,
+            expected_version
+        ))
+    }
+
+    async fn get_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<Option<Sequence>, StoreError> {
+        read!(self, |conn| catalog::get_sequence(conn, tenant, id))
+    }
+
+    async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError> {
+        read!(self, |conn| catalog::list_sequences(conn, tenant))
+    }
+
+    async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {
+        read!(self, |conn| catalog::get_sequences(conn, ids))
+    }
+
+    async fn save_mailbox(
+        &self,
+        mailbox: &Mailbox,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        transaction!(self, |conn| catalog::save_mailbox(
+            conn,
+            mailbox,
+            expected_version
+        ))
+    }
+
+    async fn get_mailbox(
+        &self,
+        tenant: TenantId,
+        id: MailboxId,
+    ) -> Result<Option<Mailbox>, StoreError> {
+        read!(self, |conn| catalog::get_mailbox(conn, tenant, id))
+    }
+
+    async fn list_mailboxes(&self, tenant: TenantId) -> Result<Vec<Mailbox>, StoreError> {
+        read!(self, |conn| catalog::list_mailboxes(conn, tenant))
+    }
+
+    async fn upsert_contacts(
+        &self,
+        tenant: TenantId,
+        contacts: &[Contact],
+    ) -> Result<Vec<ContactId>, StoreError> {
+        transaction!(self, |conn| catalog::upsert_contacts(
+            conn, tenant, contacts
+        ))
+    }
+
+    async fn get_contact(
+        &self,
+        tenant: TenantId,
+        id: ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
+        read!(self, |conn| catalog::get_contact(conn, tenant, id))
+    }
+
+    async fn find_contacts_by_email(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+    ) -> Result<Vec<Contact>, StoreError> {
+        read!(self, |conn| catalog::find_contacts_by_email(
+            conn, tenant, emails
+        ))
+    }
+
+    async fn find_contact_by_email(
+        &self,
+        tenant: TenantId,
+        email: &str,
+    ) -> Result<Option<Contact>, StoreError> {
+        read!(self, |conn| catalog::find_contact_by_email(
+            conn, tenant, email
+        ))
+    }
+}
+
+#[async_trait]
+impl Outbox for PostgresStore {
+    async fn enroll(
+        &self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+        enrollments: Vec<Enrollment>,
+    ) -> Result<Vec<EnrollOutcome>, StoreError> {
+        transaction!(self, |conn| enrollments::enroll(
+            conn,
+            tenant,
+            now,
+            &enrollments
+        ))
+    }
+
+    async fn get_enrollment(
+        &self,
+        tenant: TenantId,
+        id: EnrollmentId,
+    ) -> Result<Option<Enrollment>, StoreError> {
+        read!(self, |conn| enrollments::get_enrollment(conn, tenant, id))
+    }
+
+    async fn list_enrollments(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        read!(self, |conn| enrollments::list_enrollments(
+            conn, tenant, sequence
+        ))
+    }
+
+    async fn open_enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        read!(self, |conn| enrollments::open_enrollments_page(
+            conn, tenant, sequence, after, limit
+        ))
+    }
+
+    async fn open_sends_of(
+        &self,
+        tenant: TenantId,
+        enrollments: &[EnrollmentId],
+    ) -> Result<Vec<ScheduledSend>, StoreError> {
+        read!(self, |conn| enrollments::open_sends_of(
+            conn,
+            tenant,
+            enrollments
+        ))
+    }
+
+    async fn open_enrollments_of_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        read!(self, |conn| enrollments::open_enrollments_of_contact(
+            conn, tenant, contact
+        ))
+    }
+
+    async fn enrollments_of_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        read!(self, |conn| enrollments::enrollments_of_contact(
+            conn, tenant, contact
+        ))
+    }
+
+    async fn mailbox_days(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<MailboxDay>, StoreError> {
+        snapshot!(self, |conn| enrollments::mailbox_days(
+            conn, tenant, mailbox, from, to
+        ))
+    }
+
+    async fn sends_of_enrollment(
+        &self,
+        tenant: TenantId,
+        enrollment: EnrollmentId,
+    ) -> Result<Vec<ScheduledSend>, StoreError> {
+        read!(self, |conn| enrollments::sends_of_enrollment(
+            conn, tenant, enrollment
+        ))
+    }
+
+    async fn sends_of_sequence(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Result<Vec<ScheduledSend>, StoreError> {
+        read!(self, |conn| enrollments::sends_of_sequence(
+            conn, tenant, sequence
+        ))
+    }
+
+    async fn apply_changes(
+        &self,
+        now: DateTime<Utc>,
+        changes: ChangeSet,
+    ) -> Result<(), StoreError> {
+        transaction!(self, |conn| changes::apply_changes(conn, now, &changes))
+    }
+
+    async fn due_enrollments(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueEnrollment>, StoreError> {
+        read!(self, |conn| enrollments::due_enrollments(conn, now, limit))
+    }
+
+    async fn mailbox_snapshots(
+        &self,
+        now: DateTime<Utc>,
+        ids: &[MailboxId],
+    ) -> Result<Vec<MailboxSnapshot>, StoreError> {
+        snapshot!(self, |conn| plan::mailbox_snapshots(conn, now, ids))
+    }
+
+    async fn daily_counts(
+        &self,
+        now: DateTime<Utc>,
+        sequences: &[SequenceId],
+        domains: &[(TenantId, String)],
+    ) -> Result<DailyCounts, StoreError> {
+        snapshot!(self, |conn| plan::daily_counts(
+            conn, now, sequences, domains
+        ))
+    }
+
+    async fn acquire_planning(
+        &self,
+        now: DateTime<Utc>,
+        token: uuid::Uuid,
+        lease_for: Duration,
+    ) -> Result<Option<PlanningLease>, StoreError> {
+        transaction!(self, |conn| plan::acquire_planning(
+            conn, now, token, lease_for
+        ))
+    }
+
+    async fn release_planning(&self, lease: PlanningLease) -> Result<(), StoreError> {
+        transaction!(self, |conn| plan::release_planning(conn, lease))
+    }
+
+    async fn apply_plan(
+        &self,
+        now: DateTime<Utc>,
+        plan: PlanCommit,
+    ) -> Result<PlanApplied, StoreError> {
+        transaction!(self, |conn| plan::apply_plan(conn, now, &plan))
+    }
+
+    async fn claim_sends(
+        &self,
+        now: DateTime<Utc>,
+        lease_for: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedSend>, StoreError> {
+        transaction!(self, |conn| claims::claim_sends(
+            conn, now, lease_for, limit
+        ))
+    }
+
+    async fn send_context(
+        &self,
+        tenant: TenantId,
+        send: SendId,
+    ) -> Result<Option<SendContext>, StoreError> {
+        read!(self, |conn| claims::send_context(conn, tenant, send))
+    }
+
+    async fn complete_send(
+        &self,
+        now: DateTime<Utc>,
+        completion: SendCompletion,
+    ) -> Result<(), StoreError> {
+        transaction!(self, |conn| claims::complete_send(conn, now, &completion))
+    }
+
+    async fn release_send(
+        &self,
+        now: DateTime<Utc>,
+        send: SendId,
+        lease: Lease,
+        replan_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        transaction!(self, |conn| claims::release_send(
+            conn, now, send, lease, replan_at
+        ))
+    }
+
+    async fn expire_leases(
+        &self,
+        now: DateTime<Utc>,
+        resend: bool,
+    ) -> Result<Vec<ScheduledSend>, StoreError> {
+        transaction!(self, |conn| claims::expire_leases(conn, now, resend))
+    }
+
+    async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        read!(self, |conn| claims::next_wakeup(conn))
+    }
+
+    async fn record_events(
+        &self,
+        tenant: TenantId,
+        at: DateTime<Utc>,
+        events: &[DomainEvent],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        transaction!(self, |conn| prune::record_events(conn, tenant, at, events))
+    }
+}

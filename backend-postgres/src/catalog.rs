@@ -1,0 +1,469 @@
+//! The catalog half: sequences, mailboxes and contacts.
+
+use std::collections::{HashMap, HashSet};
+
+use sequence_core::contact::{normalize_email, Contact};
+use sequence_core::error::Entity;
+use sequence_core::ids::{ContactId, MailboxId, SequenceId, TenantId};
+use sequence_core::mailbox::Mailbox;
+use sequence_core::sequence::Sequence;
+use sequence_core::store::StoreError;
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::Db;
+use crate::rows::{self, big, doc, name};
+use crate::work::{lock_mailbox_state, refresh_mailbox_state};
+
+/// A version conflict on `entity` `id`.
+pub(crate) fn conflict(
+    entity: Entity,
+    id: impl std::fmt::Display,
+    expected: u64,
+    found: u64,
+) -> StoreError {
+    StoreError::VersionConflict {
+        entity,
+        id: id.to_string(),
+        expected,
+        found,
+    }
+}
+
+/// The version a replaced record is stored with: the caller's, but always past the version
+/// it was read at, so that a second writer holding the same read version conflicts even
+/// when the first forgot to bump it.
+pub(crate) fn written_version(new: u64, read: u64) -> u64 {
+    new.max(read.saturating_add(1))
+}
+
+/// What an insert-or-replace finds stored under an id: its tenant and version.
+async fn stored_version(
+    conn: &mut PgConnection,
+    entity: Entity,
+    id: Uuid,
+) -> Result<Option<(TenantId, u64)>, StoreError> {
+    let sql = if entity == Entity::Sequence {
+        "SELECT tenant_id, version FROM sequences WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT tenant_id, version FROM mailboxes WHERE id = $1 FOR UPDATE"
+    };
+    let row: Option<(Uuid, i64)> = sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    Ok(row.map(|(t, v)| (TenantId(t), u64::try_from(v).unwrap_or(0))))
+}
+
+/// The version check of [`Catalog::save_sequence`](sequence_core::store::Catalog) and
+/// `save_mailbox`: `Ok(None)` to insert, `Ok(Some(version))` to replace with that version.
+fn check_save(
+    entity: Entity,
+    id: Uuid,
+    tenant: TenantId,
+    own_version: u64,
+    expected: Option<u64>,
+    stored: Option<(TenantId, u64)>,
+) -> Result<Option<u64>, StoreError> {
+    match (expected, stored) {
+        (None, Some(_)) => Err(StoreError::AlreadyExists {
+            entity,
+            id: id.to_string(),
+        }),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(StoreError::not_found(entity, id)),
+        (Some(_), Some((stored_tenant, _))) if stored_tenant != tenant => {
+            Err(StoreError::not_found(entity, id))
+        }
+        (Some(read), Some((_, found))) if found != read => Err(conflict(entity, id, read, found)),
+        (Some(read), Some(_)) => Ok(Some(written_version(own_version, read))),
+    }
+}
+
+// ---- sequences -------------------------------------------------------------------------------
+
+pub(crate) async fn save_sequence(
+    conn: &mut PgConnection,
+    sequence: &Sequence,
+    expected: Option<u64>,
+) -> Result<(), StoreError> {
+    let stored = stored_version(conn, Entity::Sequence, sequence.id.0).await?;
+    let version = check_save(
+        Entity::Sequence,
+        sequence.id.0,
+        sequence.tenant,
+        sequence.version(),
+        expected,
+        stored,
+    )?;
+    let mut sequence = sequence.clone();
+    match version {
+        Some(v) => {
+            sequence.set_version(v);
+            write_sequence(conn, &sequence).await
+        }
+        None => {
+            let inserted = sqlx::query(
+                "INSERT INTO sequences (tenant_id, id, status, mailbox_pool, version, doc) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(sequence.tenant.0)
+            .bind(sequence.id.0)
+            .bind(name(&sequence.status())?)
+            .bind(pool_of(&sequence))
+            .bind(big(sequence.version()))
+            .bind(Json(&sequence))
+            .execute(&mut *conn)
+            .await
+            .db()?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::AlreadyExists {
+                    entity: Entity::Sequence,
+                    id: sequence.id.to_string(),
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+fn pool_of(sequence: &Sequence) -> Vec<Uuid> {
+    sequence.mailbox_pool.iter().map(|m| m.0).collect()
+}
+
+/// Replace a stored sequence (its version already set).
+pub(crate) async fn write_sequence(
+    conn: &mut PgConnection,
+    sequence: &Sequence,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sequences SET status = $3, mailbox_pool = $4, version = $5, doc = $6 \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(sequence.tenant.0)
+    .bind(sequence.id.0)
+    .bind(name(&sequence.status())?)
+    .bind(pool_of(sequence))
+    .bind(big(sequence.version()))
+    .bind(Json(sequence))
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+pub(crate) async fn get_sequence(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: SequenceId,
+) -> Result<Option<Sequence>, StoreError> {
+    let row = sqlx::query("SELECT doc FROM sequences WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    row.map(|r| doc(&r, "doc")).transpose()
+}
+
+pub(crate) async fn list_sequences(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Vec<Sequence>, StoreError> {
+    let rows = sqlx::query("SELECT doc FROM sequences WHERE tenant_id = $1 ORDER BY id")
+        .bind(tenant.0)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    rows.iter().map(|r| doc(r, "doc")).collect()
+}
+
+/// Sequences by id across tenants, in the order asked (each once, unknown ones left out).
+pub(crate) async fn get_sequences(
+    conn: &mut PgConnection,
+    ids: &[SequenceId],
+) -> Result<Vec<Sequence>, StoreError> {
+    let wanted: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+    let rows = sqlx::query("SELECT id, doc FROM sequences WHERE id = ANY($1)")
+        .bind(&wanted)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    let mut found: HashMap<Uuid, Sequence> = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        found.insert(rows::uuid(r, "id")?, doc(r, "doc")?);
+    }
+    Ok(wanted.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+// ---- mailboxes -------------------------------------------------------------------------------
+
+pub(crate) async fn save_mailbox(
+    conn: &mut PgConnection,
+    mailbox: &Mailbox,
+    expected: Option<u64>,
+) -> Result<(), StoreError> {
+    let stored = stored_version(conn, Entity::Mailbox, mailbox.id.0).await?;
+    let version = check_save(
+        Entity::Mailbox,
+        mailbox.id.0,
+        mailbox.tenant,
+        mailbox.version(),
+        expected,
+        stored,
+    )?;
+    let mut mailbox = mailbox.clone();
+    match version {
+        Some(v) => {
+            mailbox.set_version(v);
+            write_mailbox(conn, &mailbox).await?;
+            // Its gap may have changed, and with it when its next send becomes claimable.
+            let key = [(mailbox.tenant, mailbox.id)];
+            lock_mailbox_state(conn, &key).await?;
+            refresh_mailbox_state(conn, &key, &Default::default()).await
+        }
+        None => {
+            let inserted = sqlx::query(
+                "INSERT INTO mailboxes (tenant_id, id, status, min_gap_seconds, version, doc) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(mailbox.tenant.0)
+            .bind(mailbox.id.0)
+            .bind(name(&mailbox.status())?)
+            .bind(gap_of(&mailbox))
+            .bind(big(mailbox.version()))
+            .bind(Json(&mailbox))
+            .execute(&mut *conn)
+            .await
+            .db()?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::AlreadyExists {
+                    entity: Entity::Mailbox,
+                    id: mailbox.id.to_string(),
+                });
+            }
+            sqlx::query("INSERT INTO mailbox_state (tenant_id, mailbox_id) VALUES ($1, $2)")
+                .bind(mailbox.tenant.0)
+                .bind(mailbox.id.0)
+                .execute(&mut *conn)
+                .await
+                .db()?;
+            Ok(())
+        }
+    }
+}
+
+fn gap_of(mailbox: &Mailbox) -> i32 {
+    i32::try_from(mailbox.min_gap_seconds).unwrap_or(i32::MAX)
+}
+
+/// Replace a stored mailbox (its version already set). The caller recomputes its
+/// `mailbox_state` (the gap may have changed).
+pub(crate) async fn write_mailbox(
+    conn: &mut PgConnection,
+    mailbox: &Mailbox,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE mailboxes SET status = $3, min_gap_seconds = $4, version = $5, doc = $6 \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(mailbox.tenant.0)
+    .bind(mailbox.id.0)
+    .bind(name(&mailbox.status())?)
+    .bind(gap_of(mailbox))
+    .bind(big(mailbox.version()))
+    .bind(Json(mailbox))
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+pub(crate) async fn get_mailbox(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: MailboxId,
+) -> Result<Option<Mailbox>, StoreError> {
+    let row = sqlx::query("SELECT doc FROM mailboxes WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    row.map(|r| doc(&r, "doc")).transpose()
+}
+
+pub(crate) async fn list_mailboxes(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Vec<Mailbox>, StoreError> {
+    let rows = sqlx::query("SELECT doc FROM mailboxes WHERE tenant_id = $1 ORDER BY id")
+        .bind(tenant.0)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    rows.iter().map(|r| doc(r, "doc")).collect()
+}
+
+// ---- contacts --------------------------------------------------------------------------------
+
+/// A transaction-level advisory lock per tenant that serializes `upsert_contacts` of one
+/// tenant, so that two imports resolving the same new address cannot both insert it (the
+/// unique index would refuse the second, and the whole batch with it).
+async fn lock_tenant_contacts(conn: &mut PgConnection, tenant: TenantId) -> Result<(), StoreError> {
+    let (hi, lo) = tenant.0.as_u64_pair();
+    let key = i64::from_ne_bytes((hi ^ lo ^ 0x636f_6e74_6163_7473).to_ne_bytes());
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+pub(crate) async fn upsert_contacts(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    contacts: &[Contact],
+) -> Result<Vec<ContactId>, StoreError> {
+    if contacts.is_empty() {
+        return Ok(Vec::new());
+    }
+    lock_tenant_contacts(conn, tenant).await?;
+    let ids: Vec<Uuid> = contacts.iter().map(|c| c.id.0).collect();
+    let emails: Vec<String> = contacts.iter().map(|c| normalize_email(&c.email)).collect();
+    // Every stored contact the rows may name, by id (any tenant) or by address.
+    let rows = sqlx::query(
+        "SELECT doc FROM contacts WHERE id = ANY($1) \
+         UNION SELECT doc FROM contacts WHERE tenant_id = $2 AND email = ANY($3)",
+    )
+    .bind(&ids)
+    .bind(tenant.0)
+    .bind(&emails)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut stored: HashMap<ContactId, Contact> = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let c: Contact = doc(r, "doc")?;
+        stored.insert(c.id, c);
+    }
+    let by_email: HashMap<String, ContactId> = stored
+        .values()
+        .filter(|c| c.tenant == tenant)
+        .map(|c| (c.normalized_email(), c.id))
+        .collect();
+
+    // Resolve every row first (nothing is written when one is refused); rows of one call
+    // that share an address resolve to one contact.
+    let mut batch: HashMap<&str, ContactId> = HashMap::new();
+    let mut targets = Vec::with_capacity(contacts.len());
+    for (c, address) in contacts.iter().zip(&emails) {
+        let foreign = c.tenant != tenant || stored.get(&c.id).is_some_and(|s| s.tenant != tenant);
+        if foreign {
+            return Err(StoreError::not_found(Entity::Contact, c.id));
+        }
+        let holder = batch
+            .get(address.as_str())
+            .copied()
+            .or_else(|| by_email.get(address).copied());
+        let target = match holder {
+            Some(id) => {
+                if id != c.id && stored.contains_key(&c.id) {
+                    // The row's own contact exists under another address, which a different
+                    // contact holds: two people cannot share an address.
+                    return Err(StoreError::AlreadyExists {
+                        entity: Entity::Contact,
+                        id: format!("{} (address {address} belongs to {id})", c.id),
+                    });
+                }
+                id
+            }
+            None => c.id,
+        };
+        batch.insert(address, target);
+        targets.push(target);
+    }
+    let mut written: HashMap<ContactId, Contact> = HashMap::new();
+    let mut order: Vec<ContactId> = Vec::new();
+    for (c, target) in contacts.iter().zip(&targets) {
+        let current = written.get(target).or_else(|| stored.get(target)).cloned();
+        let contact = match current {
+            Some(mut current) => {
+                current.apply_host_update(c);
+                current.set_version(current.version() + 1);
+                current
+            }
+            None => c.clone(),
+        };
+        if !written.contains_key(target) {
+            order.push(*target);
+        }
+        written.insert(*target, contact);
+    }
+    let rows: Vec<&Contact> = order.iter().filter_map(|id| written.get(id)).collect();
+    match rows::upsert_contacts(conn, &rows).await {
+        Err(e) if crate::error::is_unique_violation(&e) => Err(StoreError::AlreadyExists {
+            entity: Entity::Contact,
+            id: "a row's address belongs to another contact".to_owned(),
+        }),
+        other => other,
+    }?;
+    Ok(targets)
+}
+
+pub(crate) async fn get_contact(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: ContactId,
+) -> Result<Option<Contact>, StoreError> {
+    let row = sqlx::query("SELECT doc FROM contacts WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    row.map(|r| doc(&r, "doc")).transpose()
+}
+
+pub(crate) async fn find_contacts_by_email(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    emails: &[String],
+) -> Result<Vec<Contact>, StoreError> {
+    let wanted: Vec<String> = emails.iter().map(|e| normalize_email(e)).collect();
+    let rows = sqlx::query("SELECT doc FROM contacts WHERE tenant_id = $1 AND email = ANY($2)")
+        .bind(tenant.0)
+        .bind(&wanted)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    let mut found: HashMap<String, Contact> = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let c: Contact = doc(r, "doc")?;
+        found.insert(c.normalized_email(), c);
+    }
+    let mut seen = HashSet::new();
+    Ok(wanted
+        .iter()
+        .filter_map(|e| found.get(e))
+        .filter(|c| seen.insert(c.id))
+        .cloned()
+        .collect())
+}
+
+pub(crate) async fn find_contact_by_email(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    email: &str,
+) -> Result<Option<Contact>, StoreError> {
+    let row = sqlx::query("SELECT doc FROM contacts WHERE tenant_id = $1 AND email = $2")
+        .bind(tenant.0)
+        .bind(normalize_email(email))
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    row.map(|r| doc(&r, "doc")).transpose()
+}

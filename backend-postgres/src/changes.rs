@@ -1,0 +1,452 @@
+//! Change sets: rows loaded under lock, checked all at once (versions, tenants, one open
+//! enrollment per pair), written all at once; and the wake-up of waiting enrollments by a
+//! released unit of capacity.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sequence_core::contact::{normalize_email, Contact};
+use sequence_core::enrollment::Enrollment;
+use sequence_core::error::Entity;
+use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+use sequence_core::mailbox::Mailbox;
+use sequence_core::sequence::Sequence;
+use sequence_core::store::{ChangeSet, StoreError};
+use sequence_core::time::local_date;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::catalog::{conflict, written_version};
+use crate::error::Db;
+use crate::rows::{doc, send_columns, SendRow};
+use crate::work::{Tracked, Work};
+
+// ---- loading ---------------------------------------------------------------------------------
+
+/// Lock and load contacts by id (any tenant) into the working set.
+pub(crate) async fn load_contacts(
+    conn: &mut PgConnection,
+    work: &mut Work,
+    ids: impl IntoIterator<Item = ContactId>,
+) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = missing(ids.into_iter().map(|i| i.0), |id| {
+        work.contacts.contains_key(&ContactId(id))
+    });
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let rows = sqlx::query("SELECT doc FROM contacts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    for r in &rows {
+        let c: Contact = doc(r, "doc")?;
+        work.contacts.insert(c.id, Tracked::clean(c));
+    }
+    Ok(())
+}
+
+/// Lock and load enrollments by id (any tenant) into the working set.
+pub(crate) async fn load_enrollments(
+    conn: &mut PgConnection,
+    work: &mut Work,
+    ids: impl IntoIterator<Item = EnrollmentId>,
+) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = missing(ids.into_iter().map(|i| i.0), |id| {
+        work.enrollments.contains_key(&EnrollmentId(id))
+    });
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let rows = sqlx::query("SELECT doc FROM enrollments WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    for r in &rows {
+        let e: Enrollment = doc(r, "doc")?;
+        work.enrollments.insert(e.id, Tracked::clean(e));
+    }
+    Ok(())
+}
+
+/// Lock and load sends by id (any tenant) into the working set.
+pub(crate) async fn load_sends(
+    conn: &mut PgConnection,
+    work: &mut Work,
+    ids: impl IntoIterator<Item = SendId>,
+) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = missing(ids.into_iter().map(|i| i.0), |id| {
+        work.sends.contains_key(&SendId(id))
+    });
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        send_columns!(),
+        " FROM sends s WHERE s.id = ANY($1) ORDER BY s.id FOR UPDATE"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    for r in &rows {
+        let row = SendRow::read(r)?;
+        work.sends.insert(row.send.id, Tracked::clean(row));
+    }
+    Ok(())
+}
+
+/// Lock and load sequences by id (any tenant) into the working set.
+async fn load_sequences(
+    conn: &mut PgConnection,
+    work: &mut Work,
+    ids: impl IntoIterator<Item = SequenceId>,
+) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = missing(ids.into_iter().map(|i| i.0), |id| {
+        work.sequences.contains_key(&SequenceId(id))
+    });
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let rows = sqlx::query("SELECT doc FROM sequences WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    for r in &rows {
+        let s: Sequence = doc(r, "doc")?;
+        work.sequences.insert(s.id, Tracked::clean(s));
+    }
+    Ok(())
+}
+
+/// Lock and load mailboxes by id (any tenant) into the working set.
+pub(crate) async fn load_mailboxes(
+    conn: &mut PgConnection,
+    work: &mut Work,
+    ids: impl IntoIterator<Item = MailboxId>,
+    lock: bool,
+) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = missing(ids.into_iter().map(|i| i.0), |id| {
+        work.mailboxes.contains_key(&MailboxId(id))
+    });
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = if lock {
+        "SELECT doc FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    } else {
+        "SELECT doc FROM mailboxes WHERE id = ANY($1)"
+    };
+    let rows = sqlx::query(sql)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    for r in &rows {
+        let m: Mailbox = doc(r, "doc")?;
+        work.mailboxes.insert(m.id, Tracked::clean(m));
+    }
+    Ok(())
+}
+
+/// The ids of `ids` not loaded yet, each once.
+fn missing(ids: impl Iterator<Item = Uuid>, loaded: impl Fn(Uuid) -> bool) -> Vec<Uuid> {
+    let mut seen = HashSet::new();
+    ids.filter(|id| !loaded(*id) && seen.insert(*id)).collect()
+}
+
+/// Lock and load every row a change set names.
+pub(crate) async fn load_changes(
+    conn: &mut PgConnection,
+    work: &mut Work,
+    changes: &ChangeSet,
+) -> Result<(), StoreError> {
+    load_contacts(conn, work, changes.contacts.iter().map(|(c, _)| c.id)).await?;
+    load_enrollments(conn, work, changes.enrollments.iter().map(|(e, _)| e.id)).await?;
+    load_sequences(conn, work, changes.sequences.iter().map(|(s, _)| s.id)).await?;
+    load_mailboxes(
+        conn,
+        work,
+        changes.mailboxes.iter().map(|(m, _)| m.id),
+        true,
+    )
+    .await?;
+    load_sends(
+        conn,
+        work,
+        changes
+            .cancel_sends
+            .iter()
+            .copied()
+            .chain(changes.tracking.iter().map(|t| t.send)),
+    )
+    .await
+}
+
+// ---- checking --------------------------------------------------------------------------------
+
+/// Check a change set without writing: every record exists in its tenant (and in `tenant`,
+/// when given), every version matches, an engine write keeps a contact's address, and no
+/// (sequence, contact) gets two open enrollments. The rows must be loaded.
+pub(crate) async fn check_changes(
+    conn: &mut PgConnection,
+    work: &Work,
+    changes: &ChangeSet,
+    tenant: Option<TenantId>,
+) -> Result<(), StoreError> {
+    let in_scope = |t: TenantId| tenant.is_none_or(|scope| scope == t);
+    let mut contact_versions: HashMap<ContactId, u64> = HashMap::new();
+    for (c, read) in &changes.contacts {
+        let stored = match work.contacts.get(&c.id) {
+            Some(s) if s.row.tenant == c.tenant && in_scope(c.tenant) => &s.row,
+            _ => return Err(StoreError::not_found(Entity::Contact, c.id)),
+        };
+        let current = contact_versions
+            .get(&c.id)
+            .copied()
+            .unwrap_or(stored.version());
+        if current != *read {
+            return Err(conflict(Entity::Contact, c.id, *read, current));
+        }
+        if normalize_email(&c.email) != normalize_email(&stored.email) {
+            return Err(StoreError::Invalid(format!(
+                "contact {}: an engine write may not change the address",
+                c.id
+            )));
+        }
+        contact_versions.insert(c.id, written_version(c.version(), *read));
+    }
+    let closing: HashSet<EnrollmentId> = changes
+        .enrollments
+        .iter()
+        .filter(|(e, _)| e.is_final())
+        .map(|(e, _)| e.id)
+        .collect();
+    let open_by_pair = open_enrollments_of_pairs(conn, changes).await?;
+    let mut versions: HashMap<EnrollmentId, u64> = HashMap::new();
+    let mut opening: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::new();
+    for (e, read) in &changes.enrollments {
+        let stored = match work.enrollments.get(&e.id) {
+            Some(s) if s.row.tenant == e.tenant && in_scope(e.tenant) => &s.row,
+            _ => return Err(StoreError::not_found(Entity::Enrollment, e.id)),
+        };
+        let current = versions.get(&e.id).copied().unwrap_or(stored.version());
+        if current != *read {
+            return Err(conflict(Entity::Enrollment, e.id, *read, current));
+        }
+        versions.insert(e.id, written_version(e.version(), *read));
+        if !e.is_final() {
+            let pair = (e.sequence, e.contact);
+            let taken = open_by_pair
+                .get(&pair)
+                .filter(|other| **other != e.id && !closing.contains(other))
+                .or_else(|| opening.get(&pair).filter(|other| **other != e.id));
+            if taken.is_some() {
+                return Err(StoreError::AlreadyExists {
+                    entity: Entity::Enrollment,
+                    id: format!("{} (sequence {}, contact {})", e.id, e.sequence, e.contact),
+                });
+            }
+            opening.insert(pair, e.id);
+        }
+    }
+    let mut seq_versions: HashMap<SequenceId, u64> = HashMap::new();
+    for (s, read) in &changes.sequences {
+        let stored = match work.sequences.get(&s.id) {
+            Some(st) if st.row.tenant == s.tenant && in_scope(s.tenant) => &st.row,
+            _ => return Err(StoreError::not_found(Entity::Sequence, s.id)),
+        };
+        let current = seq_versions.get(&s.id).copied().unwrap_or(stored.version());
+        if current != *read {
+            return Err(conflict(Entity::Sequence, s.id, *read, current));
+        }
+        seq_versions.insert(s.id, written_version(s.version(), *read));
+    }
+    let mut mb_versions: HashMap<MailboxId, u64> = HashMap::new();
+    for (m, read) in &changes.mailboxes {
+        let stored = match work.mailboxes.get(&m.id) {
+            Some(st) if st.row.tenant == m.tenant && in_scope(m.tenant) => &st.row,
+            _ => return Err(StoreError::not_found(Entity::Mailbox, m.id)),
+        };
+        let current = mb_versions.get(&m.id).copied().unwrap_or(stored.version());
+        if current != *read {
+            return Err(conflict(Entity::Mailbox, m.id, *read, current));
+        }
+        mb_versions.insert(m.id, written_version(m.version(), *read));
+    }
+    Ok(())
+}
+
+/// The open enrollment of each (sequence, contact) that the change set writes open.
+async fn open_enrollments_of_pairs(
+    conn: &mut PgConnection,
+    changes: &ChangeSet,
+) -> Result<HashMap<(SequenceId, ContactId), EnrollmentId>, StoreError> {
+    let pairs: Vec<(Uuid, Uuid, Uuid)> = changes
+        .enrollments
+        .iter()
+        .filter(|(e, _)| !e.is_final())
+        .map(|(e, _)| (e.tenant.0, e.sequence.0, e.contact.0))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT e.id, e.sequence_id, e.contact_id FROM enrollments e \
+         JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS p(t, s, c) \
+             ON e.tenant_id = p.t AND e.sequence_id = p.s AND e.contact_id = p.c \
+         WHERE e.status IN ('active', 'paused')",
+    )
+    .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
+    .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
+    .bind(pairs.iter().map(|p| p.2).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, s, c)| ((SequenceId(s), ContactId(c)), EnrollmentId(id)))
+        .collect())
+}
+
+// ---- writing ---------------------------------------------------------------------------------
+
+/// Write a change set that [`check_changes`] accepted into the working set.
+pub(crate) fn write_changes(work: &mut Work, changes: &ChangeSet, tenant: Option<TenantId>) {
+    for (c, read) in &changes.contacts {
+        let mut c = c.clone();
+        let current = work.contacts.get(&c.id).map_or(*read, |t| t.row.version());
+        c.set_version(written_version(c.version(), current));
+        work.contacts.insert(
+            c.id,
+            Tracked {
+                row: c,
+                dirty: true,
+            },
+        );
+    }
+    for (e, read) in &changes.enrollments {
+        let mut e = e.clone();
+        let current = work
+            .enrollments
+            .get(&e.id)
+            .map_or(*read, |t| t.row.version());
+        e.set_version(written_version(e.version(), current));
+        work.put_enrollment(e);
+    }
+    for id in &changes.cancel_sends {
+        let ours = work
+            .sends
+            .get(id)
+            .is_some_and(|t| tenant.is_none_or(|scope| scope == t.row.send.tenant));
+        if ours {
+            work.cancel_send(*id, "called off");
+        }
+    }
+    for (s, read) in &changes.sequences {
+        let mut s = s.clone();
+        let current = work.sequences.get(&s.id).map_or(*read, |t| t.row.version());
+        s.set_version(written_version(s.version(), current));
+        work.sequences.insert(
+            s.id,
+            Tracked {
+                row: s,
+                dirty: true,
+            },
+        );
+    }
+    for (m, read) in &changes.mailboxes {
+        let mut m = m.clone();
+        let current = work.mailboxes.get(&m.id).map_or(*read, |t| t.row.version());
+        m.set_version(written_version(m.version(), current));
+        work.mailboxes.insert(
+            m.id,
+            Tracked {
+                row: m,
+                dirty: true,
+            },
+        );
+    }
+    for mark in &changes.tracking {
+        if let Some(t) = work.sends.get_mut(&mark.send) {
+            if tenant.is_none_or(|scope| scope == t.row.send.tenant)
+                && t.row.send.mark(mark.kind, mark.at)
+            {
+                t.dirty = true;
+            }
+        }
+    }
+}
+
+pub(crate) async fn apply_changes(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    changes: &ChangeSet,
+) -> Result<(), StoreError> {
+    let mut work = Work::default();
+    load_changes(conn, &mut work, changes).await?;
+    check_changes(conn, &work, changes, None).await?;
+    write_changes(&mut work, changes, None);
+    work.flush(conn).await?;
+    wake_for_released(conn, &mut work, now).await
+}
+
+// ---- released capacity -------------------------------------------------------------------
+
+/// Capacity a unit of work released on a mailbox's current local day goes to waiting
+/// enrollments the same day: for each released unit, up to two active enrollments deferred
+/// for capacity or windows that the mailbox can serve (its sequence's pool holds it, and it
+/// is not sticky to another active mailbox) are made due at `now`, soonest first. Two,
+/// because one woken may still not fit (its recipient's hours). Runs after the unit's
+/// writes were flushed (it reads them), and flushes what it wakes.
+pub(crate) async fn wake_for_released(
+    conn: &mut PgConnection,
+    work: &mut Work,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let released = std::mem::take(&mut work.released);
+    if released.is_empty() {
+        return Ok(());
+    }
+    load_mailboxes(conn, work, released.iter().map(|(_, m, _)| *m), false).await?;
+    for (tenant, mailbox, date) in released {
+        let Some(m) = work.mailboxes.get(&mailbox).map(|t| &t.row) else {
+            continue;
+        };
+        if m.tenant != tenant || !m.is_active() || local_date(m.timezone, now) != date {
+            continue;
+        }
+        // Rows another unit holds are passed over rather than waited for.
+        let rows = sqlx::query(
+            "SELECT e.doc FROM enrollments e \
+             JOIN sequences s ON s.tenant_id = e.tenant_id AND s.id = e.sequence_id \
+             LEFT JOIN mailboxes sticky ON sticky.tenant_id = e.tenant_id \
+                 AND sticky.id = e.mailbox_id \
+             WHERE e.tenant_id = $1 AND e.status = 'active' AND e.due_at >= $3 \
+               AND e.deferral_reason IN \
+                   ('no_capacity', 'outside_mailbox_window', 'outside_recipient_window') \
+               AND (e.mailbox_id IS NULL OR e.mailbox_id = $2 OR sticky.id IS NULL \
+                    OR sticky.status <> 'active') \
+               AND $2 = ANY(s.mailbox_pool) \
+             ORDER BY e.due_at, e.id LIMIT 2 \
+             FOR UPDATE OF e SKIP LOCKED",
+        )
+        .bind(tenant.0)
+        .bind(mailbox.0)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+        for r in &rows {
+            let mut e: Enrollment = doc(r, "doc")?;
+            if e.wake(now) {
+                work.put_enrollment(e);
+            }
+        }
+    }
+    work.flush(conn).await
+}

@@ -1,0 +1,404 @@
+//! Dispatch: claims under a lease, the re-check read, completions, releases and expired
+//! leases, and the next wake-up.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use sequence_core::contact::Contact;
+use sequence_core::enrollment::Enrollment;
+use sequence_core::error::Entity;
+use sequence_core::ids::{SendId, TenantId};
+use sequence_core::send::{Lease, ScheduledSend, SendStatus};
+use sequence_core::store::{ClaimedSend, SendCompletion, SendContext, StoreError};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::changes::{
+    check_changes, load_changes, load_enrollments, load_sends, wake_for_released, write_changes,
+};
+use crate::error::Db;
+use crate::rows::{doc, int, limit, name, opt_doc, send_columns, uint, SendRow};
+use crate::work::{LastAttempt, Tracked, Work};
+
+/// The claim's first statement: the mailboxes whose earliest planned send is claimable at
+/// `$1` (nothing in flight, the gap kept), earliest first, at most `$2`, each locked or
+/// passed over when another claimer holds it. Driven from `mailbox_state` through its
+/// partial index on `ready_at`, never by scanning sends; `MATERIALIZED` so that the locked
+/// set is exactly the limited one.
+pub(crate) const CLAIM_MAILBOXES: &str = "\
+    WITH ready AS MATERIALIZED ( \
+        SELECT tenant_id, mailbox_id, last_attempt_at, ready_at FROM mailbox_state \
+        WHERE ready_at IS NOT NULL AND ready_at <= $1 \
+        ORDER BY ready_at, mailbox_id \
+        LIMIT $2 \
+        FOR UPDATE SKIP LOCKED) \
+    SELECT tenant_id, mailbox_id, last_attempt_at FROM ready ORDER BY ready_at, mailbox_id";
+
+pub(crate) async fn claim_sends(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    lease_for: Duration,
+    max: usize,
+) -> Result<Vec<ClaimedSend>, StoreError> {
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    let until = now
+        .checked_add_signed(lease_for)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let ready: Vec<(Uuid, Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(CLAIM_MAILBOXES)
+        .bind(now)
+        .bind(limit(max))
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    if ready.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A new statement sees everything committed by the units that held these rows before:
+    // each mailbox's earliest planned send now, if it is due and nothing is in flight.
+    let tenants: Vec<Uuid> = ready.iter().map(|r| r.0).collect();
+    let mailboxes: Vec<Uuid> = ready.iter().map(|r| r.1).collect();
+    let picked: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT s.id FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(t, m, n) \
+         CROSS JOIN LATERAL ( \
+             SELECT id, planned_at FROM sends \
+             WHERE tenant_id = k.t AND mailbox_id = k.m AND status = 'planned' \
+             ORDER BY planned_at, id LIMIT 1) s \
+         WHERE s.planned_at <= $3 \
+           AND NOT EXISTS (SELECT 1 FROM sends f WHERE f.tenant_id = k.t \
+               AND f.mailbox_id = k.m AND f.status = 'sending') \
+         ORDER BY k.n",
+    )
+    .bind(&tenants)
+    .bind(&mailboxes)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    if picked.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Lock them; one another unit is changing right now is left for the next claim.
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        send_columns!(),
+        ", e.doc AS enrollment_doc, c.doc AS contact_doc \
+         FROM sends s \
+         JOIN enrollments e ON e.tenant_id = s.tenant_id AND e.id = s.enrollment_id \
+         JOIN contacts c ON c.tenant_id = s.tenant_id AND c.id = s.contact_id \
+         WHERE s.id = ANY($1) AND s.status = 'planned' \
+         FOR UPDATE OF s SKIP LOCKED"
+    ))
+    .bind(&picked)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut locked: HashMap<SendId, (SendRow, Enrollment, Contact)> = HashMap::new();
+    for r in &rows {
+        let row = SendRow::read(r)?;
+        let enrollment: Enrollment = doc(r, "enrollment_doc")?;
+        let contact: Contact = doc(r, "contact_doc")?;
+        locked.insert(row.send.id, (row, enrollment, contact));
+    }
+    let last_of: HashMap<(Uuid, Uuid), Option<DateTime<Utc>>> =
+        ready.iter().map(|(t, m, last)| ((*t, *m), *last)).collect();
+
+    let mut work = Work::default();
+    let mut out = Vec::with_capacity(locked.len());
+    for id in picked {
+        let Some((mut row, enrollment, contact)) = locked.remove(&SendId(id)) else {
+            continue;
+        };
+        let (tenant, mailbox) = (row.send.tenant, row.send.mailbox());
+        let prev = last_of.get(&(tenant.0, mailbox.0)).copied().flatten();
+        let lease = Lease {
+            token: Uuid::new_v4(),
+            attempt: row.send.attempts().saturating_add(1),
+            until,
+        };
+        if row.send.claim(lease).is_err() {
+            continue;
+        }
+        row.prev_last_attempt = prev;
+        work.set_last_attempt(
+            tenant,
+            mailbox,
+            LastAttempt::Set(Some(prev.map_or(now, |p| p.max(now)))),
+        );
+        work.count_attempt((tenant, mailbox, row.send.local_date()));
+        out.push(ClaimedSend {
+            send: row.send.clone(),
+            lease,
+            enrollment,
+            contact,
+        });
+        work.sends.insert(row.send.id, Tracked { row, dirty: true });
+    }
+    work.flush(conn).await?;
+    Ok(out)
+}
+
+pub(crate) async fn send_context(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    send: SendId,
+) -> Result<Option<SendContext>, StoreError> {
+    let row = sqlx::query(
+        "SELECT e.doc AS enrollment_doc, c.doc AS contact_doc, m.doc AS mailbox_doc, \
+             q.doc AS sequence_doc, coalesce(md.attempts, 0) AS attempts \
+         FROM sends s \
+         LEFT JOIN enrollments e ON e.tenant_id = s.tenant_id AND e.id = s.enrollment_id \
+         LEFT JOIN contacts c ON c.tenant_id = s.tenant_id AND c.id = s.contact_id \
+         LEFT JOIN mailboxes m ON m.tenant_id = s.tenant_id AND m.id = s.mailbox_id \
+         LEFT JOIN sequences q ON q.tenant_id = s.tenant_id AND q.id = s.sequence_id \
+         LEFT JOIN mailbox_days md ON md.tenant_id = s.tenant_id \
+             AND md.mailbox_id = s.mailbox_id AND md.local_date = s.local_date \
+         WHERE s.tenant_id = $1 AND s.id = $2",
+    )
+    .bind(tenant.0)
+    .bind(send.0)
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let attempts: i32 = r.try_get("attempts").db()?;
+    Ok(Some(SendContext {
+        enrollment: opt_doc(&r, "enrollment_doc")?,
+        contact: opt_doc(&r, "contact_doc")?,
+        mailbox: opt_doc(&r, "mailbox_doc")?,
+        sequence: opt_doc(&r, "sequence_doc")?,
+        attempts_on_day: uint(attempts),
+    }))
+}
+
+pub(crate) async fn complete_send(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    completion: &SendCompletion,
+) -> Result<(), StoreError> {
+    let SendCompletion {
+        send,
+        lease,
+        enrollment,
+        enrollment_version,
+        attempted_at,
+        changes,
+    } = completion;
+    let id = send.id;
+    let mut work = Work::default();
+    load_sends(conn, &mut work, [id]).await?;
+    let Some(row) = work.sends.get(&id).map(|t| &t.row.send) else {
+        return Err(StoreError::not_found(Entity::Send, id));
+    };
+    if row.check_lease(lease).is_err() {
+        return Err(StoreError::LeaseLost { send: id });
+    }
+    if !matches!(
+        send.status(),
+        SendStatus::Sent | SendStatus::RetryWait | SendStatus::Failed
+    ) {
+        return Err(StoreError::Invalid(format!(
+            "complete_send: send {id} must be sent, retry_wait or failed, not {:?}",
+            send.status()
+        )));
+    }
+    let tenant = row.tenant;
+    let row_mailbox = row.mailbox();
+    if enrollment.id != row.enrollment {
+        return Err(StoreError::not_found(Entity::Enrollment, enrollment.id));
+    }
+    let mut all = changes.clone();
+    all.enrollments
+        .insert(0, (enrollment.clone(), *enrollment_version));
+    load_changes(conn, &mut work, &all).await?;
+    check_changes(conn, &work, &all, Some(tenant)).await?;
+
+    // Nothing can fail from here on but the writes themselves.
+    // The mailbox's latest attempt is when the transport was called, not the claim.
+    work.set_last_attempt(tenant, row_mailbox, LastAttempt::AtLeast(*attempted_at));
+    let at = send.sent_at().unwrap_or(now);
+    let error = send.last_error().unwrap_or_default().to_owned();
+    let outcome = send.status();
+    work.change_send(id, |row| {
+        let done = match outcome {
+            SendStatus::Sent => row.send.mark_sent(lease, at),
+            _ => row
+                .send
+                .mark_failed(lease, error, outcome == SendStatus::RetryWait),
+        };
+        if done.is_ok() {
+            // The attempt is made: its counts stay.
+            row.pending = None;
+            row.prev_last_attempt = None;
+        }
+    });
+    write_changes(&mut work, &all, Some(tenant));
+    work.flush(conn).await?;
+    wake_for_released(conn, &mut work, now).await
+}
+
+pub(crate) async fn release_send(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    id: SendId,
+    lease: Lease,
+    replan_at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let mut work = Work::default();
+    load_sends(conn, &mut work, [id]).await?;
+    let Some(row) = work.sends.get(&id).map(|t| &t.row.send) else {
+        return Err(StoreError::not_found(Entity::Send, id));
+    };
+    if row.check_lease(&lease).is_err() {
+        return Err(StoreError::LeaseLost { send: id });
+    }
+    let at = replan_at.unwrap_or(now);
+    let released = work.change_send(id, |row| {
+        row.send.release(&lease, at).ok().map(|()| {
+            (
+                row.prev_last_attempt.take(),
+                row.pending,
+                row.send.clone(),
+                row.domain.clone(),
+            )
+        })
+    });
+    let Some(Some((prev, pending, send, domain))) = released else {
+        return Err(StoreError::LeaseLost { send: id });
+    };
+    // No attempt was made: the mailbox's latest attempt is the one before this claim.
+    work.set_last_attempt(send.tenant, send.mailbox(), LastAttempt::Set(prev));
+    work.uncount_attempt((send.tenant, send.mailbox(), send.local_date()));
+    if replan_at.is_some() {
+        // The reservation is kept; the daily counts follow the new instant's UTC date.
+        if let Some((old, new_start)) = pending {
+            let new = send.planned_at().date_naive();
+            if new != old {
+                work.daily_sub(old, &send, &domain, new_start);
+                work.daily_add(new, &send, &domain, new_start);
+                work.change_send(id, |row| row.pending = Some((new, new_start)));
+            }
+        }
+        work.flush(conn).await
+    } else {
+        load_enrollments(conn, &mut work, [send.enrollment]).await?;
+        if work.cancel_send(id, "given back before sending") {
+            work.release_enrollment(send.enrollment, now);
+        }
+        work.flush(conn).await?;
+        wake_for_released(conn, &mut work, now).await
+    }
+}
+
+pub(crate) async fn expire_leases(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    resend: bool,
+) -> Result<Vec<ScheduledSend>, StoreError> {
+    // Locked as found; one another unit holds (a completion in progress) is passed over:
+    // that unit decides it, and a later expiry looks again.
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        send_columns!(),
+        " FROM sends s WHERE s.status = 'sending' AND s.lease_until <= $1 \
+         ORDER BY s.lease_until, s.id FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Each one expired in Rust, as the memory store does, then written by one update that
+    // re-checks, inside itself, that the send is still sending under the lease read and
+    // that the lease has still run out: a completion that got there first wins, and only
+    // the sends this update changed are expired.
+    let mut expired: Vec<(ScheduledSend, Lease)> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let row = SendRow::read(r)?;
+        let Some(held) = row.send.lease() else {
+            continue;
+        };
+        let mut send = row.send;
+        let done = if resend {
+            send.abandon_expired(now)
+        } else {
+            send.mark_uncertain(now)
+        };
+        if done.is_ok() {
+            expired.push((send, held));
+        }
+    }
+    if expired.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut statuses = Vec::with_capacity(expired.len());
+    for (s, _) in &expired {
+        statuses.push(name(&s.status())?);
+    }
+    let changed: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE sends s SET status = k.status, lease_token = NULL, lease_attempt = NULL, \
+             lease_until = NULL, pending_date = NULL, pending_new_start = NULL, \
+             prev_last_attempt_at = NULL, doc = k.doc \
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::text[], \
+             $6::jsonb[]) AS k(tenant_id, id, token, attempt, status, doc) \
+         WHERE s.tenant_id = k.tenant_id AND s.id = k.id AND s.status = 'sending' \
+           AND s.lease_token = k.token AND s.lease_attempt = k.attempt \
+           AND s.lease_until <= $7 \
+         RETURNING s.id",
+    )
+    .bind(expired.iter().map(|(s, _)| s.tenant.0).collect::<Vec<_>>())
+    .bind(expired.iter().map(|(s, _)| s.id.0).collect::<Vec<_>>())
+    .bind(expired.iter().map(|(_, l)| l.token).collect::<Vec<_>>())
+    .bind(
+        expired
+            .iter()
+            .map(|(_, l)| int(l.attempt))
+            .collect::<Vec<_>>(),
+    )
+    .bind(statuses)
+    .bind(expired.iter().map(|(s, _)| Json(s)).collect::<Vec<_>>())
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let changed: HashSet<Uuid> = changed.into_iter().collect();
+    let out: Vec<ScheduledSend> = expired
+        .into_iter()
+        .filter(|(s, _)| changed.contains(&s.id.0))
+        .map(|(s, _)| s)
+        .collect();
+    let mut work = Work::default();
+    for s in &out {
+        // Nothing of the mailbox is in flight any more.
+        work.touch(s.tenant, s.mailbox());
+    }
+    if resend {
+        // At least once: the step is planned again by the planner, inside capacity.
+        load_enrollments(conn, &mut work, out.iter().map(|s| s.enrollment)).await?;
+        for s in &out {
+            work.release_enrollment(s.enrollment, now);
+        }
+    }
+    work.flush(conn).await?;
+    Ok(out)
+}
+
+pub(crate) async fn next_wakeup(
+    conn: &mut PgConnection,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT least( \
+             (SELECT min(due_at) FROM enrollments WHERE due_at IS NOT NULL), \
+             (SELECT min(ready_at) FROM mailbox_state WHERE ready_at IS NOT NULL), \
+             (SELECT min(lease_until) FROM sends WHERE status = 'sending'))",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .db()
+}

@@ -1,0 +1,483 @@
+//! Enrollments: bulk enrollment with its uniqueness and re-enrollment rule, and the reads
+//! of enrollments and sends.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sequence_core::contact::Contact;
+use sequence_core::enrollment::{suppression, Enrollment, EnrollmentStatus};
+use sequence_core::error::Entity;
+use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SequenceId, TenantId};
+use sequence_core::send::ScheduledSend;
+use sequence_core::sequence::{ReenrollmentRule, Sequence};
+use sequence_core::store::{
+    DueEnrollment, EnrollOutcome, EnrollmentCursor, MailboxDay, StoreError, MAX_MAILBOX_DAYS,
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::Db;
+use crate::rows::{self, doc, limit, uint};
+
+/// Whether `rule` lets a contact enter again after `previous` (its latest enrollment).
+fn reenrollment_allows(rule: ReenrollmentRule, previous: &Enrollment, now: DateTime<Utc>) -> bool {
+    match rule {
+        ReenrollmentRule::AfterDays { days } => {
+            previous.is_final()
+                && previous
+                    .enrolled_at
+                    .checked_add_signed(Duration::days(i64::from(days)))
+                    .is_some_and(|at| now >= at)
+        }
+        ReenrollmentRule::AfterExit => previous.status() == EnrollmentStatus::Exited,
+        ReenrollmentRule::AfterCompletion => previous.status() == EnrollmentStatus::Completed,
+        // `Never`, and any rule this store does not know: refuse.
+        _ => false,
+    }
+}
+
+/// What `enroll` knows of one (sequence, contact) while it goes through the rows.
+#[derive(Debug, Default)]
+struct Pair {
+    /// The active or paused enrollment.
+    open: Option<EnrollmentId>,
+    /// The latest enrollment, by (enrolled instant, id).
+    latest: Option<Enrollment>,
+}
+
+pub(crate) async fn enroll(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+    rows: &[Enrollment],
+) -> Result<Vec<EnrollOutcome>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ours: Vec<&Enrollment> = rows.iter().filter(|e| e.tenant == tenant).collect();
+    let sequence_ids: Vec<Uuid> = unique(ours.iter().map(|e| e.sequence.0));
+    let contact_ids: Vec<Uuid> = unique(ours.iter().map(|e| e.contact.0));
+    let sequences: HashMap<SequenceId, Sequence> =
+        sqlx::query("SELECT doc FROM sequences WHERE tenant_id = $1 AND id = ANY($2)")
+            .bind(tenant.0)
+            .bind(&sequence_ids)
+            .fetch_all(&mut *conn)
+            .await
+            .db()?
+            .iter()
+            .map(|r| doc::<Sequence>(r, "doc").map(|s| (s.id, s)))
+            .collect::<Result<_, _>>()?;
+    let contacts: HashMap<ContactId, Contact> =
+        sqlx::query("SELECT doc FROM contacts WHERE tenant_id = $1 AND id = ANY($2)")
+            .bind(tenant.0)
+            .bind(&contact_ids)
+            .fetch_all(&mut *conn)
+            .await
+            .db()?
+            .iter()
+            .map(|r| doc::<Contact>(r, "doc").map(|c| (c.id, c)))
+            .collect::<Result<_, _>>()?;
+
+    // The ids taken, read before the pairs: an enrollment another writer commits in
+    // between is then found open (answered `AlreadyEnrolled`, as the memory store would),
+    // not only as a taken id.
+    let wanted_ids: Vec<Uuid> = rows.iter().map(|e| e.id.0).collect();
+    let mut used: HashSet<Uuid> =
+        sqlx::query_scalar::<_, Uuid>("SELECT id FROM enrollments WHERE id = ANY($1)")
+            .bind(&wanted_ids)
+            .fetch_all(&mut *conn)
+            .await
+            .db()?
+            .into_iter()
+            .collect();
+    // The open and the latest enrollment of every (sequence, contact) of the rows.
+    let pairs: Vec<(Uuid, Uuid)> = unique(ours.iter().map(|e| (e.sequence.0, e.contact.0)));
+    let history = sqlx::query(
+        "SELECT DISTINCT ON (e.sequence_id, e.contact_id) e.doc FROM enrollments e \
+         JOIN unnest($2::uuid[], $3::uuid[]) AS p(s, c) \
+             ON e.sequence_id = p.s AND e.contact_id = p.c \
+         WHERE e.tenant_id = $1 \
+         ORDER BY e.sequence_id, e.contact_id, e.enrolled_at DESC, e.id DESC",
+    )
+    .bind(tenant.0)
+    .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
+    .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let open: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT e.id, e.sequence_id, e.contact_id FROM enrollments e \
+         JOIN unnest($2::uuid[], $3::uuid[]) AS p(s, c) \
+             ON e.sequence_id = p.s AND e.contact_id = p.c \
+         WHERE e.tenant_id = $1 AND e.status IN ('active', 'paused')",
+    )
+    .bind(tenant.0)
+    .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
+    .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut known: HashMap<(SequenceId, ContactId), Pair> = HashMap::new();
+    for r in &history {
+        let e: Enrollment = doc(r, "doc")?;
+        let key = (e.sequence, e.contact);
+        known.entry(key).or_default().latest = Some(e);
+    }
+    for (id, s, c) in open {
+        known.entry((SequenceId(s), ContactId(c))).or_default().open = Some(EnrollmentId(id));
+    }
+
+    // Each row in order, as the memory store answers it.
+    let mut answers: Vec<Option<EnrollOutcome>> = Vec::with_capacity(rows.len());
+    let mut accepted: Vec<&Enrollment> = Vec::new();
+    for e in rows {
+        let invalid = |reason: String| Some(EnrollOutcome::Invalid { reason });
+        if e.tenant != tenant {
+            answers.push(invalid(format!(
+                "enrollment {} belongs to another tenant",
+                e.id
+            )));
+            continue;
+        }
+        let Some(sequence) = sequences.get(&e.sequence) else {
+            answers.push(invalid(format!(
+                "sequence {} not found in the tenant",
+                e.sequence
+            )));
+            continue;
+        };
+        let Some(contact) = contacts.get(&e.contact) else {
+            answers.push(invalid(format!(
+                "contact {} not found in the tenant",
+                e.contact
+            )));
+            continue;
+        };
+        if let Some(reason) = suppression(contact, sequence) {
+            answers.push(Some(EnrollOutcome::Suppressed {
+                reason: reason.as_str().to_owned(),
+            }));
+            continue;
+        }
+        let pair = known.entry((e.sequence, e.contact)).or_default();
+        if let Some(open) = pair.open {
+            answers.push(Some(EnrollOutcome::AlreadyEnrolled { enrollment: open }));
+            continue;
+        }
+        if let Some(previous) = &pair.latest {
+            if !reenrollment_allows(sequence.reenrollment, previous, now) {
+                answers.push(Some(EnrollOutcome::AlreadyEnrolled {
+                    enrollment: previous.id,
+                }));
+                continue;
+            }
+        }
+        if used.contains(&e.id.0) {
+            answers.push(invalid(format!("enrollment id {} is already used", e.id)));
+            continue;
+        }
+        if e.is_final() {
+            answers.push(invalid(format!("enrollment {} is already ended", e.id)));
+            continue;
+        }
+        pair.open = Some(e.id);
+        if pair
+            .latest
+            .as_ref()
+            .is_none_or(|p| (p.enrolled_at, p.id) < (e.enrolled_at, e.id))
+        {
+            pair.latest = Some(e.clone());
+        }
+        used.insert(e.id.0);
+        accepted.push(e);
+        // Answered once the insert says it was stored.
+        answers.push(None);
+    }
+
+    let inserted: HashSet<Uuid> = rows::insert_enrollments(conn, &accepted)
+        .await?
+        .into_iter()
+        .collect();
+    // A row another writer stored first (its id, or an open enrollment of its pair,
+    // committed since this unit read them): answered from what is stored now.
+    let lost: Vec<&Enrollment> = accepted
+        .iter()
+        .copied()
+        .filter(|e| !inserted.contains(&e.id.0))
+        .collect();
+    let mut open_now: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::new();
+    if !lost.is_empty() {
+        let found: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+            "SELECT e.id, e.sequence_id, e.contact_id FROM enrollments e \
+             JOIN unnest($2::uuid[], $3::uuid[]) AS p(s, c) \
+                 ON e.sequence_id = p.s AND e.contact_id = p.c \
+             WHERE e.tenant_id = $1 AND e.status IN ('active', 'paused')",
+        )
+        .bind(tenant.0)
+        .bind(lost.iter().map(|e| e.sequence.0).collect::<Vec<_>>())
+        .bind(lost.iter().map(|e| e.contact.0).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+        for (id, s, c) in found {
+            open_now.insert((SequenceId(s), ContactId(c)), EnrollmentId(id));
+        }
+    }
+    let mut accepted = accepted.into_iter();
+    Ok(answers
+        .into_iter()
+        .map(|answer| {
+            answer.unwrap_or_else(|| {
+                let Some(e) = accepted.next() else {
+                    return EnrollOutcome::Invalid {
+                        reason: "internal: unanswered row".to_owned(),
+                    };
+                };
+                if inserted.contains(&e.id.0) {
+                    EnrollOutcome::Enrolled { enrollment: e.id }
+                } else if let Some(open) = open_now.get(&(e.sequence, e.contact)) {
+                    EnrollOutcome::AlreadyEnrolled { enrollment: *open }
+                } else {
+                    EnrollOutcome::Invalid {
+                        reason: format!("enrollment id {} is already used", e.id),
+                    }
+                }
+            })
+        })
+        .collect())
+}
+
+/// The distinct values of `items`, in first-seen order.
+fn unique<T: Copy + Eq + std::hash::Hash>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items.into_iter().filter(|x| seen.insert(*x)).collect()
+}
+
+/// The enrollments of rows read as `doc`.
+fn enrollments_of(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<Enrollment>, StoreError> {
+    rows.iter().map(|r| doc(r, "doc")).collect()
+}
+
+pub(crate) async fn get_enrollment(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: EnrollmentId,
+) -> Result<Option<Enrollment>, StoreError> {
+    let row = sqlx::query("SELECT doc FROM enrollments WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    row.map(|r| doc(&r, "doc")).transpose()
+}
+
+pub(crate) async fn list_enrollments(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    sequence: SequenceId,
+) -> Result<Vec<Enrollment>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT doc FROM enrollments WHERE tenant_id = $1 AND sequence_id = $2 \
+         ORDER BY enrolled_at, id",
+    )
+    .bind(tenant.0)
+    .bind(sequence.0)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    enrollments_of(&rows)
+}
+
+pub(crate) async fn open_enrollments_page(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    sequence: SequenceId,
+    after: Option<EnrollmentCursor>,
+    max: usize,
+) -> Result<Vec<Enrollment>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT doc FROM enrollments WHERE tenant_id = $1 AND sequence_id = $2 \
+             AND status IN ('active', 'paused') \
+             AND ($3::timestamptz IS NULL OR (enrolled_at, id) > ($3, $4)) \
+         ORDER BY enrolled_at, id LIMIT $5",
+    )
+    .bind(tenant.0)
+    .bind(sequence.0)
+    .bind(after.map(|c| c.enrolled_at))
+    .bind(after.map_or(Uuid::nil(), |c| c.id.0))
+    .bind(limit(max))
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    enrollments_of(&rows)
+}
+
+pub(crate) async fn open_enrollments_of_contact(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    contact: ContactId,
+) -> Result<Vec<Enrollment>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT doc FROM enrollments WHERE tenant_id = $1 AND contact_id = $2 \
+             AND status IN ('active', 'paused') ORDER BY id",
+    )
+    .bind(tenant.0)
+    .bind(contact.0)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    enrollments_of(&rows)
+}
+
+pub(crate) async fn enrollments_of_contact(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    contact: ContactId,
+) -> Result<Vec<Enrollment>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT doc FROM enrollments WHERE tenant_id = $1 AND contact_id = $2 \
+         ORDER BY enrolled_at, id",
+    )
+    .bind(tenant.0)
+    .bind(contact.0)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    enrollments_of(&rows)
+}
+
+pub(crate) async fn due_enrollments(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    max: usize,
+) -> Result<Vec<DueEnrollment>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT e.doc, c.doc AS contact_doc FROM enrollments e \
+         JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id \
+         WHERE e.due_at <= $1 ORDER BY e.due_at, e.id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit(max))
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    rows.iter()
+        .map(|r| {
+            Ok(DueEnrollment {
+                enrollment: doc(r, "doc")?,
+                contact: Arc::new(doc(r, "contact_doc")?),
+            })
+        })
+        .collect()
+}
+
+// ---- sends: reads ------------------------------------------------------------------------
+
+fn sends_of(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<ScheduledSend>, StoreError> {
+    rows.iter().map(|r| doc(r, "doc")).collect()
+}
+
+pub(crate) async fn open_sends_of(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    enrollments: &[EnrollmentId],
+) -> Result<Vec<ScheduledSend>, StoreError> {
+    let ids: Vec<Uuid> = enrollments.iter().map(|e| e.0).collect();
+    let rows = sqlx::query(
+        "SELECT s.doc FROM sends s \
+         JOIN unnest($2::uuid[]) WITH ORDINALITY AS k(id, n) ON s.enrollment_id = k.id \
+         WHERE s.tenant_id = $1 AND s.status IN ('planned', 'retry_wait') \
+         ORDER BY k.n, s.step",
+    )
+    .bind(tenant.0)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    sends_of(&rows)
+}
+
+pub(crate) async fn sends_of_enrollment(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    enrollment: EnrollmentId,
+) -> Result<Vec<ScheduledSend>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT doc FROM sends WHERE tenant_id = $1 AND enrollment_id = $2 ORDER BY step",
+    )
+    .bind(tenant.0)
+    .bind(enrollment.0)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    sends_of(&rows)
+}
+
+pub(crate) async fn sends_of_sequence(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    sequence: SequenceId,
+) -> Result<Vec<ScheduledSend>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT doc FROM sends WHERE tenant_id = $1 AND sequence_id = $2 \
+         ORDER BY enrollment_id, step",
+    )
+    .bind(tenant.0)
+    .bind(sequence.0)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    sends_of(&rows)
+}
+
+pub(crate) async fn mailbox_days(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    mailbox: MailboxId,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<MailboxDay>, StoreError> {
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM mailboxes WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(mailbox.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+    if exists.is_none() {
+        return Err(StoreError::not_found(Entity::Mailbox, mailbox));
+    }
+    let days = (to - from).num_days() + 1;
+    if !(1..=MAX_MAILBOX_DAYS).contains(&days) {
+        return Err(StoreError::Invalid(format!(
+            "mailbox_days: {from} to {to} is {days} days; 1 to {MAX_MAILBOX_DAYS} are allowed"
+        )));
+    }
+    let rows: Vec<(NaiveDate, i32, i32)> = sqlx::query_as(
+        "SELECT local_date, attempts, used FROM mailbox_days \
+         WHERE tenant_id = $1 AND mailbox_id = $2 AND local_date BETWEEN $3 AND $4",
+    )
+    .bind(tenant.0)
+    .bind(mailbox.0)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let found: HashMap<NaiveDate, (i32, i32)> =
+        rows.into_iter().map(|(d, a, u)| (d, (a, u))).collect();
+    Ok(from
+        .iter_days()
+        .take_while(|date| *date <= to)
+        .map(|date| {
+            let (attempts, used) = found.get(&date).copied().unwrap_or((0, 0));
+            MailboxDay {
+                date,
+                attempts: uint(attempts),
+                used: uint(used),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,415 @@
+//! Planning: the planning lease, plans applied with their reservations, and what planning
+//! reads (mailbox snapshots, daily counts).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sequence_core::enrollment::{Deferral, DeferralReason, EnrollmentStatus};
+use sequence_core::ids::{EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+use sequence_core::mailbox::Mailbox;
+use sequence_core::send::{ScheduledSend, SendStatus};
+use sequence_core::store::{
+    DailyCounts, MailboxSnapshot, PlanApplied, PlanCommit, PlanSend, PlannedSlot, PlanningLease,
+    StoreError,
+};
+use sequence_core::time::local_date;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::changes::{load_enrollments, load_mailboxes, load_sends};
+use crate::error::Db;
+use crate::rows::{doc, uint, SendRow};
+use crate::work::{lock_mailbox_days, lock_mailbox_state, DayKey, Work};
+
+// ---- the planning lease --------------------------------------------------------------------
+
+pub(crate) async fn acquire_planning(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    token: Uuid,
+    lease_for: Duration,
+) -> Result<Option<PlanningLease>, StoreError> {
+    let until = now
+        .checked_add_signed(lease_for)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let taken: Option<String> = sqlx::query_scalar(
+        "UPDATE planning_lease SET token = $1, until = $2 \
+         WHERE name = 'planning' AND (token IS NULL OR token = $1 OR until <= $3) \
+         RETURNING name",
+    )
+    .bind(token)
+    .bind(until)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?;
+    Ok(taken.map(|_| PlanningLease { token, until }))
+}
+
+pub(crate) async fn release_planning(
+    conn: &mut PgConnection,
+    lease: PlanningLease,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE planning_lease SET token = NULL, until = NULL \
+         WHERE name = 'planning' AND token = $1",
+    )
+    .bind(lease.token)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// Whether `lease` still holds the planning lease at `now`. The row is share-locked until
+/// the plan commits, so the lease cannot be taken over while the plan is written.
+async fn holds_planning(
+    conn: &mut PgConnection,
+    lease: PlanningLease,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let row: Option<(Option<Uuid>, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT token, until FROM planning_lease WHERE name = 'planning' FOR SHARE")
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+    Ok(row
+        .is_some_and(|(token, until)| token == Some(lease.token) && until.is_some_and(|u| u > now)))
+}
+
+// ---- plans -----------------------------------------------------------------------------------
+
+/// What became of one send of a plan.
+enum PlanOne {
+    Planned(SendId),
+    OverCapacity,
+    Stale,
+}
+
+pub(crate) async fn apply_plan(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    plan: &PlanCommit,
+) -> Result<PlanApplied, StoreError> {
+    if let Some(lease) = plan.planning {
+        if !holds_planning(conn, lease, now).await? {
+            return Err(StoreError::PlanningLeaseLost);
+        }
+    }
+    let mut work = Work::default();
+    load_sends(conn, &mut work, plan.preempt.iter().copied()).await?;
+    let preempted_enrollments: Vec<EnrollmentId> = plan
+        .preempt
+        .iter()
+        .filter_map(|id| work.sends.get(id).map(|t| t.row.send.enrollment))
+        .collect();
+    load_enrollments(
+        conn,
+        &mut work,
+        preempted_enrollments
+            .into_iter()
+            .chain(plan.sends.iter().map(|ps| ps.enrollment))
+            .chain(plan.deferrals.iter().map(|d| d.enrollment)),
+    )
+    .await?;
+    load_sends(
+        conn,
+        &mut work,
+        plan.sends
+            .iter()
+            .map(|ps| SendId::of_step(ps.enrollment, ps.step)),
+    )
+    .await?;
+    load_mailboxes(
+        conn,
+        &mut work,
+        plan.sends.iter().map(|ps| ps.mailbox),
+        false,
+    )
+    .await?;
+    lock_capacity(conn, &mut work, plan).await?;
+
+    let mut out = PlanApplied::default();
+    for id in &plan.preempt {
+        let Some((status, enrollment)) = work
+            .sends
+            .get(id)
+            .map(|t| (t.row.send.status(), t.row.send.enrollment))
+        else {
+            continue;
+        };
+        if status != SendStatus::Planned {
+            continue;
+        }
+        if work.cancel_send(*id, "pre-empted by a follow-up") {
+            work.release_enrollment(enrollment, now);
+        }
+    }
+    // A pre-empted unit goes to the follow-up that took it, not to a waiting enrollment.
+    work.released.clear();
+    for ps in &plan.sends {
+        match plan_one(&mut work, ps) {
+            PlanOne::Planned(id) => out.planned.push(id),
+            PlanOne::OverCapacity => out.over_capacity.push(ps.enrollment),
+            PlanOne::Stale => out.stale.push(ps.enrollment),
+        }
+    }
+    for d in &plan.deferrals {
+        work.change_enrollment(d.enrollment, |e| {
+            if e.version() == d.enrollment_version {
+                // A refused deferral (not active) leaves the row as it was.
+                let _ = e.defer(d.deferral);
+            }
+        });
+    }
+    work.flush(conn).await?;
+    Ok(out)
+}
+
+/// Lock the `mailbox_state` and `mailbox_days` rows the plan may change (in key order) and
+/// read what is used on those days, so that capacity is decided on counts no other unit
+/// can change before this one commits.
+async fn lock_capacity(
+    conn: &mut PgConnection,
+    work: &mut Work,
+    plan: &PlanCommit,
+) -> Result<(), StoreError> {
+    let mut mailboxes: BTreeSet<(TenantId, MailboxId)> = BTreeSet::new();
+    let mut days: BTreeSet<DayKey> = BTreeSet::new();
+    for id in &plan.preempt {
+        if let Some(t) = work.sends.get(id) {
+            let s = &t.row.send;
+            if s.status() == SendStatus::Planned {
+                mailboxes.insert((s.tenant, s.mailbox()));
+                days.insert((s.tenant, s.mailbox(), s.local_date()));
+            }
+        }
+    }
+    for ps in &plan.sends {
+        if let Some(m) = work.mailboxes.get(&ps.mailbox) {
+            mailboxes.insert((m.row.tenant, ps.mailbox));
+            days.insert((m.row.tenant, ps.mailbox, ps.local_date));
+        }
+    }
+    let mailboxes: Vec<(TenantId, MailboxId)> = mailboxes.into_iter().collect();
+    lock_mailbox_state(conn, &mailboxes).await?;
+    work.base_used = lock_mailbox_days(conn, &days).await?;
+    Ok(())
+}
+
+/// Plan one send, as the memory store does.
+fn plan_one(work: &mut Work, ps: &PlanSend) -> PlanOne {
+    let Some(e) = work.enrollments.get(&ps.enrollment).map(|t| &t.row) else {
+        return PlanOne::Stale;
+    };
+    if e.version() != ps.enrollment_version
+        || e.status() != EnrollmentStatus::Active
+        || e.current_step() != ps.step
+    {
+        return PlanOne::Stale;
+    }
+    let (tenant, sequence, contact) = (e.tenant, e.sequence, e.contact);
+    if work
+        .mailboxes
+        .get(&ps.mailbox)
+        .is_none_or(|m| m.row.tenant != tenant)
+    {
+        // No plan can ever use this mailbox: park the enrollment (a pool change wakes it)
+        // rather than leave it due at the same instant.
+        work.change_enrollment(ps.enrollment, |e| {
+            let parked = Deferral {
+                reason: DeferralReason::NoActiveMailboxInPool,
+                not_before: None,
+            };
+            let _ = e.defer(parked);
+        });
+        return PlanOne::Stale;
+    }
+    let id = SendId::of_step(ps.enrollment, ps.step);
+    let existing = work.sends.get(&id).map(|t| t.row.send.status());
+    if existing.is_some_and(|s| !matches!(s, SendStatus::RetryWait | SendStatus::Cancelled)) {
+        return PlanOne::Stale;
+    }
+    let key = (tenant, ps.mailbox, ps.local_date);
+    if work.used_on(key) >= i64::from(ps.limit) {
+        return PlanOne::OverCapacity;
+    }
+    let date = ps.at.date_naive();
+    let send = if existing.is_some() {
+        let replanned = work.change_send(id, |row| {
+            // Waiting for a retry, or called off before it went out (pre-empted, released,
+            // paused): planned again in place, keeping its id and attempts, so (enrollment,
+            // step) stays one row.
+            let ok = row.send.replan(ps.mailbox, ps.at, ps.local_date).is_ok();
+            if ok {
+                if row.send.attempts() == 0 {
+                    // Nothing went out yet: the Message-ID follows the new mailbox.
+                    row.send.message_id.clone_from(&ps.message_id);
+                }
+                row.domain.clone_from(&ps.recipient_domain);
+            }
+            ok.then(|| row.send.clone())
+        });
+        let Some(Some(send)) = replanned else {
+            return PlanOne::Stale;
+        };
+        let new_start = send.step == 0 && send.attempts() == 0;
+        work.daily_add(date, &send, &ps.recipient_domain, new_start);
+        work.change_send(id, |row| row.pending = Some((date, new_start)));
+        send
+    } else {
+        let send = ScheduledSend::planned(
+            tenant,
+            ps.enrollment,
+            sequence,
+            contact,
+            ps.step,
+            ps.mailbox,
+            ps.at,
+            ps.local_date,
+            ps.message_id.clone(),
+            ps.variant,
+        );
+        let new_start = send.step == 0;
+        work.daily_add(date, &send, &ps.recipient_domain, new_start);
+        work.insert_send(SendRow {
+            send: send.clone(),
+            domain: ps.recipient_domain.clone(),
+            pending: Some((date, new_start)),
+            prev_last_attempt: None,
+        });
+        send
+    };
+    work.reserve(key);
+    work.change_enrollment(ps.enrollment, |e| {
+        let _ = e.mark_planned(ps.mailbox);
+    });
+    PlanOne::Planned(send.id)
+}
+
+// ---- what planning reads ---------------------------------------------------------------------
+
+pub(crate) async fn mailbox_snapshots(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    ids: &[MailboxId],
+) -> Result<Vec<MailboxSnapshot>, StoreError> {
+    let mut seen = HashSet::new();
+    let wanted: Vec<Uuid> = ids
+        .iter()
+        .map(|m| m.0)
+        .filter(|m| seen.insert(*m))
+        .collect();
+    let rows = sqlx::query(
+        "SELECT m.doc, ms.last_attempt_at FROM mailboxes m \
+         LEFT JOIN mailbox_state ms ON ms.tenant_id = m.tenant_id AND ms.mailbox_id = m.id \
+         WHERE m.id = ANY($1)",
+    )
+    .bind(&wanted)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut found: HashMap<Uuid, (Mailbox, Option<DateTime<Utc>>)> = HashMap::new();
+    for r in &rows {
+        let m: Mailbox = doc(r, "doc")?;
+        let last: Option<DateTime<Utc>> = r.try_get("last_attempt_at").db()?;
+        found.insert(m.id.0, (m, last));
+    }
+    let found: Vec<(Mailbox, Option<DateTime<Utc>>, NaiveDate)> = wanted
+        .iter()
+        .filter_map(|id| found.remove(id))
+        .map(|(m, last)| {
+            let date = local_date(m.timezone, now);
+            (m, last, date)
+        })
+        .collect();
+    let tenants: Vec<Uuid> = found.iter().map(|(m, _, _)| m.tenant.0).collect();
+    let mailboxes: Vec<Uuid> = found.iter().map(|(m, _, _)| m.id.0).collect();
+    let dates: Vec<NaiveDate> = found.iter().map(|(_, _, d)| *d).collect();
+    let used: HashMap<Uuid, i32> = sqlx::query_as::<_, (Uuid, i32)>(
+        "SELECT md.mailbox_id, md.used FROM mailbox_days md \
+         JOIN unnest($1::uuid[], $2::uuid[], $3::date[]) AS k(t, m, d) \
+             ON md.tenant_id = k.t AND md.mailbox_id = k.m AND md.local_date = k.d",
+    )
+    .bind(&tenants)
+    .bind(&mailboxes)
+    .bind(&dates)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?
+    .into_iter()
+    .collect();
+    let planned_rows: Vec<(Uuid, Uuid, Uuid, i32, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT s.mailbox_id, s.id, s.enrollment_id, s.step, s.planned_at FROM sends s \
+         JOIN unnest($1::uuid[], $2::uuid[]) AS k(t, m) \
+             ON s.tenant_id = k.t AND s.mailbox_id = k.m \
+         WHERE s.status = 'planned' \
+         ORDER BY s.mailbox_id, s.planned_at, s.id",
+    )
+    .bind(&tenants)
+    .bind(&mailboxes)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut planned: HashMap<Uuid, Vec<PlannedSlot>> = HashMap::new();
+    for (mailbox, send, enrollment, step, at) in planned_rows {
+        planned.entry(mailbox).or_default().push(PlannedSlot {
+            send: SendId(send),
+            enrollment: EnrollmentId(enrollment),
+            step: uint(step),
+            at,
+        });
+    }
+    Ok(found
+        .into_iter()
+        .map(|(mailbox, last_attempt_at, local_date)| MailboxSnapshot {
+            used: uint(used.get(&mailbox.id.0).copied().unwrap_or(0)),
+            planned: planned.remove(&mailbox.id.0).unwrap_or_default(),
+            mailbox,
+            local_date,
+            last_attempt_at,
+        })
+        .collect())
+}
+
+pub(crate) async fn daily_counts(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    sequences: &[SequenceId],
+    domains: &[(TenantId, String)],
+) -> Result<DailyCounts, StoreError> {
+    let day = now.date_naive();
+    let mut out = DailyCounts::default();
+    if !sequences.is_empty() {
+        let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+            "SELECT sequence_id, count FROM daily_new_starts \
+             WHERE day = $1 AND sequence_id = ANY($2) AND count > 0",
+        )
+        .bind(day)
+        .bind(sequences.iter().map(|s| s.0).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+        for (sequence, n) in rows {
+            *out.new_starts.entry(SequenceId(sequence)).or_insert(0) += uint(n);
+        }
+    }
+    if !domains.is_empty() {
+        let rows: Vec<(Uuid, String, i32)> = sqlx::query_as(
+            "SELECT c.tenant_id, c.domain, c.count FROM daily_domain_sends c \
+             JOIN unnest($2::uuid[], $3::text[]) AS k(t, d) \
+                 ON c.tenant_id = k.t AND c.domain = k.d \
+             WHERE c.day = $1 AND c.count > 0",
+        )
+        .bind(day)
+        .bind(domains.iter().map(|(t, _)| t.0).collect::<Vec<_>>())
+        .bind(domains.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+        for (tenant, domain, n) in rows {
+            out.per_domain.insert((TenantId(tenant), domain), uint(n));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,360 @@
+//! Rows: the documents and the columns kept beside them, read from and written to the
+//! tables in batches (`UNNEST` of one array per column, one statement per kind of write).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sequence_core::contact::Contact;
+use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
+use sequence_core::send::ScheduledSend;
+use sequence_core::store::StoreError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::error::{encode, Db};
+
+// ---- conversions -------------------------------------------------------------------------
+
+/// A count or step as PostgreSQL's `integer` (saturating: the domain's counts are small).
+pub(crate) fn int(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// A version as PostgreSQL's `bigint` (saturating).
+pub(crate) fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// An `integer` column back as a count (negative reads as zero).
+pub(crate) fn uint(v: i32) -> u32 {
+    u32::try_from(v).unwrap_or(0)
+}
+
+/// A limit as a `LIMIT` parameter.
+pub(crate) fn limit(v: usize) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The serialized name of a unit enum variant (`active`, `no_capacity`, ...): the names the
+/// status columns hold, the same as in the documents.
+pub(crate) fn name<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    match serde_json::to_value(v).map_err(encode)? {
+        serde_json::Value::String(s) => Ok(s),
+        other => Ok(other.to_string()),
+    }
+}
+
+/// The document in column `col`.
+pub(crate) fn doc<T: DeserializeOwned>(row: &PgRow, col: &str) -> Result<T, StoreError> {
+    row.try_get::<Json<T>, _>(col).map(|j| j.0).db()
+}
+
+/// The document in column `col`, which may be NULL (an outer join found nothing).
+pub(crate) fn opt_doc<T: DeserializeOwned>(
+    row: &PgRow,
+    col: &str,
+) -> Result<Option<T>, StoreError> {
+    row.try_get::<Option<Json<T>>, _>(col)
+        .map(|j| j.map(|j| j.0))
+        .db()
+}
+
+/// The `uuid` in column `col`.
+pub(crate) fn uuid(row: &PgRow, col: &str) -> Result<Uuid, StoreError> {
+    row.try_get::<Uuid, _>(col).db()
+}
+
+// ---- enrollments -------------------------------------------------------------------------
+
+/// When an enrollment is looked at next (the `due_at` column): active ones at `next_due_at`,
+/// paused ones when their pause runs out; final ones, planned ones and paused ones without
+/// an end never.
+pub(crate) fn due_key(e: &Enrollment) -> Option<DateTime<Utc>> {
+    match e.status() {
+        EnrollmentStatus::Active => e.next_due_at(),
+        EnrollmentStatus::Paused => e.paused_until(),
+        _ => None,
+    }
+}
+
+/// The columns of a batch of enrollments, one array each.
+#[derive(Debug, Default)]
+struct EnrollmentColumns {
+    tenant: Vec<Uuid>,
+    id: Vec<Uuid>,
+    sequence: Vec<Uuid>,
+    contact: Vec<Uuid>,
+    status: Vec<String>,
+    due_at: Vec<Option<DateTime<Utc>>>,
+    deferral: Vec<Option<String>>,
+    mailbox: Vec<Option<Uuid>>,
+    enrolled_at: Vec<DateTime<Utc>>,
+    version: Vec<i64>,
+    doc: Vec<Json<Enrollment>>,
+}
+
+impl EnrollmentColumns {
+    fn of<'a>(rows: impl IntoIterator<Item = &'a Enrollment>) -> Result<Self, StoreError> {
+        let mut c = Self::default();
+        for e in rows {
+            c.tenant.push(e.tenant.0);
+            c.id.push(e.id.0);
+            c.sequence.push(e.sequence.0);
+            c.contact.push(e.contact.0);
+            c.status.push(name(&e.status())?);
+            c.due_at.push(due_key(e));
+            c.deferral
+                .push(e.deferral().map(|d| name(&d.reason)).transpose()?);
+            c.mailbox.push(e.mailbox().map(|m| m.0));
+            c.enrolled_at.push(e.enrolled_at);
+            c.version.push(big(e.version()));
+            c.doc.push(Json(e.clone()));
+        }
+        Ok(c)
+    }
+}
+
+/// Insert enrollments that are not stored yet (a row whose id or open (sequence, contact)
+/// is taken is left out); the ids inserted.
+pub(crate) async fn insert_enrollments(
+    conn: &mut PgConnection,
+    rows: &[&Enrollment],
+) -> Result<Vec<Uuid>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let c = EnrollmentColumns::of(rows.iter().copied())?;
+    sqlx::query_scalar(
+        "INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
+             deferral_reason, mailbox_id, enrolled_at, version, doc) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
+             $6::timestamptz[], $7::text[], $8::uuid[], $9::timestamptz[], $10::int8[], \
+             $11::jsonb[]) \
+         ON CONFLICT DO NOTHING \
+         RETURNING id",
+    )
+    .bind(c.tenant)
+    .bind(c.id)
+    .bind(c.sequence)
+    .bind(c.contact)
+    .bind(c.status)
+    .bind(c.due_at)
+    .bind(c.deferral)
+    .bind(c.mailbox)
+    .bind(c.enrolled_at)
+    .bind(c.version)
+    .bind(c.doc)
+    .fetch_all(&mut *conn)
+    .await
+    .db()
+}
+
+/// Replace stored enrollments (by tenant and id) with `rows`.
+pub(crate) async fn update_enrollments(
+    conn: &mut PgConnection,
+    rows: &[&Enrollment],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let c = EnrollmentColumns::of(rows.iter().copied())?;
+    sqlx::query(
+        "UPDATE enrollments e SET status = u.status, due_at = u.due_at, \
+             deferral_reason = u.deferral_reason, mailbox_id = u.mailbox_id, \
+             version = u.version, doc = u.doc \
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], \
+             $6::uuid[], $7::int8[], $8::jsonb[]) \
+             AS u(tenant_id, id, status, due_at, deferral_reason, mailbox_id, version, doc) \
+         WHERE e.tenant_id = u.tenant_id AND e.id = u.id",
+    )
+    .bind(c.tenant)
+    .bind(c.id)
+    .bind(c.status)
+    .bind(c.due_at)
+    .bind(c.deferral)
+    .bind(c.mailbox)
+    .bind(c.version)
+    .bind(c.doc)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+// ---- contacts ----------------------------------------------------------------------------
+
+/// Insert or replace contacts (by tenant and id).
+pub(crate) async fn upsert_contacts(
+    conn: &mut PgConnection,
+    rows: &[&Contact],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut tenant = Vec::with_capacity(rows.len());
+    let mut id = Vec::with_capacity(rows.len());
+    let mut email = Vec::with_capacity(rows.len());
+    let mut status = Vec::with_capacity(rows.len());
+    let mut version = Vec::with_capacity(rows.len());
+    let mut docs = Vec::with_capacity(rows.len());
+    for c in rows {
+        tenant.push(c.tenant.0);
+        id.push(c.id.0);
+        email.push(c.normalized_email());
+        status.push(name(&c.status())?);
+        version.push(big(c.version()));
+        docs.push(Json(*c));
+    }
+    sqlx::query(
+        "INSERT INTO contacts (tenant_id, id, email, status, version, doc) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
+             $6::jsonb[]) \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET email = EXCLUDED.email, \
+             status = EXCLUDED.status, version = EXCLUDED.version, doc = EXCLUDED.doc",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(email)
+    .bind(status)
+    .bind(version)
+    .bind(docs)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+// ---- sends -------------------------------------------------------------------------------
+
+/// One outbox row with what the store keeps beside the send.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SendRow {
+    /// The send.
+    pub(crate) send: ScheduledSend,
+    /// The recipient domain, for the per-domain counts.
+    pub(crate) domain: String,
+    /// What the send added to the daily counts that calling it off takes back: (UTC date,
+    /// counted as a new start). `None` once its attempt is made for good.
+    pub(crate) pending: Option<(NaiveDate, bool)>,
+    /// While sending: the mailbox's latest attempt before this claim.
+    pub(crate) prev_last_attempt: Option<DateTime<Utc>>,
+}
+
+/// The columns a [`SendRow`] is read from, as a literal for `concat!`:
+/// `concat!("SELECT ", send_columns!(), " FROM sends s ...")`.
+macro_rules! send_columns {
+    () => {
+        "s.doc AS send_doc, s.recipient_domain, s.pending_date, s.pending_new_start, \
+         s.prev_last_attempt_at"
+    };
+}
+pub(crate) use send_columns;
+
+impl SendRow {
+    /// The row read with [`send_columns!`].
+    pub(crate) fn read(row: &PgRow) -> Result<Self, StoreError> {
+        let pending_date: Option<NaiveDate> = row.try_get("pending_date").db()?;
+        let new_start: Option<bool> = row.try_get("pending_new_start").db()?;
+        Ok(Self {
+            send: doc(row, "send_doc")?,
+            domain: row.try_get("recipient_domain").db()?,
+            pending: pending_date.map(|d| (d, new_start.unwrap_or(false))),
+            prev_last_attempt: row.try_get("prev_last_attempt_at").db()?,
+        })
+    }
+}
+
+/// Insert or replace sends (by tenant and id).
+pub(crate) async fn upsert_sends(
+    conn: &mut PgConnection,
+    rows: &[&SendRow],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len();
+    let mut tenant = Vec::with_capacity(n);
+    let mut id = Vec::with_capacity(n);
+    let mut enrollment = Vec::with_capacity(n);
+    let mut sequence = Vec::with_capacity(n);
+    let mut contact = Vec::with_capacity(n);
+    let mut step = Vec::with_capacity(n);
+    let mut mailbox = Vec::with_capacity(n);
+    let mut planned_at = Vec::with_capacity(n);
+    let mut local_date = Vec::with_capacity(n);
+    let mut status = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut token = Vec::with_capacity(n);
+    let mut lease_attempt = Vec::with_capacity(n);
+    let mut lease_until = Vec::with_capacity(n);
+    let mut domain = Vec::with_capacity(n);
+    let mut pending_date = Vec::with_capacity(n);
+    let mut pending_new_start = Vec::with_capacity(n);
+    let mut prev = Vec::with_capacity(n);
+    let mut docs = Vec::with_capacity(n);
+    for r in rows {
+        let s = &r.send;
+        tenant.push(s.tenant.0);
+        id.push(s.id.0);
+        enrollment.push(s.enrollment.0);
+        sequence.push(s.sequence.0);
+        contact.push(s.contact.0);
+        step.push(int(s.step));
+        mailbox.push(s.mailbox().0);
+        planned_at.push(s.planned_at());
+        local_date.push(s.local_date());
+        status.push(name(&s.status())?);
+        attempts.push(int(s.attempts()));
+        token.push(s.lease().map(|l| l.token));
+        lease_attempt.push(s.lease().map(|l| int(l.attempt)));
+        lease_until.push(s.lease().map(|l| l.until));
+        domain.push(r.domain.as_str());
+        pending_date.push(r.pending.map(|(d, _)| d));
+        pending_new_start.push(r.pending.map(|(_, n)| n));
+        prev.push(r.prev_last_attempt);
+        docs.push(Json(s));
+    }
+    sqlx::query(
+        "INSERT INTO sends (tenant_id, id, enrollment_id, sequence_id, contact_id, step, \
+             mailbox_id, planned_at, local_date, status, attempts, lease_token, lease_attempt, \
+             lease_until, recipient_domain, pending_date, pending_new_start, \
+             prev_last_attempt_at, doc) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], \
+             $6::int4[], $7::uuid[], $8::timestamptz[], $9::date[], $10::text[], $11::int4[], \
+             $12::uuid[], $13::int4[], $14::timestamptz[], $15::text[], $16::date[], \
+             $17::bool[], $18::timestamptz[], $19::jsonb[]) \
+         ON CONFLICT (tenant_id, id) DO UPDATE SET mailbox_id = EXCLUDED.mailbox_id, \
+             planned_at = EXCLUDED.planned_at, local_date = EXCLUDED.local_date, \
+             status = EXCLUDED.status, attempts = EXCLUDED.attempts, \
+             lease_token = EXCLUDED.lease_token, lease_attempt = EXCLUDED.lease_attempt, \
+             lease_until = EXCLUDED.lease_until, recipient_domain = EXCLUDED.recipient_domain, \
+             pending_date = EXCLUDED.pending_date, \
+             pending_new_start = EXCLUDED.pending_new_start, \
+             prev_last_attempt_at = EXCLUDED.prev_last_attempt_at, doc = EXCLUDED.doc",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(enrollment)
+    .bind(sequence)
+    .bind(contact)
+    .bind(step)
+    .bind(mailbox)
+    .bind(planned_at)
+    .bind(local_date)
+    .bind(status)
+    .bind(attempts)
+    .bind(token)
+    .bind(lease_attempt)
+    .bind(lease_until)
+    .bind(domain)
+    .bind(pending_date)
+    .bind(pending_new_start)
+    .bind(prev)
+    .bind(docs)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
+}
