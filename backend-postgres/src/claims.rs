@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use sequence_core::contact::Contact;
 use sequence_core::enrollment::Enrollment;
 use sequence_core::error::Entity;
-use sequence_core::ids::{SendId, TenantId};
+use sequence_core::ids::{MailboxId, SendId, TenantId};
 use sequence_core::send::{Lease, ScheduledSend, SendStatus};
 use sequence_core::store::{ClaimedSend, SendCompletion, SendContext, StoreError};
 use sqlx::types::Json;
@@ -77,9 +77,6 @@ pub(crate) async fn claim_sends(
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    if picked.is_empty() {
-        return Ok(Vec::new());
-    }
     // Lock them; one another unit is changing right now is left for the next claim.
     let rows = sqlx::query(concat!(
         "SELECT ",
@@ -106,6 +103,11 @@ pub(crate) async fn claim_sends(
         ready.iter().map(|(t, m, last)| ((*t, *m), *last)).collect();
 
     let mut work = Work::default();
+    // Every mailbox locked is recomputed with this unit, claimed from or not: one whose
+    // earliest send another unit holds, or whose state is stale, is not picked again first.
+    for (t, m, _) in &ready {
+        work.touch(TenantId(*t), MailboxId(*m));
+    }
     let mut out = Vec::with_capacity(locked.len());
     for id in picked {
         let Some((mut row, enrollment, contact)) = locked.remove(&SendId(id)) else {

@@ -203,14 +203,17 @@ impl fmt::Debug for PostgresStore {
 
 impl PostgresStore {
     /// Connect to the database at `url` (`postgres://user@host:port/database`, TLS through
-    /// rustls when the URL asks for it) with a pool of up to 10 connections. The schema is
-    /// not touched: run [`PostgresStore::migrate`] once.
+    /// rustls when the URL asks for it) with a pool of up to 10 connections, waiting at
+    /// most 10 seconds for one. The schema is not touched: run [`PostgresStore::migrate`]
+    /// once. A host that wants other pool settings builds its pool and calls
+    /// [`PostgresStore::from_pool`].
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when the URL is invalid or no server answers.
+    /// [`StoreError::Backend`] when the URL is invalid or no server answers in time.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
+            .acquire_timeout(StdDuration::from_secs(10))
             .connect(url)
             .await
             .db()?;
