@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 use sequence_core::contact::Contact;
 use sequence_core::enrollment::Enrollment;
+use sequence_core::error::Entity;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{ScheduledSend, SendStatus};
@@ -22,7 +23,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::catalog;
-use crate::error::Db;
+use crate::error::{is_unique_violation, Db};
 use crate::rows::{self, SendRow};
 
 /// A mailbox-local day of a mailbox: the key of `mailbox_days`.
@@ -258,7 +259,20 @@ impl Work {
             .into_iter()
             .partition(|e| e.is_final());
         rows::update_enrollments(conn, &ending).await?;
-        rows::update_enrollments(conn, &open).await?;
+        rows::update_enrollments(conn, &open).await.map_err(|e| {
+            // The check before the write passed, so another unit opened an enrollment
+            // of the same (sequence, contact) meanwhile: the index refuses this one.
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists {
+                    entity: Entity::Enrollment,
+                    id: "an open enrollment of the same sequence and contact was stored \
+                             meanwhile"
+                        .to_owned(),
+                }
+            } else {
+                e
+            }
+        })?;
         for s in dirty(&self.sequences) {
             catalog::write_sequence(conn, s).await?;
         }
