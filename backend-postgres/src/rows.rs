@@ -81,7 +81,7 @@ pub(crate) fn due_key(e: &Enrollment) -> Option<DateTime<Utc>> {
 
 /// The columns of a batch of enrollments, one array each.
 #[derive(Debug, Default)]
-struct EnrollmentColumns {
+struct EnrollmentColumns<'a> {
     tenant: Vec<Uuid>,
     id: Vec<Uuid>,
     sequence: Vec<Uuid>,
@@ -92,11 +92,11 @@ struct EnrollmentColumns {
     mailbox: Vec<Option<Uuid>>,
     enrolled_at: Vec<DateTime<Utc>>,
     version: Vec<i64>,
-    doc: Vec<Json<Enrollment>>,
+    doc: Vec<Json<&'a Enrollment>>,
 }
 
-impl EnrollmentColumns {
-    fn of<'a>(rows: impl IntoIterator<Item = &'a Enrollment>) -> Result<Self, StoreError> {
+impl<'a> EnrollmentColumns<'a> {
+    fn of(rows: impl IntoIterator<Item = &'a Enrollment>) -> Result<Self, StoreError> {
         let mut c = Self::default();
         for e in rows {
             c.tenant.push(e.tenant.0);
@@ -110,7 +110,7 @@ impl EnrollmentColumns {
             c.mailbox.push(e.mailbox().map(|m| m.0));
             c.enrolled_at.push(e.enrolled_at);
             c.version.push(big(e.version()));
-            c.doc.push(Json(e.clone()));
+            c.doc.push(Json(e));
         }
         Ok(c)
     }
