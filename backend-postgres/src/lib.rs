@@ -76,6 +76,7 @@ mod error;
 mod plan;
 mod prune;
 mod rows;
+mod schema;
 mod work;
 
 use std::fmt;

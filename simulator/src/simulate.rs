@@ -33,6 +33,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use backend_postgres::PostgresStore;
 use sequence_core::condition::{Condition, OnConditionFail, StepCondition};
 use sequence_core::contact::Contact;
 use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
@@ -40,6 +41,7 @@ use sequence_core::ids::{ContactId, MailboxId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::ports::Clock;
 use sequence_core::sequence::{Sequence, SequenceStatus, Step};
+use sequence_core::store::StoreError;
 use sequence_core::store::{EnrollOutcome, Store};
 use sequence_core::transport::{Delivery, FailureCategory, OutgoingEmail, SendError, Transport};
 use sequence_scheduler::{Engine, EngineConfig, EngineError, RetryPolicy, VirtualClock};
@@ -365,15 +367,45 @@ impl Reporter {
 /// The engine or the backend failed, or the domain refused a scenario value that the
 /// scenario check let through.
 pub async fn run(scenario: &Scenario, options: &Options) -> Result<Run, SimulateError> {
-    let store: Arc<dyn Store> = match &options.backend {
-        Backend::Memory => Arc::new(backend_memory::MemoryStore::new()),
-        Backend::Postgres(_) => {
-            return Err(SimulateError::Backend(
-                "backend-postgres is not written yet; run with --backend memory".into(),
-            ))
+    match &options.backend {
+        Backend::Memory => {
+            let store = Arc::new(backend_memory::MemoryStore::new());
+            run_on(scenario, store, options.progress).await
         }
+        Backend::Postgres(url) => run_on_postgres(scenario, url, options.progress).await,
+    }
+}
+
+/// Run a scenario on PostgreSQL at `url`, in a schema of its own (fresh and empty), dropped
+/// at the end whether the run succeeded or not.
+async fn run_on_postgres(
+    scenario: &Scenario,
+    url: &str,
+    progress: Progress,
+) -> Result<Run, SimulateError> {
+    let unavailable = |e: StoreError| {
+        // The whole chain: a backend error's cause (sqlx's) is what says what went wrong.
+        let mut message = format!("PostgreSQL at {url}: {e}");
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            message.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        SimulateError::Backend(message)
     };
-    run_on(scenario, store, options.progress).await
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let schema = format!("simulate_{}_{since_epoch}", std::process::id());
+    let store = PostgresStore::connect_in_schema(url, &schema)
+        .await
+        .map_err(unavailable)?;
+    let ran = match store.migrate().await {
+        Ok(()) => run_on(scenario, Arc::new(store.clone()), progress).await,
+        Err(e) => Err(unavailable(e)),
+    };
+    store.drop_schema(&schema).await.map_err(unavailable)?;
+    ran
 }
 
 /// Run a scenario on `store` (fresh and empty).

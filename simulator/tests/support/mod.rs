@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use sequence_simulator::check::check;
 use sequence_simulator::scenario::{self, Scenario};
-use sequence_simulator::simulate::{self, Attempt, Run};
+use sequence_simulator::simulate::{self, Attempt, Backend, Run};
 
 /// A runtime for one simulation.
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
@@ -23,15 +23,55 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Parse, run and check the rules; return the scenario and the run.
+/// The PostgreSQL server the runs on that backend use: `DATABASE_URL`, or the local one.
+pub(crate) fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Parse, run on the memory store and on PostgreSQL, and check the rules on both runs; the
+/// two runs must make the same attempts (at the same instants; the order of attempts at one
+/// instant may differ). Return the scenario and the memory run.
 pub(crate) fn simulate(v: &Value) -> (Scenario, Run) {
     let scenario = scenario::parse(&v.to_string()).unwrap_or_else(|p| panic!("{p:#?}"));
-    let run = runtime()
+    let rt = runtime();
+    let run = rt
         .block_on(simulate::run(&scenario, &simulate::Options::default()))
         .unwrap();
     let problems = check(&scenario, &run);
     assert!(problems.is_empty(), "rules broken: {problems:#?}");
+    let url = database_url();
+    let on_postgres = simulate::Options::default().backend(Backend::Postgres(url.clone()));
+    let pg = rt
+        .block_on(simulate::run(&scenario, &on_postgres))
+        .unwrap_or_else(|e| {
+            panic!(
+                "the run on PostgreSQL at {url} failed: {e}\nStart a server (on Debian: \
+                 `pg_ctlcluster 15 main start`) or point DATABASE_URL at one."
+            )
+        });
+    let problems = check(&scenario, &pg);
+    assert!(
+        problems.is_empty(),
+        "rules broken on PostgreSQL: {problems:#?}"
+    );
+    assert_eq!(
+        attempt_lines(&run),
+        attempt_lines(&pg),
+        "the memory store and PostgreSQL made different attempts"
+    );
     (scenario, run)
+}
+
+/// A run's attempts as sorted JSON lines.
+fn attempt_lines(run: &Run) -> Vec<String> {
+    let mut lines: Vec<String> = run
+        .attempts
+        .iter()
+        .map(|a| serde_json::to_string(a).unwrap())
+        .collect();
+    lines.sort();
+    lines
 }
 
 /// Monday to Friday, as a window's `days`.
