@@ -27,16 +27,13 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono::Duration;
 use chrono_tz::Tz;
 use sequence_core::prelude::*;
-use sequence_core::store::EnrollOutcome;
-use sequence_core::time::{LocalTime, SendWindow, WeekdaySet, WeeklySchedule};
-use sequence_scheduler::testing::RecordingTransport;
-use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
+use sequence_scheduler::EngineConfig;
+use support::fleet::{fixture, start, Shape};
 use support::worker::{self, Answer, Record, Worker, WorkerSetup};
 
 /// The worker processes.
@@ -45,10 +42,7 @@ const WORKERS: usize = 4;
 const ENROLLMENTS: usize = 1_000;
 const MAILBOXES: usize = 20;
 const LIMIT: u32 = 30;
-const GAP_SECONDS: i64 = 120;
-/// Every mailbox's window, local time, Monday to Friday.
-const OPEN_HOUR: u32 = 9;
-const CLOSE_HOUR: u32 = 10;
+const GAP_SECONDS: u32 = 120;
 const ZONES: [Tz; 4] = [
     chrono_tz::UTC,
     chrono_tz::Europe::Berlin,
@@ -56,23 +50,20 @@ const ZONES: [Tz; 4] = [
     chrono_tz::Asia::Kolkata,
 ];
 
-fn enrollments() -> usize {
-    match std::env::var("FLEET_ENROLLMENTS") {
-        Ok(n) => n.parse().unwrap(),
-        Err(_) => ENROLLMENTS,
+/// Each mailbox is open 09:00-10:00 local: 30 sends 120 s apart fill the hour exactly.
+fn shape() -> Shape {
+    Shape {
+        enrollments: match std::env::var("FLEET_ENROLLMENTS") {
+            Ok(n) => n.parse().unwrap(),
+            Err(_) => ENROLLMENTS,
+        },
+        mailboxes: MAILBOXES,
+        zones: &ZONES,
+        daily_limit: LIMIT,
+        gap_seconds: GAP_SECONDS,
+        open_hour: 9,
+        close_hour: 10,
     }
-}
-
-/// A Monday.
-fn start() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 9, 0, 0, 0).unwrap()
-}
-
-fn window() -> (NaiveTime, NaiveTime) {
-    (
-        NaiveTime::from_hms_opt(OPEN_HOUR, 0, 0).unwrap(),
-        NaiveTime::from_hms_opt(CLOSE_HOUR, 0, 0).unwrap(),
-    )
 }
 
 /// The worker's side: an engine process when the coordinator started this binary as one;
@@ -88,89 +79,15 @@ fn fleet_worker() {
     });
 }
 
-struct Fixture {
-    tenant: TenantId,
-    sequence: SequenceId,
-    zones: HashMap<MailboxId, Tz>,
-    enrollments: Vec<EnrollmentId>,
-}
-
-/// The fleet, made through the host API of an engine of the coordinator's that never ticks.
-async fn fixture(store: &support::SchemaStore, size: usize) -> Fixture {
-    let host = Engine::builder(
-        store.clone(),
-        RecordingTransport::new(VirtualClock::new(start())),
-    )
-    .clock(VirtualClock::new(start()))
-    .config(EngineConfig::with_seed(42))
-    .build();
-    let tenant = TenantId::from_u128(77);
-    let hours = SendWindow::new(
-        WeekdaySet::WEEKDAYS,
-        LocalTime::from_hm(OPEN_HOUR, 0).unwrap(),
-        LocalTime::from_hm(CLOSE_HOUR, 0).unwrap(),
-    )
-    .unwrap();
-    let mut zones = HashMap::new();
-    let mut pool = Vec::new();
-    for i in 0..MAILBOXES {
-        let m = Mailbox::new(
-            tenant,
-            format!("sender{i}@fleet.example"),
-            ZONES[i % ZONES.len()],
-        )
-        .unwrap()
-        .with_daily_limit(LIMIT)
-        .with_min_gap_seconds(u32::try_from(GAP_SECONDS).unwrap())
-        .with_schedule(WeeklySchedule::windows(vec![hours]));
-        let m = host.create_mailbox(m).await.unwrap();
-        zones.insert(m.id, m.timezone);
-        pool.push(m.id);
-    }
-    let mut seq = Sequence::new(tenant, "Fleet", start()).unwrap();
-    seq.add_step(Step::new(Delay::ZERO, "Hello {{ first_name }}", "Hi"))
-        .unwrap();
-    seq.add_step(Step::new(Delay::new(1, DelayUnit::Days), "Re: Hello", "Again").in_thread())
-        .unwrap();
-    seq.add_step(Step::new(Delay::new(2, DelayUnit::Days), "Last", "Bye").in_thread())
-        .unwrap();
-    seq.set_mailbox_pool(pool).unwrap();
-    let seq = host.create_sequence(seq).await.unwrap();
-    host.activate_sequence(tenant, seq.id).await.unwrap();
-    let people: Vec<Contact> = (0..size)
-        .map(|i| {
-            Contact::new(tenant, format!("p{i}@client{}.example", i % 97))
-                .unwrap()
-                .with_name(format!("P{i}"), "Doe")
-        })
-        .collect();
-    let ids = host.upsert_contacts(tenant, &people).await.unwrap();
-    let enrollments = host
-        .enroll(tenant, seq.id, &ids)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| match a {
-            EnrollOutcome::Enrolled { enrollment } => enrollment,
-            other => panic!("not enrolled: {other:?}"),
-        })
-        .collect();
-    Fixture {
-        tenant,
-        sequence: seq.id,
-        zones,
-        enrollments,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_engine_processes_on_one_database_keep_every_rule() {
     let began = Instant::now();
-    let size = enrollments();
+    let shape = shape();
+    let size = shape.enrollments;
     let store = support::fresh_store().await;
     let pool = store.store.pool().clone();
     worker::create_call_table(&pool).await;
-    let fx = fixture(&store, size).await;
+    let fx = fixture(&store, &shape).await;
     let set_up = began.elapsed();
 
     let mut workers: Vec<Worker> = (0..WORKERS)
@@ -236,14 +153,14 @@ async fn four_engine_processes_on_one_database_keep_every_rule() {
         over.len(),
         &over[..over.len().min(5)]
     );
-    let broken = record.gaps_broken(Duration::seconds(GAP_SECONDS));
+    let broken = record.gaps_broken(Duration::seconds(GAP_SECONDS.into()));
     assert!(
         broken.is_empty(),
         "{} gaps of {GAP_SECONDS} s were broken: {:?}",
         broken.len(),
         &broken[..broken.len().min(5)]
     );
-    let (open, close) = window();
+    let (open, close) = shape.window();
     let outside = record.outside_window(open, close);
     assert!(
         outside.is_empty(),
@@ -256,7 +173,7 @@ async fn four_engine_processes_on_one_database_keep_every_rule() {
     assert!(full_days > 0, "no mailbox-day reached its limit");
     let tightest = record.tightest_gap().unwrap();
     assert!(
-        tightest < Duration::seconds(GAP_SECONDS * 3 / 2),
+        tightest < Duration::seconds(i64::from(GAP_SECONDS) * 3 / 2),
         "no two calls of a mailbox came near the gap (closest {tightest})"
     );
     // The store agrees: every enrollment completed, every send sent.

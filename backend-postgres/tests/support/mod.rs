@@ -31,6 +31,7 @@ use sequence_core::store::{
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
+pub(crate) mod fleet;
 pub(crate) mod worker;
 
 /// The server the tests use.
