@@ -96,6 +96,7 @@ async fn four_engine_processes_on_one_database_keep_every_rule() {
     let end = start() + Duration::days(90);
     let mut t = start();
     let mut instants = 0_usize;
+    let (mut in_the_past, mut longest_in_the_past) = (0_usize, 0_usize);
     let mut sent_by = vec![0_usize; WORKERS];
     loop {
         for w in &mut workers {
@@ -111,6 +112,13 @@ async fn four_engine_processes_on_one_database_keep_every_rule() {
         let Some(next) = store.next_wakeup().await.unwrap() else {
             break;
         };
+        in_the_past = if next <= t { in_the_past + 1 } else { 0 };
+        longest_in_the_past = longest_in_the_past.max(in_the_past);
+        assert!(
+            in_the_past <= worker::MOST_IN_THE_PAST,
+            "stuck: the next wake-up has stayed in the past since {}",
+            t - Duration::seconds(i64::try_from(in_the_past).unwrap())
+        );
         t = next.max(t + Duration::seconds(1));
         assert!(t < end, "the run did not finish in 90 virtual days");
     }
@@ -224,8 +232,8 @@ async fn four_engine_processes_on_one_database_keep_every_rule() {
     eprintln!(
         "fleet: {WORKERS} processes, {size} enrollments x 3 steps over {MAILBOXES} mailboxes: \
          {} calls, by worker {by_worker:?}; {full_days} mailbox-days full, closest calls \
-         {tightest}; {instants} instants, the last call {:.2} virtual days in; set-up \
-         {:.1} s, run {:.1} s",
+         {tightest}; {instants} instants ({longest_in_the_past} at most in a row a second on), \
+         the last call {:.2} virtual days in; set-up {:.1} s, run {:.1} s",
         calls.len(),
         (last - start()).num_seconds() as f64 / 86_400.0,
         set_up.as_secs_f64(),

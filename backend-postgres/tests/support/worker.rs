@@ -38,6 +38,14 @@ pub(crate) const WORKER_ENV: &str = "SEQUENCE_FLEET_WORKER";
 /// What marks the worker's protocol lines on its standard output.
 const MARK: &str = "@worker ";
 
+/// The longest a tick may take before the worker counts as hung.
+const ANSWER_WITHIN: StdDuration = StdDuration::from_secs(120);
+
+/// The most instants in a row at which the store's next wake-up is already past (the clock
+/// then moves one second): more means something is due that no tick handles. A dead
+/// process's planning lease (30 s) legitimately makes up to 30 in a row, per kill.
+pub(crate) const MOST_IN_THE_PAST: usize = 600;
+
 /// Make the record's table in the schema of `pool`.
 pub(crate) async fn create_call_table(pool: &PgPool) {
     sqlx::query(
@@ -120,11 +128,11 @@ pub(crate) struct WorkerSetup {
     pub(crate) connections: u32,
 }
 
-/// The body of a worker process when [`WORKER_ENV`] is set; `false` at once otherwise.
-/// Ticks at each instant read on standard input until `quit` or the end of the input.
-pub(crate) fn serve_if_worker(setup: &WorkerSetup) -> bool {
+/// The body of a worker process when [`WORKER_ENV`] is set (nothing otherwise): ticks at
+/// each instant read on standard input until `quit` or the end of the input.
+pub(crate) fn serve_if_worker(setup: &WorkerSetup) {
     let Ok(spec) = std::env::var(WORKER_ENV) else {
-        return false;
+        return;
     };
     let Some((schema, index)) = spec.rsplit_once(':') else {
         panic!("{WORKER_ENV}={spec:?}: expected <schema>:<index>");
@@ -179,7 +187,6 @@ pub(crate) fn serve_if_worker(setup: &WorkerSetup) -> bool {
             break;
         }
     }
-    true
 }
 
 /// What a worker answered to a tick.
@@ -236,8 +243,17 @@ impl Worker {
         self.stdin.write_all(line.as_bytes()).await.is_ok() && self.stdin.flush().await.is_ok()
     }
 
-    /// The answer to the last tick. Cancel-safe: a timeout around it loses no line.
+    /// The answer to the last tick, waited for at most `ANSWER_WITHIN` (a worker that
+    /// hangs fails the test instead of holding it forever). Cancel-safe: a timeout around
+    /// it loses no line.
     pub(crate) async fn answer(&mut self) -> Answer {
+        match tokio::time::timeout(ANSWER_WITHIN, self.read_answer()).await {
+            Ok(a) => a,
+            Err(_) => Answer::Failed(format!("no answer within {ANSWER_WITHIN:?}")),
+        }
+    }
+
+    async fn read_answer(&mut self) -> Answer {
         loop {
             match self.lines.next_line().await {
                 Ok(Some(line)) => {
