@@ -240,3 +240,58 @@ async fn four_engine_processes_on_one_database_keep_every_rule() {
         ran.as_secs_f64()
     );
 }
+
+/// The checks above catch what they check: a record with a step called twice, a
+/// mailbox-day over its limit, calls closer than the gap and calls outside the window (a
+/// Saturday, and a minute after closing) is refused on each count, and one without is not.
+#[test]
+fn the_record_checks_catch_each_broken_rule() {
+    use chrono::{TimeZone, Utc};
+    use support::worker::Call;
+    use uuid::Uuid;
+
+    let berlin = MailboxId(Uuid::from_u128(1));
+    let zones = [(berlin, chrono_tz::Europe::Berlin)].into_iter().collect();
+    // Monday 9 March 2026, 09:00 in Berlin is 08:00 UTC.
+    let at = |d: u32, h: u32, m: u32, s: u32| Utc.with_ymd_and_hms(2026, 3, d, h, m, s).unwrap();
+    let call = |e: u128, step: u32, at| Call {
+        worker: 0,
+        send: Uuid::new_v4(),
+        enrollment: EnrollmentId(Uuid::from_u128(e)),
+        step,
+        attempt: 1,
+        mailbox: berlin,
+        at,
+    };
+    let good: Vec<Call> = (0..3)
+        .map(|i| call(i, 0, at(9, 8, 2 * u32::try_from(i).unwrap(), 0)))
+        .collect();
+    let (open, close) = (
+        chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+        chrono::NaiveTime::from_hms_opt(10, 0, 0).unwrap(),
+    );
+    let gap = Duration::seconds(120);
+    let ok = Record {
+        calls: &good,
+        zones: &zones,
+    };
+    assert!(ok.twice().is_empty() && ok.over_limit(3).is_empty());
+    assert!(ok.gaps_broken(gap).is_empty() && ok.outside_window(open, close).is_empty());
+    assert_eq!(ok.tightest_gap(), Some(gap));
+
+    let mut bad = good.clone();
+    bad.push(call(0, 0, at(9, 8, 30, 0))); // step 0 of enrollment 0 again
+    bad.push(call(9, 0, at(9, 8, 31, 0))); // 60 s after the last: gap broken
+    bad.push(call(8, 0, at(14, 8, 40, 0))); // a Saturday
+    bad.push(call(7, 0, at(10, 9, 0, 0))); // Tuesday 10:00 Berlin: the window has closed
+    let bad_record = Record {
+        calls: &bad,
+        zones: &zones,
+    };
+    assert_eq!(bad_record.twice().len(), 1);
+    // Monday has 5 calls in Berlin; the limit of 3 is broken once, that of 5 never.
+    assert_eq!(bad_record.over_limit(3).len(), 1);
+    assert!(bad_record.over_limit(5).is_empty());
+    assert_eq!(bad_record.gaps_broken(gap).len(), 1);
+    assert_eq!(bad_record.outside_window(open, close).len(), 2);
+}
