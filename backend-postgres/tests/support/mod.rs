@@ -31,6 +31,9 @@ use sequence_core::store::{
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
+pub(crate) mod fleet;
+pub(crate) mod worker;
+
 /// The server the tests use.
 pub(crate) fn database_url() -> String {
     std::env::var("DATABASE_URL")
@@ -171,20 +174,7 @@ pub(crate) async fn fresh_store() -> SchemaStore {
     let guard = Arc::new(SchemaGuard {
         schema: schema.clone(),
     });
-    let options = match PgConnectOptions::from_str(&database_url()) {
-        Ok(o) => o.options([("search_path", schema.as_str())]),
-        Err(e) => panic!("DATABASE_URL is not a PostgreSQL URL: {e}"),
-    };
-    let pool = match PgPoolOptions::new()
-        .max_connections(10)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options)
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => panic!("cannot connect to the test schema {schema}: {e}"),
-    };
-    let store = PostgresStore::from_pool(pool);
+    let store = PostgresStore::from_pool(schema_pool(&schema, 10).await);
     if let Err(e) = store.migrate().await {
         panic!("migrations failed in {schema}: {e:?}");
     }
@@ -192,6 +182,24 @@ pub(crate) async fn fresh_store() -> SchemaStore {
         store,
         schema,
         _guard: guard,
+    }
+}
+
+/// A pool of at most `connections` on the existing schema `schema` (its `search_path`): how
+/// a test's other processes reach the schema its [`SchemaStore`] made.
+pub(crate) async fn schema_pool(schema: &str, connections: u32) -> sqlx::PgPool {
+    let options = match PgConnectOptions::from_str(&database_url()) {
+        Ok(o) => o.options([("search_path", schema)]),
+        Err(e) => panic!("DATABASE_URL is not a PostgreSQL URL: {e}"),
+    };
+    match PgPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => panic!("cannot connect to the test schema {schema}: {e}"),
     }
 }
 
