@@ -380,11 +380,14 @@ pub(crate) async fn expire_leases(
         // Nothing of the mailbox is in flight any more.
         work.touch(s.tenant, s.mailbox());
     }
-    if resend {
-        // At least once: the step is planned again by the planner, inside capacity.
-        load_enrollments(conn, &mut work, out.iter().map(|s| s.enrollment)).await?;
-        for s in &out {
+    load_enrollments(conn, &mut work, out.iter().map(|s| s.enrollment)).await?;
+    for s in &out {
+        if resend {
+            // At least once: the step is planned again by the planner, inside capacity.
             work.release_enrollment(s.enrollment, now);
+        } else {
+            // At most once: the step is counted as sent, never sent again.
+            work.record_uncertain(s, now);
         }
     }
     work.flush(conn).await?;

@@ -110,6 +110,14 @@ impl Work {
         });
     }
 
+    /// At most once: a loaded enrollment records the uncertain send of its step and is due
+    /// at `now`, so the next planner moves it past the step.
+    pub(crate) fn record_uncertain(&mut self, send: &ScheduledSend, now: DateTime<Utc>) {
+        self.change_enrollment(send.enrollment, |e| {
+            let _ = e.send_uncertain(send.step, send.message_id.clone(), now);
+        });
+    }
+
     // ---- sends -----------------------------------------------------------------------------
 
     /// Change a loaded send with `f`, writing it back and recomputing its mailbox (before and

@@ -89,11 +89,7 @@ impl Draws {
     }
 }
 
-/// Ignored in CI until the engine bug below is fixed: a kill that lands between an expiry
-/// and its advance strands an enrollment, and with kills timed in real time that happens
-/// in some runs (it did in CI). Run it with `--ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug: a kill between expiry and advance strands an enrollment (see below)"]
 async fn an_engine_killed_ten_times_sends_nothing_twice_and_leaves_nothing_stuck() {
     let began = Instant::now();
     let seed = match std::env::var("CRASH_SEED") {
@@ -257,16 +253,12 @@ async fn an_engine_killed_ten_times_sends_nothing_twice_and_leaves_nothing_stuck
     );
 }
 
-/// A process that dies between the two units of an at-most-once expiry strands the
-/// enrollment: `Store::expire_leases` marks the send `uncertain` and commits, then the
-/// engine moves the enrollment past the step in a second unit
-/// (`advance_past_uncertain`). Killed in between, nothing ever looks at the enrollment
-/// again: it stays active on the step with no send in flight, no due instant, and the
-/// store's next wake-up is none. The fix belongs to the engine and the `Store` contract
-/// (both stores expire the same way), not to this store; ignored until then.
+/// A process that dies right after an at-most-once expiry strands nothing: the expiry
+/// records the uncertain send on the enrollment and leaves it due in the same unit, and
+/// the next engine to plan counts the step as sent. (It stranded the enrollment when the
+/// engine moved it on in a second unit.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug: a crash between expiry and advance strands the enrollment"]
-async fn a_crash_between_an_expiry_and_its_advance_strands_the_enrollment() {
+async fn a_crash_right_after_an_expiry_strands_nothing() {
     use sequence_core::store::Outbox as _;
     use sequence_scheduler::testing::RecordingTransport;
     use sequence_scheduler::{Engine, VirtualClock};

@@ -134,6 +134,21 @@ pub struct Deferral {
     pub not_before: Option<DateTime<Utc>>,
 }
 
+/// A send of an enrollment's current step whose outcome is unknown: its lease ran out
+/// while the transport was called, so the step may have gone out. Under at-most-once
+/// delivery the step is never sent again; the enrollment is moved past it as if it had
+/// been sent at [`UncertainSend::at`] ([`Enrollment::step_sent`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UncertainSend {
+    /// The step the send was for.
+    pub step: u32,
+    /// The Message-ID it was sent with, kept for threading the next steps.
+    pub message_id: String,
+    /// When its lease was found expired.
+    pub at: DateTime<Utc>,
+}
+
 /// One contact in one sequence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -179,6 +194,10 @@ pub struct Enrollment {
     /// Soft bounces reported for this enrollment; they count toward the retry budget.
     #[serde(default)]
     soft_bounces: u32,
+    /// A send of the current step whose outcome is unknown (its lease ran out while the
+    /// transport was called), waiting to be counted as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uncertain_send: Option<UncertainSend>,
     /// Optimistic-lock version, bumped on every change.
     version: u64,
 }
@@ -222,6 +241,7 @@ impl Enrollment {
             paused_until: None,
             replied_at: None,
             soft_bounces: 0,
+            uncertain_send: None,
             version: 0,
         }
     }
@@ -367,6 +387,12 @@ impl Enrollment {
         self.soft_bounces
     }
 
+    /// A send of the current step whose outcome is unknown, waiting to be counted as sent.
+    #[must_use]
+    pub fn uncertain_send(&self) -> Option<&UncertainSend> {
+        self.uncertain_send.as_ref()
+    }
+
     /// Optimistic-lock version, bumped on every change.
     #[must_use]
     pub fn version(&self) -> u64 {
@@ -442,6 +468,47 @@ impl Enrollment {
         Ok(())
     }
 
+    /// A send of `step` became uncertain at `at` (its lease ran out during the transport
+    /// call). Recorded in the same unit of work that marks the send, with the enrollment
+    /// due at `at` (when active), so that whoever plans next moves it past the step
+    /// ([`Self::step_sent`]) even when the engine that expired the lease stopped first.
+    ///
+    /// # Errors
+    /// When final or when `step` is not the current step.
+    pub fn send_uncertain(
+        &mut self,
+        step: u32,
+        message_id: String,
+        at: DateTime<Utc>,
+    ) -> Result<(), TransitionError> {
+        if self.is_final() {
+            return Err(TransitionError::status(
+                "record uncertain send",
+                self.status,
+            ));
+        }
+        if step != self.current_step {
+            return Err(TransitionError::invariant(
+                "current_step",
+                format!(
+                    "step {step} uncertain but the current step is {}",
+                    self.current_step
+                ),
+            ));
+        }
+        self.uncertain_send = Some(UncertainSend {
+            step,
+            message_id,
+            at,
+        });
+        if self.status == EnrollmentStatus::Active {
+            self.deferral = None;
+            self.next_due_at = Some(at);
+        }
+        self.bump();
+        Ok(())
+    }
+
     /// The current step was sent at `at` with `message_id`; the next step is due at
     /// `next_due` (`None` when it was the last step, which completes the enrollment).
     ///
@@ -504,6 +571,7 @@ impl Enrollment {
     ) -> Result<Vec<DomainEvent>, TransitionError> {
         self.current_step = next_step;
         self.last_step_at = Some(at);
+        self.uncertain_send = None;
         self.deferral = None;
         self.bump();
         let mut events = vec![DomainEvent::EnrollmentAdvanced {

@@ -347,3 +347,49 @@ async fn an_expired_lease_is_marked_uncertain_and_not_sent_again() {
     assert!(attempts.iter().all(|a| a.step != 0), "{attempts:#?}");
     assert_eq!(attempts.len(), 2);
 }
+
+/// An engine that expires a lease and stops before it moves the enrollment on strands
+/// nothing: the store records the uncertain send on the enrollment and leaves it due in the
+/// same unit, and whichever engine plans next counts the step as sent.
+#[tokio::test]
+async fn a_stop_between_an_expiry_and_its_advance_strands_nothing() {
+    let config = EngineConfig::with_seed(1)
+        .delivery(DeliverySemantics::AtMostOnce)
+        .lease(Duration::minutes(5));
+    let w = world(1, 1, config).await;
+    w.enroll_all().await;
+    w.engine.tick().await.unwrap(); // plans
+    let planned_at = w.engine.next_wakeup().await.unwrap().unwrap();
+    let store = w.engine.store();
+    // One engine claims the send and dies in the transport call; another expires the
+    // lease and dies before anything else.
+    let claimed = store
+        .claim_sends(planned_at, Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let later = planned_at + Duration::minutes(6);
+    assert_eq!(store.expire_leases(later, false).await.unwrap().len(), 1);
+    assert_eq!(
+        store.next_wakeup().await.unwrap(),
+        Some(later),
+        "the enrollment of an uncertain send must be due"
+    );
+    // A third runs on.
+    w.clock.set(later);
+    w.run_until(start() + Duration::days(6)).await;
+    let enrollments = w.enrollments().await;
+    assert_eq!(enrollments.len(), 1);
+    let e = &enrollments[0];
+    assert!(
+        e.is_final(),
+        "stranded: {:?} on step {}",
+        e.status(),
+        e.current_step()
+    );
+    assert_eq!(e.steps_sent(), 3, "the uncertain step counts as sent");
+    assert!(e.uncertain_send().is_none());
+    let attempts = w.transport.attempts();
+    assert!(attempts.iter().all(|a| a.step != 0), "{attempts:#?}");
+    assert_eq!(attempts.len(), 2);
+}

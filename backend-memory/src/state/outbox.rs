@@ -269,6 +269,20 @@ impl State {
         }
     }
 
+    /// At most once: the enrollment of a send whose lease ran out records the uncertain
+    /// step and is due at `now`, in the same unit as the send, so the next planner moves it
+    /// past the step whoever expired the lease.
+    pub(super) fn record_uncertain(&mut self, send: &ScheduledSend, now: DateTime<Utc>) {
+        let Some(mut e) = self.enrollments.get(&send.enrollment).cloned() else {
+            return;
+        };
+        if e.send_uncertain(send.step, send.message_id.clone(), now)
+            .is_ok()
+        {
+            self.put_enrollment(e);
+        }
+    }
+
     // ---- changes -----------------------------------------------------------------------------------
 
     /// Check a change set without writing: every record exists in its tenant (and in

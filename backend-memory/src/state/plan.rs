@@ -446,6 +446,9 @@ impl State {
             if resend {
                 // At least once: the step is planned again by the planner, inside capacity.
                 self.release_enrollment(send.enrollment, now);
+            } else {
+                // At most once: the step is counted as sent, never sent again.
+                self.record_uncertain(&send, now);
             }
             out.push(send);
         }

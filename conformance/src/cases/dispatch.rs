@@ -497,8 +497,9 @@ pub async fn release_send_checks_the_lease<S: Store + 'static>(store: S) {
     );
 }
 
-/// `expire_leases`: "Sends in `sending` whose lease ran out at `now`: marked `uncertain` ...
-/// Returns the sends changed"; module docs: "If the process dies between a claim and its
+/// `expire_leases`: "Sends in `sending` whose lease ran out at `now`: marked `uncertain`
+/// with, in the same unit, the enrollment recording it (due at `now`) ... Returns the sends
+/// changed"; module docs: "If the process dies between a claim and its
 /// outcome, the attempt stays counted and the send is found by `expire_leases`".
 pub async fn expire_leases_marks_uncertain_only_after_expiry<S: Store + 'static>(store: S) {
     let w = World::build(&store, 1, 30, 1, 1).await;
@@ -529,6 +530,27 @@ pub async fn expire_leases_marks_uncertain_only_after_expiry<S: Store + 'static>
         w.snapshot(&store, at(6), 0).await.used,
         1,
         "the expired attempt must stay counted"
+    );
+    // In the same unit, the enrollment records the uncertain send and is due, so that a
+    // caller that stops now strands nothing: the next planner moves it past the step.
+    let recorded = w.enrollment(&store, e.id).await;
+    assert_eq!(
+        recorded
+            .uncertain_send()
+            .map(|u| (u.step, u.message_id.clone(), u.at)),
+        Some((0, c.send.message_id.clone(), at(6))),
+        "expire_leases must record the uncertain send on its enrollment"
+    );
+    assert_eq!(
+        recorded.next_due_at(),
+        Some(at(6)),
+        "the enrollment of an uncertain send must be due at now"
+    );
+    let due = ok("due_enrollments", store.due_enrollments(at(6), 10).await);
+    assert_eq!(
+        due.iter().map(|d| d.enrollment.id).collect::<Vec<_>>(),
+        vec![e.id],
+        "the enrollment of an uncertain send must be found by due_enrollments"
     );
     let r = store.complete_send(at(7), sent(&c, at(7), 1)).await;
     assert!(

@@ -525,7 +525,10 @@ pub trait Outbox: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Sends in `sending` whose lease ran out at `now`, re-checked inside the update: marked
-    /// `uncertain` ([`ScheduledSend::mark_uncertain`]); or, with `resend`, abandoned
+    /// `uncertain` ([`ScheduledSend::mark_uncertain`]) with, in the same unit, the
+    /// enrollment recording it ([`Enrollment::send_uncertain`]: due at `now`, so the next
+    /// planner moves it past the step even when the caller stops before it does); or, with
+    /// `resend`, abandoned
     /// ([`ScheduledSend::abandon_expired`]: `cancelled`, the attempt still counted) with the
     /// enrollment due again at `now`, so the planner plans the step again inside capacity.
     /// A lease past its `until` holds until this runs. Returns the sends changed.

@@ -39,6 +39,9 @@ enum Settled {
     Completed,
     /// Its step's condition failed and the step was skipped (`true`: that completed it).
     Skipped(bool),
+    /// A send of its step became uncertain and was counted as sent (`true`: that
+    /// completed it).
+    PastUncertain(bool),
 }
 
 impl Settled {
@@ -51,6 +54,7 @@ impl Settled {
                 report.skipped += 1;
                 report.completed += usize::from(completed);
             }
+            Self::PastUncertain(completed) => report.completed += usize::from(completed),
         }
     }
 }
@@ -64,6 +68,13 @@ fn settle(
     now: DateTime<Utc>,
     events: &mut Vec<DomainEvent>,
 ) -> Result<Option<Settled>, TransitionError> {
+    if let (Some(seq), Some(uncertain)) = (seq, e.uncertain_send().cloned()) {
+        // At most once: the step may have gone out, so it is counted as sent when its
+        // lease ran out and never planned again.
+        let next = next_step_due(e, seq, contact, uncertain.at);
+        events.extend(e.step_sent(uncertain.step, uncertain.at, uncertain.message_id, next)?);
+        return Ok(Some(Settled::PastUncertain(e.is_final())));
+    }
     if e.status() == EnrollmentStatus::Paused {
         events.push(e.resume(now)?);
         return Ok(Some(Settled::Resumed));
@@ -105,17 +116,26 @@ fn settle(
             Ok(Some(Settled::Exited))
         }
         OnConditionFail::Skip => {
-            // Delays count in the contact's zone, UTC without one.
-            let zone = contact.timezone.unwrap_or(chrono_tz::UTC);
-            let next = seq
-                .step(e.current_step() + 1)
-                .map(|s| s.delay.after(now, zone, &seq.holidays));
+            let next = next_step_due(e, seq, contact, now);
             events.extend(e.skip_step(e.current_step(), now, next)?);
             Ok(Some(Settled::Skipped(
                 e.status() == EnrollmentStatus::Completed,
             )))
         }
     }
+}
+
+/// When the step after the enrollment's current one is due, counted from `from` in the
+/// contact's zone (UTC without one); `None` when the current step is the last.
+fn next_step_due(
+    e: &Enrollment,
+    seq: &Sequence,
+    contact: &Contact,
+    from: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let zone = contact.timezone.unwrap_or(chrono_tz::UTC);
+    seq.step(e.current_step() + 1)
+        .map(|s| s.delay.after(from, zone, &seq.holidays))
 }
 
 /// The batch being planned: the enrollments left after settling and their sequences.

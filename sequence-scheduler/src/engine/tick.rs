@@ -1,7 +1,6 @@
 //! One tick: expire leases, plan what is due, dispatch what has come.
 
 use chrono::{DateTime, Utc};
-use sequence_core::error::Entity;
 use sequence_core::event::DomainEvent;
 use sequence_core::store::{ChangeSet, StoreError};
 use serde::{Deserialize, Serialize};
@@ -170,8 +169,9 @@ impl Engine {
         if resend {
             return Ok(());
         }
-        // At most once: the step may have gone out. Report it and move the enrollment on,
-        // so that it neither resends nor stalls.
+        // At most once: the step may have gone out. Report it; the store left each
+        // enrollment due with the uncertain send recorded, and planning moves it past the
+        // step, so that it neither resends nor stalls (whichever engine plans next).
         for send in expired {
             self.emit(
                 send.tenant,
@@ -180,57 +180,8 @@ impl Engine {
                     enrollment: send.enrollment,
                 }],
             );
-            self.advance_past_uncertain(now, &send).await?;
         }
         Ok(())
-    }
-
-    /// Move an enrollment past a step whose send became uncertain, as if it had been sent
-    /// at `now` (it may well have been). Read again and retried when the enrollment changes
-    /// meanwhile, so that a conflict never leaves it planned without a live send.
-    async fn advance_past_uncertain(
-        &self,
-        now: DateTime<Utc>,
-        send: &sequence_core::send::ScheduledSend,
-    ) -> Result<(), EngineError> {
-        let store = &self.inner.store;
-        let Some(seq) = store.get_sequence(send.tenant, send.sequence).await? else {
-            return Ok(());
-        };
-        let zone = store
-            .get_contact(send.tenant, send.contact)
-            .await?
-            .and_then(|c| c.timezone)
-            .unwrap_or(chrono_tz::UTC);
-        for _ in 0..5 {
-            let Some(mut e) = store.get_enrollment(send.tenant, send.enrollment).await? else {
-                return Ok(());
-            };
-            if e.is_final() || e.current_step() != send.step {
-                return Ok(());
-            }
-            let next = seq
-                .step(send.step + 1)
-                .map(|s| s.delay.after(now, zone, &seq.holidays));
-            let v = e.version();
-            let events = e.step_sent(send.step, now, send.message_id.clone(), next)?;
-            let changes = ChangeSet {
-                enrollments: vec![(e, v)],
-                ..ChangeSet::default()
-            };
-            match store.apply_changes(now, changes).await {
-                Ok(()) => {
-                    self.emit(send.tenant, &events);
-                    return Ok(());
-                }
-                Err(err) if err.is_conflict() => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Err(EngineError::KeptChanging {
-            entity: Entity::Enrollment,
-            id: send.enrollment.to_string(),
-        })
     }
 
     /// Apply changes; when a version conflict refuses the batch, apply them one by one and
