@@ -7,9 +7,9 @@
 
 mod support;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use sequence_core::prelude::*;
-use sequence_core::store::EnrollOutcome;
+use sequence_core::store::{ClaimedSend, EnrollOutcome};
 use sequence_scheduler::testing::{Attempt, AttemptOutcome, Fault};
 use sequence_scheduler::{DeliverySemantics, EngineConfig, RetryPolicy};
 use support::{start, three_steps, World};
@@ -313,14 +313,14 @@ async fn bulk_enrollment_answers_each_row() {
     assert_eq!(w.enrollments().await.len(), 3);
 }
 
-#[tokio::test]
-async fn an_expired_lease_is_marked_uncertain_and_not_sent_again() {
+/// An at-most-once world of one enrollment whose first send was planned, then claimed the
+/// way a crashed engine would: claimed, never completed (lease: five minutes).
+async fn a_claim_never_completed() -> (E2e, DateTime<Utc>, Vec<ClaimedSend>) {
     let config = EngineConfig::with_seed(1)
         .delivery(DeliverySemantics::AtMostOnce)
         .lease(Duration::minutes(5));
     let w = world(1, 1, config).await;
     w.enroll_all().await;
-    // Claim the send the way a crashed engine would: claimed, never completed.
     w.engine.tick().await.unwrap(); // plans
     let planned_at = w.engine.next_wakeup().await.unwrap().unwrap();
     let claimed = w
@@ -330,6 +330,12 @@ async fn an_expired_lease_is_marked_uncertain_and_not_sent_again() {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
+    (w, planned_at, claimed)
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_marked_uncertain_and_not_sent_again() {
+    let (w, planned_at, claimed) = a_claim_never_completed().await;
     // Later, the lease has run out.
     w.clock.set(planned_at + Duration::minutes(10));
     let report = w.engine.tick().await.unwrap();
@@ -353,21 +359,9 @@ async fn an_expired_lease_is_marked_uncertain_and_not_sent_again() {
 /// same unit, and whichever engine plans next counts the step as sent.
 #[tokio::test]
 async fn a_stop_between_an_expiry_and_its_advance_strands_nothing() {
-    let config = EngineConfig::with_seed(1)
-        .delivery(DeliverySemantics::AtMostOnce)
-        .lease(Duration::minutes(5));
-    let w = world(1, 1, config).await;
-    w.enroll_all().await;
-    w.engine.tick().await.unwrap(); // plans
-    let planned_at = w.engine.next_wakeup().await.unwrap().unwrap();
+    let (w, planned_at, _) = a_claim_never_completed().await;
     let store = w.engine.store();
-    // One engine claims the send and dies in the transport call; another expires the
-    // lease and dies before anything else.
-    let claimed = store
-        .claim_sends(planned_at, Duration::minutes(5), 10)
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
+    // Another engine expires the lease and dies before anything else.
     let later = planned_at + Duration::minutes(6);
     assert_eq!(store.expire_leases(later, false).await.unwrap().len(), 1);
     assert_eq!(
