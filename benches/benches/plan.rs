@@ -5,11 +5,14 @@
 //! * `plan/50k_busy_day`: the same fleet in the middle of a day: half of each mailbox's
 //!   capacity planned or sent, gaps of 60 to 120 s, per-sequence and per-domain caps with
 //!   their counts (see [`PlanningFixture::busy_day`]).
+//!
+//! Each plans with working memory kept from one plan to the next ([`plan_with`]), as the
+//! engine does.
 #![expect(missing_docs, reason = "bench items are not public API")]
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sequence_benches::{baseline_first_fit, PlanningFixture};
-use sequence_scheduler::planner::{plan, PlannerConfig};
+use sequence_scheduler::planner::{plan_with, PlanScratch, PlannerConfig};
 
 fn plan_50k(c: &mut Criterion) {
     let fixture = PlanningFixture::new(50_000, 200, 42);
@@ -18,14 +21,23 @@ fn plan_50k(c: &mut Criterion) {
     group.sample_size(30);
     group.throughput(Throughput::Elements(50_000));
     group.bench_function("50k_contacts_200_mailboxes", |b| {
-        b.iter(|| black_box(plan(fixture.now, &fixture.input(), &config)));
+        let mut scratch = PlanScratch::default();
+        b.iter(|| {
+            black_box(plan_with(
+                &mut scratch,
+                fixture.now,
+                &fixture.input(),
+                &config,
+            ))
+        });
     });
     group.bench_function("50k_contacts_200_mailboxes_baseline_first_fit", |b| {
         b.iter(|| black_box(baseline_first_fit(&fixture.input(), fixture.now)));
     });
     let busy = PlanningFixture::busy_day(50_000, 200, 42);
     group.bench_function("50k_busy_day", |b| {
-        b.iter(|| black_box(plan(busy.now, &busy.input(), &config)));
+        let mut scratch = PlanScratch::default();
+        b.iter(|| black_box(plan_with(&mut scratch, busy.now, &busy.input(), &config)));
     });
     group.finish();
 }
@@ -39,7 +51,8 @@ fn plan_scaling(c: &mut Criterion) {
         let fixture = PlanningFixture::new(due, (due / 250).max(40), 42);
         group.throughput(Throughput::Elements(due as u64));
         group.bench_with_input(BenchmarkId::from_parameter(due), &fixture, |b, f| {
-            b.iter(|| black_box(plan(f.now, &f.input(), &config)));
+            let mut scratch = PlanScratch::default();
+            b.iter(|| black_box(plan_with(&mut scratch, f.now, &f.input(), &config)));
         });
     }
     group.finish();

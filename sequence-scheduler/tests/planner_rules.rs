@@ -17,7 +17,7 @@ use sequence_core::mailbox::{Mailbox, MailboxStatus};
 use sequence_core::store::{DailyCounts, MailboxSnapshot, PlannedSlot};
 use sequence_core::time::{local_date, LocalTime, SendWindow, WarmUp, WeekdaySet, WeeklySchedule};
 use sequence_scheduler::planner::{
-    plan, DueStep, Plan, PlannerConfig, PlanningInput, SequencePolicy,
+    plan, plan_with, DueStep, Plan, PlanScratch, PlannerConfig, PlanningInput, SequencePolicy,
 };
 
 const ZONES: &[Tz] = &[
@@ -453,6 +453,26 @@ proptest! {
             (sends, deferred)
         };
         prop_assert_eq!(key(&a, &f.due), key(&b, &g.due));
+    }
+
+    #[test]
+    fn kept_working_memory_changes_no_answer(
+        f in fleet_strategy(),
+        g in fleet_strategy(),
+        seed in any::<u64>(),
+    ) {
+        let mut scratch = PlanScratch::default();
+        let counts = DailyCounts::default();
+        for fleet in [&f, &g, &f] {
+            let input = PlanningInput {
+                due: &fleet.due,
+                mailboxes: &fleet.mailboxes,
+                sequences: &fleet.sequences,
+                counts: &counts,
+            };
+            let kept = plan_with(&mut scratch, fleet.now, &input, &PlannerConfig::with_seed(seed));
+            prop_assert_eq!(kept, run(fleet, seed));
+        }
     }
 
     #[test]

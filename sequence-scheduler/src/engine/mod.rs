@@ -225,6 +225,8 @@ struct Inner {
     renderer: Renderer,
     /// This engine's token for the store's planning lease.
     planner_token: uuid::Uuid,
+    /// The planner's working memory, kept between ticks.
+    plan_scratch: std::sync::Mutex<crate::planner::PlanScratch>,
 }
 
 /// The sequence engine. Cheap to clone: clones share one engine.
@@ -323,6 +325,7 @@ impl EngineBuilder {
                 config: self.config,
                 renderer: Renderer::new(),
                 planner_token: uuid::Uuid::new_v4(),
+                plan_scratch: std::sync::Mutex::default(),
             }),
         }
     }

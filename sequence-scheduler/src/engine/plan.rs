@@ -25,7 +25,7 @@ use tracing::instrument;
 
 use super::tick::TickReport;
 use super::{Engine, EngineError};
-use crate::planner::{plan, DueStep, Plan, PlanningInput, SequencePolicy};
+use crate::planner::{plan_with, DueStep, Plan, PlanScratch, PlanningInput, SequencePolicy};
 use crate::rng::mix;
 
 /// What settling a due enrollment did to it, for the tick's report.
@@ -346,7 +346,7 @@ impl Engine {
             sequences: &policies,
             counts: &counts,
         };
-        let the_plan = plan(now, &input, &self.inner.config.planner);
+        let the_plan = self.plan_once(now, &input);
         let seed = self.inner.config.planner.seed;
         let commit = batch.commit(&the_plan, &snapshots, seed, lease);
         let applied = store.apply_plan(now, commit).await?;
@@ -417,5 +417,15 @@ impl Engine {
             self.emit(*tenant, std::slice::from_ref(e));
         }
         Ok(progressed)
+    }
+
+    /// Run the planner on `input`, with the engine's working memory when no other tick of
+    /// this engine is planning (then with fresh memory: planning never waits on it).
+    fn plan_once(&self, now: DateTime<Utc>, input: &PlanningInput<'_>) -> Plan {
+        let config = &self.inner.config.planner;
+        match self.inner.plan_scratch.try_lock() {
+            Ok(mut scratch) => plan_with(&mut scratch, now, input, config),
+            Err(_) => plan_with(&mut PlanScratch::default(), now, input, config),
+        }
     }
 }

@@ -54,6 +54,28 @@ const UNKNOWN_SEQUENCE: u32 = u32::MAX;
 /// The bucket of an item whose sequence is paused.
 const PAUSED_SEQUENCE: u32 = u32::MAX - 1;
 
+/// The memory the ordering step fills, kept from one plan to the next by
+/// [`PlanScratch`](super::PlanScratch): at 50,000 due enrollments it is a few megabytes,
+/// and handing it back to the allocator after every plan costs more than the step (the
+/// allocator returns it to the system and faults it in again).
+#[derive(Default)]
+pub(super) struct OrderScratch {
+    found: Vec<(u32, u32)>,
+    sizes: Vec<usize>,
+    buckets: Vec<Vec<Entry>>,
+    ranks: Vec<(u32, u32)>,
+    keys: Vec<(u64, u32)>,
+    gathered: Vec<Entry>,
+}
+
+impl OrderScratch {
+    /// Take back the buckets and ranks of an order that is done with.
+    pub(super) fn recycle(&mut self, order: Order) {
+        self.buckets = order.buckets;
+        self.ranks = order.ranks;
+    }
+}
+
 /// The due enrollments in priority order.
 pub(super) struct Order {
     /// The entries per bucket, `class * sequences + sequence`, each sorted by key.
@@ -80,26 +102,31 @@ impl Planner<'_> {
     /// enrollments; inside a class, sequences take turns in a seeded order, and each sequence
     /// serves its oldest due first. Those of a sequence the input does not hold, or of a
     /// paused one, are deferred instead.
-    pub(super) fn order(&mut self) -> Order {
-        let (found, sizes) = self.classify();
-        let mut buckets = self.fill_buckets(&found, &sizes);
-        sort_buckets(&mut buckets);
-        let ranks = self.take_turns(&buckets);
+    pub(super) fn order(&mut self, scratch: &mut OrderScratch) -> Order {
+        self.classify(scratch);
+        self.fill_buckets(scratch);
+        sort_buckets(
+            &mut scratch.buckets,
+            &mut scratch.keys,
+            &mut scratch.gathered,
+        );
+        let mut ranks = std::mem::take(&mut scratch.ranks);
+        self.take_turns(&scratch.buckets, &mut ranks);
         Order {
-            buckets,
+            buckets: std::mem::take(&mut scratch.buckets),
             ranks,
             sequences: u32::try_from(self.input.sequences.len()).unwrap_or(1),
         }
     }
 
     /// A first pass over the due enrollments: each one's bucket (or why it has none) and the
-    /// number of its (tenant, recipient domain) when its sequence caps those; with how many
-    /// fall in each bucket.
+    /// number of its (tenant, recipient domain) when its sequence caps those, into
+    /// `scratch.found`; with how many fall in each bucket, into `scratch.sizes`.
     ///
     /// Knowing the sizes, the buckets are allocated exactly (at a million items, growing them
     /// by doubling costs more than the planning). Numbering the domains lets the cap check
     /// index a count instead of hashing a string; today's count of each goes to the caps.
-    fn classify(&mut self) -> (Vec<(u32, u32)>, Vec<usize>) {
+    fn classify(&mut self, scratch: &mut OrderScratch) {
         let input = self.input;
         let n_seq = input.sequences.len();
         let seq_index: HashMap<SequenceId, u32> = input
@@ -108,9 +135,13 @@ impl Planner<'_> {
             .enumerate()
             .map(|(i, s)| (s.id, u32::try_from(i).unwrap_or(NONE)))
             .collect();
-        let mut sizes = vec![0usize; CLASSES * n_seq.max(1)];
+        let sizes = &mut scratch.sizes;
+        sizes.clear();
+        sizes.resize(CLASSES * n_seq.max(1), 0);
         let mut domain_index: HashMap<(TenantId, &str), u32> = HashMap::default();
-        let mut found: Vec<(u32, u32)> = Vec::with_capacity(input.due.len());
+        let found = &mut scratch.found;
+        found.clear();
+        found.reserve(input.due.len());
         for due in input.due {
             let Some(&seq) = seq_index.get(&due.sequence) else {
                 found.push((UNKNOWN_SEQUENCE, NONE));
@@ -140,17 +171,21 @@ impl Planner<'_> {
             }
         }
         self.caps.per_domain = domain_counts;
-        (found, sizes)
     }
 
-    /// A second pass: each due enrollment's entry in its bucket (`found`, of the `sizes` the
-    /// first pass counted). One without a bucket is deferred: a sequence the input does not
-    /// hold is looked at again later, a paused one when it resumes.
-    fn fill_buckets(&mut self, found: &[(u32, u32)], sizes: &[usize]) -> Vec<Vec<Entry>> {
+    /// A second pass: each due enrollment's entry in its bucket (as the first pass found,
+    /// with room for the sizes it counted). One without a bucket is deferred: a sequence the
+    /// input does not hold is looked at again later, a paused one when it resumes.
+    fn fill_buckets(&mut self, scratch: &mut OrderScratch) {
         let input = self.input;
         let n_seq = u32::try_from(input.sequences.len()).unwrap_or(1);
-        let mut buckets: Vec<Vec<Entry>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
-        for (idx, (due, &(bucket, domain))) in input.due.iter().zip(found).enumerate() {
+        let buckets = &mut scratch.buckets;
+        buckets.resize_with(scratch.sizes.len(), Vec::new);
+        for (bucket, &n) in buckets.iter_mut().zip(&scratch.sizes) {
+            bucket.clear();
+            bucket.reserve(n);
+        }
+        for (idx, (due, &(bucket, domain))) in input.due.iter().zip(&scratch.found).enumerate() {
             if bucket == UNKNOWN_SEQUENCE || bucket == PAUSED_SEQUENCE {
                 let not_before = (bucket == UNKNOWN_SEQUENCE).then_some(self.recheck);
                 let reason = DeferralReason::SequencePaused;
@@ -160,7 +195,6 @@ impl Planner<'_> {
             let entry = self.entry(idx, due, bucket % n_seq, domain);
             buckets[bucket as usize].push(entry);
         }
-        buckets
     }
 
     /// The entry of `due`, the `idx`-th due enrollment, of the sequence `seq`, whose
@@ -195,9 +229,10 @@ impl Planner<'_> {
 
     /// The priority order, as (bucket, position) pairs: class by class, the sequences take
     /// turns (round robin, in a seeded order), each giving its next entry.
-    fn take_turns(&self, buckets: &[Vec<Entry>]) -> Vec<(u32, u32)> {
+    fn take_turns(&self, buckets: &[Vec<Entry>], order: &mut Vec<(u32, u32)>) {
         let n_seq = self.input.sequences.len();
-        let mut order: Vec<(u32, u32)> = Vec::with_capacity(self.input.due.len());
+        order.clear();
+        order.reserve(self.input.due.len());
         for class in 0..CLASSES {
             let first = class * n_seq;
             let class_buckets = &buckets[first..first + n_seq];
@@ -222,7 +257,6 @@ impl Planner<'_> {
                 }
             }
         }
-        order
     }
 }
 
@@ -242,9 +276,7 @@ fn class_of(due: &DueStep) -> u32 {
 /// A bucket is sorted as (key, position) pairs, then gathered in that order: sorting moves
 /// 16 bytes instead of a whole entry. Equal keys fall back to the enrollment (and, for an
 /// enrollment due twice, the position), so the order is total.
-fn sort_buckets(buckets: &mut [Vec<Entry>]) {
-    let mut keys: Vec<(u64, u32)> = Vec::new();
-    let mut gathered: Vec<Entry> = Vec::new();
+fn sort_buckets(buckets: &mut [Vec<Entry>], keys: &mut Vec<(u64, u32)>, gathered: &mut Vec<Entry>) {
     for bucket in buckets {
         keys.clear();
         keys.extend((0u32..).zip(bucket.iter()).map(|(i, e)| (e.key, i)));
@@ -256,6 +288,6 @@ fn sort_buckets(buckets: &mut [Vec<Entry>]) {
         });
         gathered.clear();
         gathered.extend(keys.iter().map(|&(_, i)| bucket[i as usize]));
-        bucket.copy_from_slice(&gathered);
+        bucket.copy_from_slice(gathered);
     }
 }
