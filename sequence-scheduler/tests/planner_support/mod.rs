@@ -1,0 +1,256 @@
+//! What the planner tests share: fleets built from a few parts (mailboxes, snapshots, due
+//! steps, sequence policies) and the checker of the plan-level rules of
+//! `scenario-format.md`, written against the rules, not from the planner's code.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a part of the shared support
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on a broken fixture"
+)]
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+
+use sequence_core::ids::{EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+use sequence_core::mailbox::{Mailbox, MailboxStatus};
+use sequence_core::store::MailboxSnapshot;
+use sequence_core::time::{local_date, LocalTime, WeeklySchedule};
+use sequence_scheduler::planner::{DueStep, Plan, PlanningInput, SequencePolicy};
+
+pub fn tenant() -> TenantId {
+    TenantId::from_u128(1)
+}
+
+pub fn lt(m: u32) -> LocalTime {
+    LocalTime::from_hm(m / 60, m % 60).unwrap()
+}
+
+pub fn mailbox(i: u128, tz: Tz, limit: u32, schedule: WeeklySchedule, gap: u32) -> Mailbox {
+    Mailbox::new(tenant(), format!("m{i}@sender.example"), tz)
+        .unwrap()
+        .with_id(MailboxId::from_u128(1000 + i))
+        .with_daily_limit(limit)
+        .with_schedule(schedule)
+        .with_min_gap_seconds(gap)
+}
+
+pub fn snapshot(now: DateTime<Utc>, m: Mailbox, used: u32) -> MailboxSnapshot {
+    MailboxSnapshot {
+        local_date: local_date(m.timezone, now),
+        mailbox: m,
+        used,
+        last_attempt_at: None,
+        planned: Vec::new(),
+    }
+}
+
+pub fn due(
+    i: u128,
+    seq: SequenceId,
+    step: u32,
+    earliest: DateTime<Utc>,
+    sticky: Option<MailboxId>,
+    zone: Option<Tz>,
+) -> DueStep {
+    DueStep {
+        enrollment: EnrollmentId::from_u128(i),
+        tenant: tenant(),
+        sequence: seq,
+        step,
+        earliest,
+        sticky_mailbox: sticky,
+        contact_zone: zone,
+        recipient_domain: format!("d{}.example", i % 7),
+    }
+}
+
+pub fn policy(id: u128, pool: Vec<MailboxId>, recipient: Option<WeeklySchedule>) -> SequencePolicy {
+    SequencePolicy {
+        id: SequenceId::from_u128(id),
+        active: true,
+        pool,
+        recipient_windows: recipient,
+        new_enrollments_per_day: None,
+        per_domain_daily_cap: None,
+    }
+}
+
+/// Check every plan-level rule; return the problems found.
+pub fn check(now: DateTime<Utc>, input: &PlanningInput<'_>, plan: &Plan) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mailboxes: HashMap<MailboxId, &MailboxSnapshot> =
+        input.mailboxes.iter().map(|s| (s.mailbox.id, s)).collect();
+    let sequences: HashMap<SequenceId, &SequencePolicy> =
+        input.sequences.iter().map(|s| (s.id, s)).collect();
+
+    // Every due enrollment is answered exactly once.
+    let mut seen = HashSet::new();
+    for s in &plan.sends {
+        if !seen.insert(s.index) {
+            problems.push(format!("item {} answered twice", s.index));
+        }
+    }
+    for d in &plan.deferred {
+        if !seen.insert(d.index) {
+            problems.push(format!("item {} answered twice", d.index));
+        }
+        if let Some(nb) = d.not_before {
+            if nb <= now {
+                problems.push(format!("item {} deferred to {nb}, not after now", d.index));
+            }
+        }
+    }
+    if seen.len() != input.due.len() {
+        problems.push(format!(
+            "{} of {} items answered",
+            seen.len(),
+            input.due.len()
+        ));
+    }
+
+    let preempted: HashSet<SendId> = plan.preempt.iter().copied().collect();
+    let mut per_mailbox: HashMap<MailboxId, Vec<DateTime<Utc>>> = HashMap::new();
+    for s in &plan.sends {
+        let item = &input.due[s.index];
+        let Some(snap) = mailboxes.get(&s.mailbox) else {
+            problems.push(format!("send on unknown mailbox {}", s.mailbox));
+            continue;
+        };
+        let m = &snap.mailbox;
+        let seq = sequences[&item.sequence];
+        if !seq.pool.contains(&s.mailbox) {
+            problems.push(format!(
+                "item {} sent from a mailbox outside its pool",
+                s.index
+            ));
+        }
+        if m.status() != MailboxStatus::Active {
+            problems.push(format!("item {} planned on a paused mailbox", s.index));
+        }
+        if let Some(sticky) = item.sticky_mailbox {
+            let sticky_active = mailboxes
+                .get(&sticky)
+                .is_some_and(|s| s.mailbox.status() == MailboxStatus::Active);
+            if sticky_active && sticky != s.mailbox {
+                problems.push(format!("item {} left its sticky mailbox", s.index));
+            }
+        }
+        if s.at < now || s.at < item.earliest {
+            problems.push(format!(
+                "item {} planned at {} before now or its earliest {}",
+                s.index, s.at, item.earliest
+            ));
+        }
+        if !m.schedule.contains(m.timezone, s.at) {
+            problems.push(format!(
+                "item {} at {} outside the mailbox windows ({})",
+                s.index, s.at, m.timezone
+            ));
+        }
+        if let Some(rw) = &seq.recipient_windows {
+            let zone = item.contact_zone.unwrap_or(m.timezone);
+            if !rw.contains(zone, s.at) {
+                problems.push(format!(
+                    "item {} at {} outside the recipient windows ({zone})",
+                    s.index, s.at
+                ));
+            }
+        }
+        if local_date(m.timezone, s.at) != snap.local_date || s.local_date != snap.local_date {
+            problems.push(format!(
+                "item {} planned outside the mailbox's current local day",
+                s.index
+            ));
+        }
+        per_mailbox.entry(s.mailbox).or_default().push(s.at);
+    }
+    for (id, mut times) in per_mailbox {
+        let snap = mailboxes[&id];
+        let limit = snap.mailbox.limit_on(snap.local_date);
+        let released = snap
+            .planned
+            .iter()
+            .filter(|p| preempted.contains(&p.send))
+            .count() as u32;
+        if snap.used - released + times.len() as u32 > limit {
+            problems.push(format!(
+                "mailbox {id}: {} + {} planned over limit {limit}",
+                snap.used,
+                times.len()
+            ));
+        }
+        // Gaps: against each other, kept planned sends and the last attempt.
+        times.extend(
+            snap.planned
+                .iter()
+                .filter(|p| !preempted.contains(&p.send))
+                .map(|p| p.at),
+        );
+        times.extend(snap.last_attempt_at);
+        times.sort();
+        let gap = Duration::seconds(i64::from(snap.mailbox.min_gap_seconds));
+        for w in times.windows(2) {
+            if w[1] - w[0] < gap {
+                problems.push(format!(
+                    "mailbox {id}: sends at {} and {} closer than {gap}",
+                    w[0], w[1]
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Is there an instant today on `m` where `item` could still go (work-conserving check)?
+pub fn could_still_send(
+    now: DateTime<Utc>,
+    input: &PlanningInput<'_>,
+    plan: &Plan,
+    item: &DueStep,
+    snap: &MailboxSnapshot,
+) -> bool {
+    let m = &snap.mailbox;
+    if m.status() != MailboxStatus::Active {
+        return false;
+    }
+    let planned_here = plan.sends.iter().filter(|s| s.mailbox == m.id).count() as u32;
+    let released = snap
+        .planned
+        .iter()
+        .filter(|p| plan.preempt.contains(&p.send))
+        .count() as u32;
+    if snap.used + planned_here - released >= m.limit_on(snap.local_date) {
+        return false;
+    }
+    let seq = input
+        .sequences
+        .iter()
+        .find(|s| s.id == item.sequence)
+        .unwrap();
+    let mut others: Vec<DateTime<Utc>> = plan
+        .sends
+        .iter()
+        .filter(|s| s.mailbox == m.id)
+        .map(|s| s.at)
+        .collect();
+    others.extend(snap.planned.iter().map(|p| p.at));
+    others.extend(snap.last_attempt_at);
+    let gap = Duration::seconds(i64::from(m.min_gap_seconds));
+    let (_, day_end) = sequence_core::time::local_day_bounds(m.timezone, snap.local_date);
+    let mut t = now.max(item.earliest);
+    // Minute scan, starting on a whole minute after now.
+    t += Duration::seconds(59 - i64::from(chrono::Timelike::second(&t)) + 1);
+    while t < day_end {
+        let in_windows = m.schedule.contains(m.timezone, t)
+            && seq
+                .recipient_windows
+                .as_ref()
+                .is_none_or(|rw| rw.contains(item.contact_zone.unwrap_or(m.timezone), t));
+        if in_windows && others.iter().all(|o| (*o - t).abs() >= gap) {
+            return true;
+        }
+        t += Duration::minutes(1);
+    }
+    false
+}
