@@ -37,12 +37,19 @@
 //! # }
 //! ```
 //!
+//! [`busy_engine_run`] is the long run every backend also makes: a busy fleet over 45
+//! virtual days through the engine, with a hook after each tick for the checks a backend can
+//! make only of itself.
+//!
 //! A backend passes when every case passes. The cases use only the [`Store`] trait; the
 //! engine case also drives the real `sequence_scheduler::Engine` (this crate may depend on
 //! the scheduler; backends never do).
 
+mod busy;
 pub mod cases;
 pub mod fixtures;
+
+pub use busy::busy_engine_run;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
