@@ -10,9 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use chrono_tz::Tz;
 
-use sequence_core::time::{effective_daily_limit, local_date, DelayUnit, HolidayCalendar};
+mod oracle;
+
+use oracle::{earliest_after, inside, limit_on, local_day};
 
 use crate::scenario::{ContactSpec, EnrollSpec, EventKind, MailboxSpec, Scenario, SequenceSpec};
 use crate::simulate::{Attempt, Outcome, Run};
@@ -52,15 +53,6 @@ fn paused_at(p: &Pauses, t: DateTime<Utc>) -> bool {
 
 fn paused_between(p: &Pauses, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
     p.iter().any(|(a, b)| *a <= to && from < *b)
-}
-
-/// The earliest instant a step may go when the one before it happened at `from`.
-fn after(delay: sequence_core::time::Delay, from: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
-    if delay.unit == DelayUnit::BusinessDays {
-        delay.after(from, zone, &HolidayCalendar::default())
-    } else {
-        delay.after(from, chrono_tz::UTC, &HolidayCalendar::default())
-    }
 }
 
 /// Every violation of rules 1 to 6 in a run, and every disagreement between the summary
@@ -192,10 +184,10 @@ impl<'a> Checker<'a> {
             let m = self.mailboxes[id];
             let mut per_day: BTreeMap<NaiveDate, u32> = BTreeMap::new();
             for a in list.iter() {
-                *per_day.entry(local_date(m.timezone, a.at)).or_insert(0) += 1;
+                *per_day.entry(local_day(m.timezone, a.at)).or_insert(0) += 1;
             }
             for (day, n) in per_day {
-                let limit = effective_daily_limit(m.daily_limit, m.warmup.as_ref(), day);
+                let limit = limit_on(m.daily_limit, m.warmup.as_ref(), day);
                 if n > limit {
                     self.problems.push(format!(
                         "rule 1: mailbox {id} made {n} attempts on its local day {day}, limit {limit}"
@@ -221,7 +213,7 @@ impl<'a> Checker<'a> {
             let m = self.mailboxes[a.mailbox.as_str()];
             let s = self.sequences[a.sequence.as_str()];
             let c = self.contacts[a.contact.as_str()];
-            if !m.windows.contains(m.timezone, a.at) {
+            if !inside(&m.windows, m.timezone, a.at) {
                 self.problems.push(format!(
                     "rule 2: {} at {} is outside mailbox {}'s windows ({})",
                     a.contact, a.at, m.id, m.timezone
@@ -229,7 +221,7 @@ impl<'a> Checker<'a> {
             }
             if let Some(rw) = &s.recipient_windows {
                 let zone = c.timezone.unwrap_or(m.timezone);
-                if !rw.contains(zone, a.at) {
+                if !inside(rw, zone, a.at) {
                     self.problems.push(format!(
                         "rule 2: {} at {} is outside {}'s recipient windows in {zone}",
                         a.contact, a.at, s.id
@@ -442,7 +434,7 @@ impl<'a> Checker<'a> {
             if let (true, Some(steps)) = (first_attempt, s.steps.get(from_step..=k)) {
                 let earliest = steps
                     .iter()
-                    .fold(since, |t, step| after(step.delay, t, zone));
+                    .fold(since, |t, step| earliest_after(step.delay, t, zone));
                 if a.at < earliest {
                     self.problems.push(format!(
                         "rule 4: {who}: step {k} at {} before its delay allows ({earliest})",
@@ -565,15 +557,15 @@ pub fn mailbox_days_below_limit(
     for m in &scenario.mailboxes {
         let mut per_day: HashMap<NaiveDate, u32> = HashMap::new();
         for a in run.attempts.iter().filter(|a| a.mailbox == m.id) {
-            *per_day.entry(local_date(m.timezone, a.at)).or_insert(0) += 1;
+            *per_day.entry(local_day(m.timezone, a.at)).or_insert(0) += 1;
         }
-        let first = local_date(m.timezone, scenario.start).succ_opt();
-        let last = local_date(m.timezone, scenario.end()).pred_opt();
+        let first = local_day(m.timezone, scenario.start).succ_opt();
+        let last = local_day(m.timezone, scenario.end()).pred_opt();
         let (Some(first), Some(last)) = (first, last) else {
             continue;
         };
         for day in first.iter_days().take_while(|d| *d <= last) {
-            let limit = effective_daily_limit(m.daily_limit, m.warmup.as_ref(), day);
+            let limit = limit_on(m.daily_limit, m.warmup.as_ref(), day);
             let n = per_day.get(&day).copied().unwrap_or(0);
             if n < limit {
                 out.push((m.id.clone(), day, n, limit));
