@@ -383,8 +383,9 @@ pub(crate) async fn expire_leases(
     load_enrollments(conn, &mut work, out.iter().map(|s| s.enrollment)).await?;
     for s in &out {
         if resend {
-            // At least once: the step is planned again by the planner, inside capacity.
-            work.release_enrollment(s.enrollment, now);
+            // At least once: the step is planned again by the planner, inside capacity,
+            // on the same mailbox.
+            work.release_attempted(s, now);
         } else {
             // At most once: the step is counted as sent, never sent again.
             work.record_uncertain(s, now);

@@ -282,7 +282,7 @@ fn plan_one(work: &mut Work, ps: &PlanSend) -> PlanOne {
     };
     work.reserve(key);
     work.change_enrollment(ps.enrollment, |e| {
-        let _ = e.mark_planned(ps.mailbox);
+        let _ = e.mark_planned();
     });
     PlanOne::Planned(send.id)
 }

@@ -110,11 +110,20 @@ impl Work {
         });
     }
 
+    /// At least once: a loaded enrollment whose send's lease ran out keeps the mailbox the
+    /// attempt was made from (sticky) and is due again at `now`.
+    pub(crate) fn release_attempted(&mut self, send: &ScheduledSend, now: DateTime<Utc>) {
+        self.change_enrollment(send.enrollment, |e| {
+            e.attempted_on(send.mailbox());
+            let _ = e.release_planned(now);
+        });
+    }
+
     /// At most once: a loaded enrollment records the uncertain send of its step and is due
     /// at `now`, so the next planner moves it past the step.
     pub(crate) fn record_uncertain(&mut self, send: &ScheduledSend, now: DateTime<Utc>) {
         self.change_enrollment(send.enrollment, |e| {
-            let _ = e.send_uncertain(send.step, send.message_id.clone(), now);
+            let _ = e.send_uncertain(send.step, send.message_id.clone(), send.mailbox(), now);
         });
     }
 

@@ -174,7 +174,8 @@ pub struct Enrollment {
     next_due_at: Option<DateTime<Utc>>,
     /// The planner's last deferral, while waiting.
     deferral: Option<Deferral>,
-    /// The mailbox it sends from (sticky once the first send is planned).
+    /// The mailbox it sends from: sticky once an attempt was made from it (a planned send
+    /// taken back before any attempt pins nothing).
     mailbox: Option<MailboxId>,
     /// Message-IDs of the steps sent so far, for threading.
     thread_message_ids: Vec<String>,
@@ -339,7 +340,8 @@ impl Enrollment {
         self.deferral
     }
 
-    /// The mailbox it sends from (sticky once the first send is planned).
+    /// The mailbox it sends from: sticky once an attempt was made from it
+    /// ([`Self::attempted_on`]); `None` before the first attempt.
     #[must_use]
     pub fn mailbox(&self) -> Option<MailboxId> {
         self.mailbox
@@ -439,17 +441,29 @@ impl Enrollment {
         Ok(())
     }
 
-    /// A send of the current step was planned on `mailbox`, which becomes sticky.
+    /// A send of the current step was planned: nothing is due until it is sent or taken
+    /// back. Its mailbox becomes sticky only with an attempt ([`Self::attempted_on`]): a new
+    /// start whose planned send a follow-up took over is free to go from any mailbox of the
+    /// pool.
     ///
     /// # Errors
     /// When not active.
-    pub fn mark_planned(&mut self, mailbox: MailboxId) -> Result<(), TransitionError> {
+    pub fn mark_planned(&mut self) -> Result<(), TransitionError> {
         self.ensure_active("plan")?;
-        self.mailbox = Some(mailbox);
         self.deferral = None;
         self.next_due_at = None;
         self.bump();
         Ok(())
+    }
+
+    /// An attempt of the current step was made from `mailbox` (sent, failed, or of unknown
+    /// outcome): the enrollment sends from it from now on (rule 5, sticky sender), until that
+    /// mailbox is paused.
+    pub fn attempted_on(&mut self, mailbox: MailboxId) {
+        if self.mailbox != Some(mailbox) {
+            self.mailbox = Some(mailbox);
+            self.bump();
+        }
     }
 
     /// A planned send was cancelled or released before the transport was called: the step
@@ -468,8 +482,8 @@ impl Enrollment {
         Ok(())
     }
 
-    /// A send of `step` became uncertain at `at` (its lease ran out during the transport
-    /// call). Recorded in the same unit of work that marks the send, with the enrollment
+    /// A send of `step` from `mailbox` became uncertain at `at` (its lease ran out during
+    /// the transport call); the mailbox is sticky, as after any attempt. Recorded in the same unit of work that marks the send, with the enrollment
     /// due at `at` (when active), so that whoever plans next moves it past the step
     /// ([`Self::step_sent`]) even when the engine that expired the lease stopped first.
     ///
@@ -479,6 +493,7 @@ impl Enrollment {
         &mut self,
         step: u32,
         message_id: String,
+        mailbox: MailboxId,
         at: DateTime<Utc>,
     ) -> Result<(), TransitionError> {
         if self.is_final() {
@@ -501,6 +516,7 @@ impl Enrollment {
             message_id,
             at,
         });
+        self.mailbox = Some(mailbox);
         if self.status == EnrollmentStatus::Active {
             self.deferral = None;
             self.next_due_at = Some(at);

@@ -178,8 +178,14 @@ fn enrollment() -> Enrollment {
 fn enrollment_moves_through_its_steps_and_completes() {
     let mut e = enrollment();
     assert_eq!(e.next_due_at(), Some(now()));
-    e.mark_planned(MailboxId::from_u128(7)).unwrap();
+    e.mark_planned().unwrap();
     assert_eq!(e.next_due_at(), None);
+    // Planned, not attempted: not sticky yet (a planned send taken back pins nothing).
+    assert_eq!(e.mailbox(), None);
+    e.release_planned(now()).unwrap();
+    assert_eq!(e.mailbox(), None);
+    e.mark_planned().unwrap();
+    e.attempted_on(MailboxId::from_u128(7));
     assert_eq!(e.mailbox(), Some(MailboxId::from_u128(7)));
     let next = now() + Duration::days(2);
     let events = e.step_sent(0, now(), "a@x".into(), Some(next)).unwrap();

@@ -79,6 +79,41 @@ fn rule_7_every_mailbox_of_a_pool_in_three_zones_fills_its_days() {
 }
 
 #[test]
+fn rule_7_a_new_start_whose_planned_send_was_taken_back_stays_free_to_move() {
+    // Two mailboxes of one pool, the second opening four hours after the first, and new
+    // starts enrolled through the day, far over capacity. Follow-ups take the slots of
+    // planned new starts; a new start whose planned send was taken back has sent nothing,
+    // so it must not stay pinned to that mailbox (it did: those piled up as "retries" on
+    // one mailbox while the other mailbox's days went unused).
+    let contacts: Vec<Value> = (0..30)
+        .map(|i| {
+            json!({ "id": format!("c{i}"), "email": format!("c{i}@people.example"),
+                    "enroll": [{ "sequence": "s", "at": format!("2026-03-09T{:02}:00:00Z", i % 24) }] })
+        })
+        .collect();
+    let afternoons = json!([{ "days": WEEKDAYS, "start": "13:00", "end": "17:00" }]);
+    let v = json!({
+        "name": "taken-back", "start": "2026-03-09T00:00:00Z", "days": 10, "seed": 2,
+        "mailboxes": [
+            mailbox("a", "UTC", 4, 60, business_hours()),
+            mailbox("b", "UTC", 4, 60, afternoons),
+        ],
+        "sequences": [{ "id": "s", "mailboxes": ["a", "b"],
+                        "steps": [step(0, "days", "One"), step(1, "days", "Two"),
+                                  step(1, "days", "Three")] }],
+        "contacts": contacts,
+    });
+    let (scenario, run) = simulate(&v);
+    let started = run.attempts.iter().filter(|a| a.step == 0).count();
+    assert!(
+        started < 30,
+        "fixture: new starts wait to the end ({started} started)"
+    );
+    let below = weekdays_below_limit(&scenario, &run);
+    assert!(below.is_empty(), "weekdays below their limit: {below:?}");
+}
+
+#[test]
 fn rule_7_capacity_freed_by_replies_is_used_the_same_day() {
     // Six a day, twenty waiting. A first run shows whose sends are planned for after 10:00;
     // in a second run those contacts reply at 10:00, so their sends are called off, and the

@@ -269,6 +269,15 @@ impl State {
         }
     }
 
+    /// At least once: the enrollment of a send whose lease ran out keeps the mailbox the
+    /// attempt was made from (sticky) and is due again at `now`.
+    pub(super) fn release_attempted(&mut self, send: &ScheduledSend, now: DateTime<Utc>) {
+        self.change_enrollment(send.enrollment, |e| {
+            e.attempted_on(send.mailbox());
+            let _ = e.release_planned(now);
+        });
+    }
+
     /// At most once: the enrollment of a send whose lease ran out records the uncertain
     /// step and is due at `now`, in the same unit as the send, so the next planner moves it
     /// past the step whoever expired the lease.
@@ -276,7 +285,7 @@ impl State {
         let Some(mut e) = self.enrollments.get(&send.enrollment).cloned() else {
             return;
         };
-        if e.send_uncertain(send.step, send.message_id.clone(), now)
+        if e.send_uncertain(send.step, send.message_id.clone(), send.mailbox(), now)
             .is_ok()
         {
             self.put_enrollment(e);

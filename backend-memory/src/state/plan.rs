@@ -193,7 +193,7 @@ impl State {
                     prev_last_attempt: None,
                 });
                 self.reserve(ps.mailbox, ps.local_date);
-                self.change_enrollment(ps.enrollment, |e| e.mark_planned(ps.mailbox));
+                self.change_enrollment(ps.enrollment, Enrollment::mark_planned);
                 return PlanOne::Planned(id);
             }
         };
@@ -203,7 +203,7 @@ impl State {
         if let Some(row) = self.sends.get_mut(&send.id) {
             row.pending = Some((date, new_start));
         }
-        self.change_enrollment(ps.enrollment, |e| e.mark_planned(ps.mailbox));
+        self.change_enrollment(ps.enrollment, Enrollment::mark_planned);
         PlanOne::Planned(send.id)
     }
 
@@ -444,8 +444,9 @@ impl State {
                 continue;
             };
             if resend {
-                // At least once: the step is planned again by the planner, inside capacity.
-                self.release_enrollment(send.enrollment, now);
+                // At least once: the step is planned again by the planner, inside capacity,
+                // on the same mailbox.
+                self.release_attempted(&send, now);
             } else {
                 // At most once: the step is counted as sent, never sent again.
                 self.record_uncertain(&send, now);

@@ -542,6 +542,11 @@ pub async fn expire_leases_marks_uncertain_only_after_expiry<S: Store + 'static>
         "expire_leases must record the uncertain send on its enrollment"
     );
     assert_eq!(
+        recorded.mailbox(),
+        Some(c.send.mailbox()),
+        "the uncertain attempt's mailbox must be sticky"
+    );
+    assert_eq!(
         recorded.next_due_at(),
         Some(at(6)),
         "the enrollment of an uncertain send must be due at now"
@@ -568,8 +573,8 @@ pub async fn expire_leases_marks_uncertain_only_after_expiry<S: Store + 'static>
 }
 
 /// `expire_leases`: "or, with `resend`, abandoned (`cancelled`, the attempt still counted)
-/// with the enrollment due again at `now`, so the planner plans the step again inside
-/// capacity".
+/// with the enrollment due again at `now` (the attempt's mailbox sticky), so the planner
+/// plans the step again inside capacity".
 pub async fn expire_leases_with_resend_plans_again<S: Store + 'static>(store: S) {
     let w = World::build(&store, 1, 30, 1, 1).await;
     let e = w.enroll_all(&store, t0()).await.remove(0);
@@ -594,6 +599,11 @@ pub async fn expire_leases_with_resend_plans_again<S: Store + 'static>(store: S)
         due.next_due_at(),
         Some(at(6)),
         "the enrollment must be due again at now"
+    );
+    assert_eq!(
+        due.mailbox(),
+        Some(c.send.mailbox()),
+        "the attempt's mailbox must be sticky for the send planned again"
     );
     assert!(
         claim(&store, at(6), 10).await.is_empty(),

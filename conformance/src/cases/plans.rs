@@ -8,8 +8,8 @@ use sequence_core::store::{ChangeSet, PlanCommit, PlanDeferral, Store};
 
 use crate::fixtures::{at, claim, failed, ok, plan, sent, some, t0, World};
 
-/// `apply_plan`: each valid send is "stored, counted, and its enrollment marked planned on
-/// that mailbox".
+/// `apply_plan`: each valid send is "stored, counted, and its enrollment marked planned
+/// (nothing due; its mailbox becomes sticky only with an attempt)".
 pub async fn apply_plan_stores_reserves_and_marks_planned<S: Store + 'static>(store: S) {
     let w = World::build(&store, 1, 30, 2, 1).await;
     let e = w.enroll_all(&store, t0()).await.remove(0);
@@ -61,8 +61,8 @@ pub async fn apply_plan_stores_reserves_and_marks_planned<S: Store + 'static>(st
     let after = w.enrollment(&store, e.id).await;
     assert_eq!(
         after.mailbox(),
-        Some(item.mailbox),
-        "the enrollment must be marked planned on the mailbox (sticky)"
+        None,
+        "a planned send must not pin its enrollment to the mailbox before an attempt"
     );
     assert_eq!(
         after.next_due_at(),

@@ -468,8 +468,9 @@ pub trait Outbox: Send + Sync {
     /// nor `cancelled` (those are planned again in place, keeping their attempts, with
     /// [`ScheduledSend::replan`]), or when the mailbox is not the tenant's; refused as over
     /// capacity when the mailbox-day
-    /// count is at `limit`; else stored, counted, and its enrollment marked planned on that
-    /// mailbox. A send refused because its mailbox is missing or not the tenant's parks its
+    /// count is at `limit`; else stored, counted, and its enrollment marked planned
+    /// ([`Enrollment::mark_planned`]: nothing due; its mailbox becomes sticky only with an
+    /// attempt). A send refused because its mailbox is missing or not the tenant's parks its
     /// enrollment (deferred `NoActiveMailboxInPool`, no instant) rather than leaving it due
     /// at the same instant. Then each deferral whose version matches.
     async fn apply_plan(
@@ -530,7 +531,8 @@ pub trait Outbox: Send + Sync {
     /// planner moves it past the step even when the caller stops before it does); or, with
     /// `resend`, abandoned
     /// ([`ScheduledSend::abandon_expired`]: `cancelled`, the attempt still counted) with the
-    /// enrollment due again at `now`, so the planner plans the step again inside capacity.
+    /// enrollment due again at `now` (the attempt's mailbox sticky,
+    /// [`Enrollment::attempted_on`]), so the planner plans the step again inside capacity.
     /// A lease past its `until` holds until this runs. Returns the sends changed.
     async fn expire_leases(
         &self,

@@ -298,6 +298,10 @@ impl Engine {
         let mut changes = ChangeSet::default();
         let mut events = Vec::new();
         let active_for_step = !e.is_final() && e.current_step() == send.step;
+        if active_for_step {
+            // Whatever the outcome, an attempt was made: its mailbox is sticky (rule 5).
+            e.attempted_on(send.mailbox());
+        }
         let outcome = match result {
             Ok(()) => {
                 send.mark_sent(&c.lease, times.called_at)?;
