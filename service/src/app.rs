@@ -254,6 +254,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         )
         .into_response(),
     };
+    let response = as_problem(response).await;
     tracing::info!(
         %method,
         %route,
@@ -262,4 +263,41 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         "request"
     );
     response
+}
+
+/// An error answered by axum itself (a path that is not a UUID, a method not allowed, a
+/// bad query string) as a problem too, so that every error has one shape.
+async fn as_problem(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    if parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| !v.as_bytes().starts_with(b"text/plain"))
+    {
+        return Response::from_parts(parts, body);
+    }
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let detail = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let mut problem = ApiError::new(status, detail).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name, value.clone());
+        }
+    }
+    problem
 }
