@@ -1,6 +1,11 @@
 //! A whole sequence through the HTTP API on a virtual clock, with mail delivered to a real
 //! SMTP server on loopback, and the tracking links of the mail it received.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test's unwrap is its assertion; the helpers here are only for tests"
+)]
+
 mod support;
 
 use std::sync::Arc;
