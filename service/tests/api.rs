@@ -634,3 +634,84 @@ async fn the_openapi_document_is_generated_and_presented() {
         "self-contained"
     );
 }
+
+#[tokio::test]
+async fn the_forecast_simulates_the_open_enrollments_on_the_live_mailboxes() {
+    let service = start().await;
+    let (_, mailbox) = service
+        .post(
+            "/api/v1/mailboxes",
+            "KEY1",
+            json!({"address": "ana@sender.example", "daily_limit": 2}),
+        )
+        .await;
+    let (_, created) = service
+        .post(
+            "/api/v1/sequences",
+            "KEY1",
+            json!({"name": "F", "mailbox_pool": [mailbox["id"]], "steps": [
+                {"subject": "a", "body": "a"}, {"subject": "b", "body": "b", "wait_days": 1}]}),
+        )
+        .await;
+    let id = text(&created, "id");
+    let (status, _) = service
+        .get(&format!("/api/v1/sequences/{id}/forecast"), "KEY1")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a draft has nothing to forecast"
+    );
+    service
+        .post(
+            &format!("/api/v1/sequences/{id}/activate"),
+            "KEY1",
+            json!({}),
+        )
+        .await;
+    let contacts: Vec<Value> = (0..5)
+        .map(|i| json!({"email": format!("c{i}@client.example")}))
+        .collect();
+    service
+        .post(
+            &format!("/api/v1/sequences/{id}/contacts"),
+            "KEY1",
+            json!({"contacts": contacts}),
+        )
+        .await;
+
+    let (status, forecast) = service
+        .get(&format!("/api/v1/sequences/{id}/forecast?days=30"), "KEY1")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{forecast}");
+    assert_eq!(
+        (forecast["enrollments"].as_u64(), forecast["sends"].as_u64()),
+        (Some(5), Some(10))
+    );
+    let from = chrono::DateTime::parse_from_rfc3339(&text(&forecast, "from")).unwrap();
+    let all = chrono::DateTime::parse_from_rfc3339(&text(&forecast, "all_done")).unwrap();
+    let half = chrono::DateTime::parse_from_rfc3339(&text(&forecast, "half_done")).unwrap();
+    // Two sends a day for ten sends: at least four days, and half done before all.
+    assert!(all - from >= chrono::Duration::days(4), "{from} .. {all}");
+    assert!(half <= all);
+    assert!(text(&forecast, "svg").starts_with("<svg"));
+    assert!(text(&forecast, "text").contains("Forecast"));
+    let svg = service
+        .request(
+            Method::GET,
+            &format!("/api/v1/sequences/{id}/forecast?format=svg"),
+            Some("KEY1"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let (status, _) = service
+        .get(&format!("/api/v1/sequences/{id}/forecast?days=0"), "KEY1")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = service
+        .get(&format!("/api/v1/sequences/{id}/forecast"), "KEY2")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

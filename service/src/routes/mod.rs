@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
 use crate::state::AppState;
 
 pub mod contacts;
+pub mod forecast;
 pub mod health;
 pub mod mailboxes;
 pub mod sequence_body;
@@ -27,7 +28,7 @@ pub mod tracking;
         sequences::create, sequences::list, sequences::get, sequences::update, sequences::delete,
         sequences::add_step, sequences::update_step, sequences::delete_step,
         sequences::activate, sequences::pause, sequences::resume, sequences::archive,
-        sequences::clone, sequences::stats,
+        sequences::clone, sequences::stats, forecast::forecast,
         contacts::add_contacts, contacts::enrollments, contacts::enrollment,
         mailboxes::create, mailboxes::list, mailboxes::get, mailboxes::update,
         mailboxes::pause, mailboxes::resume,
@@ -100,6 +101,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/sequences/{id}/archive", post(sequences::archive))
         .route("/api/v1/sequences/{id}/clone", post(sequences::clone))
         .route("/api/v1/sequences/{id}/stats", get(sequences::stats))
+        .route("/api/v1/sequences/{id}/forecast", get(forecast::forecast))
         .route(
             "/api/v1/sequences/{id}/contacts",
             post(contacts::add_contacts),
