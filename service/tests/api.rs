@@ -715,3 +715,53 @@ async fn the_forecast_simulates_the_open_enrollments_on_the_live_mailboxes() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn enrollment_pages_cover_every_enrollment_once_in_order() {
+    let service = start().await;
+    let id = active_sequence(&service, "KEY1").await;
+    let contacts: Vec<Value> = (0..25)
+        .map(|i| json!({"email": format!("p{i}@client.example")}))
+        .collect();
+    let (_, added) = service
+        .post(
+            &format!("/api/v1/sequences/{id}/contacts"),
+            "KEY1",
+            json!({"contacts": contacts}),
+        )
+        .await;
+    assert_eq!(added["contacts_added"], 25);
+    for filter in ["status=active&", ""] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let after = cursor
+                .as_ref()
+                .map(|c| format!("&cursor={c}"))
+                .unwrap_or_default();
+            let (status, page) = service
+                .get(
+                    &format!("/api/v1/sequences/{id}/enrollments?{filter}limit=7{after}"),
+                    "KEY1",
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            pages += 1;
+            seen.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| text(e, "id")),
+            );
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!((pages, seen.len()), (4, 25), "{filter}");
+        let unique: std::collections::HashSet<&String> = seen.iter().collect();
+        assert_eq!(unique.len(), 25, "{filter}");
+    }
+}

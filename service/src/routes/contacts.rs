@@ -13,7 +13,7 @@ use sequence_engine::domain::enrollment::{Enrollment, EnrollmentStatus};
 use sequence_engine::domain::ids::{ContactId, EnrollmentId, SequenceId};
 use sequence_engine::domain::import::{ContactRow, ImportOutcome};
 use sequence_engine::domain::sequence::SequenceStatus;
-use sequence_engine::domain::store::EnrollOutcome;
+use sequence_engine::domain::store::{EnrollOutcome, EnrollmentCursor};
 use sequence_engine::EngineError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -276,15 +276,70 @@ pub struct EnrollmentPage {
     pub next_cursor: Option<String>,
 }
 
-/// The keyset cursor: the last row's (enrolled instant in microseconds, id).
+/// The keyset cursor: the last row's (enrolled instant as `seconds.nanoseconds`, id).
 fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let (micros, id) = cursor.split_once('_')?;
-    let at = DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?;
+    let (at, id) = cursor.split_once('_')?;
+    let (secs, nanos) = at.split_once('.')?;
+    let at = DateTime::<Utc>::from_timestamp(secs.parse().ok()?, nanos.parse().ok()?)?;
     Some((at, Uuid::parse_str(id).ok()?))
 }
 
 fn cursor_of(e: &Enrollment) -> String {
-    format!("{}_{}", e.enrolled_at.timestamp_micros(), e.id.0)
+    format!(
+        "{}.{:09}_{}",
+        e.enrolled_at.timestamp(),
+        e.enrolled_at.timestamp_subsec_nanos(),
+        e.id.0
+    )
+}
+
+/// Up to `limit + 1` enrollments of a sequence after `after`, by (enrolled instant, id).
+/// Active and paused ones are read a bounded page at a time from the store's keyset; the
+/// others (final) from the sequence's whole list.
+async fn page_of(
+    state: &AppState,
+    tenant: &Tenant,
+    sequence: SequenceId,
+    status: Option<EnrollmentStatus>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: usize,
+) -> Result<Vec<Enrollment>, ApiError> {
+    let store = state.engine().store();
+    let db = |e| ApiError::from(EngineError::from(e));
+    if let Some(wanted @ (EnrollmentStatus::Active | EnrollmentStatus::Paused)) = status {
+        let mut cursor = after.map(|(enrolled_at, id)| EnrollmentCursor {
+            enrolled_at,
+            id: EnrollmentId(id),
+        });
+        let mut out = Vec::with_capacity(limit + 1);
+        loop {
+            let page = store
+                .open_enrollments_page(tenant.id, sequence, cursor, limit + 1)
+                .await
+                .map_err(db)?;
+            let Some(last) = page.last() else {
+                return Ok(out);
+            };
+            cursor = Some(EnrollmentCursor::after(last));
+            let full = page.len() > limit;
+            out.extend(page.into_iter().filter(|e| e.status() == wanted));
+            if out.len() > limit || !full {
+                out.truncate(limit + 1);
+                return Ok(out);
+            }
+        }
+    }
+    let mut all = store
+        .list_enrollments(tenant.id, sequence)
+        .await
+        .map_err(db)?;
+    all.retain(|e| {
+        status.is_none_or(|s| e.status() == s)
+            && after.is_none_or(|(at, id)| (e.enrolled_at, e.id.0) > (at, id))
+    });
+    all.sort_by_key(|e| (e.enrolled_at, e.id.0));
+    all.truncate(limit + 1);
+    Ok(all)
 }
 
 fn status_named(name: &str) -> Option<EnrollmentStatus> {
@@ -332,17 +387,7 @@ pub(crate) async fn enrollments(
         ));
     }
     load(&state, &tenant, id).await?;
-    let mut all = state
-        .engine()
-        .store()
-        .list_enrollments(tenant.id, SequenceId(id))
-        .await
-        .map_err(|e| ApiError::from(EngineError::from(e)))?;
-    all.retain(|e| {
-        status.is_none_or(|s| e.status() == s)
-            && after.is_none_or(|(at, id)| (e.enrolled_at, e.id.0) > (at, id))
-    });
-    all.sort_by_key(|e| (e.enrolled_at, e.id.0));
+    let mut all = page_of(&state, &tenant, SequenceId(id), status, after, limit).await?;
     let more = all.len() > limit;
     all.truncate(limit);
     Ok(Json(EnrollmentPage {
@@ -406,13 +451,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_round_trip() {
-        let at = DateTime::<Utc>::from_timestamp_micros(1_700_000_000_123_456).unwrap();
-        let id = Uuid::new_v4();
-        assert_eq!(
-            parse_cursor(&format!("{}_{id}", at.timestamp_micros())),
-            Some((at, id))
-        );
+    fn cursors_round_trip_to_the_nanosecond() {
+        use sequence_engine::domain::ids::{ContactId, TenantId};
+        let at = DateTime::<Utc>::from_timestamp(1_700_000_000, 123_456_789).unwrap();
+        let e = Enrollment::new(TenantId::new(), SequenceId::new(), ContactId::new(), at, at);
+        assert_eq!(parse_cursor(&cursor_of(&e)), Some((at, e.id.0)));
         assert_eq!(parse_cursor("garbage"), None);
         assert_eq!(status_named("exited"), Some(EnrollmentStatus::Exited));
         assert_eq!(status_named("nope"), None);
