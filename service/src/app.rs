@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::Utc;
+use futures::FutureExt as _;
 use sequence_engine::domain::{Clock, Store, Transport};
 use sequence_engine::memory::MemoryStore;
 use sequence_engine::postgres::PostgresStore;
@@ -236,8 +237,9 @@ async fn engine_loop(state: AppState, stop: impl Future<Output = ()>) {
     info!("engine stopped");
 }
 
-/// Every request: a timeout (503 problem past it) and one log line (method, route,
-/// status, duration; never headers, so never a key).
+/// Every request: a timeout (503 problem past it), a panic answered as a 500 problem
+/// instead of a dropped connection, and one log line (method, route, status, duration;
+/// never headers, so never a key).
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route = request
@@ -246,8 +248,13 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
     let timeout = state.limits().request_timeout();
-    let response = match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
+    let run = std::panic::AssertUnwindSafe(next.run(request)).catch_unwind();
+    let response = match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => {
+            error!(%method, %route, "handler panicked");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the request took longer than {} s", timeout.as_secs()),

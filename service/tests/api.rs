@@ -617,6 +617,9 @@ async fn the_openapi_document_is_generated_and_presented() {
         "/api/v1/enrollments/{id}",
         "/api/v1/mailboxes/{id}/pause",
         "/api/v1/signals/bounce",
+        "/api/v1/sequences/{id}/forecast",
+        "/t/c/{token}",
+        "/t/u/{token}",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }

@@ -33,6 +33,7 @@ pub mod tracking;
         mailboxes::create, mailboxes::list, mailboxes::get, mailboxes::update,
         mailboxes::pause, mailboxes::resume,
         signals::reply, signals::bounce, signals::unsubscribe,
+        tracking::open, tracking::click, tracking::unsubscribe_page, tracking::unsubscribe,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -40,6 +41,7 @@ pub mod tracking;
         (name = "contacts", description = "Contacts and enrollments"),
         (name = "mailboxes", description = "Sending mailboxes"),
         (name = "signals", description = "Replies, bounces and unsubscribes from inbound mail"),
+        (name = "tracking", description = "The links in sent mail (no API key: the token is signed)"),
         (name = "health", description = "Liveness"),
     )
 )]

@@ -40,7 +40,11 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// The open pixel.
+/// The open pixel: a 1x1 GIF; records an open when the token verifies.
+#[utoipa::path(get, path = "/t/o/{token}", tag = "tracking",
+    params(("token" = String, Path, description = "A signed open token")),
+    responses((status = 200, content_type = "image/gif", description = "The pixel"),
+        (status = 404, description = "A token that does not verify; nothing recorded")))]
 pub(crate) async fn open(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let Some(v) = verify(&state, &token, TokenKind::Open) else {
         return not_found();
@@ -69,6 +73,10 @@ fn location(target: &str) -> Option<HeaderValue> {
 }
 
 /// A tracked link: record the click, redirect to the target the token signs.
+#[utoipa::path(get, path = "/t/c/{token}", tag = "tracking",
+    params(("token" = String, Path, description = "A signed click token")),
+    responses((status = 302, description = "To the signed target"),
+        (status = 404, description = "A token that does not verify; nothing recorded")))]
 pub(crate) async fn click(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let Some(v) = verify(&state, &token, TokenKind::Click) else {
         return not_found();
@@ -85,6 +93,10 @@ pub(crate) async fn click(State(state): State<AppState>, Path(token): Path<Strin
 const PAGE_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}button{font-size:1rem;padding:.6rem 1.2rem;cursor:pointer}";
 
 /// The confirmation page: its button POSTs the one-click body to this same URL.
+#[utoipa::path(get, path = "/t/u/{token}", tag = "tracking",
+    params(("token" = String, Path, description = "A signed unsubscribe token")),
+    responses((status = 200, content_type = "text/html", description = "The confirmation page"),
+        (status = 404, description = "A token that does not verify")))]
 pub(crate) async fn unsubscribe_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -105,6 +117,11 @@ pub(crate) async fn unsubscribe_page(
 }
 
 /// Unsubscribe at once (RFC 8058 one-click, or the page's button).
+#[utoipa::path(post, path = "/t/u/{token}", tag = "tracking",
+    params(("token" = String, Path, description = "A signed unsubscribe token")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`List-Unsubscribe=One-Click`"),
+    responses((status = 200, content_type = "text/html", description = "Unsubscribed"),
+        (status = 404, description = "A token that does not verify; nothing recorded")))]
 pub(crate) async fn unsubscribe(
     State(state): State<AppState>,
     Path(token): Path<String>,
