@@ -67,8 +67,11 @@ impl Service {
                 Arc::new(store)
             }
         };
+        let keys = ApiKeys::new(&config.api_keys);
         let transport: Arc<dyn Transport> = match &config.smtp {
-            Some(smtp) => smtp_transport(smtp, tracker.clone())?,
+            Some(smtp) => {
+                smtp_transport(smtp, tracker.clone(), Arc::clone(&store), keys.tenants())?
+            }
             None => {
                 warn!("no SMTP settings: each message is logged instead of sent");
                 Arc::new(LogTransport::new(tracker.clone()))
@@ -80,7 +83,7 @@ impl Service {
             transport,
             Arc::new(SystemClock),
             engine_config,
-            ApiKeys::new(&config.api_keys),
+            keys,
             tracker,
             config.limits,
         ))

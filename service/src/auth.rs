@@ -45,6 +45,15 @@ impl ApiKeys {
         Self { by_digest }
     }
 
+    /// Every tenant with a key, each once.
+    #[must_use]
+    pub fn tenants(&self) -> Vec<TenantId> {
+        let mut ids: Vec<TenantId> = self.by_digest.values().map(|t| t.id).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// The tenant whose key `key` is.
     #[must_use]
     pub fn tenant_of(&self, key: &str) -> Option<&Tenant> {

@@ -20,8 +20,15 @@
 //! security = "tls"          # tls | starttls | plain (plain only with allow_plain)
 //! username = "ana@example.com"
 //! password = "app password"
+//!
+//! [smtp.mailboxes."bea@example.com"]   # a mailbox with a server of its own
+//! host = "smtp.other.example"
+//! security = "starttls"
+//! username = "bea@example.com"
+//! password = "her app password"
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -99,6 +106,52 @@ pub struct SmtpConfig {
     /// `mailto:` address for `List-Unsubscribe`, if any.
     #[serde(default)]
     pub unsubscribe_mailto: Option<String>,
+    /// Mailboxes with a server of their own, by sending address (case-insensitive); the
+    /// others send through the relay above.
+    #[serde(default)]
+    pub mailboxes: BTreeMap<String, MailboxSmtpConfig>,
+}
+
+/// The SMTP server and login of one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxSmtpConfig {
+    /// Server host.
+    pub host: String,
+    /// Server port (the security's usual port when absent).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// How the connection is secured.
+    pub security: SmtpSecurity,
+    /// Allow `plain` (never for a server across a network).
+    #[serde(default)]
+    pub allow_plain: bool,
+    /// Login, if the server wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for `username`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+}
+
+/// Problems of one server's settings, with `at` before each field.
+fn check_server(
+    at: &str,
+    host: &str,
+    security: SmtpSecurity,
+    allow_plain: bool,
+    login: (bool, bool),
+    problems: &mut Vec<String>,
+) {
+    if host.trim().is_empty() {
+        problems.push(format!("{at}.host: required"));
+    }
+    if security == SmtpSecurity::Plain && !allow_plain {
+        problems.push(format!("{at}.security: plain needs allow_plain = true"));
+    }
+    if login == (false, true) {
+        problems.push(format!("{at}.username: required with a password"));
+    }
 }
 
 /// Open/click tracking and unsubscribe links.
@@ -340,14 +393,27 @@ impl Config {
             problems.push("smtp: required with PostgreSQL (only --memory logs mail)".into());
         }
         if let Some(smtp) = &file.smtp {
-            if smtp.host.trim().is_empty() {
-                problems.push("smtp.host: required".into());
-            }
-            if smtp.security == SmtpSecurity::Plain && !smtp.allow_plain {
-                problems.push("smtp.security: plain needs allow_plain = true".into());
-            }
-            if smtp.password.is_some() && smtp.username.is_none() {
-                problems.push("smtp.username: required with a password".into());
+            check_server(
+                "smtp",
+                &smtp.host,
+                smtp.security,
+                smtp.allow_plain,
+                (smtp.username.is_some(), smtp.password.is_some()),
+                &mut problems,
+            );
+            for (address, m) in &smtp.mailboxes {
+                let at = format!("smtp.mailboxes.{address:?}");
+                if !address.contains('@') {
+                    problems.push(format!("{at}: the key must be the mailbox's address"));
+                }
+                check_server(
+                    &at,
+                    &m.host,
+                    m.security,
+                    m.allow_plain,
+                    (m.username.is_some(), m.password.is_some()),
+                    &mut problems,
+                );
             }
         }
         if file.limits.body_bytes < 1024 {
@@ -483,5 +549,29 @@ mod tests {
         assert_eq!(c.listen.port(), 2);
         assert_eq!(c.smtp.as_ref().map(|s| s.port), Some(Some(2525)));
         assert!(toml::from_str::<FileConfig>("lisen = 1").is_err());
+        let file: FileConfig = toml::from_str(
+            r#"
+            memory = true
+            [[api_keys]]
+            tenant = "acme"
+            key = "k"
+            [smtp]
+            host = "relay.example"
+            security = "tls"
+            [smtp.mailboxes."bea@x.example"]
+            host = "own.example"
+            security = "plain"
+            password = "her-secret"
+            "#,
+        )
+        .unwrap();
+        let err = Config::merge(&cli(&[]), file).unwrap_err().to_string();
+        for field in [
+            "smtp.mailboxes.\"bea@x.example\".security",
+            "smtp.mailboxes.\"bea@x.example\".username",
+        ] {
+            assert!(err.contains(field), "{field} in {err}");
+        }
+        assert!(!err.contains("her-secret"), "{err}");
     }
 }

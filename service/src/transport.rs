@@ -1,18 +1,20 @@
-//! How mail leaves: through the configured SMTP relay (every mailbox sends through it,
-//! logging in as its user), or, in a try-out without SMTP settings, into the log.
+//! How mail leaves: through the configured SMTP relay, or a mailbox's own server when the
+//! configuration names its address; or, in a try-out without SMTP settings, into the log.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sequence_engine::async_trait;
-use sequence_engine::domain::ids::MailboxId;
+use sequence_engine::domain::ids::{MailboxId, TenantId};
 use sequence_engine::domain::transport::{Delivery, OutgoingEmail, SendError, Transport};
+use sequence_engine::domain::Store;
 use sequence_engine::smtp::{
     CredentialProvider, Credentials, LookupError, MailboxDirectory, Security, SmtpError,
     SmtpSettings, SmtpTransport, TrackedSend, Tracker,
 };
 
-use crate::config::{SmtpConfig, SmtpSecurity};
+use crate::config::{Secret, SmtpConfig, SmtpSecurity};
 
 /// A transport that sends nothing and logs each message (subject, addresses, its
 /// unsubscribe link): `--memory` without SMTP settings.
@@ -57,54 +59,150 @@ impl Transport for LogTransport {
     }
 }
 
-/// The relay's settings for every mailbox.
-#[derive(Debug)]
-struct Relay(SmtpSettings);
+/// A server and its login.
+#[derive(Clone)]
+struct Server {
+    settings: SmtpSettings,
+    login: Option<Credentials>,
+}
 
-#[async_trait]
-impl MailboxDirectory for Relay {
-    async fn settings(&self, _mailbox: MailboxId) -> Result<Option<SmtpSettings>, LookupError> {
-        Ok(Some(self.0.clone()))
+fn security(s: SmtpSecurity) -> Security {
+    match s {
+        SmtpSecurity::Tls => Security::ImplicitTls,
+        SmtpSecurity::Starttls => Security::StartTls,
+        SmtpSecurity::Plain => Security::Plain,
     }
 }
 
-/// The relay's login for every mailbox.
-struct RelayLogin(Option<Credentials>);
+fn server(
+    host: &str,
+    port: Option<u16>,
+    sec: SmtpSecurity,
+    allow_plain: bool,
+    login: (Option<&String>, Option<&Secret>),
+) -> Result<Server, SmtpError> {
+    let mut settings = SmtpSettings::new(host.to_owned(), security(sec))
+        .with_plain_allowed(allow_plain)
+        .with_helo_name("sequence-service.localhost");
+    if let Some(port) = port {
+        settings = settings.with_port(port);
+    }
+    settings.validate()?;
+    let login = match login {
+        (Some(user), Some(password)) => Some(Credentials::password(user, password.expose())),
+        _ => None,
+    };
+    Ok(Server { settings, login })
+}
 
-#[async_trait]
-impl CredentialProvider for RelayLogin {
-    async fn credentials(&self, _mailbox: MailboxId) -> Result<Option<Credentials>, LookupError> {
-        Ok(self.0.clone())
+/// Where each mailbox sends: its own server when the configuration names its address, the
+/// relay otherwise. A mailbox's address is read from the store once (through the tenants
+/// the service knows) and kept.
+struct Directory {
+    relay: Server,
+    own: HashMap<String, Server>,
+    store: Arc<dyn Store>,
+    tenants: Vec<TenantId>,
+    addresses: Mutex<HashMap<MailboxId, String>>,
+}
+
+impl Directory {
+    async fn server(&self, mailbox: MailboxId) -> Result<&Server, LookupError> {
+        if self.own.is_empty() {
+            return Ok(&self.relay);
+        }
+        let known = self
+            .addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&mailbox)
+            .cloned();
+        let address = match known {
+            Some(a) => a,
+            None => {
+                let mut found = None;
+                for tenant in &self.tenants {
+                    let m = self
+                        .store
+                        .get_mailbox(*tenant, mailbox)
+                        .await
+                        .map_err(|e| LookupError::new(format!("reading mailbox {mailbox}: {e}")))?;
+                    if let Some(m) = m {
+                        found = Some(m.address.to_ascii_lowercase());
+                        break;
+                    }
+                }
+                let address = found.unwrap_or_default();
+                self.addresses
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(mailbox, address.clone());
+                address
+            }
+        };
+        Ok(self.own.get(&address).unwrap_or(&self.relay))
     }
 }
 
-/// The SMTP transport for `config`, signing links with `tracker`.
+#[async_trait]
+impl MailboxDirectory for Directory {
+    async fn settings(&self, mailbox: MailboxId) -> Result<Option<SmtpSettings>, LookupError> {
+        Ok(Some(self.server(mailbox).await?.settings.clone()))
+    }
+}
+
+/// The logins, from the same directory.
+struct Logins(Arc<Directory>);
+
+#[async_trait]
+impl CredentialProvider for Logins {
+    async fn credentials(&self, mailbox: MailboxId) -> Result<Option<Credentials>, LookupError> {
+        Ok(self.0.server(mailbox).await?.login.clone())
+    }
+}
+
+/// The SMTP transport for `config`, signing links with `tracker`. Mailboxes the
+/// configuration names by address (`smtp.mailboxes`) send through their own server; their
+/// addresses are read from `store` in `tenants`.
 ///
 /// # Errors
 /// The settings are refused by the transport.
 pub fn smtp_transport(
     config: &SmtpConfig,
     tracker: Tracker,
+    store: Arc<dyn Store>,
+    tenants: Vec<TenantId>,
 ) -> Result<Arc<dyn Transport>, SmtpError> {
-    let security = match config.security {
-        SmtpSecurity::Tls => Security::ImplicitTls,
-        SmtpSecurity::Starttls => Security::StartTls,
-        SmtpSecurity::Plain => Security::Plain,
-    };
-    let mut settings = SmtpSettings::new(config.host.clone(), security)
-        .with_plain_allowed(config.allow_plain)
-        .with_helo_name("sequence-service.localhost");
-    if let Some(port) = config.port {
-        settings = settings.with_port(port);
+    let relay = server(
+        &config.host,
+        config.port,
+        config.security,
+        config.allow_plain,
+        (config.username.as_ref(), config.password.as_ref()),
+    )?;
+    let mut own = HashMap::new();
+    for (address, m) in &config.mailboxes {
+        own.insert(
+            address.trim().to_ascii_lowercase(),
+            server(
+                &m.host,
+                m.port,
+                m.security,
+                m.allow_plain,
+                (m.username.as_ref(), m.password.as_ref()),
+            )?,
+        );
     }
-    settings.validate()?;
-    let login = match (&config.username, &config.password) {
-        (Some(user), Some(password)) => Some(Credentials::password(user, password.expose())),
-        _ => None,
-    };
+    let directory = Arc::new(Directory {
+        relay,
+        own,
+        store,
+        tenants,
+        addresses: Mutex::new(HashMap::new()),
+    });
     let mut builder = SmtpTransport::builder()
-        .directory(Relay(settings))
-        .credentials(RelayLogin(login))
+        .directory(Arc::clone(&directory))
+        .credentials(Logins(directory))
         .tracker(tracker);
     if let Some(mailto) = &config.unsubscribe_mailto {
         builder = builder.unsubscribe_mailto(mailto)?;

@@ -255,3 +255,82 @@ async fn a_whole_sequence_over_http_smtp_and_tracking_links() {
 
     service.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_named_in_the_configuration_sends_through_its_own_server() {
+    let relay = SmtpSink::start().await;
+    let own = SmtpSink::start().await;
+    let (listener, tracker) = TestService::bind().await;
+    let store: Arc<dyn sequence_engine::domain::Store> = Arc::new(MemoryStore::new());
+    let servers = std::collections::BTreeMap::from([(
+        "Bea@Sender.example".to_owned(),
+        sequence_service::config::MailboxSmtpConfig {
+            host: "127.0.0.1".into(),
+            port: Some(own.port),
+            security: sequence_service::config::SmtpSecurity::Plain,
+            allow_plain: true,
+            username: None,
+            password: None,
+        },
+    )]);
+    let service = TestService::start(
+        listener,
+        tracker.clone(),
+        Options {
+            store: Arc::clone(&store),
+            transport: support::smtp_with(&relay, &tracker, servers, Arc::clone(&store)),
+            clock: Arc::new(virtual_clock()),
+            background: false,
+            limits: Default::default(),
+        },
+    );
+    let mut pool = Vec::new();
+    for address in ["ana@sender.example", "bea@sender.example"] {
+        let (_, m) = service
+            .post("/api/v1/mailboxes", "KEY1", json!({"address": address}))
+            .await;
+        pool.push(m["id"].clone());
+    }
+    let (_, sequence) = service
+        .post(
+            "/api/v1/sequences",
+            "KEY1",
+            json!({"name": "Two", "mailbox_pool": pool, "steps": [{"subject": "Hi", "body": "Hello"}]}),
+        )
+        .await;
+    let id = text(&sequence, "id");
+    service
+        .post(
+            &format!("/api/v1/sequences/{id}/activate"),
+            "KEY1",
+            json!({}),
+        )
+        .await;
+    let contacts: Vec<Value> = (0..6)
+        .map(|i| json!({"email": format!("c{i}@client.example")}))
+        .collect();
+    service
+        .post(
+            &format!("/api/v1/sequences/{id}/contacts"),
+            "KEY1",
+            json!({"contacts": contacts}),
+        )
+        .await;
+    service
+        .engine
+        .run_until(monday() + Duration::days(1))
+        .await
+        .unwrap();
+    let (through_relay, through_own) = (relay.messages(), own.messages());
+    assert_eq!(through_relay.len() + through_own.len(), 6);
+    assert!(!through_relay.is_empty() && !through_own.is_empty());
+    assert!(through_relay
+        .iter()
+        .all(|m| m.data.contains("From: ana@sender.example")
+            || m.data.contains("<ana@sender.example>")));
+    assert!(through_own
+        .iter()
+        .all(|m| m.data.contains("From: bea@sender.example")
+            || m.data.contains("<bea@sender.example>")));
+    service.shutdown().await.unwrap();
+}

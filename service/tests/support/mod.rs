@@ -7,16 +7,21 @@
 
 pub(crate) mod smtp;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use reqwest::{Method, RequestBuilder, StatusCode};
+use sequence_engine::domain::ids::TenantId;
 use sequence_engine::domain::{Clock, Store, Transport};
+use sequence_engine::memory::MemoryStore;
 use sequence_engine::prelude::VirtualClock;
 use sequence_engine::smtp::Tracker;
 use sequence_engine::{Engine, EngineConfig};
-use sequence_service::config::{ApiKeyConfig, Limits, Secret, SmtpConfig, SmtpSecurity};
+use sequence_service::config::{
+    ApiKeyConfig, Limits, MailboxSmtpConfig, Secret, SmtpConfig, SmtpSecurity,
+};
 use sequence_service::{smtp_transport, ApiKeys, Service};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -54,6 +59,17 @@ pub(crate) struct Options {
 
 /// The SMTP transport to `sink`, signing links for a service at `base`.
 pub(crate) fn smtp_to(sink: &SmtpSink, tracker: &Tracker) -> Arc<dyn Transport> {
+    smtp_with(sink, tracker, BTreeMap::new(), Arc::new(MemoryStore::new()))
+}
+
+/// The SMTP transport to `sink`, and to their own servers for the mailboxes of `own`
+/// (their addresses read from `store`).
+pub(crate) fn smtp_with(
+    sink: &SmtpSink,
+    tracker: &Tracker,
+    own: BTreeMap<String, MailboxSmtpConfig>,
+    store: Arc<dyn Store>,
+) -> Arc<dyn Transport> {
     let config = SmtpConfig {
         host: "127.0.0.1".into(),
         port: Some(sink.port),
@@ -62,8 +78,10 @@ pub(crate) fn smtp_to(sink: &SmtpSink, tracker: &Tracker) -> Arc<dyn Transport> 
         username: None,
         password: None,
         unsubscribe_mailto: None,
+        mailboxes: own,
     };
-    smtp_transport(&config, tracker.clone()).unwrap()
+    let tenants = vec![TenantId::from_name("acme"), TenantId::from_name("globex")];
+    smtp_transport(&config, tracker.clone(), store, tenants).unwrap()
 }
 
 /// A virtual clock at [`monday`].
