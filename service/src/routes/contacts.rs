@@ -145,12 +145,20 @@ pub(crate) async fn add_contacts(
     let emails: Vec<String> = body.contacts.iter().map(|c| c.email.clone()).collect();
     let rows: Vec<ContactRow> = body.contacts.into_iter().map(ContactRow::from).collect();
     let engine = state.engine();
+    let started = std::time::Instant::now();
     let imported = engine.import_contacts(tenant.id, &rows).await?;
+    let import_ms = started.elapsed().as_millis();
     let ids: Vec<ContactId> = imported.iter().filter_map(ImportOutcome::contact).collect();
     let mut enrolled = engine
         .enroll(tenant.id, SequenceId(id), &ids)
         .await?
         .into_iter();
+    tracing::debug!(
+        rows = rows.len(),
+        import_ms,
+        enroll_ms = started.elapsed().as_millis() - import_ms,
+        "contacts added"
+    );
     let mut results = Vec::with_capacity(imported.len());
     let mut added = 0;
     for (row, (outcome, email)) in imported.into_iter().zip(emails).enumerate() {
