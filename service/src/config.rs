@@ -263,16 +263,23 @@ pub struct Cli {
     #[arg(long, env = "SEQUENCE_SERVICE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Keep everything in memory (a try-out; nothing survives a restart).
-    #[arg(long, conflicts_with = "database_url")]
+    #[arg(long)]
     pub memory: bool,
-    /// The PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    /// The PostgreSQL URL. (Not read from a plain `DATABASE_URL`, which tools and CI set for
+    /// their own databases.)
+    #[arg(long, env = "SEQUENCE_SERVICE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// The address to listen on, e.g. `127.0.0.1:8080`.
     #[arg(long, env = "SEQUENCE_SERVICE_LISTEN")]
     pub listen: Option<String>,
-    /// A tenant's API key as `TENANT=KEY` (repeatable).
-    #[arg(long = "api-key", value_name = "TENANT=KEY")]
+    /// A tenant's API key as `TENANT=KEY` (repeatable; in the environment, comma-separated).
+    #[arg(
+        long = "api-key",
+        value_name = "TENANT=KEY",
+        env = "SEQUENCE_SERVICE_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub api_keys: Vec<String>,
     /// The tracking links' HMAC secret (at least 16 bytes).
     #[arg(long, env = "SEQUENCE_SERVICE_TRACKING_SECRET", hide_env_values = true)]
@@ -280,6 +287,21 @@ pub struct Cli {
     /// The public base URL of the tracking routes, e.g. `https://t.example.com/t`.
     #[arg(long, env = "SEQUENCE_SERVICE_TRACKING_URL")]
     pub tracking_url: Option<String>,
+    /// The SMTP relay's host (replaces the file's `[smtp]` relay, keeping its mailboxes).
+    #[arg(long, env = "SEQUENCE_SERVICE_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// The SMTP relay's port.
+    #[arg(long, env = "SEQUENCE_SERVICE_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// `tls`, `starttls` or `plain` (`plain` only for a relay on this machine).
+    #[arg(long, env = "SEQUENCE_SERVICE_SMTP_SECURITY", default_value = "tls")]
+    pub smtp_security: String,
+    /// The SMTP login.
+    #[arg(long, env = "SEQUENCE_SERVICE_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// The SMTP password.
+    #[arg(long, env = "SEQUENCE_SERVICE_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
 }
 
 /// Why the configuration was refused.
@@ -353,8 +375,8 @@ impl Config {
             }
             (false, None) => {
                 problems.push(
-                    "database_url: give --database-url (or DATABASE_URL), or --memory for a \
-                     try-out"
+                    "database_url: give --database-url (or SEQUENCE_SERVICE_DATABASE_URL), or \
+                     --memory for a try-out"
                         .into(),
                 );
                 StoreConfig::Memory
@@ -381,6 +403,7 @@ impl Config {
         if tracking.secret.as_ref().is_some_and(|s| s.0.len() < 16) {
             problems.push("tracking.secret: must be at least 16 bytes".into());
         }
+        let smtp = relay_from_cli(cli, file.smtp, &mut problems);
         let postgres = matches!(store, StoreConfig::Postgres(_));
         if postgres && tracking.secret.is_none() {
             problems.push(
@@ -389,10 +412,10 @@ impl Config {
                     .into(),
             );
         }
-        if postgres && file.smtp.is_none() {
+        if postgres && smtp.is_none() {
             problems.push("smtp: required with PostgreSQL (only --memory logs mail)".into());
         }
-        if let Some(smtp) = &file.smtp {
+        if let Some(smtp) = &smtp {
             check_server(
                 "smtp",
                 &smtp.host,
@@ -430,10 +453,47 @@ impl Config {
             store,
             api_keys,
             tracking,
-            smtp: file.smtp,
+            smtp,
             limits: file.limits,
         })
     }
+}
+
+/// The file's SMTP settings, with the relay of the command line or environment instead of
+/// the file's when `--smtp-host` is given.
+fn relay_from_cli(
+    cli: &Cli,
+    file: Option<SmtpConfig>,
+    problems: &mut Vec<String>,
+) -> Option<SmtpConfig> {
+    let Some(host) = &cli.smtp_host else {
+        return file;
+    };
+    let security = match cli.smtp_security.to_ascii_lowercase().as_str() {
+        "tls" => SmtpSecurity::Tls,
+        "starttls" => SmtpSecurity::Starttls,
+        "plain" => SmtpSecurity::Plain,
+        other => {
+            problems.push(format!(
+                "smtp.security: {other:?} is not tls, starttls or plain"
+            ));
+            SmtpSecurity::Tls
+        }
+    };
+    let (unsubscribe_mailto, mailboxes) = file
+        .map(|f| (f.unsubscribe_mailto, f.mailboxes))
+        .unwrap_or_default();
+    Some(SmtpConfig {
+        host: host.clone(),
+        port: cli.smtp_port,
+        security,
+        // Asked for on the command line: plain is what the operator chose there.
+        allow_plain: security == SmtpSecurity::Plain,
+        username: cli.smtp_username.clone(),
+        password: cli.smtp_password.clone().map(Secret),
+        unsubscribe_mailto,
+        mailboxes,
+    })
 }
 
 fn check_keys(keys: &[ApiKeyConfig], problems: &mut Vec<String>) {
@@ -526,6 +586,51 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_smtp_relay_can_come_from_the_command_line() {
+        let c = Config::merge(
+            &cli(&[
+                "--database-url",
+                "postgres://h/db",
+                "--api-key",
+                "a=k",
+                "--tracking-secret",
+                "sixteen bytes or more",
+                "--smtp-host",
+                "relay.example",
+                "--smtp-security",
+                "starttls",
+                "--smtp-username",
+                "u",
+                "--smtp-password",
+                "p4ss",
+            ]),
+            FileConfig::default(),
+        )
+        .unwrap();
+        let smtp = c.smtp.as_ref().unwrap();
+        assert_eq!(
+            (smtp.host.as_str(), smtp.security),
+            ("relay.example", SmtpSecurity::Starttls)
+        );
+        assert!(!format!("{c:?}").contains("p4ss"));
+        let err = Config::merge(
+            &cli(&[
+                "--memory",
+                "--api-key",
+                "a=k",
+                "--smtp-host",
+                "h",
+                "--smtp-security",
+                "rot13",
+            ]),
+            FileConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("smtp.security"), "{err}");
     }
 
     #[test]

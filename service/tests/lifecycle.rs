@@ -166,7 +166,9 @@ async fn the_binary_starts_from_the_command_line_alone_and_stops_on_sigterm() {
         .args(["--memory", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--api-key", "acme=KEY1", "--api-key", "globex=KEY2"])
         .env("RUST_LOG", "info")
-        .env_remove("DATABASE_URL")
+        .env_remove("SEQUENCE_SERVICE_DATABASE_URL")
+        .env_remove("SEQUENCE_SERVICE_API_KEYS")
+        .env_remove("SEQUENCE_SERVICE_CONFIG")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -204,7 +206,9 @@ async fn the_binary_starts_from_the_command_line_alone_and_stops_on_sigterm() {
 async fn the_binary_refuses_a_bad_configuration_with_every_problem_named() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sequence_service"))
         .args(["--listen", "nowhere", "--api-key", "no-equals-sign"])
-        .env_remove("DATABASE_URL")
+        .env_remove("SEQUENCE_SERVICE_DATABASE_URL")
+        .env_remove("SEQUENCE_SERVICE_API_KEYS")
+        .env_remove("SEQUENCE_SERVICE_CONFIG")
         .output()
         .await
         .unwrap();
