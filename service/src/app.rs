@@ -311,3 +311,72 @@ async fn as_problem(response: Response) -> Response {
     }
     problem
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+
+    use super::*;
+    use crate::config::{ApiKeyConfig, Secret};
+
+    /// A router of two bad handlers behind the request middleware, on loopback.
+    async fn serve_bad_routes() -> String {
+        let tracker = Tracker::new("http://127.0.0.1/t", "sixteen bytes and more").unwrap();
+        let service = Service::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(LogTransport::new(tracker.clone())),
+            Arc::new(SystemClock),
+            EngineConfig::default(),
+            ApiKeys::new(&[ApiKeyConfig {
+                tenant: "acme".into(),
+                key: Secret::new("KEY1"),
+            }]),
+            tracker,
+            Limits {
+                request_timeout_secs: 1,
+                ..Limits::default()
+            },
+        );
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route(
+                "/panics",
+                get(|| async {
+                    if std::hint::black_box(true) {
+                        panic!("a handler bug");
+                    }
+                    "never"
+                }),
+            )
+            .layer(middleware::from_fn_with_state(
+                service.state.clone(),
+                observe,
+            ))
+            .with_state(service.state.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_slow_request_times_out_and_a_panic_is_a_500_problem() {
+        let base = serve_bad_routes().await;
+        let started = Instant::now();
+        let slow = reqwest::get(format!("{base}/slow")).await.unwrap();
+        assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() < std::time::Duration::from_secs(4));
+        assert_eq!(slow.headers()["content-type"], "application/problem+json");
+        let panicked = reqwest::get(format!("{base}/panics")).await.unwrap();
+        assert_eq!(panicked.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let problem: serde_json::Value = panicked.json().await.unwrap();
+        assert_eq!(problem["status"], 500);
+        assert!(!problem["detail"].as_str().unwrap().contains("handler bug"));
+    }
+}
