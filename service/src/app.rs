@@ -201,8 +201,8 @@ fn tracker_for(config: &Config) -> Result<Tracker, SmtpError> {
 }
 
 /// Tick until `stop`, like [`Engine::run`], recording each tick for `/health`: sleep until
-/// the next planned instant (at most the poll interval); a tick under way when the signal
-/// comes is finished, and no claim is made after it.
+/// the next planned instant (at most the poll interval, or until a route says there is new
+/// work); a tick under way when the signal comes is finished, and no claim is made after it.
 async fn engine_loop(state: AppState, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
     let engine = state.engine().clone();
@@ -234,6 +234,7 @@ async fn engine_loop(state: AppState, stop: impl Future<Output = ()>) {
         tokio::select! {
             () = &mut stop => break,
             () = tokio::time::sleep(wait) => {}
+            () = state.engine_woken() => {}
         }
     }
     state.record_health(|h| h.running = false);

@@ -55,6 +55,7 @@ struct Inner {
     tracker: Tracker,
     limits: Limits,
     health: Mutex<EngineHealth>,
+    wake: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -73,6 +74,7 @@ impl AppState {
                 tracker,
                 limits,
                 health: Mutex::new(EngineHealth::default()),
+                wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -109,6 +111,15 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+    /// Tell the engine loop there is new work (contacts enrolled, a sequence resumed), so
+    /// that it ticks now instead of at the end of its sleep.
+    pub fn wake_engine(&self) {
+        self.inner.wake.notify_one();
+    }
+    /// Resolves when [`AppState::wake_engine`] was called.
+    pub(crate) async fn engine_woken(&self) {
+        self.inner.wake.notified().await;
     }
     /// Record what the engine loop did.
     pub(crate) fn record_health(&self, change: impl FnOnce(&mut EngineHealth)) {

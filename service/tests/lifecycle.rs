@@ -218,3 +218,67 @@ async fn the_binary_refuses_a_bad_configuration_with_every_problem_named() {
         assert!(err.contains(field), "{field} in {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolling_wakes_the_engine_loop_instead_of_waiting_out_its_sleep() {
+    let (listener, tracker) = TestService::bind().await;
+    let service = TestService::start_polling(
+        listener,
+        tracker.clone(),
+        Options {
+            store: Arc::new(MemoryStore::new()),
+            transport: Arc::new(sequence_service::LogTransport::new(tracker)),
+            clock: Arc::new(virtual_clock()),
+            background: true,
+            limits: Default::default(),
+        },
+        chrono::Duration::minutes(10),
+    );
+    service
+        .post(
+            "/api/v1/mailboxes",
+            "KEY1",
+            json!({"address": "ana@sender.example"}),
+        )
+        .await;
+    let (_, sequence) = service
+        .post(
+            "/api/v1/sequences",
+            "KEY1",
+            json!({"name": "W", "steps": [{"subject": "Hi", "body": "Hello"}]}),
+        )
+        .await;
+    let id = text(&sequence, "id");
+    service
+        .post(
+            &format!("/api/v1/sequences/{id}/activate"),
+            "KEY1",
+            json!({}),
+        )
+        .await;
+    // Let the loop's first tick pass and fall asleep for its ten minutes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, added) = service
+        .post(
+            &format!("/api/v1/sequences/{id}/contacts"),
+            "KEY1",
+            json!({"contacts": [{"email": "bo@client.example"}]}),
+        )
+        .await;
+    let enrollment = text(&added["results"][0], "enrollment_id");
+    let waited = tokio::time::Instant::now();
+    loop {
+        let (_, why) = service
+            .get(&format!("/api/v1/enrollments/{enrollment}"), "KEY1")
+            .await;
+        if !why["explanation"]["pending_send"].is_null() {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "not planned: {why}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    service.shutdown().await.unwrap();
+}

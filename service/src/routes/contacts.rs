@@ -207,6 +207,9 @@ pub(crate) async fn add_contacts(
         }
         results.push(result);
     }
+    if added > 0 {
+        state.wake_engine();
+    }
     Ok((
         StatusCode::CREATED,
         Json(ContactsAdded {

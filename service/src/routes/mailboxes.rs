@@ -282,5 +282,6 @@ pub(crate) async fn resume(
         .engine()
         .resume_mailbox(tenant.id, MailboxId(id))
         .await?;
+    state.wake_engine();
     Ok(Json(reread(&state, &tenant, id).await?))
 }

@@ -358,6 +358,7 @@ pub(crate) async fn resume(
         .engine()
         .resume_sequence(tenant.id, SequenceId(id))
         .await?;
+    state.wake_engine();
     Ok(Json(SequenceView::from(&s)))
 }
 

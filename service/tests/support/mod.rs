@@ -104,6 +104,21 @@ impl TestService {
         tracker: Tracker,
         options: Options,
     ) -> Self {
+        Self::start_polling(
+            listener,
+            tracker,
+            options,
+            chrono::Duration::milliseconds(200),
+        )
+    }
+
+    /// [`TestService::start`] with the engine loop sleeping up to `poll` between ticks.
+    pub(crate) fn start_polling(
+        listener: tokio::net::TcpListener,
+        tracker: Tracker,
+        options: Options,
+        poll: chrono::Duration,
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
         let keys = ApiKeys::new(&[
             ApiKeyConfig {
@@ -115,7 +130,7 @@ impl TestService {
                 key: Secret::new("KEY2"),
             },
         ]);
-        let config = EngineConfig::with_seed(7).poll_interval(chrono::Duration::milliseconds(200));
+        let config = EngineConfig::with_seed(7).poll_interval(poll);
         let mut service = Service::new(
             options.store,
             options.transport,
