@@ -23,6 +23,18 @@ use sequence_service::LogTransport;
 use serde_json::{json, Value};
 use support::{monday, text, virtual_clock, Options, TestService};
 
+/// chromedriver's process group: chromedriver and the browser it starts are ended when the
+/// test ends, passed or failed.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.0)])
+            .status();
+    }
+}
+
 /// The WebDriver element key.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -111,13 +123,15 @@ async fn the_unsubscribe_page_is_loaded_and_its_button_clicked_in_headless_chrom
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let _driver = tokio::process::Command::new("chromedriver")
+    let chromedriver = tokio::process::Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .expect("chromedriver (Debian's chromium-driver package) is installed");
+    let _browser = ProcessGroup(chromedriver.id().unwrap());
     let driver = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
