@@ -1,0 +1,770 @@
+//! The API's contract over real HTTP on the in-memory store: the original service's bodies,
+//! keyset pages, every class of bad input, tenants kept apart, forged tracking tokens, and
+//! the OpenAPI document.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test's unwrap is its assertion; the helpers here are only for tests"
+)]
+
+mod support;
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use sequence_engine::domain::ids::{ContactId, EnrollmentId, TenantId};
+use sequence_engine::memory::MemoryStore;
+use sequence_engine::smtp::{TokenKind, TrackedSend, Tracker};
+use sequence_service::config::Limits;
+use sequence_service::LogTransport;
+use serde_json::{json, Value};
+use support::{fields, monday, read, text, virtual_clock, Options, TestService};
+
+async fn start_with(limits: Limits) -> TestService {
+    let (listener, tracker) = TestService::bind().await;
+    TestService::start(
+        listener,
+        tracker.clone(),
+        Options {
+            store: Arc::new(MemoryStore::new()),
+            transport: Arc::new(LogTransport::new(tracker)),
+            clock: Arc::new(virtual_clock()),
+            background: false,
+            limits,
+        },
+    )
+}
+
+async fn start() -> TestService {
+    start_with(Limits::default()).await
+}
+
+/// A mailbox and an active one-step sequence of `key`'s tenant; answers the sequence id.
+async fn active_sequence(service: &TestService, key: &str) -> String {
+    let (status, _) = service
+        .post(
+            "/api/v1/mailboxes",
+            key,
+            json!({"address": "ana@sender.example"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, sequence) = service
+        .post(
+            "/api/v1/sequences",
+            key,
+            json!({"name": "S", "steps": [{"subject": "Hi", "content": "Hello", "wait_days": 0}]}),
+        )
+        .await;
+    let id = text(&sequence, "id");
+    let (status, activated) = service
+        .post(&format!("/api/v1/sequences/{id}/activate"), key, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{activated}");
+    id
+}
+
+#[tokio::test]
+async fn clients_of_the_original_service_work_unchanged() {
+    let service = start().await;
+    service
+        .post(
+            "/api/v1/mailboxes",
+            "KEY1",
+            json!({"address": "ana@sender.example"}),
+        )
+        .await;
+    let (status, created) = service
+        .post(
+            "/api/v1/sequences",
+            "KEY1",
+            json!({"name": "Welcome Sequence", "open_tracking_enabled": true,
+                   "click_tracking_enabled": true,
+                   "steps": [{"step_order": 0, "subject": "Welcome!",
+                              "content": "Hi {name}, welcome!", "wait_days": 0},
+                             {"step_order": 1, "subject": "Day 3",
+                              "content": "Still there, {first_name}?", "wait_days": 3}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["name"], "Welcome Sequence");
+    assert_eq!(created["step_count"], 2);
+    assert!(uuid::Uuid::parse_str(&text(&created, "id")).is_ok());
+    assert_eq!(
+        (
+            created["track_opens"].as_bool(),
+            created["track_clicks"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    assert_eq!(created["steps"][0]["body"], "Hi {{ first_name }}, welcome!");
+    assert_eq!(
+        created["steps"][1]["delay"],
+        json!({"amount": 3, "unit": "days"})
+    );
+    let id = text(&created, "id");
+    // No pool given: activation takes the tenant's mailboxes.
+    let (status, active) = service
+        .post(
+            &format!("/api/v1/sequences/{id}/activate"),
+            "KEY1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{active}");
+    assert_eq!(active["mailbox_pool"].as_array().map(Vec::len), Some(1));
+
+    let (status, added) = service
+        .post(
+            &format!("/api/v1/sequences/{id}/contacts"),
+            "KEY1",
+            json!({"contacts": [
+                {"email": "a@client.example", "first_name": "A", "last_name": "One", "company": "Co"},
+                {"email": "b@client.example", "first_name": "B", "last_name": "Two", "company": "Co"},
+                {"email": "c@client.example", "first_name": "C", "last_name": "Three", "company": "Co"}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (status, added["contacts_added"].as_u64()),
+        (StatusCode::CREATED, Some(3))
+    );
+
+    // Keyset pages of two: two, then one, then no cursor.
+    let path = format!("/api/v1/sequences/{id}/enrollments?status=active&limit=2");
+    let (status, first) = service.get(&path, "KEY1").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(2));
+    let cursor = text(&first, "next_cursor");
+    let (_, second) = service
+        .get(&format!("{path}&cursor={cursor}"), "KEY1")
+        .await;
+    assert_eq!(second["items"].as_array().map(Vec::len), Some(1));
+    assert!(second["next_cursor"].is_null());
+    let mut seen: Vec<Value> = first["items"].as_array().unwrap().clone();
+    seen.extend(second["items"].as_array().unwrap().iter().cloned());
+    let ids: std::collections::HashSet<String> = seen.iter().map(|e| text(e, "id")).collect();
+    assert_eq!(ids.len(), 3);
+    let (_, none) = service
+        .get(
+            &format!("/api/v1/sequences/{id}/enrollments?status=completed"),
+            "KEY1",
+        )
+        .await;
+    assert_eq!(none["items"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_input_is_400_413_or_422_naming_the_field_never_500() {
+    let service = start_with(Limits {
+        body_bytes: 64 * 1024,
+        ..Limits::default()
+    })
+    .await;
+    let post_raw = |path: &str, body: &str| {
+        service
+            .request(Method::POST, path, Some("KEY1"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+    };
+    // Not JSON.
+    let (status, problem) = read(post_raw("/api/v1/sequences", "{\"name\": ").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    // The wrong shape: the field is named.
+    let (status, problem) = service
+        .post(
+            "/api/v1/sequences",
+            "KEY1",
+            json!({"name": "x", "steps": [{"subject": "a", "content": "b"},
+                                          {"subject": "a", "content": "b", "wait_days": -1}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&problem), ["steps[1].wait_days"]);
+    let (status, problem) = service
+        .post("/api/v1/sequences", "KEY1", json!({"steps": []}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("name"),
+        "{problem}"
+    );
+    // Domain rules: every problem at once, each with its path.
+    let (status, problem) = service
+        .post(
+            "/api/v1/sequences",
+            "KEY1",
+            json!({"name": "x", "steps": [{"subject": "ok", "content": "ok"},
+                                          {"subject": "{{ first_name", "content": "b"},
+                                          {"subject": "a", "content": "b", "wait_days": 1,
+                                           "delay": {"amount": 1, "unit": "hours"}}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let named = fields(&problem);
+    assert!(
+        named.iter().any(|f| f.starts_with("steps[1].subject")),
+        "{named:?}"
+    );
+    assert!(named.contains(&"steps[2].delay".to_owned()), "{named:?}");
+    let (status, problem) = service
+        .post("/api/v1/sequences", "KEY1", json!({"name": ""}))
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["name".to_owned()])
+    );
+    let (status, problem) = service
+        .post(
+            "/api/v1/mailboxes",
+            "KEY1",
+            json!({"address": "ana@x.example", "timezone": "Mars/Base"}),
+        )
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["timezone".to_owned()]
+        )
+    );
+    // Over the size limit: 413.
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(100 * 1024));
+    let (status, _) = read(post_raw("/api/v1/sequences", &big).await.unwrap()).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // More than 10,000 rows: 422 on `contacts`.
+    let id = active_sequence(&service, "KEY1").await;
+    let rows: Vec<Value> = (0..10_001).map(|_| json!({"email": "a@b.c"})).collect();
+    let big_ok = start().await;
+    let id2 = active_sequence(&big_ok, "KEY1").await;
+    let (status, problem) = big_ok
+        .post(
+            &format!("/api/v1/sequences/{id2}/contacts"),
+            "KEY1",
+            json!({"contacts": rows}),
+        )
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["contacts".to_owned()]
+        )
+    );
+    // Paths, queries and methods axum refuses are problems too.
+    for (method, path, expected) in [
+        (
+            Method::GET,
+            "/api/v1/sequences/not-a-uuid".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/sequences/{id}/enrollments?status=sleeping"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/sequences/{id}/enrollments?cursor=zzz"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/sequences/{id}/enrollments?limit=0"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/sequences/{id}"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::GET,
+            "/api/v1/nothing-here".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let (status, problem) = service.call(method.clone(), &path, "KEY1", None).await;
+        assert_eq!(status, expected, "{method} {path}: {problem}");
+    }
+    // State conflicts are 409: steps of an active sequence, deleting it.
+    let (status, _) = service
+        .call(
+            Method::PUT,
+            &format!("/api/v1/sequences/{id}/steps/0"),
+            "KEY1",
+            Some(json!({"subject": "s", "body": "b"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = service
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/sequences/{id}"),
+            "KEY1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // No key, a wrong key: 401 with the Bearer challenge.
+    for key in [None, Some("nope")] {
+        let response = service
+            .request(Method::GET, "/api/v1/sequences", key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response
+                .headers()
+                .get("www-authenticate")
+                .map(reqwest::header::HeaderValue::as_bytes),
+            Some(&b"Bearer"[..])
+        );
+        let (status, _) = read(response).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn steps_are_edited_in_a_draft_and_a_draft_can_be_deleted() {
+    let service = start().await;
+    let (_, created) = service
+        .post("/api/v1/sequences", "KEY1",
+              json!({"name": "D", "steps": [{"subject": "one", "body": "1"}, {"subject": "two", "body": "2"}]}))
+        .await;
+    let id = text(&created, "id");
+    let (status, changed) = service
+        .call(Method::PUT, &format!("/api/v1/sequences/{id}/steps/1"), "KEY1",
+              Some(json!({"subject": "TWO", "body": "2", "delay": {"amount": 3, "unit": "business_days"}})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["steps"][1]["subject"], "TWO");
+    assert_eq!(changed["steps"][1]["delay"]["unit"], "business_days");
+    let (status, _) = service
+        .call(
+            Method::PUT,
+            &format!("/api/v1/sequences/{id}/steps/9"),
+            "KEY1",
+            Some(json!({"subject": "x", "body": "y"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, removed) = service
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/sequences/{id}/steps/0"),
+            "KEY1",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, removed["step_count"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+    assert_eq!(removed["steps"][0]["subject"], "TWO");
+    let (status, renamed) = service
+        .call(
+            Method::PUT,
+            &format!("/api/v1/sequences/{id}"),
+            "KEY1",
+            Some(json!({"name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(
+        (status, renamed["name"].as_str()),
+        (StatusCode::OK, Some("Renamed"))
+    );
+    let (status, _) = service
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/sequences/{id}"),
+            "KEY1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, after) = service
+        .get(&format!("/api/v1/sequences/{id}"), "KEY1")
+        .await;
+    assert_eq!(after["status"], "archived");
+}
+
+#[tokio::test]
+async fn a_key_never_reaches_another_tenants_records() {
+    let service = start().await;
+    let id = active_sequence(&service, "KEY1").await;
+    let (_, added) = service
+        .post(
+            &format!("/api/v1/sequences/{id}/contacts"),
+            "KEY1",
+            json!({"contacts": [{"email": "bo@client.example"}]}),
+        )
+        .await;
+    let enrollment = text(&added["results"][0], "enrollment_id");
+    let (_, mailboxes) = service.get("/api/v1/mailboxes", "KEY1").await;
+    let mailbox = text(&mailboxes["items"][0], "id");
+
+    for (method, path, body) in [
+        (Method::GET, format!("/api/v1/sequences/{id}"), None),
+        (
+            Method::PUT,
+            format!("/api/v1/sequences/{id}"),
+            Some(json!({"name": "mine"})),
+        ),
+        (Method::DELETE, format!("/api/v1/sequences/{id}"), None),
+        (Method::POST, format!("/api/v1/sequences/{id}/pause"), None),
+        (
+            Method::POST,
+            format!("/api/v1/sequences/{id}/archive"),
+            None,
+        ),
+        (Method::POST, format!("/api/v1/sequences/{id}/clone"), None),
+        (Method::GET, format!("/api/v1/sequences/{id}/stats"), None),
+        (
+            Method::GET,
+            format!("/api/v1/sequences/{id}/enrollments"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/sequences/{id}/contacts"),
+            Some(json!({"contacts": []})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/enrollments/{enrollment}"),
+            None,
+        ),
+        (Method::GET, format!("/api/v1/mailboxes/{mailbox}"), None),
+        (
+            Method::PUT,
+            format!("/api/v1/mailboxes/{mailbox}"),
+            Some(json!({"daily_limit": 1})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/mailboxes/{mailbox}/pause"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/v1/signals/reply".to_owned(),
+            Some(json!({"email": "bo@client.example"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/signals/unsubscribe".to_owned(),
+            Some(json!({"email": "bo@client.example"})),
+        ),
+    ] {
+        let (status, problem) = service.call(method.clone(), &path, "KEY2", body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {problem}");
+    }
+    let (_, theirs) = service.get("/api/v1/sequences", "KEY2").await;
+    assert_eq!(theirs["items"], json!([]));
+    // Another tenant's mailbox in a pool is refused, named.
+    let (status, problem) = service
+        .post(
+            "/api/v1/sequences",
+            "KEY2",
+            json!({"name": "x", "mailbox_pool": [mailbox]}),
+        )
+        .await;
+    assert_eq!(
+        (status, fields(&problem)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["mailbox_pool[0]".to_owned()]
+        )
+    );
+    // Nothing of acme's changed.
+    let (_, mine) = service
+        .get(&format!("/api/v1/sequences/{id}"), "KEY1")
+        .await;
+    assert_eq!(
+        (mine["name"].as_str(), mine["status"].as_str()),
+        (Some("S"), Some("active"))
+    );
+    let (_, why) = service
+        .get(&format!("/api/v1/enrollments/{enrollment}"), "KEY1")
+        .await;
+    assert_eq!(why["status"], "active");
+}
+
+#[tokio::test]
+async fn forged_tracking_tokens_get_404_and_record_nothing() {
+    let service = start().await;
+    let id = active_sequence(&service, "KEY1").await;
+    let (_, added) = service
+        .post(
+            &format!("/api/v1/sequences/{id}/contacts"),
+            "KEY1",
+            json!({"contacts": [{"email": "bo@client.example"}]}),
+        )
+        .await;
+    service
+        .engine
+        .run_until(monday() + chrono::Duration::days(2))
+        .await
+        .unwrap();
+    let enrollment =
+        EnrollmentId(uuid::Uuid::parse_str(&text(&added["results"][0], "enrollment_id")).unwrap());
+    let contact =
+        ContactId(uuid::Uuid::parse_str(&text(&added["results"][0], "contact_id")).unwrap());
+    let send = TrackedSend::new(TenantId::from_name("acme"), enrollment, contact, 0);
+    let other = Tracker::new("http://127.0.0.1/t", "another secret of enough bytes").unwrap();
+    let genuine = service.tracker.token(TokenKind::Open, &send, None);
+    let mut altered: Vec<char> = genuine.chars().collect();
+    altered[10] = if altered[10] == 'A' { 'B' } else { 'A' };
+    let altered: String = altered.into_iter().collect();
+    let forged = [
+        ("o", other.token(TokenKind::Open, &send, None)),
+        ("o", altered),
+        ("o", "garbage".to_owned()),
+        (
+            "c",
+            other.token(TokenKind::Click, &send, Some("https://evil.example/")),
+        ),
+        ("c", genuine.clone()),
+        ("u", other.token(TokenKind::Unsubscribe, &send, None)),
+        ("u", service.tracker.token(TokenKind::Open, &send, None)),
+    ];
+    for (kind, token) in &forged {
+        for method in [Method::GET, Method::POST] {
+            if *kind != "u" && method == Method::POST {
+                continue;
+            }
+            let response = service
+                .request(method.clone(), &format!("/t/{kind}/{token}"), None)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::NOT_FOUND,
+                "{method} /t/{kind}/{token}"
+            );
+            assert!(response.headers().get("location").is_none());
+        }
+    }
+    let (_, stats) = service
+        .get(&format!("/api/v1/sequences/{id}/stats"), "KEY1")
+        .await;
+    assert_eq!(
+        (
+            stats["sent"].as_u64(),
+            stats["opened"].as_u64(),
+            stats["clicked"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0))
+    );
+    // Still subscribed: a second sequence enrolls Bo.
+    let (_, copy) = service
+        .post(&format!("/api/v1/sequences/{id}/clone"), "KEY1", json!({}))
+        .await;
+    let copy_id = text(&copy, "id");
+    assert_eq!(copy["name"], "S (copy)");
+    service
+        .post(
+            &format!("/api/v1/sequences/{copy_id}/activate"),
+            "KEY1",
+            json!({}),
+        )
+        .await;
+    let (_, again) = service
+        .post(
+            &format!("/api/v1/sequences/{copy_id}/contacts"),
+            "KEY1",
+            json!({"contacts": [{"email": "bo@client.example"}]}),
+        )
+        .await;
+    assert_eq!(again["results"][0]["status"], "enrolled", "{again}");
+    // The genuine token does record.
+    let ok = service
+        .request(Method::GET, &format!("/t/o/{genuine}"), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let (_, stats) = service
+        .get(&format!("/api/v1/sequences/{id}/stats"), "KEY1")
+        .await;
+    assert_eq!(stats["opened"].as_u64(), Some(1));
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_generated_and_presented() {
+    let service = start().await;
+    let response = service
+        .request(Method::GET, "/api/v1/openapi.json", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc: Value = response.json().await.unwrap();
+    assert!(
+        text(&doc, "openapi").starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/api/v1/health",
+        "/api/v1/sequences",
+        "/api/v1/sequences/{id}/steps/{step_id}",
+        "/api/v1/sequences/{id}/contacts",
+        "/api/v1/sequences/{id}/enrollments",
+        "/api/v1/enrollments/{id}",
+        "/api/v1/mailboxes/{id}/pause",
+        "/api/v1/signals/bounce",
+        "/api/v1/sequences/{id}/forecast",
+        "/t/c/{token}",
+        "/t/u/{token}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    assert!(doc["components"]["schemas"]["NewSequence"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let page = service
+        .request(Method::GET, "/api/v1/docs", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("/api/v1/openapi.json") && !html.contains("<script src"),
+        "self-contained"
+    );
+}
+
+#[tokio::test]
+async fn the_forecast_simulates_the_open_enrollments_on_the_live_mailboxes() {
+    let service = start().await;
+    let (_, mailbox) = service
+        .post(
+            "/api/v1/mailboxes",
+            "KEY1",
+            json!({"address": "ana@sender.example", "daily_limit": 2}),
+        )
+        .await;
+    let (_, created) = service
+        .post(
+            "/api/v1/sequences",
+            "KEY1",
+            json!({"name": "F", "mailbox_pool": [mailbox["id"]], "steps": [
+                {"subject": "a", "body": "a"}, {"subject": "b", "body": "b", "wait_days": 1}]}),
+        )
+        .await;
+    let id = text(&created, "id");
+    let (status, _) = service
+        .get(&format!("/api/v1/sequences/{id}/forecast"), "KEY1")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a draft has nothing to forecast"
+    );
+    service
+        .post(
+            &format!("/api/v1/sequences/{id}/activate"),
+            "KEY1",
+            json!({}),
+        )
+        .await;
+    let contacts: Vec<Value> = (0..5)
+        .map(|i| json!({"email": format!("c{i}@client.example")}))
+        .collect();
+    service
+        .post(
+            &format!("/api/v1/sequences/{id}/contacts"),
+            "KEY1",
+            json!({"contacts": contacts}),
+        )
+        .await;
+
+    let (status, forecast) = service
+        .get(&format!("/api/v1/sequences/{id}/forecast?days=30"), "KEY1")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{forecast}");
+    assert_eq!(
+        (forecast["enrollments"].as_u64(), forecast["sends"].as_u64()),
+        (Some(5), Some(10))
+    );
+    let from = chrono::DateTime::parse_from_rfc3339(&text(&forecast, "from")).unwrap();
+    let all = chrono::DateTime::parse_from_rfc3339(&text(&forecast, "all_done")).unwrap();
+    let half = chrono::DateTime::parse_from_rfc3339(&text(&forecast, "half_done")).unwrap();
+    // Two sends a day for ten sends: at least four days, and half done before all.
+    assert!(all - from >= chrono::Duration::days(4), "{from} .. {all}");
+    assert!(half <= all);
+    assert!(text(&forecast, "svg").starts_with("<svg"));
+    assert!(text(&forecast, "text").contains("Forecast"));
+    let svg = service
+        .request(
+            Method::GET,
+            &format!("/api/v1/sequences/{id}/forecast?format=svg"),
+            Some("KEY1"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    let (status, _) = service
+        .get(&format!("/api/v1/sequences/{id}/forecast?days=0"), "KEY1")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = service
+        .get(&format!("/api/v1/sequences/{id}/forecast"), "KEY2")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn enrollment_pages_cover_every_enrollment_once_in_order() {
+    let service = start().await;
+    let id = active_sequence(&service, "KEY1").await;
+    let contacts: Vec<Value> = (0..25)
+        .map(|i| json!({"email": format!("p{i}@client.example")}))
+        .collect();
+    let (_, added) = service
+        .post(
+            &format!("/api/v1/sequences/{id}/contacts"),
+            "KEY1",
+            json!({"contacts": contacts}),
+        )
+        .await;
+    assert_eq!(added["contacts_added"], 25);
+    for filter in ["status=active&", ""] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let after = cursor
+                .as_ref()
+                .map(|c| format!("&cursor={c}"))
+                .unwrap_or_default();
+            let (status, page) = service
+                .get(
+                    &format!("/api/v1/sequences/{id}/enrollments?{filter}limit=7{after}"),
+                    "KEY1",
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            pages += 1;
+            seen.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| text(e, "id")),
+            );
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!((pages, seen.len()), (4, 25), "{filter}");
+        let unique: std::collections::HashSet<&String> = seen.iter().collect();
+        assert_eq!(unique.len(), 25, "{filter}");
+    }
+}
