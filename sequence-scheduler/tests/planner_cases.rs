@@ -156,9 +156,11 @@ fn follow_ups_go_before_new_enrollments() {
     assert!(by_time[..3].iter().all(|s| s.step == 1));
 }
 
-#[test]
-fn a_follow_up_takes_over_a_planned_new_enrollment_slot() {
-    let mut case = one_mailbox_case(2, 0, 0);
+/// A day of one mailbox with `limit` sends, two of them taken by planned sends: a
+/// follow-up in an hour and a new start (the send returned) in three hours; and a follow-up
+/// of the mailbox due now.
+fn a_day_with_a_planned_new_start(limit: u32) -> (Case, SendId, DateTime<Utc>) {
+    let mut case = one_mailbox_case(limit, 0, 0);
     let mb = case.mailboxes[0].mailbox.id;
     let seq = case.sequences[0].id;
     let later = case.now + Duration::hours(3);
@@ -179,10 +181,27 @@ fn a_follow_up_takes_over_a_planned_new_enrollment_slot() {
         },
     ];
     case.due.push(due(1, seq, 2, case.now, Some(mb), None));
+    (case, send, later)
+}
+
+#[test]
+fn a_follow_up_takes_over_a_planned_new_enrollment_slot() {
+    let (case, send, later) = a_day_with_a_planned_new_start(2);
     let p = case.plan();
     assert_eq!(p.preempt, vec![send]);
     assert_eq!(p.sends.len(), 1);
     assert_eq!(p.sends[0].at, later);
+}
+
+#[test]
+fn a_follow_up_with_room_of_its_own_leaves_the_planned_new_start_alone() {
+    // The same day with room for one more: the follow-up takes that room, and the new start
+    // keeps its slot (taking it over would only push the new start later, rule 10).
+    let (case, _, _) = a_day_with_a_planned_new_start(3);
+    let p = case.plan();
+    assert!(p.preempt.is_empty(), "pre-empted with room left: {p:?}");
+    assert_eq!(p.sends.len(), 1);
+    assert!(p.deferred.is_empty());
 }
 
 #[test]

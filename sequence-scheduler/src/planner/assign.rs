@@ -168,11 +168,10 @@ impl Planner<'_> {
         let allowed = self
             .hours
             .meet(entry.hours, seq, mb, &self.days[mb as usize]);
-        // A follow-up takes over the earliest planned new-enrollment slot it can use:
-        // capacity moves from one to the other, and the new start waits.
-        if class == FOLLOW_UP && self.take_over_slot(entry, seq, mb) {
-            return None;
-        }
+        // When the day has no room left for it, a follow-up takes over the earliest planned
+        // new-enrollment slot it can use: capacity moves from one to the other, and the new
+        // start waits (rule 8). With room, both go and the new start keeps its slot.
+        let follow_up = class == FOLLOW_UP;
         let day = &self.days[mb as usize];
         let next_day = day.next_day_open.or(Some(self.recheck));
         if day.cap_left == 0 {
@@ -181,7 +180,9 @@ impl Planner<'_> {
             } else {
                 DeferralReason::NoCapacity
             };
-            self.out.defer_entry(entry, reason, next_day);
+            if !(follow_up && self.take_over_slot(entry, seq, mb)) {
+                self.out.defer_entry(entry, reason, next_day);
+            }
             return None;
         }
         if entry.hours != NO_HOURS {
@@ -192,19 +193,23 @@ impl Planner<'_> {
                     .list(entry.hours, seq, day.zone)
                     .and_then(|list| day.find_reserved(list, entry.earliest))
             };
-            let Some(t) = found else {
-                let nb = self.hours.next_open(entry.hours, seq, day);
+            if let Some(t) = found {
+                return Some((mb, Some(t)));
+            }
+            let nb = self.hours.next_open(entry.hours, seq, day);
+            if !(follow_up && self.take_over_slot(entry, seq, mb)) {
                 let reason = DeferralReason::OutsideRecipientWindow;
                 self.out
                     .defer_entry(entry, reason, Some(nb.max(self.now_s + 60)));
-                return None;
-            };
-            Some((mb, Some(t)))
+            }
+            None
         } else if day.takes_unrestricted() {
             Some((mb, None))
         } else {
-            self.out
-                .defer_entry(entry, DeferralReason::NoCapacity, next_day);
+            if !(follow_up && self.take_over_slot(entry, seq, mb)) {
+                self.out
+                    .defer_entry(entry, DeferralReason::NoCapacity, next_day);
+            }
             None
         }
     }
