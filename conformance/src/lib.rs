@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 58);
+//! assert_eq!(sequence_conformance::CASES.len(), 59);
 //! # }
 //! ```
 //!
@@ -93,6 +93,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args complete_send_checks_the_lease }
         $($callback)*! { $args complete_send_version_conflict_writes_nothing }
         $($callback)*! { $args complete_send_applies_outcome_and_changes_atomically }
+        $($callback)*! { $args complete_sends_answers_each_completion_and_records_the_rest }
         $($callback)*! { $args failed_attempts_stay_counted }
         $($callback)*! { $args release_send_with_an_instant_keeps_the_reservation }
         $($callback)*! { $args release_send_without_an_instant_cancels_and_frees_capacity }

@@ -394,6 +394,13 @@ impl Outbox for SchemaStore {
     async fn complete_send(&self, now: DateTime<Utc>, c: SendCompletion) -> Result<(), StoreError> {
         self.store.complete_send(now, c).await
     }
+    async fn complete_sends(
+        &self,
+        now: DateTime<Utc>,
+        c: Vec<SendCompletion>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        self.store.complete_sends(now, c).await
+    }
     async fn release_send(
         &self,
         now: DateTime<Utc>,

@@ -263,6 +263,14 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
         (**self).complete_send(now, completion).await
     }
 
+    async fn complete_sends(
+        &self,
+        now: DateTime<Utc>,
+        completions: Vec<SendCompletion>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        (**self).complete_sends(now, completions).await
+    }
+
     async fn release_send(
         &self,
         now: DateTime<Utc>,
