@@ -348,6 +348,14 @@ impl Catalog for PostgresStore {
         read!(self, |conn| catalog::get_contact(conn, tenant, id))
     }
 
+    async fn get_contacts(
+        &self,
+        tenant: TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, StoreError> {
+        read!(self, |conn| catalog::get_contacts(conn, tenant, ids))
+    }
+
     async fn find_contacts_by_email(
         &self,
         tenant: TenantId,

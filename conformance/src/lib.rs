@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 59);
+//! assert_eq!(sequence_conformance::CASES.len(), 60);
 //! # }
 //! ```
 //!
@@ -63,6 +63,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args contacts_upsert_inserts_and_replaces }
         $($callback)*! { $args contacts_upsert_refuses_another_tenant_and_writes_nothing }
         $($callback)*! { $args contact_found_by_email_case_insensitively }
+        $($callback)*! { $args get_contacts_reads_the_tenants_contacts_by_id }
         $($callback)*! { $args enroll_answers_each_row_and_stores_the_valid_ones }
         $($callback)*! { $args enroll_refuses_a_second_open_enrollment }
         $($callback)*! { $args enroll_follows_the_reenrollment_rule }

@@ -254,6 +254,13 @@ impl Catalog for SchemaStore {
     ) -> Result<Option<Contact>, StoreError> {
         self.store.find_contact_by_email(t, e).await
     }
+    async fn get_contacts(
+        &self,
+        t: TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, StoreError> {
+        self.store.get_contacts(t, ids).await
+    }
 }
 
 #[async_trait]

@@ -93,6 +93,14 @@ impl<S: Catalog + ?Sized> Catalog for Arc<S> {
     ) -> Result<Option<Contact>, StoreError> {
         (**self).find_contact_by_email(tenant, email).await
     }
+
+    async fn get_contacts(
+        &self,
+        tenant: TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, StoreError> {
+        (**self).get_contacts(tenant, ids).await
+    }
 }
 
 #[async_trait]
