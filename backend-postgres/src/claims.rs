@@ -79,7 +79,11 @@ pub(crate) async fn claim_sends(
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    // Lock them; one another unit is changing right now is left for the next claim.
+    // Lock them; one another unit is changing right now is left for the next claim. By id
+    // alone: with the status in the statement, a plan cached while `sends` looked small
+    // (fresh statistics of a new or emptied table) scans every planned send through the
+    // partial index for each claim. One that is no longer planned is locked until this
+    // unit ends and passed over below (`claim` refuses it).
     let rows = sqlx::query(concat!(
         "SELECT ",
         send_columns!(),
@@ -87,7 +91,7 @@ pub(crate) async fn claim_sends(
          FROM sends s \
          JOIN enrollments e ON e.tenant_id = s.tenant_id AND e.id = s.enrollment_id \
          JOIN contacts c ON c.tenant_id = s.tenant_id AND c.id = s.contact_id \
-         WHERE s.id = ANY($1) AND s.status = 'planned' \
+         WHERE s.id = ANY($1) \
          FOR UPDATE OF s SKIP LOCKED"
     ))
     .bind(&picked)
