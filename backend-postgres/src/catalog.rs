@@ -428,6 +428,21 @@ pub(crate) async fn get_contact(
     row.map(|r| doc(&r, "doc")).transpose()
 }
 
+pub(crate) async fn get_contacts(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    ids: &[ContactId],
+) -> Result<Vec<Contact>, StoreError> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    let rows = sqlx::query("SELECT doc FROM contacts WHERE tenant_id = $1 AND id = ANY($2)")
+        .bind(tenant.0)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    rows.iter().map(|r| doc(r, "doc")).collect()
+}
+
 pub(crate) async fn find_contacts_by_email(
     conn: &mut PgConnection,
     tenant: TenantId,

@@ -282,7 +282,7 @@ pub(crate) async fn check_changes(
 }
 
 /// The open enrollment of each (sequence, contact) that the change set writes open.
-async fn open_enrollments_of_pairs(
+pub(crate) async fn open_enrollments_of_pairs(
     conn: &mut PgConnection,
     changes: &ChangeSet,
 ) -> Result<HashMap<(SequenceId, ContactId), EnrollmentId>, StoreError> {

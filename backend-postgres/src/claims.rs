@@ -7,15 +7,17 @@ use chrono::{DateTime, Duration, Utc};
 use sequence_core::contact::Contact;
 use sequence_core::enrollment::Enrollment;
 use sequence_core::error::Entity;
-use sequence_core::ids::{MailboxId, SendId, TenantId};
+use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::send::{Lease, ScheduledSend, SendStatus};
-use sequence_core::store::{ClaimedSend, SendCompletion, SendContext, StoreError};
+use sequence_core::store::{ChangeSet, ClaimedSend, SendCompletion, SendContext, StoreError};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use crate::catalog::conflict;
 use crate::changes::{
-    check_changes, load_changes, load_enrollments, load_sends, wake_for_released, write_changes,
+    check_changes, load_changes, load_enrollments, load_sends, open_enrollments_of_pairs,
+    wake_for_released, write_changes,
 };
 use crate::error::Db;
 use crate::rows::{doc, int, limit, name, opt_doc, send_columns, uint, SendRow};
@@ -77,7 +79,11 @@ pub(crate) async fn claim_sends(
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    // Lock them; one another unit is changing right now is left for the next claim.
+    // Lock them; one another unit is changing right now is left for the next claim. By id
+    // alone: with the status in the statement, a plan cached while `sends` looked small
+    // (fresh statistics of a new or emptied table) scans every planned send through the
+    // partial index for each claim. One that is no longer planned is locked until this
+    // unit ends and passed over below (`claim` refuses it).
     let rows = sqlx::query(concat!(
         "SELECT ",
         send_columns!(),
@@ -85,7 +91,7 @@ pub(crate) async fn claim_sends(
          FROM sends s \
          JOIN enrollments e ON e.tenant_id = s.tenant_id AND e.id = s.enrollment_id \
          JOIN contacts c ON c.tenant_id = s.tenant_id AND c.id = s.contact_id \
-         WHERE s.id = ANY($1) AND s.status = 'planned' \
+         WHERE s.id = ANY($1) \
          FOR UPDATE OF s SKIP LOCKED"
     ))
     .bind(&picked)
@@ -177,22 +183,20 @@ pub(crate) async fn send_context(
     }))
 }
 
-pub(crate) async fn complete_send(
-    conn: &mut PgConnection,
-    now: DateTime<Utc>,
+/// The checks of [`complete_send`] on the send (loaded in `work`): it exists, the lease
+/// holds, the outcome is one a completion records, and the enrollment is the send's. The
+/// send's (tenant, mailbox).
+fn check_completion(
+    work: &Work,
     completion: &SendCompletion,
-) -> Result<(), StoreError> {
+) -> Result<(TenantId, MailboxId), StoreError> {
     let SendCompletion {
         send,
         lease,
         enrollment,
-        enrollment_version,
-        attempted_at,
-        changes,
+        ..
     } = completion;
     let id = send.id;
-    let mut work = Work::default();
-    load_sends(conn, &mut work, [id]).await?;
     let Some(row) = work.sends.get(&id).map(|t| &t.row.send) else {
         return Err(StoreError::not_found(Entity::Send, id));
     };
@@ -208,24 +212,33 @@ pub(crate) async fn complete_send(
             send.status()
         )));
     }
-    let tenant = row.tenant;
-    let row_mailbox = row.mailbox();
     if enrollment.id != row.enrollment {
         return Err(StoreError::not_found(Entity::Enrollment, enrollment.id));
     }
-    let mut all = changes.clone();
-    all.enrollments
-        .insert(0, (enrollment.clone(), *enrollment_version));
-    load_changes(conn, &mut work, &all).await?;
-    check_changes(conn, &work, &all, Some(tenant)).await?;
+    Ok((row.tenant, row.mailbox()))
+}
 
-    // Nothing can fail from here on but the writes themselves.
+/// Record a checked completion in `work`: the send's outcome under its lease, the mailbox's
+/// latest attempt, and its change set (the enrollment first).
+fn record_completion(
+    work: &mut Work,
+    completion: &SendCompletion,
+    all: &ChangeSet,
+    (tenant, mailbox): (TenantId, MailboxId),
+    now: DateTime<Utc>,
+) {
+    let SendCompletion {
+        send,
+        lease,
+        attempted_at,
+        ..
+    } = completion;
     // The mailbox's latest attempt is when the transport was called, not the claim.
-    work.set_last_attempt(tenant, row_mailbox, LastAttempt::AtLeast(*attempted_at));
+    work.set_last_attempt(tenant, mailbox, LastAttempt::AtLeast(*attempted_at));
     let at = send.sent_at().unwrap_or(now);
     let error = send.last_error().unwrap_or_default().to_owned();
     let outcome = send.status();
-    work.change_send(id, |row| {
+    work.change_send(send.id, |row| {
         let done = match outcome {
             SendStatus::Sent => row.send.mark_sent(lease, at),
             _ => row
@@ -238,9 +251,112 @@ pub(crate) async fn complete_send(
             row.prev_last_attempt = None;
         }
     });
-    write_changes(&mut work, &all, Some(tenant));
+    write_changes(work, all, Some(tenant));
+}
+
+/// The change set of a completion: its enrollment first, then its other changes.
+fn changes_of(completion: &SendCompletion) -> ChangeSet {
+    let mut all = completion.changes.clone();
+    all.enrollments.insert(
+        0,
+        (completion.enrollment.clone(), completion.enrollment_version),
+    );
+    all
+}
+
+pub(crate) async fn complete_send(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    completion: &SendCompletion,
+) -> Result<(), StoreError> {
+    let mut work = Work::default();
+    load_sends(conn, &mut work, [completion.send.id]).await?;
+    let key = check_completion(&work, completion)?;
+    let all = changes_of(completion);
+    load_changes(conn, &mut work, &all).await?;
+    check_changes(conn, &work, &all, Some(key.0)).await?;
+    // Nothing can fail from here on but the writes themselves.
+    record_completion(&mut work, completion, &all, key, now);
     work.flush(conn).await?;
     wake_for_released(conn, &mut work, now).await
+}
+
+/// Completions that change nothing but their send and enrollment, each send and each
+/// enrollment at most once (the caller sees to both), recorded in one unit of work with
+/// one statement per kind: the sends and the enrollments loaded together, each completion
+/// checked as [`complete_send`] checks it, the ones that pass written together. One answer
+/// per completion, in order.
+pub(crate) async fn complete_sends(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    completions: &[&SendCompletion],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let mut work = Work::default();
+    load_sends(conn, &mut work, completions.iter().map(|c| c.send.id)).await?;
+    let mut checked: Vec<Result<(TenantId, MailboxId), StoreError>> = completions
+        .iter()
+        .map(|c| check_completion(&work, c))
+        .collect();
+    let passing = || {
+        completions
+            .iter()
+            .zip(checked.iter())
+            .filter(|(_, k)| k.is_ok())
+            .map(|(c, _)| *c)
+    };
+    load_enrollments(conn, &mut work, passing().map(|c| c.enrollment.id)).await?;
+    let all: Vec<ChangeSet> = completions.iter().map(|c| changes_of(c)).collect();
+    let together = ChangeSet {
+        enrollments: passing()
+            .map(|c| (c.enrollment.clone(), c.enrollment_version))
+            .collect(),
+        ..ChangeSet::default()
+    };
+    let open_by_pair = open_enrollments_of_pairs(conn, &together).await?;
+    for (c, key) in completions.iter().zip(checked.iter_mut()) {
+        if let Ok((tenant, _)) = key {
+            if let Err(e) = check_enrollment(&work, &open_by_pair, c, *tenant) {
+                *key = Err(e);
+            }
+        }
+    }
+    let mut answers = Vec::with_capacity(completions.len());
+    for ((c, all), key) in completions.iter().zip(&all).zip(checked) {
+        answers.push(key.map(|key| record_completion(&mut work, c, all, key, now)));
+    }
+    work.flush(conn).await?;
+    wake_for_released(conn, &mut work, now).await?;
+    Ok(answers)
+}
+
+/// The checks of [`check_changes`] on a completion's enrollment alone (loaded in `work`):
+/// it exists in `tenant`, its version is the one read, and staying open it takes no
+/// (sequence, contact) another open enrollment holds.
+fn check_enrollment(
+    work: &Work,
+    open_by_pair: &HashMap<(SequenceId, ContactId), EnrollmentId>,
+    completion: &SendCompletion,
+    tenant: TenantId,
+) -> Result<(), StoreError> {
+    let e = &completion.enrollment;
+    let read = completion.enrollment_version;
+    let stored = match work.enrollments.get(&e.id) {
+        Some(s) if s.row.tenant == e.tenant && e.tenant == tenant => &s.row,
+        _ => return Err(StoreError::not_found(Entity::Enrollment, e.id)),
+    };
+    if stored.version() != read {
+        return Err(conflict(Entity::Enrollment, e.id, read, stored.version()));
+    }
+    let taken = open_by_pair
+        .get(&(e.sequence, e.contact))
+        .is_some_and(|other| *other != e.id);
+    if !e.is_final() && taken {
+        return Err(StoreError::AlreadyExists {
+            entity: Entity::Enrollment,
+            id: format!("{} (sequence {}, contact {})", e.id, e.sequence, e.contact),
+        });
+    }
+    Ok(())
 }
 
 pub(crate) async fn release_send(

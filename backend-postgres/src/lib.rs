@@ -348,6 +348,14 @@ impl Catalog for PostgresStore {
         read!(self, |conn| catalog::get_contact(conn, tenant, id))
     }
 
+    async fn get_contacts(
+        &self,
+        tenant: TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, StoreError> {
+        read!(self, |conn| catalog::get_contacts(conn, tenant, ids))
+    }
+
     async fn find_contacts_by_email(
         &self,
         tenant: TenantId,
@@ -562,6 +570,50 @@ impl Outbox for PostgresStore {
         completion: SendCompletion,
     ) -> Result<(), StoreError> {
         transaction!(self, |conn| claims::complete_send(conn, now, &completion))
+    }
+
+    /// Completions that change nothing but their send and enrollment (the usual ones: sent,
+    /// or waiting for a retry) are recorded in one transaction with one statement per kind;
+    /// the others (and a second completion of a send or enrollment already in the batch)
+    /// one by one, as [`Outbox::complete_send`] records them.
+    async fn complete_sends(
+        &self,
+        now: DateTime<Utc>,
+        completions: Vec<SendCompletion>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut sends = std::collections::HashSet::new();
+        let mut enrollments = std::collections::HashSet::new();
+        let (mut batched, mut alone) = (Vec::new(), Vec::new());
+        for (i, c) in completions.iter().enumerate() {
+            let first = sends.insert(c.send.id) & enrollments.insert(c.enrollment.id);
+            if first && c.changes.is_empty() {
+                batched.push(i);
+            } else {
+                alone.push(i);
+            }
+        }
+        let mut answers: Vec<Option<Result<(), StoreError>>> = std::iter::repeat_with(|| None)
+            .take(completions.len())
+            .collect();
+        if !batched.is_empty() {
+            let items: Vec<&SendCompletion> = batched.iter().map(|&i| &completions[i]).collect();
+            let got = transaction!(self, |conn| claims::complete_sends(conn, now, &items))?;
+            for (i, answer) in batched.into_iter().zip(got) {
+                answers[i] = Some(answer);
+            }
+        }
+        for i in alone {
+            let c = &completions[i];
+            let answer = transaction!(self, |conn| claims::complete_send(conn, now, c));
+            if let Err(StoreError::Backend(e)) = answer {
+                return Err(StoreError::Backend(e));
+            }
+            answers[i] = Some(answer);
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(StoreError::Invalid("unanswered".to_owned()))))
+            .collect())
     }
 
     async fn release_send(

@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 58);
+//! assert_eq!(sequence_conformance::CASES.len(), 60);
 //! # }
 //! ```
 //!
@@ -70,6 +70,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args contacts_upsert_inserts_and_replaces }
         $($callback)*! { $args contacts_upsert_refuses_another_tenant_and_writes_nothing }
         $($callback)*! { $args contact_found_by_email_case_insensitively }
+        $($callback)*! { $args get_contacts_reads_the_tenants_contacts_by_id }
         $($callback)*! { $args enroll_answers_each_row_and_stores_the_valid_ones }
         $($callback)*! { $args enroll_refuses_a_second_open_enrollment }
         $($callback)*! { $args enroll_follows_the_reenrollment_rule }
@@ -100,6 +101,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args complete_send_checks_the_lease }
         $($callback)*! { $args complete_send_version_conflict_writes_nothing }
         $($callback)*! { $args complete_send_applies_outcome_and_changes_atomically }
+        $($callback)*! { $args complete_sends_answers_each_completion_and_records_the_rest }
         $($callback)*! { $args failed_attempts_stay_counted }
         $($callback)*! { $args release_send_with_an_instant_keeps_the_reservation }
         $($callback)*! { $args release_send_without_an_instant_cancels_and_frees_capacity }

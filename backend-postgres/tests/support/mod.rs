@@ -254,6 +254,13 @@ impl Catalog for SchemaStore {
     ) -> Result<Option<Contact>, StoreError> {
         self.store.find_contact_by_email(t, e).await
     }
+    async fn get_contacts(
+        &self,
+        t: TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, StoreError> {
+        self.store.get_contacts(t, ids).await
+    }
 }
 
 #[async_trait]
@@ -393,6 +400,13 @@ impl Outbox for SchemaStore {
     }
     async fn complete_send(&self, now: DateTime<Utc>, c: SendCompletion) -> Result<(), StoreError> {
         self.store.complete_send(now, c).await
+    }
+    async fn complete_sends(
+        &self,
+        now: DateTime<Utc>,
+        c: Vec<SendCompletion>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        self.store.complete_sends(now, c).await
     }
     async fn release_send(
         &self,

@@ -628,3 +628,95 @@ pub async fn expire_leases_with_resend_plans_again<S: Store + 'static>(store: S)
         "the first claim's lease must no longer hold, got {r:?}"
     );
 }
+
+/// `complete_sends`: "each exactly as [`Outbox::complete_send`] records it", "with one
+/// answer per completion, in order"; a refused completion "gets that error as its answer,
+/// writes nothing of its own, and does not stop the others".
+///
+/// [`Outbox::complete_send`]: sequence_core::store::Outbox::complete_send
+pub async fn complete_sends_answers_each_completion_and_records_the_rest<S: Store + 'static>(
+    store: S,
+) {
+    let w = World::build(&store, 4, 30, 2, 4).await;
+    let es = w.enroll_all(&store, t0()).await;
+    plan(
+        &store,
+        t0(),
+        es.iter()
+            .enumerate()
+            .map(|(i, e)| w.plan_send(e, i, t0(), 30))
+            .collect(),
+    )
+    .await;
+    let mut claimed = claim(&store, t0(), 10).await;
+    claimed.sort_by_key(|c| es.iter().position(|e| e.id == c.send.enrollment));
+    assert_eq!(claimed.len(), 4, "one send claimed per mailbox");
+    let good = sent(&claimed[1], at(1), 2);
+    let mut wrong_lease = good.clone();
+    wrong_lease.lease.token = Uuid::new_v4();
+    let mut stale = sent(&claimed[2], at(1), 2);
+    stale.enrollment_version += 1;
+    let batch = vec![
+        sent(&claimed[0], at(1), 2),
+        wrong_lease,
+        stale,
+        failed(&claimed[3], at(1), Some(at(30))),
+    ];
+    let answers = ok("complete_sends", store.complete_sends(at(1), batch).await);
+    assert_eq!(
+        answers.len(),
+        4,
+        "complete_sends must answer every completion"
+    );
+    assert!(
+        answers[0].is_ok() && answers[3].is_ok(),
+        "the valid completions must be recorded, got {answers:?}"
+    );
+    assert!(
+        matches!(&answers[1], Err(StoreError::LeaseLost { send }) if *send == claimed[1].send.id),
+        "a completion under a wrong lease must answer LeaseLost, got {:?}",
+        answers[1]
+    );
+    assert!(
+        matches!(&answers[2], Err(StoreError::VersionConflict { .. })),
+        "a completion with a stale enrollment version must answer VersionConflict, got {:?}",
+        answers[2]
+    );
+    let s0 = w.send(&store, es[0].id, 0).await;
+    assert_eq!(
+        (s0.status(), s0.sent_at(), s0.lease()),
+        (SendStatus::Sent, Some(at(1)), None),
+        "a recorded completion must record the send's outcome"
+    );
+    assert_eq!(
+        w.enrollment(&store, es[0].id).await.current_step(),
+        1,
+        "a recorded completion must write its enrollment"
+    );
+    assert_eq!(
+        w.send(&store, es[3].id, 0).await.status(),
+        SendStatus::RetryWait,
+        "a failed attempt to retry must be recorded as retry_wait"
+    );
+    for (i, what) in [(1, "lease"), (2, "version")] {
+        assert_eq!(
+            w.send(&store, es[i].id, 0).await.status(),
+            SendStatus::Sending,
+            "a completion refused for its {what} must not change its send"
+        );
+        assert_eq!(
+            w.enrollment(&store, es[i].id).await,
+            claimed[i].enrollment,
+            "a completion refused for its {what} must not change its enrollment"
+        );
+    }
+    ok(
+        "complete_send (after the batch, right lease)",
+        store.complete_send(at(2), good).await,
+    );
+    assert_eq!(
+        w.send(&store, es[1].id, 0).await.status(),
+        SendStatus::Sent,
+        "a send whose completion was refused can still be completed under its lease"
+    );
+}

@@ -350,3 +350,46 @@ pub async fn contact_found_by_email_case_insensitively<S: Store + 'static>(store
         "find_contact_by_email must find a contact by its new address"
     );
 }
+
+/// `get_contacts`: "The stored contacts of `tenant` whose ids are among `ids` (each at most
+/// once, in no particular order; an id not stored in the tenant is left out)".
+pub async fn get_contacts_reads_the_tenants_contacts_by_id<S: Store + 'static>(store: S) {
+    let t = TenantId::new();
+    let ours: Vec<_> = ["ana", "bo", "cy"]
+        .iter()
+        .map(|name| contact(t, name, "client.example"))
+        .collect();
+    ok("upsert_contacts", store.upsert_contacts(t, &ours).await);
+    let other_tenant = TenantId::new();
+    let theirs = contact(other_tenant, "dee", "client.example");
+    ok(
+        "upsert_contacts",
+        store
+            .upsert_contacts(other_tenant, std::slice::from_ref(&theirs))
+            .await,
+    );
+    let unknown = sequence_core::ids::ContactId::new();
+    let asked = [ours[2].id, ours[0].id, ours[2].id, theirs.id, unknown];
+    let mut found = ok("get_contacts", store.get_contacts(t, &asked).await);
+    found.sort_by_key(|c| c.id);
+    let mut expected = vec![
+        some(
+            "get_contact",
+            ok("get_contact", store.get_contact(t, ours[0].id).await),
+        ),
+        some(
+            "get_contact",
+            ok("get_contact", store.get_contact(t, ours[2].id).await),
+        ),
+    ];
+    expected.sort_by_key(|c| c.id);
+    assert_eq!(
+        found, expected,
+        "get_contacts must answer the tenant's stored contacts among the ids, each once, \
+         leaving out another tenant's and unknown ids"
+    );
+    assert!(
+        ok("get_contacts", store.get_contacts(t, &[]).await).is_empty(),
+        "get_contacts of no id must answer nothing"
+    );
+}

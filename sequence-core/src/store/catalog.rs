@@ -85,6 +85,29 @@ pub trait Catalog: Send + Sync {
         id: ContactId,
     ) -> Result<Option<Contact>, StoreError>;
 
+    /// The stored contacts of `tenant` whose ids are among `ids` (each at most once, in no
+    /// particular order; an id not stored in the tenant is left out): one read for a whole
+    /// batch where a host call needs its contacts.
+    ///
+    /// The default reads them one by one with [`Catalog::get_contact`]; a backend overrides
+    /// it to read them in one statement.
+    async fn get_contacts(
+        &self,
+        tenant: TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for &id in ids {
+            if seen.insert(id) {
+                if let Some(c) = self.get_contact(tenant, id).await? {
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The stored contacts of `tenant` whose normalized addresses are among `emails` (each
     /// at most once, in no particular order): one read for a whole import.
     async fn find_contacts_by_email(

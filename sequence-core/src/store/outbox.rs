@@ -512,6 +512,32 @@ pub trait Outbox: Send + Sync {
         completion: SendCompletion,
     ) -> Result<(), StoreError>;
 
+    /// Record the outcomes of several claimed sends: each exactly as
+    /// [`Outbox::complete_send`] records it (atomically with its enrollment and its other
+    /// changes), with one answer per completion, in order. A completion that
+    /// [`Outbox::complete_send`] would refuse (`LeaseLost`, `VersionConflict`, `NotFound`,
+    /// `Invalid`) gets that error as its answer, writes nothing of its own, and does not
+    /// stop the others. `now` stands for each completion's `now`. `Err` only when the
+    /// backend fails; then any of the completions may or may not have been recorded (each
+    /// one whole or not at all), and the leases of those not recorded still hold.
+    ///
+    /// The default records them one by one with [`Outbox::complete_send`]; a backend
+    /// overrides it to record a batch in one round of statements.
+    async fn complete_sends(
+        &self,
+        now: DateTime<Utc>,
+        completions: Vec<SendCompletion>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut answers = Vec::with_capacity(completions.len());
+        for completion in completions {
+            answers.push(match self.complete_send(now, completion).await {
+                Err(StoreError::Backend(e)) => return Err(StoreError::Backend(e)),
+                answer => answer,
+            });
+        }
+        Ok(answers)
+    }
+
     /// Give a claimed send back without an attempt: planned again at `replan_at`, or
     /// cancelled (its reservation released and its enrollment due again at `now`) when
     /// `replan_at` is `None`. The claim's attempt is taken back: it leaves the mailbox-day's

@@ -93,6 +93,14 @@ impl<S: Catalog + ?Sized> Catalog for Arc<S> {
     ) -> Result<Option<Contact>, StoreError> {
         (**self).find_contact_by_email(tenant, email).await
     }
+
+    async fn get_contacts(
+        &self,
+        tenant: TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, StoreError> {
+        (**self).get_contacts(tenant, ids).await
+    }
 }
 
 #[async_trait]
@@ -261,6 +269,14 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
         completion: SendCompletion,
     ) -> Result<(), StoreError> {
         (**self).complete_send(now, completion).await
+    }
+
+    async fn complete_sends(
+        &self,
+        now: DateTime<Utc>,
+        completions: Vec<SendCompletion>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        (**self).complete_sends(now, completions).await
     }
 
     async fn release_send(

@@ -192,18 +192,21 @@ impl Engine {
             first.delay.unit,
             sequence_core::time::DelayUnit::BusinessDays
         );
+        // Business days count in each contact's zone: one read for the whole batch.
+        let zones: HashMap<ContactId, Tz> = if needs_zone {
+            self.inner
+                .store
+                .get_contacts(tenant, contacts)
+                .await?
+                .into_iter()
+                .filter_map(|c| Some((c.id, c.timezone?)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut rows = Vec::with_capacity(contacts.len());
         for &contact in contacts {
-            let zone = if needs_zone {
-                self.inner
-                    .store
-                    .get_contact(tenant, contact)
-                    .await?
-                    .and_then(|c| c.timezone)
-                    .unwrap_or(Tz::UTC)
-            } else {
-                Tz::UTC
-            };
+            let zone = zones.get(&contact).copied().unwrap_or(Tz::UTC);
             let due = first.delay.after(now, zone, &seq.holidays);
             rows.push(Enrollment::new(tenant, sequence, contact, now, due));
         }

@@ -36,6 +36,33 @@ enum Outcome {
     Released,
 }
 
+/// The outcome of a send whose completion changes nothing but the send and its enrollment:
+/// recorded with the rest of its wave in one [`Outbox::complete_sends`] call, with what it
+/// takes to record it again alone when its enrollment changed meanwhile.
+///
+/// [`Outbox::complete_sends`]: sequence_core::store::Outbox::complete_sends
+#[derive(Debug)]
+struct Pending {
+    times: Attempt,
+    claimed: ClaimedSend,
+    sequence: Sequence,
+    mailbox: Mailbox,
+    result: Result<(), SendError>,
+    completion: SendCompletion,
+    outcome: Outcome,
+    events: Vec<DomainEvent>,
+}
+
+/// What one claimed send came to before its wave is recorded.
+#[derive(Debug)]
+enum Dispatched {
+    /// Recorded already (released, or an outcome with changes beyond the send's own:
+    /// a bounce, a suspended mailbox), so that later sends of the wave see it.
+    Done(Outcome),
+    /// To record with the wave.
+    Pending(Box<Pending>),
+}
+
 impl Engine {
     /// Claim and send what has come, a wave of at most `concurrency` sends at a time, each
     /// claim and each send on the tick's running clock (see [`TickClock`]), until nothing
@@ -59,7 +86,7 @@ impl Engine {
             if claimed.is_empty() {
                 break;
             }
-            let outcomes: Vec<Result<Outcome, EngineError>> = stream::iter(claimed)
+            let dispatched: Vec<Result<Dispatched, EngineError>> = stream::iter(claimed)
                 .map(|c| {
                     let span = info_span!("send", send = %c.send.id, step = c.send.step, mailbox = %c.send.mailbox());
                     self.dispatch_one(clock, c).instrument(span)
@@ -67,8 +94,17 @@ impl Engine {
                 .buffer_unordered(wave)
                 .collect()
                 .await;
+            let mut outcomes = Vec::with_capacity(dispatched.len());
+            let mut pending = Vec::new();
+            for d in dispatched {
+                match d? {
+                    Dispatched::Done(outcome) => outcomes.push(outcome),
+                    Dispatched::Pending(p) => pending.push(*p),
+                }
+            }
+            outcomes.extend(self.record_wave(clock.now(), pending).await?);
             for o in outcomes {
-                match o? {
+                match o {
                     Outcome::Sent { completed } => {
                         report.sent += 1;
                         report.completed += usize::from(completed);
@@ -134,7 +170,7 @@ impl Engine {
         &self,
         clock: &TickClock,
         c: ClaimedSend,
-    ) -> Result<Outcome, EngineError> {
+    ) -> Result<Dispatched, EngineError> {
         let store = &self.inner.store;
         let ctx = store.send_context(c.send.tenant, c.send.id).await?;
         let now = clock.now();
@@ -145,7 +181,9 @@ impl Engine {
         if let Some(why) = why {
             tracing::debug!(why, "re-check failed: send called off");
             match store.release_send(now, c.send.id, c.lease, None).await {
-                Ok(()) | Err(StoreError::LeaseLost { .. }) => return Ok(Outcome::Released),
+                Ok(()) | Err(StoreError::LeaseLost { .. }) => {
+                    return Ok(Dispatched::Done(Outcome::Released))
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -157,7 +195,7 @@ impl Engine {
             ..
         }) = ctx
         else {
-            return Ok(Outcome::Released);
+            return Ok(Dispatched::Done(Outcome::Released));
         };
         // Render and send with what is current, not what the claim read.
         let c = ClaimedSend {
@@ -173,7 +211,70 @@ impl Engine {
             called_at: now,
             answered_at: clock.now(),
         };
-        self.record(times, c, &seq, &mailbox, result).await
+        let first = self
+            .outcome(times, &c, c.enrollment.clone(), &seq, &mailbox, &result)
+            .await?;
+        let (completion, outcome, events) = first;
+        if completion.changes.is_empty() {
+            return Ok(Dispatched::Pending(Box::new(Pending {
+                times,
+                claimed: c,
+                sequence: seq,
+                mailbox,
+                result,
+                completion,
+                outcome,
+                events,
+            })));
+        }
+        let first = Some((completion, outcome, events));
+        self.record(times, c, &seq, &mailbox, result, first)
+            .await
+            .map(Dispatched::Done)
+    }
+
+    /// Record the pending outcomes of a wave in one store call; one whose enrollment changed
+    /// meanwhile is recorded again alone from a fresh read, as [`Engine::record`] does.
+    async fn record_wave(
+        &self,
+        now: DateTime<Utc>,
+        pending: Vec<Pending>,
+    ) -> Result<Vec<Outcome>, EngineError> {
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let completions = pending.iter().map(|p| p.completion.clone()).collect();
+        let answers = self.inner.store.complete_sends(now, completions).await?;
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for (p, answer) in pending.into_iter().zip(answers) {
+            let tenant = p.claimed.send.tenant;
+            outcomes.push(match answer {
+                Ok(()) => {
+                    self.emit(tenant, &p.events);
+                    p.outcome
+                }
+                Err(StoreError::VersionConflict { .. }) => {
+                    let id = p.claimed.send.enrollment;
+                    match self.inner.store.get_enrollment(tenant, id).await? {
+                        Some(enrollment) => {
+                            let claimed = ClaimedSend {
+                                enrollment,
+                                ..p.claimed
+                            };
+                            self.record(p.times, claimed, &p.sequence, &p.mailbox, p.result, None)
+                                .await?
+                        }
+                        None => Outcome::Released,
+                    }
+                }
+                Err(StoreError::LeaseLost { send }) => {
+                    warn!(%send, "lease lost before the outcome was recorded");
+                    Outcome::Released
+                }
+                Err(e) => return Err(e.into()),
+            });
+        }
+        Ok(outcomes)
     }
 
     fn render(
@@ -239,8 +340,9 @@ impl Engine {
         })
     }
 
-    /// Record the outcome atomically; on a version conflict (the enrollment changed while
-    /// the transport was called) read it again and record once more.
+    /// Record the outcome atomically (`first`, when it was worked out already from the
+    /// claimed enrollment); on a version conflict (the enrollment changed while the
+    /// transport was called) read it again and record once more.
     async fn record(
         &self,
         times: Attempt,
@@ -248,6 +350,7 @@ impl Engine {
         seq: &Sequence,
         mailbox: &Mailbox,
         result: Result<(), SendError>,
+        mut first: Option<(SendCompletion, Outcome, Vec<DomainEvent>)>,
     ) -> Result<Outcome, EngineError> {
         let store = &self.inner.store;
         let tenant = c.send.tenant;
@@ -260,9 +363,13 @@ impl Engine {
                     None => return Ok(Outcome::Released),
                 }
             }
-            let (completion, outcome, events) = self
-                .outcome(times, &c, enrollment.clone(), seq, mailbox, &result)
-                .await?;
+            let (completion, outcome, events) = match first.take() {
+                Some(worked_out) => worked_out,
+                None => {
+                    self.outcome(times, &c, enrollment.clone(), seq, mailbox, &result)
+                        .await?
+                }
+            };
             match store.complete_send(now, completion).await {
                 Ok(()) => {
                     self.emit(tenant, &events);
