@@ -33,7 +33,7 @@ use criterion::{
     black_box, criterion_group, criterion_main, BatchSize, BenchmarkGroup, BenchmarkId, Criterion,
     Throughput,
 };
-use sequence_benches::{tuesday_at, PlanningFixture, ZONES};
+use sequence_benches::{PlanningFixture, TickFixture, ZONES};
 use sequence_core::prelude::*;
 use sequence_core::store::{PlanCommit, PlanDeferral, PlanSend};
 use sequence_scheduler::planner::{plan, PlannerConfig};
@@ -283,131 +283,54 @@ fn tick_with_stored(c: &mut Criterion) {
     group.finish();
 }
 
-/// The rows of `tick/50k_due`, built once and copied into a fresh store per iteration.
-struct TickFixture {
-    now: DateTime<Utc>,
-    tenant: TenantId,
-    mailboxes: Vec<Mailbox>,
-    sequences: Vec<Sequence>,
-    contacts: Vec<Contact>,
-    enrollments: Vec<Enrollment>,
+/// A fresh memory store holding the fixture's rows.
+async fn fresh_store(f: &TickFixture) -> MemoryStore {
+    let store = MemoryStore::new();
+    f.store_catalog(&store).await;
+    store
+        .enroll(f.tenant, f.now, f.enrollments.clone())
+        .await
+        .unwrap();
+    store
 }
 
-impl TickFixture {
-    /// The planning fixture's 50,000 due (30% follow-ups) over 200 mailboxes, with the
-    /// mailboxes in the five American zones at 11:00Z, before their 09:00 opening: the
-    /// tick plans sends for later today and claims none.
-    fn new() -> Self {
-        let now = tuesday_at(11);
-        let f = PlanningFixture::in_zones(50_000, 200, 42, &ZONES[..5], now);
-        let tenant = TenantId::from_u128(1);
-        let mailboxes = f.mailboxes.iter().map(|s| s.mailbox.clone()).collect();
-        let sequences = f
-            .sequences
-            .iter()
-            .enumerate()
-            .map(|(k, p)| {
-                let mut seq = Sequence::new(tenant, format!("Outreach {k}"), now)
-                    .unwrap()
-                    .with_id(p.id);
-                for step in 0..4 {
-                    let delay = Delay::new(if step == 0 { 0 } else { 2 }, DelayUnit::Days);
-                    seq.add_step(Step::new(delay, "Hi {{ first_name }}", "A short note."))
-                        .unwrap();
-                }
-                seq.set_mailbox_pool(p.pool.clone()).unwrap();
-                seq.recipient_windows.clone_from(&p.recipient_windows);
-                seq.activate().unwrap();
-                seq
-            })
-            .collect();
-        let enrolled_at = now - Duration::days(10);
-        let (contacts, enrollments) = f
-            .due
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let mut contact = Contact::new(tenant, format!("person{i}@{}", d.recipient_domain))
-                    .unwrap()
-                    .with_id(ContactId::from_u128(i as u128 + 1))
-                    .with_name(format!("P{i}"), "Doe");
-                if let Some(zone) = d.contact_zone {
-                    contact = contact.with_timezone(zone);
-                }
-                let e = Enrollment::new(tenant, d.sequence, contact.id, enrolled_at, d.earliest)
-                    .with_id(d.enrollment)
-                    .with_progress(d.step, d.sticky_mailbox);
-                (contact, e)
-            })
-            .unzip();
-        Self {
-            now,
-            tenant,
-            mailboxes,
-            sequences,
-            contacts,
-            enrollments,
-        }
-    }
+/// An engine on a fresh store, its clock at the fixture's `now`.
+async fn engine_for(f: &TickFixture) -> Engine {
+    engine_on(fresh_store(f).await, VirtualClock::new(f.now))
+}
 
-    /// A fresh store holding the fixture's rows.
-    async fn store(&self) -> MemoryStore {
-        let store = MemoryStore::new();
-        for m in &self.mailboxes {
-            store.save_mailbox(m, None).await.unwrap();
+/// The plan the tick applied, read back from `store` after it: its sends and its
+/// deferrals, with the versions the engine read (the enrolled rows' 0).
+async fn commit_after_tick(f: &TickFixture, store: &MemoryStore) -> PlanCommit {
+    let mut commit = PlanCommit::default();
+    let by_id: std::collections::HashMap<MailboxId, &Mailbox> =
+        f.mailboxes.iter().map(|m| (m.id, m)).collect();
+    for seq in &f.sequences {
+        for send in store.sends_of_sequence(f.tenant, seq.id).await.unwrap() {
+            commit.sends.push(PlanSend {
+                enrollment: send.enrollment,
+                enrollment_version: 0,
+                step: send.step,
+                mailbox: send.mailbox(),
+                at: send.planned_at(),
+                local_date: send.local_date(),
+                limit: by_id[&send.mailbox()].limit_on(send.local_date()),
+                message_id: send.message_id.clone(),
+                variant: send.variant,
+                recipient_domain: f.contacts[contact_index(send.contact)].email_domain(),
+            });
         }
-        for s in &self.sequences {
-            store.save_sequence(s, None).await.unwrap();
-        }
-        store
-            .upsert_contacts(self.tenant, &self.contacts)
-            .await
-            .unwrap();
-        store
-            .enroll(self.tenant, self.now, self.enrollments.clone())
-            .await
-            .unwrap();
-        store
-    }
-
-    /// An engine on a fresh store, its clock at `now`.
-    async fn engine(&self) -> Engine {
-        engine_on(self.store().await, VirtualClock::new(self.now))
-    }
-
-    /// The plan the tick applied, read back from `store` after it: its sends and its
-    /// deferrals, with the versions the engine read (the enrolled rows' 0).
-    async fn commit_after_tick(&self, store: &MemoryStore) -> PlanCommit {
-        let mut commit = PlanCommit::default();
-        let by_id: std::collections::HashMap<MailboxId, &Mailbox> =
-            self.mailboxes.iter().map(|m| (m.id, m)).collect();
-        for seq in &self.sequences {
-            for send in store.sends_of_sequence(self.tenant, seq.id).await.unwrap() {
-                commit.sends.push(PlanSend {
-                    enrollment: send.enrollment,
+        for e in store.list_enrollments(f.tenant, seq.id).await.unwrap() {
+            if let Some(deferral) = e.deferral() {
+                commit.deferrals.push(PlanDeferral {
+                    enrollment: e.id,
                     enrollment_version: 0,
-                    step: send.step,
-                    mailbox: send.mailbox(),
-                    at: send.planned_at(),
-                    local_date: send.local_date(),
-                    limit: by_id[&send.mailbox()].limit_on(send.local_date()),
-                    message_id: send.message_id.clone(),
-                    variant: send.variant,
-                    recipient_domain: self.contacts[contact_index(send.contact)].email_domain(),
+                    deferral,
                 });
             }
-            for e in store.list_enrollments(self.tenant, seq.id).await.unwrap() {
-                if let Some(deferral) = e.deferral() {
-                    commit.deferrals.push(PlanDeferral {
-                        enrollment: e.id,
-                        enrollment_version: 0,
-                        deferral,
-                    });
-                }
-            }
         }
-        commit
     }
+    commit
 }
 
 /// Where a contact of [`TickFixture`] sits in its list.
@@ -423,7 +346,7 @@ fn tick_50k(c: &mut Criterion) {
     let mut group = group(c, "tick", Some(50_000));
     group.bench_function("50k_due", |b| {
         b.iter_batched(
-            || rt.block_on(TICK.engine()),
+            || rt.block_on(engine_for(&TICK)),
             |engine| {
                 let report = rt.block_on(engine.tick()).unwrap();
                 assert_eq!(report.sent, 0, "{report:?}");
@@ -458,10 +381,10 @@ impl Replay {
         let fixture = &*TICK;
         let now = fixture.now;
         let (commit, report) = rt.block_on(async {
-            let store = fixture.store().await;
+            let store = fresh_store(fixture).await;
             let engine = engine_on(store.clone(), VirtualClock::new(now));
             let report = engine.tick().await.unwrap();
-            (fixture.commit_after_tick(&store).await, report)
+            (commit_after_tick(fixture, &store).await, report)
         });
         assert_eq!(commit.sends.len(), report.planned);
         assert_eq!(commit.deferrals.len(), report.deferred);
@@ -478,7 +401,7 @@ impl Replay {
             ..PlanCommit::default()
         };
         Self {
-            store: rt.block_on(fixture.store()),
+            store: rt.block_on(fresh_store(fixture)),
             mailbox_ids: fixture.mailboxes.iter().map(|m| m.id).collect(),
             planning: PlanningFixture::in_zones(50_000, 200, 42, &ZONES[..5], now),
             commits: [commit, sends_only, deferrals_only],
@@ -516,7 +439,7 @@ fn tick_50k_store(c: &mut Criterion) {
         group.bench_function(name, |b| {
             let commit = &replay().commits[k];
             b.iter_batched(
-                || (rt.block_on(TICK.store()), commit.clone()),
+                || (rt.block_on(fresh_store(&TICK)), commit.clone()),
                 |(store, commit)| {
                     let applied = rt.block_on(store.apply_plan(now, commit)).unwrap();
                     (store, applied)

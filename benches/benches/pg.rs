@@ -38,7 +38,7 @@ use criterion::{
     black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion,
     SamplingMode, Throughput,
 };
-use sequence_benches::{tuesday_at, PlanningFixture, ZONES};
+use sequence_benches::TickFixture;
 use sequence_core::prelude::*;
 use sequence_core::store::EnrollOutcome;
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
@@ -483,95 +483,14 @@ fn due_query(c: &mut Criterion) {
 
 // ---- pg/tick_50k_due -----------------------------------------------------------------------
 
-/// The rows of `engine.rs`'s `tick/50k_due`: the planning fixture's 50,000 due (30%
-/// follow-ups) over 200 mailboxes in the five American zones, at 11:00Z, before their 09:00
-/// opening.
-struct TickFixture {
-    now: DateTime<Utc>,
-    tenant: TenantId,
-    mailboxes: Vec<Mailbox>,
-    sequences: Vec<Sequence>,
-    contacts: Vec<Contact>,
-    enrollments: Vec<Enrollment>,
-}
-
-impl TickFixture {
-    fn new() -> Self {
-        let now = tuesday_at(11);
-        let f = PlanningFixture::in_zones(50_000, 200, 42, &ZONES[..5], now);
-        let tenant = TenantId::from_u128(1);
-        let mailboxes = f.mailboxes.iter().map(|s| s.mailbox.clone()).collect();
-        let sequences = f
-            .sequences
-            .iter()
-            .enumerate()
-            .map(|(k, p)| {
-                let mut seq = Sequence::new(tenant, format!("Outreach {k}"), now)
-                    .unwrap()
-                    .with_id(p.id);
-                for step in 0..4 {
-                    let delay = Delay::new(if step == 0 { 0 } else { 2 }, DelayUnit::Days);
-                    seq.add_step(Step::new(delay, "Hi {{ first_name }}", "A short note."))
-                        .unwrap();
-                }
-                seq.set_mailbox_pool(p.pool.clone()).unwrap();
-                seq.recipient_windows.clone_from(&p.recipient_windows);
-                seq.activate().unwrap();
-                seq
-            })
-            .collect();
-        let enrolled_at = now - Duration::days(10);
-        let (contacts, enrollments) = f
-            .due
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let mut contact = Contact::new(tenant, format!("person{i}@{}", d.recipient_domain))
-                    .unwrap()
-                    .with_id(ContactId::from_u128(i as u128 + 1))
-                    .with_name(format!("P{i}"), "Doe");
-                if let Some(zone) = d.contact_zone {
-                    contact = contact.with_timezone(zone);
-                }
-                let e = Enrollment::new(tenant, d.sequence, contact.id, enrolled_at, d.earliest)
-                    .with_id(d.enrollment)
-                    .with_progress(d.step, d.sticky_mailbox);
-                (contact, e)
-            })
-            .unzip();
-        Self {
-            now,
-            tenant,
-            mailboxes,
-            sequences,
-            contacts,
-            enrollments,
-        }
-    }
-
-    /// The catalog (mailboxes, sequences, contacts), once.
-    async fn store_catalog(&self, store: &PostgresStore) {
-        for m in &self.mailboxes {
-            store.save_mailbox(m, None).await.unwrap();
-        }
-        for s in &self.sequences {
-            store.save_sequence(s, None).await.unwrap();
-        }
-        store
-            .upsert_contacts(self.tenant, &self.contacts)
-            .await
-            .unwrap();
-    }
-
-    /// The due enrollments, before each run.
-    async fn store_due(&self, db: &Db) {
-        db.reset_outbox().await;
-        db.store
-            .enroll(self.tenant, self.now, self.enrollments.clone())
-            .await
-            .unwrap();
-        db.analyze().await;
-    }
+/// The due enrollments of `f`, stored before each run.
+async fn store_due(f: &TickFixture, db: &Db) {
+    db.reset_outbox().await;
+    db.store
+        .enroll(f.tenant, f.now, f.enrollments.clone())
+        .await
+        .unwrap();
+    db.analyze().await;
 }
 
 fn tick_50k_due(c: &mut Criterion) {
@@ -590,7 +509,7 @@ fn tick_50k_due(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut took = StdDuration::ZERO;
             for _ in 0..iters {
-                rt.block_on(fixture.store_due(db));
+                rt.block_on(store_due(fixture, db));
                 let engine = engine_on(db.store.clone(), VirtualClock::new(fixture.now));
                 let began = Instant::now();
                 let report = rt.block_on(engine.tick()).unwrap();

@@ -19,6 +19,9 @@ use sequence_core::time::{
 };
 use sequence_scheduler::planner::{DueStep, PlanningInput, SequencePolicy};
 
+mod tick;
+pub use tick::TickFixture;
+
 /// The 16 zones mailboxes and contacts live in (DST both ways, odd offsets).
 pub const ZONES: [Tz; 16] = [
     chrono_tz::America::New_York,
