@@ -41,39 +41,15 @@ async fn start() -> TestService {
 
 /// A mailbox and an active one-step sequence of `key`'s tenant; answers the sequence id.
 async fn active_sequence(service: &TestService, key: &str) -> String {
-    let (status, _) = service
-        .post(
-            "/api/v1/mailboxes",
-            key,
-            json!({"address": "ana@sender.example"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (_, sequence) = service
-        .post(
-            "/api/v1/sequences",
-            key,
-            json!({"name": "S", "steps": [{"subject": "Hi", "content": "Hello", "wait_days": 0}]}),
-        )
-        .await;
-    let id = text(&sequence, "id");
-    let (status, activated) = service
-        .post(&format!("/api/v1/sequences/{id}/activate"), key, json!({}))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{activated}");
-    id
+    service.add_mailbox(key).await;
+    let steps = json!([{"subject": "Hi", "content": "Hello", "wait_days": 0}]);
+    service.active_sequence(key, "S", steps).await
 }
 
 #[tokio::test]
 async fn clients_of_the_original_service_work_unchanged() {
     let service = start().await;
-    service
-        .post(
-            "/api/v1/mailboxes",
-            "KEY1",
-            json!({"address": "ana@sender.example"}),
-        )
-        .await;
+    service.add_mailbox("KEY1").await;
     let (status, created) = service
         .post(
             "/api/v1/sequences",

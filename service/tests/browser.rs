@@ -70,27 +70,13 @@ async fn the_unsubscribe_page_is_loaded_and_its_button_clicked_in_headless_chrom
             limits: Default::default(),
         },
     );
-    service
-        .post(
-            "/api/v1/mailboxes",
+    service.add_mailbox("KEY1").await;
+    let id = service
+        .active_sequence(
             "KEY1",
-            json!({"address": "ana@sender.example"}),
-        )
-        .await;
-    let (_, created) = service
-        .post(
-            "/api/v1/sequences",
-            "KEY1",
-            json!({"name": "B", "steps": [{"subject": "a", "body": "a"},
-                                          {"subject": "b", "body": "b", "wait_days": 3}]}),
-        )
-        .await;
-    let id = text(&created, "id");
-    service
-        .post(
-            &format!("/api/v1/sequences/{id}/activate"),
-            "KEY1",
-            json!({}),
+            "B",
+            json!([{"subject": "a", "body": "a"},
+                   {"subject": "b", "body": "b", "wait_days": 3}]),
         )
         .await;
     let (_, added) = service

@@ -67,27 +67,9 @@ async fn a_shutdown_while_sending_lets_the_sends_finish_and_records_them() {
         "{health}"
     );
 
-    service
-        .post(
-            "/api/v1/mailboxes",
-            "KEY1",
-            json!({"address": "ana@sender.example"}),
-        )
-        .await;
-    let (_, sequence) = service
-        .post(
-            "/api/v1/sequences",
-            "KEY1",
-            json!({"name": "S", "steps": [{"subject": "Hi", "body": "Hello"}]}),
-        )
-        .await;
-    let id = text(&sequence, "id");
-    service
-        .post(
-            &format!("/api/v1/sequences/{id}/activate"),
-            "KEY1",
-            json!({}),
-        )
+    service.add_mailbox("KEY1").await;
+    let id = service
+        .active_sequence("KEY1", "S", json!([{"subject": "Hi", "body": "Hello"}]))
         .await;
     let contacts: Vec<_> = (0..4)
         .map(|i| json!({"email": format!("c{i}@client.example")}))
@@ -234,27 +216,9 @@ async fn enrolling_wakes_the_engine_loop_instead_of_waiting_out_its_sleep() {
         },
         chrono::Duration::minutes(10),
     );
-    service
-        .post(
-            "/api/v1/mailboxes",
-            "KEY1",
-            json!({"address": "ana@sender.example"}),
-        )
-        .await;
-    let (_, sequence) = service
-        .post(
-            "/api/v1/sequences",
-            "KEY1",
-            json!({"name": "W", "steps": [{"subject": "Hi", "body": "Hello"}]}),
-        )
-        .await;
-    let id = text(&sequence, "id");
-    service
-        .post(
-            &format!("/api/v1/sequences/{id}/activate"),
-            "KEY1",
-            json!({}),
-        )
+    service.add_mailbox("KEY1").await;
+    let id = service
+        .active_sequence("KEY1", "W", json!([{"subject": "Hi", "body": "Hello"}]))
         .await;
     // Let the loop's first tick pass and fall asleep for its ten minutes.
     tokio::time::sleep(Duration::from_millis(300)).await;

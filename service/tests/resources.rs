@@ -34,13 +34,7 @@ async fn start() -> TestService {
 #[tokio::test]
 async fn a_sequence_moves_through_its_life_and_refuses_what_its_status_forbids() {
     let service = start().await;
-    service
-        .post(
-            "/api/v1/mailboxes",
-            "KEY1",
-            json!({"address": "ana@sender.example"}),
-        )
-        .await;
+    service.add_mailbox("KEY1").await;
     let (_, created) = service
         .post(
             "/api/v1/sequences",
@@ -188,26 +182,12 @@ async fn a_mailbox_is_changed_paused_and_resumed() {
 #[tokio::test]
 async fn bounces_and_unsubscribes_end_enrollments_for_good() {
     let service = start().await;
-    service
-        .post(
-            "/api/v1/mailboxes",
+    service.add_mailbox("KEY1").await;
+    let id = service
+        .active_sequence(
             "KEY1",
-            json!({"address": "ana@sender.example"}),
-        )
-        .await;
-    let (_, created) = service
-        .post(
-            "/api/v1/sequences",
-            "KEY1",
-            json!({"name": "Sig", "steps": [{"subject": "a", "body": "a"}, {"subject": "b", "body": "b", "wait_days": 2}]}),
-        )
-        .await;
-    let id = text(&created, "id");
-    service
-        .post(
-            &format!("/api/v1/sequences/{id}/activate"),
-            "KEY1",
-            json!({}),
+            "Sig",
+            json!([{"subject": "a", "body": "a"}, {"subject": "b", "body": "b", "wait_days": 2}]),
         )
         .await;
     let (_, added) = service

@@ -23,7 +23,7 @@ use sequence_service::config::{
     ApiKeyConfig, Limits, MailboxSmtpConfig, Secret, SmtpConfig, SmtpSecurity,
 };
 use sequence_service::{smtp_transport, ApiKeys, Service};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -201,6 +201,36 @@ impl TestService {
     /// POST `body` as `key`.
     pub(crate) async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, key, Some(body)).await
+    }
+
+    /// Add the mailbox `ana@sender.example` to `key`'s tenant.
+    pub(crate) async fn add_mailbox(&self, key: &str) {
+        let (status, body) = self
+            .post(
+                "/api/v1/mailboxes",
+                key,
+                json!({"address": "ana@sender.example"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// Create the sequence `name` of `steps` as `key` and activate it (its pool: the
+    /// tenant's mailboxes); answers its id.
+    pub(crate) async fn active_sequence(&self, key: &str, name: &str, steps: Value) -> String {
+        let (_, sequence) = self
+            .post(
+                "/api/v1/sequences",
+                key,
+                json!({"name": name, "steps": steps}),
+            )
+            .await;
+        let id = text(&sequence, "id");
+        let (status, activated) = self
+            .post(&format!("/api/v1/sequences/{id}/activate"), key, json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{activated}");
+        id
     }
 
     /// Stop: the listener closes, the engine loop ends; answers how `serve` ended.
