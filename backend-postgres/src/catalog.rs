@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::Db;
-use crate::rows::{self, big, doc, name};
+use crate::rows::{self, big, doc, doc_by, name};
 use crate::work::{lock_mailbox_state, refresh_mailbox_state};
 
 /// A version conflict on `entity` `id`.
@@ -159,13 +159,13 @@ pub(crate) async fn get_sequence(
     tenant: TenantId,
     id: SequenceId,
 ) -> Result<Option<Sequence>, StoreError> {
-    let row = sqlx::query("SELECT doc FROM sequences WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_optional(&mut *conn)
-        .await
-        .db()?;
-    row.map(|r| doc(&r, "doc")).transpose()
+    doc_by(
+        conn,
+        "SELECT doc FROM sequences WHERE tenant_id = $1 AND id = $2",
+        tenant,
+        id.0,
+    )
+    .await
 }
 
 pub(crate) async fn list_sequences(
@@ -286,13 +286,13 @@ pub(crate) async fn get_mailbox(
     tenant: TenantId,
     id: MailboxId,
 ) -> Result<Option<Mailbox>, StoreError> {
-    let row = sqlx::query("SELECT doc FROM mailboxes WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_optional(&mut *conn)
-        .await
-        .db()?;
-    row.map(|r| doc(&r, "doc")).transpose()
+    doc_by(
+        conn,
+        "SELECT doc FROM mailboxes WHERE tenant_id = $1 AND id = $2",
+        tenant,
+        id.0,
+    )
+    .await
 }
 
 pub(crate) async fn list_mailboxes(
@@ -419,13 +419,13 @@ pub(crate) async fn get_contact(
     tenant: TenantId,
     id: ContactId,
 ) -> Result<Option<Contact>, StoreError> {
-    let row = sqlx::query("SELECT doc FROM contacts WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_optional(&mut *conn)
-        .await
-        .db()?;
-    row.map(|r| doc(&r, "doc")).transpose()
+    doc_by(
+        conn,
+        "SELECT doc FROM contacts WHERE tenant_id = $1 AND id = $2",
+        tenant,
+        id.0,
+    )
+    .await
 }
 
 pub(crate) async fn get_contacts(

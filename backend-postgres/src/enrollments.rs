@@ -18,7 +18,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::Db;
-use crate::rows::{self, doc, limit, uint};
+use crate::rows::{self, doc, doc_by, docs_by, limit, uint};
 
 /// Whether `rule` lets a contact enter again after `previous` (its latest enrollment).
 fn reenrollment_allows(rule: ReenrollmentRule, previous: &Enrollment, now: DateTime<Utc>) -> bool {
@@ -264,13 +264,13 @@ pub(crate) async fn get_enrollment(
     tenant: TenantId,
     id: EnrollmentId,
 ) -> Result<Option<Enrollment>, StoreError> {
-    let row = sqlx::query("SELECT doc FROM enrollments WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_optional(&mut *conn)
-        .await
-        .db()?;
-    row.map(|r| doc(&r, "doc")).transpose()
+    doc_by(
+        conn,
+        "SELECT doc FROM enrollments WHERE tenant_id = $1 AND id = $2",
+        tenant,
+        id.0,
+    )
+    .await
 }
 
 pub(crate) async fn list_enrollments(
@@ -278,16 +278,14 @@ pub(crate) async fn list_enrollments(
     tenant: TenantId,
     sequence: SequenceId,
 ) -> Result<Vec<Enrollment>, StoreError> {
-    let rows = sqlx::query(
+    docs_by(
+        conn,
         "SELECT doc FROM enrollments WHERE tenant_id = $1 AND sequence_id = $2 \
          ORDER BY enrolled_at, id",
+        tenant,
+        sequence.0,
     )
-    .bind(tenant.0)
-    .bind(sequence.0)
-    .fetch_all(&mut *conn)
     .await
-    .db()?;
-    enrollments_of(&rows)
 }
 
 pub(crate) async fn open_enrollments_page(
@@ -319,16 +317,14 @@ pub(crate) async fn open_enrollments_of_contact(
     tenant: TenantId,
     contact: ContactId,
 ) -> Result<Vec<Enrollment>, StoreError> {
-    let rows = sqlx::query(
+    docs_by(
+        conn,
         "SELECT doc FROM enrollments WHERE tenant_id = $1 AND contact_id = $2 \
              AND status IN ('active', 'paused') ORDER BY id",
+        tenant,
+        contact.0,
     )
-    .bind(tenant.0)
-    .bind(contact.0)
-    .fetch_all(&mut *conn)
     .await
-    .db()?;
-    enrollments_of(&rows)
 }
 
 pub(crate) async fn enrollments_of_contact(
@@ -336,16 +332,14 @@ pub(crate) async fn enrollments_of_contact(
     tenant: TenantId,
     contact: ContactId,
 ) -> Result<Vec<Enrollment>, StoreError> {
-    let rows = sqlx::query(
+    docs_by(
+        conn,
         "SELECT doc FROM enrollments WHERE tenant_id = $1 AND contact_id = $2 \
          ORDER BY enrolled_at, id",
+        tenant,
+        contact.0,
     )
-    .bind(tenant.0)
-    .bind(contact.0)
-    .fetch_all(&mut *conn)
     .await
-    .db()?;
-    enrollments_of(&rows)
 }
 
 pub(crate) async fn due_enrollments(
@@ -404,15 +398,13 @@ pub(crate) async fn sends_of_enrollment(
     tenant: TenantId,
     enrollment: EnrollmentId,
 ) -> Result<Vec<ScheduledSend>, StoreError> {
-    let rows = sqlx::query(
+    docs_by(
+        conn,
         "SELECT doc FROM sends WHERE tenant_id = $1 AND enrollment_id = $2 ORDER BY step",
+        tenant,
+        enrollment.0,
     )
-    .bind(tenant.0)
-    .bind(enrollment.0)
-    .fetch_all(&mut *conn)
     .await
-    .db()?;
-    sends_of(&rows)
 }
 
 pub(crate) async fn sends_of_sequence(
@@ -420,16 +412,14 @@ pub(crate) async fn sends_of_sequence(
     tenant: TenantId,
     sequence: SequenceId,
 ) -> Result<Vec<ScheduledSend>, StoreError> {
-    let rows = sqlx::query(
+    docs_by(
+        conn,
         "SELECT doc FROM sends WHERE tenant_id = $1 AND sequence_id = $2 \
          ORDER BY enrollment_id, step",
+        tenant,
+        sequence.0,
     )
-    .bind(tenant.0)
-    .bind(sequence.0)
-    .fetch_all(&mut *conn)
     .await
-    .db()?;
-    sends_of(&rows)
 }
 
 pub(crate) async fn mailbox_days(

@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sequence_core::contact::Contact;
 use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
+use sequence_core::ids::TenantId;
 use sequence_core::send::ScheduledSend;
 use sequence_core::store::StoreError;
 use serde::de::DeserializeOwned;
@@ -49,6 +50,40 @@ pub(crate) fn name<T: Serialize>(v: &T) -> Result<String, StoreError> {
 /// The document in column `col`.
 pub(crate) fn doc<T: DeserializeOwned>(row: &PgRow, col: &str) -> Result<T, StoreError> {
     row.try_get::<Json<T>, _>(col).map(|j| j.0).db()
+}
+
+/// The documents (column `doc`) of the rows `sql` answers, in its order, with the tenant
+/// bound as `$1` and `id` as `$2`.
+pub(crate) async fn docs_by<T: DeserializeOwned>(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Vec<T>, StoreError> {
+    let rows = sqlx::query(sql)
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    rows.iter().map(|r| doc(r, "doc")).collect()
+}
+
+/// The document (column `doc`) of the row `sql` answers, if any, with the tenant bound as
+/// `$1` and `id` as `$2`.
+pub(crate) async fn doc_by<T: DeserializeOwned>(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<T>, StoreError> {
+    let row = sqlx::query(sql)
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
+    row.map(|r| doc(&r, "doc")).transpose()
 }
 
 /// The document in column `col`, which may be NULL (an outer join found nothing).
