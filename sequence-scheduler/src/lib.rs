@@ -20,6 +20,6 @@ pub mod testing;
 pub use clock::{SystemClock, VirtualClock};
 pub use engine::{
     DeliverySemantics, Engine, EngineBuilder, EngineConfig, EngineError, Explanation, MailboxUsage,
-    RetryPolicy, SequenceStats, StepStats, TickReport, VariantStats,
+    RetryPolicy, RunTick, SequenceStats, StepStats, TickReport, VariantStats,
 };
 pub use planner::{plan, MailboxOutlook, Plan, PlannerConfig, PlanningInput};

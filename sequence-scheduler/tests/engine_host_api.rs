@@ -308,3 +308,41 @@ async fn run_until_adds_up_the_ticks_and_leaves_the_clock_at_the_end() {
     assert_eq!(again.sent, 0);
     assert_eq!(w.clock.now(), end + Duration::days(1));
 }
+
+/// `run` records each tick for a host's health check, and `wake` makes it tick at once
+/// instead of at the end of its sleep (here an hour).
+#[tokio::test]
+async fn run_records_its_latest_tick_and_wakes_on_demand() {
+    let w = World::new(EngineConfig::with_seed(1).poll_interval(Duration::hours(1)));
+    assert!(w.engine.last_run_tick().is_none());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine = w.engine.clone();
+    let running = tokio::spawn(async move {
+        engine
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let first = loop {
+        if let Some(t) = w.engine.last_run_tick() {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    assert_eq!(first.error, None);
+    w.engine.wake();
+    let woken = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match w.engine.last_run_tick() {
+                Some(t) if t.ended_at > first.ended_at => break t,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("a woken run ticks again long before its hour of sleep is over");
+    assert_eq!(woken.error, None);
+    stop.send(()).unwrap();
+    running.await.unwrap();
+}

@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use chrono::Utc;
 use futures::FutureExt as _;
 use sequence_engine::domain::{Clock, Store, Transport};
 use sequence_engine::memory::MemoryStore;
@@ -200,45 +199,12 @@ fn tracker_for(config: &Config) -> Result<Tracker, SmtpError> {
     Tracker::new(base, secret)
 }
 
-/// Tick until `stop`, like [`Engine::run`], recording each tick for `/health`: sleep until
-/// the next planned instant (at most the poll interval, or until a route says there is new
-/// work); a tick under way when the signal comes is finished, and no claim is made after it.
+/// The engine's own loop ([`Engine::run`], which records its latest tick for `/health`
+/// and wakes when a route says there is new work) until `stop`.
 async fn engine_loop(state: AppState, stop: impl Future<Output = ()>) {
-    tokio::pin!(stop);
-    let engine = state.engine().clone();
-    let poll = engine
-        .config()
-        .poll_interval
-        .to_std()
-        .unwrap_or(std::time::Duration::from_secs(5));
-    state.record_health(|h| h.running = true);
-    info!("engine running");
-    loop {
-        let result = engine.tick().await;
-        state.record_health(|h| {
-            h.last_tick_at = Some(Utc::now());
-            h.last_error = result.as_ref().err().map(ToString::to_string);
-        });
-        if let Err(e) = result {
-            error!(error = %e, "tick failed");
-        }
-        let wait = match engine.next_wakeup().await {
-            Ok(Some(next)) => (next - state.now()).to_std().unwrap_or_default().min(poll),
-            Ok(None) => poll,
-            Err(e) => {
-                error!(error = %e, "next wakeup failed");
-                poll
-            }
-        }
-        .max(std::time::Duration::from_millis(10));
-        tokio::select! {
-            () = &mut stop => break,
-            () = tokio::time::sleep(wait) => {}
-            () = state.engine_woken() => {}
-        }
-    }
-    state.record_health(|h| h.running = false);
-    info!("engine stopped");
+    state.set_running(true);
+    state.engine().run(stop).await;
+    state.set_running(false);
 }
 
 /// Every request: a timeout (503 problem past it), a panic answered as a 500 problem

@@ -1,7 +1,8 @@
 //! What every handler shares: the engine, the clock it runs on, the keys, the tracker and
 //! the engine loop's health.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sequence_engine::domain::Clock;
@@ -54,8 +55,8 @@ struct Inner {
     keys: ApiKeys,
     tracker: Tracker,
     limits: Limits,
-    health: Mutex<EngineHealth>,
-    wake: tokio::sync::Notify,
+    /// Whether the engine loop (`Engine::run`) is running.
+    running: AtomicBool,
 }
 
 impl AppState {
@@ -73,8 +74,7 @@ impl AppState {
                 keys,
                 tracker,
                 limits,
-                health: Mutex::new(EngineHealth::default()),
-                wake: tokio::sync::Notify::new(),
+                running: AtomicBool::new(false),
             }),
         }
     }
@@ -103,32 +103,23 @@ impl AppState {
     pub fn limits(&self) -> Limits {
         self.inner.limits
     }
-    /// The engine loop's health, as last recorded.
+    /// The engine loop's health: whether it runs, and its latest tick.
     #[must_use]
     pub fn health(&self) -> EngineHealth {
-        self.inner
-            .health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        let last = self.inner.engine.last_run_tick();
+        EngineHealth {
+            running: self.inner.running.load(Ordering::Relaxed),
+            last_tick_at: last.as_ref().map(|t| t.ended_at),
+            last_error: last.and_then(|t| t.error),
+        }
     }
     /// Tell the engine loop there is new work (contacts enrolled, a sequence resumed), so
     /// that it ticks now instead of at the end of its sleep.
     pub fn wake_engine(&self) {
-        self.inner.wake.notify_one();
+        self.inner.engine.wake();
     }
-    /// Resolves when [`AppState::wake_engine`] was called.
-    pub(crate) async fn engine_woken(&self) {
-        self.inner.wake.notified().await;
-    }
-    /// Record what the engine loop did.
-    pub(crate) fn record_health(&self, change: impl FnOnce(&mut EngineHealth)) {
-        change(
-            &mut self
-                .inner
-                .health
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+    /// Record whether the engine loop runs.
+    pub(crate) fn set_running(&self, running: bool) {
+        self.inner.running.store(running, Ordering::Relaxed);
     }
 }

@@ -51,6 +51,7 @@ use crate::clock::SystemClock;
 use crate::planner::PlannerConfig;
 
 pub use mailboxes::MailboxUsage;
+pub use run::RunTick;
 pub use stats::{Explanation, SequenceStats, StepStats, VariantStats};
 pub use tick::TickReport;
 
@@ -227,6 +228,10 @@ struct Inner {
     planner_token: uuid::Uuid,
     /// The planner's working memory, kept between ticks.
     plan_scratch: std::sync::Mutex<crate::planner::PlanScratch>,
+    /// Wakes [`Engine::run`] before the end of its sleep ([`Engine::wake`]).
+    wake: tokio::sync::Notify,
+    /// What the latest tick of [`Engine::run`] did ([`Engine::last_run_tick`]).
+    last_run_tick: std::sync::Mutex<Option<run::RunTick>>,
 }
 
 /// The sequence engine. Cheap to clone: clones share one engine.
@@ -326,6 +331,8 @@ impl EngineBuilder {
                 renderer: Renderer::new(),
                 planner_token: uuid::Uuid::new_v4(),
                 plan_scratch: std::sync::Mutex::default(),
+                wake: tokio::sync::Notify::new(),
+                last_run_tick: std::sync::Mutex::default(),
             }),
         }
     }

@@ -8,17 +8,39 @@ use tracing::{error, info};
 
 use super::{Engine, EngineError, TickReport};
 
+/// The latest tick [`Engine::run`] made, for a host's health check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct RunTick {
+    /// When it ended, on the wall clock (not the engine's clock: a health check compares
+    /// it with the time now).
+    pub ended_at: DateTime<Utc>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
 impl Engine {
     /// Tick on the engine's clock until `shutdown` resolves, sleeping until the next planned
-    /// instant or the poll interval, whichever is sooner. A tick under way when the signal
-    /// comes is finished (its in-flight sends complete and are recorded); no new claim is
-    /// made after it. A failed tick is logged and tried again after the poll interval, so
-    /// this never fails.
+    /// instant or the poll interval, whichever is sooner, or until [`Engine::wake`]. A tick
+    /// under way when the signal comes is finished (its in-flight sends complete and are
+    /// recorded); no new claim is made after it. A failed tick is logged and tried again
+    /// after the poll interval, so this never fails; [`Engine::last_run_tick`] tells how the
+    /// latest one went.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         info!("engine running");
         loop {
-            if let Err(e) = self.tick().await {
+            let result = self.tick().await;
+            let tick = RunTick {
+                ended_at: Utc::now(),
+                error: result.as_ref().err().map(ToString::to_string),
+            };
+            *self
+                .inner
+                .last_run_tick
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tick);
+            if let Err(e) = result {
                 error!(error = %e, "tick failed");
             }
             let wait = match self.next_wakeup().await {
@@ -31,9 +53,27 @@ impl Engine {
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(wait) => {}
+                () = self.inner.wake.notified() => {}
             }
         }
         info!("engine stopped");
+    }
+
+    /// Tell [`Engine::run`] there is new work (contacts enrolled, a sequence resumed), so
+    /// that it ticks now instead of at the end of its sleep. A wake with no `run` sleeping
+    /// is kept for its next sleep.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// The latest tick [`Engine::run`] made, if it made one.
+    #[must_use]
+    pub fn last_run_tick(&self) -> Option<RunTick> {
+        self.inner
+            .last_run_tick
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Run until the engine's clock reaches `end`: tick, move to the next instant with work
