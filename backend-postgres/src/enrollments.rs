@@ -360,7 +360,7 @@ pub(crate) async fn due_enrollments(
     rows.iter()
         .map(|r| {
             Ok(DueEnrollment {
-                enrollment: doc(r, "doc")?,
+                enrollment: Arc::new(doc(r, "doc")?),
                 contact: Arc::new(doc(r, "contact_doc")?),
             })
         })

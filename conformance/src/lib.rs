@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 60);
+//! assert_eq!(sequence_conformance::CASES.len(), 61);
 //! # }
 //! ```
 //!
@@ -77,6 +77,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args enrollment_reads }
         $($callback)*! { $args due_enrollments_earliest_first_with_contacts_and_limit }
         $($callback)*! { $args due_enrollments_include_paused_whose_pause_ran_out }
+        $($callback)*! { $args due_enrollments_hand_out_snapshots }
         $($callback)*! { $args due_enrollments_follow_every_write }
         $($callback)*! { $args apply_changes_is_all_or_nothing }
         $($callback)*! { $args apply_changes_cancels_planned_sends_and_frees_capacity }

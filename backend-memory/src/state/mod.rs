@@ -238,7 +238,9 @@ pub(crate) struct State {
     /// (tenant, lower-cased address) -> contacts.
     contacts_by_email: HashMap<(TenantId, String), BTreeSet<ContactId>>,
 
-    enrollments: HashMap<EnrollmentId, Enrollment>,
+    /// Shared with the due batches handed to planners: a change copies a row only while a
+    /// batch still holds it (`Arc::make_mut`).
+    enrollments: HashMap<EnrollmentId, Arc<Enrollment>>,
     /// Due enrollments by [`due_key`].
     due: BTreeSet<DueKey>,
     /// While a plan is applied: the due keys taken out and put in since it began, brought
@@ -485,14 +487,14 @@ impl State {
     /// keys changed are touched).
     fn put_enrollment(&mut self, e: Enrollment) {
         let new = EnrollmentKeys::of(&e);
-        let old = self.enrollments.get(&e.id).map(EnrollmentKeys::of);
+        let old = self.enrollments.get(&e.id).map(|e| EnrollmentKeys::of(e));
         if old != Some(new) {
             self.reindex_enrollment(old, new);
         }
         match self.enrollments.entry(e.id) {
-            Entry::Occupied(mut slot) => *slot.get_mut() = e,
+            Entry::Occupied(mut slot) => *slot.get_mut() = Arc::new(e),
             Entry::Vacant(slot) => {
-                slot.insert(e);
+                slot.insert(Arc::new(e));
             }
         }
     }
@@ -504,7 +506,7 @@ impl State {
         id: EnrollmentId,
         f: impl FnOnce(&mut Enrollment) -> T,
     ) -> Option<T> {
-        let e = self.enrollments.get_mut(&id)?;
+        let e = Arc::make_mut(self.enrollments.get_mut(&id)?);
         let before = EnrollmentKeys::of(e);
         let out = f(e);
         let after = EnrollmentKeys::of(e);
@@ -572,7 +574,7 @@ impl State {
         self.enrollments
             .get(&id)
             .filter(|e| e.tenant == tenant)
-            .cloned()
+            .map(|e| Enrollment::clone(e))
     }
 
     pub(crate) fn list_enrollments(
@@ -593,7 +595,7 @@ impl State {
             .flatten()
             .filter_map(|(_, id)| self.enrollments.get(id))
             .filter(|e| e.tenant == tenant)
-            .cloned()
+            .map(|e| Enrollment::clone(e))
             .collect()
     }
 
@@ -615,7 +617,7 @@ impl State {
             .filter_map(|(_, id)| self.enrollments.get(id))
             .filter(|e| e.tenant == tenant && !e.is_final())
             .take(limit)
-            .cloned()
+            .map(|e| Enrollment::clone(e))
             .collect()
     }
 
@@ -650,7 +652,7 @@ impl State {
             .flatten()
             .filter_map(|id| self.enrollments.get(id))
             .filter(|e| e.tenant == tenant)
-            .cloned()
+            .map(|e| Enrollment::clone(e))
             .collect();
         all.sort_by_key(|e| (e.enrolled_at, e.id));
         all
@@ -667,13 +669,13 @@ impl State {
             .flatten()
             .filter_map(|id| self.enrollments.get(id))
             .filter(|e| e.tenant == tenant && !e.is_final())
-            .cloned()
+            .map(|e| Enrollment::clone(e))
             .collect()
     }
 
     pub(crate) fn due_enrollments(&self, now: DateTime<Utc>, limit: usize) -> Vec<DueEnrollment> {
         // The rows first, so that the answer is allocated once at its size.
-        let rows: Vec<(&Enrollment, &Arc<Contact>)> = self
+        let rows: Vec<(&Arc<Enrollment>, &Arc<Contact>)> = self
             .due
             .range(..=DueKey::highest(now))
             .filter_map(|k| {
@@ -684,7 +686,7 @@ impl State {
             .collect();
         let mut out = Vec::with_capacity(rows.len());
         out.extend(rows.into_iter().map(|(e, c)| DueEnrollment {
-            enrollment: e.clone(),
+            enrollment: Arc::clone(e),
             contact: Arc::clone(c),
         }));
         out

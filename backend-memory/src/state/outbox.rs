@@ -261,7 +261,7 @@ impl State {
 
     /// The enrollment of a send that was called off is looked at again from `now`.
     pub(super) fn release_enrollment(&mut self, id: EnrollmentId, now: DateTime<Utc>) {
-        let Some(mut e) = self.enrollments.get(&id).cloned() else {
+        let Some(mut e) = self.enrollments.get(&id).map(|e| Enrollment::clone(e)) else {
             return;
         };
         if e.release_planned(now).is_ok() {
@@ -282,7 +282,11 @@ impl State {
     /// step and is due at `now`, in the same unit as the send, so the next planner moves it
     /// past the step whoever expired the lease.
     pub(super) fn record_uncertain(&mut self, send: &ScheduledSend, now: DateTime<Utc>) {
-        let Some(mut e) = self.enrollments.get(&send.enrollment).cloned() else {
+        let Some(mut e) = self
+            .enrollments
+            .get(&send.enrollment)
+            .map(|e| Enrollment::clone(e))
+        else {
             return;
         };
         if e.send_uncertain(send.step, send.message_id.clone(), send.mailbox(), now)
@@ -393,10 +397,7 @@ impl State {
             self.put_contact(c);
         }
         for (mut e, read) in changes.enrollments {
-            let current = self
-                .enrollments
-                .get(&e.id)
-                .map_or(read, sequence_core::enrollment::Enrollment::version);
+            let current = self.enrollments.get(&e.id).map_or(read, |e| e.version());
             e.set_version(written_version(e.version(), current));
             self.put_enrollment(e);
         }
@@ -490,7 +491,7 @@ impl State {
                 .map(|e| e.id)
                 .collect();
             for id in woken {
-                if let Some(mut e) = self.enrollments.get(&id).cloned() {
+                if let Some(mut e) = self.enrollments.get(&id).map(|e| Enrollment::clone(e)) {
                     if e.wake(now) {
                         self.put_enrollment(e);
                     }

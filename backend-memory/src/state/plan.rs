@@ -117,7 +117,11 @@ impl State {
         {
             // No plan can ever use this mailbox: park the enrollment (a pool change wakes
             // it) rather than leave it due at the same instant.
-            if let Some(mut e) = self.enrollments.get(&ps.enrollment).cloned() {
+            if let Some(mut e) = self
+                .enrollments
+                .get(&ps.enrollment)
+                .map(|e| Enrollment::clone(e))
+            {
                 let parked = Deferral {
                     reason: DeferralReason::NoActiveMailboxInPool,
                     not_before: None,
@@ -244,7 +248,7 @@ impl State {
             ) else {
                 continue;
             };
-            let (enrollment, contact) = (enrollment.clone(), Contact::clone(contact));
+            let (enrollment, contact) = (Enrollment::clone(enrollment), Contact::clone(contact));
             let lease = Lease {
                 token: self.tokens.next(),
                 attempt: row.send.attempts().saturating_add(1),
@@ -280,7 +284,10 @@ impl State {
             .filter(|r| r.send.tenant == tenant)?
             .send;
         Some(SendContext {
-            enrollment: self.enrollments.get(&send.enrollment).cloned(),
+            enrollment: self
+                .enrollments
+                .get(&send.enrollment)
+                .map(|e| Enrollment::clone(e)),
             contact: self.contacts.get(&send.contact).map(|c| Contact::clone(c)),
             mailbox: self.mailboxes.get(&send.mailbox()).cloned(),
             sequence: self.sequences.get(&send.sequence).cloned(),

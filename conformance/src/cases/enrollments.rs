@@ -354,6 +354,34 @@ pub async fn due_enrollments_earliest_first_with_contacts_and_limit<S: Store + '
     );
 }
 
+/// `due_enrollments`: the rows it hands out are the caller's to change (a planner settles
+/// them in place, copying a shared row first): changing one changes nothing stored, and a
+/// later read still finds the row as it was.
+pub async fn due_enrollments_hand_out_snapshots<S: Store + 'static>(store: S) {
+    let w = World::build(&store, 1, 30, 1, 2).await;
+    let es = w.enroll_all(&store, at(-5)).await;
+    let mut due = ok("due_enrollments", store.due_enrollments(t0(), 10).await);
+    assert_eq!(due.len(), 2, "both enrollments are due");
+    let row = std::sync::Arc::make_mut(&mut due[0].enrollment);
+    let id = row.id;
+    if let Err(err) = row.exit(ExitReason::Manual, t0()) {
+        panic!("fixture: exit: {err}");
+    }
+    let stored = ok("get_enrollment", store.get_enrollment(w.tenant, id).await);
+    let before = es.iter().find(|e| e.id == id).cloned();
+    assert_eq!(
+        stored, before,
+        "changing a row handed out by due_enrollments must not change the stored row"
+    );
+    let again = ok("due_enrollments", store.due_enrollments(t0(), 10).await);
+    assert!(
+        again
+            .iter()
+            .any(|d| d.enrollment.id == id && !d.enrollment.is_final()),
+        "the stored row must still be due and open"
+    );
+}
+
 /// `due_enrollments`: "active ones, and paused ones whose `paused_until` has come".
 pub async fn due_enrollments_include_paused_whose_pause_ran_out<S: Store + 'static>(store: S) {
     let w = World::build(&store, 1, 30, 1, 3).await;

@@ -89,8 +89,11 @@ pub enum EnrollOutcome {
 /// An enrollment that is due, with its contact.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueEnrollment {
-    /// The enrollment (active, or paused whose pause has run out).
-    pub enrollment: Enrollment,
+    /// The enrollment (active, or paused whose pause has run out), shared: a store that
+    /// keeps enrollments in memory hands out the row it holds, and a planner that changes it
+    /// copies it first (`Arc::make_mut`), so that a tick of 50,000 due enrollments copies
+    /// only the few it settles.
+    pub enrollment: std::sync::Arc<Enrollment>,
     /// Its contact (shared: a store that keeps contacts in memory hands out the row it
     /// holds, not a copy).
     pub contact: std::sync::Arc<Contact>,

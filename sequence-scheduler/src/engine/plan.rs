@@ -7,13 +7,14 @@
 //! it does not need.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sequence_core::condition::OnConditionFail;
 use sequence_core::contact::{Contact, ContactStatus};
 use sequence_core::enrollment::{Deferral, Enrollment, EnrollmentStatus, ExitReason};
 use sequence_core::event::DomainEvent;
-use sequence_core::ids::{MailboxId, SequenceId, TenantId};
+use sequence_core::ids::{EnrollmentId, MailboxId, SequenceId, TenantId};
 use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
@@ -60,46 +61,46 @@ impl Settled {
 }
 
 /// Decide, before planning, what a due enrollment needs that is not a send: `None` when it
-/// is to be planned (and then it is left unchanged), else what was done to it.
+/// is to be planned (and then it is left unchanged, and not copied), else what was done to
+/// it (on its own copy: the store's row is changed only when the change is applied).
 fn settle(
-    e: &mut Enrollment,
+    shared: &mut Arc<Enrollment>,
     contact: &Contact,
     seq: Option<&Sequence>,
     now: DateTime<Utc>,
     events: &mut Vec<DomainEvent>,
 ) -> Result<Option<Settled>, TransitionError> {
-    if let (Some(seq), Some(uncertain)) = (seq, e.uncertain_send().cloned()) {
+    if let (Some(seq), Some(uncertain)) = (seq, shared.uncertain_send().cloned()) {
         // At most once: the step may have gone out, so it is counted as sent when its
         // lease ran out and never planned again.
+        let e = Arc::make_mut(shared);
         let next = next_step_due(e, seq, contact, uncertain.at);
         events.extend(e.step_sent(uncertain.step, uncertain.at, uncertain.message_id, next)?);
         return Ok(Some(Settled::PastUncertain(e.is_final())));
     }
-    if e.status() == EnrollmentStatus::Paused {
-        events.push(e.resume(now)?);
+    if shared.status() == EnrollmentStatus::Paused {
+        events.push(Arc::make_mut(shared).resume(now)?);
         return Ok(Some(Settled::Resumed));
     }
+    let exit = |shared: &mut Arc<Enrollment>, reason, events: &mut Vec<DomainEvent>| {
+        events.push(Arc::make_mut(shared).exit(reason, now)?);
+        Ok(Some(Settled::Exited))
+    };
     let Some(seq) = seq.filter(|s| s.status() != SequenceStatus::Archived) else {
-        events.push(e.exit(ExitReason::SequenceArchived, now)?);
-        return Ok(Some(Settled::Exited));
+        return exit(shared, ExitReason::SequenceArchived, events);
     };
     match contact.status() {
         ContactStatus::Active => {}
-        ContactStatus::Unsubscribed => {
-            events.push(e.exit(ExitReason::Unsubscribed, now)?);
-            return Ok(Some(Settled::Exited));
-        }
-        _ => {
-            events.push(e.exit(ExitReason::Bounced, now)?);
-            return Ok(Some(Settled::Exited));
-        }
+        ContactStatus::Unsubscribed => return exit(shared, ExitReason::Unsubscribed, events),
+        _ => return exit(shared, ExitReason::Bounced, events),
     }
     if seq.status() != SequenceStatus::Active {
         // The planner defers it (the sequence is paused).
         return Ok(None);
     }
-    let Some(step) = seq.step(e.current_step()) else {
+    let Some(step) = seq.step(shared.current_step()) else {
         // Steps were removed under it: nothing left to send.
+        let e = Arc::make_mut(shared);
         events.extend(e.skip_step(e.current_step(), now, None)?);
         return Ok(Some(Settled::Completed));
     };
@@ -111,12 +112,10 @@ fn settle(
         return Ok(None);
     };
     match cond.on_fail {
-        OnConditionFail::Exit => {
-            events.push(e.exit(ExitReason::ConditionNotMet, now)?);
-            Ok(Some(Settled::Exited))
-        }
+        OnConditionFail::Exit => exit(shared, ExitReason::ConditionNotMet, events),
         OnConditionFail::Skip => {
-            let next = next_step_due(e, seq, contact, now);
+            let next = next_step_due(shared, seq, contact, now);
+            let e = Arc::make_mut(shared);
             events.extend(e.skip_step(e.current_step(), now, next)?);
             Ok(Some(Settled::Skipped(
                 e.status() == EnrollmentStatus::Completed,
@@ -138,10 +137,61 @@ fn next_step_due(
         .map(|s| s.delay.after(from, zone, &seq.holidays))
 }
 
+/// A due enrollment with what planning reads of it, read once. The store shares its rows
+/// with the batch, and a batch may hold 100,000 of them spread over the heap: each pass
+/// after the first reads these few fields, side by side, instead of every row again.
+struct Row {
+    due: DueEnrollment,
+    id: EnrollmentId,
+    tenant: TenantId,
+    sequence: SequenceId,
+    step: u32,
+    earliest: Option<DateTime<Utc>>,
+    mailbox: Option<MailboxId>,
+    version: u64,
+    contact_zone: Option<chrono_tz::Tz>,
+    /// Whether settling has work whatever the sequence: an uncertain send to count, a pause
+    /// that ran out, a contact that is no longer active.
+    flagged: bool,
+}
+
+impl Row {
+    fn read(due: DueEnrollment) -> Self {
+        let e = &due.enrollment;
+        Self {
+            id: e.id,
+            tenant: e.tenant,
+            sequence: e.sequence,
+            step: e.current_step(),
+            earliest: e.due_at(),
+            mailbox: e.mailbox(),
+            version: e.version(),
+            contact_zone: due.contact.timezone,
+            flagged: e.uncertain_send().is_some()
+                || e.status() != EnrollmentStatus::Active
+                || due.contact.status() != ContactStatus::Active,
+            due,
+        }
+    }
+
+    /// Whether [`settle`] may do something to the row: else it would leave it unchanged,
+    /// and the row is not looked at again.
+    fn may_settle(&self, seq: Option<&Sequence>) -> bool {
+        let Some(seq) = seq else {
+            return true;
+        };
+        self.flagged
+            || seq.status() == SequenceStatus::Archived
+            || seq
+                .step(self.step)
+                .is_none_or(|step| step.condition.is_some())
+    }
+}
+
 /// The batch being planned: the enrollments left after settling and their sequences.
 struct Batch {
     now: DateTime<Utc>,
-    due: Vec<DueEnrollment>,
+    due: Vec<Row>,
     sequences: HashMap<SequenceId, Sequence>,
 }
 
@@ -153,7 +203,7 @@ impl Batch {
             .values()
             .flat_map(|s| s.mailbox_pool.iter().copied())
             .collect();
-        ids.extend(self.due.iter().filter_map(|d| d.enrollment.mailbox()));
+        ids.extend(self.due.iter().filter_map(|row| row.mailbox));
         ids.into_iter().collect()
     }
 
@@ -170,9 +220,9 @@ impl Batch {
             .collect();
         self.due
             .iter()
-            .map(|d| {
-                if capped.contains(&d.enrollment.sequence) {
-                    d.contact.email_domain()
+            .map(|row| {
+                if capped.contains(&row.sequence) {
+                    row.due.contact.email_domain()
                 } else {
                     String::new()
                 }
@@ -194,7 +244,7 @@ impl Batch {
             .iter()
             .zip(domains)
             .filter(|(_, domain)| !domain.is_empty())
-            .map(|(d, domain)| (d.enrollment.tenant, domain.as_str()))
+            .map(|(row, domain)| (row.tenant, domain.as_str()))
             .collect();
         let pairs = pairs.into_iter().map(|(t, d)| (t, d.to_owned())).collect();
         (starts, pairs)
@@ -224,18 +274,17 @@ impl Batch {
             .due
             .iter()
             .zip(domains)
-            .map(|(d, recipient_domain)| {
-                let e = &d.enrollment;
-                DueStep {
-                    enrollment: e.id,
-                    tenant: e.tenant,
-                    sequence: e.sequence,
-                    step: e.current_step(),
-                    earliest: e.due_at().unwrap_or(self.now),
-                    sticky_mailbox: e.mailbox().filter(|m| tenant_of.get(m) == Some(&e.tenant)),
-                    contact_zone: d.contact.timezone,
-                    recipient_domain,
-                }
+            .map(|(row, recipient_domain)| DueStep {
+                enrollment: row.id,
+                tenant: row.tenant,
+                sequence: row.sequence,
+                step: row.step,
+                earliest: row.earliest.unwrap_or(self.now),
+                sticky_mailbox: row
+                    .mailbox
+                    .filter(|m| tenant_of.get(m) == Some(&row.tenant)),
+                contact_zone: row.contact_zone,
+                recipient_domain,
             })
             .collect();
         (policies, steps)
@@ -258,20 +307,19 @@ impl Batch {
             .iter()
             .map(|s| {
                 let row = &self.due[s.index];
-                let e = &row.enrollment;
                 let variant = self
                     .sequences
-                    .get(&e.sequence)
+                    .get(&row.sequence)
                     .and_then(|seq| seq.step(s.step))
                     .map_or(0, |step| {
                         step.choose_variant(mix(
                             seed,
-                            mix(e.id.0.as_u128() as u64, u64::from(s.step)),
+                            mix(row.id.0.as_u128() as u64, u64::from(s.step)),
                         ))
                     });
                 PlanSend {
                     enrollment: s.enrollment,
-                    enrollment_version: e.version(),
+                    enrollment_version: row.version,
                     step: s.step,
                     mailbox: s.mailbox,
                     at: s.at,
@@ -283,7 +331,7 @@ impl Batch {
                         addresses.get(&s.mailbox).copied().unwrap_or(""),
                     ),
                     variant,
-                    recipient_domain: row.contact.email_domain(),
+                    recipient_domain: row.due.contact.email_domain(),
                 }
             })
             .collect();
@@ -292,7 +340,7 @@ impl Batch {
             .iter()
             .map(|d| PlanDeferral {
                 enrollment: d.enrollment,
-                enrollment_version: self.due[d.index].enrollment.version(),
+                enrollment_version: self.due[d.index].version,
                 deferral: Deferral {
                     reason: d.reason,
                     not_before: d.not_before,
@@ -319,6 +367,7 @@ impl Engine {
         lease: PlanningLease,
         report: &mut TickReport,
     ) -> Result<bool, EngineError> {
+        let due: Vec<Row> = due.into_iter().map(Row::read).collect();
         let sequences = self.sequences_of(&due).await?;
         let mut batch = Batch {
             now,
@@ -349,6 +398,9 @@ impl Engine {
         let the_plan = self.plan_once(now, &input);
         let seed = self.inner.config.planner.seed;
         let commit = batch.commit(&the_plan, &snapshots, seed, lease);
+        // The batch shares its rows with the store: let go of them first, so that the store
+        // changes them in place instead of copying each one.
+        drop(batch);
         let applied = store.apply_plan(now, commit).await?;
         report.planned += applied.planned.len();
         report.deferred += the_plan.deferred.len();
@@ -360,9 +412,9 @@ impl Engine {
     /// The sequences of a batch, by id.
     async fn sequences_of(
         &self,
-        due: &[DueEnrollment],
+        due: &[Row],
     ) -> Result<HashMap<SequenceId, Sequence>, EngineError> {
-        let ids: HashSet<SequenceId> = due.iter().map(|d| d.enrollment.sequence).collect();
+        let ids: HashSet<SequenceId> = due.iter().map(|row| row.sequence).collect();
         let ids: Vec<SequenceId> = ids.into_iter().collect();
         Ok(self
             .inner
@@ -386,20 +438,21 @@ impl Engine {
         let mut events: Vec<(TenantId, DomainEvent)> = Vec::new();
         let mut failed: Option<TransitionError> = None;
         let sequences = &batch.sequences;
-        batch.due.retain_mut(|d| {
-            if failed.is_some() {
+        batch.due.retain_mut(|row| {
+            let seq = sequences.get(&row.sequence);
+            if failed.is_some() || !row.may_settle(seq) {
                 return true;
             }
-            let read = d.enrollment.version();
-            let seq = sequences.get(&d.enrollment.sequence);
+            let d = &mut row.due;
             let mut own = Vec::new();
             match settle(&mut d.enrollment, &d.contact, seq, now, &mut own) {
                 Ok(None) => true,
                 Ok(Some(settled)) => {
                     settled.tally(report);
-                    let tenant = d.enrollment.tenant;
-                    events.extend(own.into_iter().map(|e| (tenant, e)));
-                    changes.enrollments.push((d.enrollment.clone(), read));
+                    events.extend(own.into_iter().map(|e| (row.tenant, e)));
+                    changes
+                        .enrollments
+                        .push((Enrollment::clone(&d.enrollment), row.version));
                     false
                 }
                 Err(e) => {
