@@ -90,7 +90,7 @@ use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
     MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
-    SendContext, StoreError,
+    SendContext, SequenceTally, StoreError,
 };
 
 use state::State;
@@ -330,6 +330,14 @@ impl Outbox for MemoryStore {
         sequence: SequenceId,
     ) -> Result<Vec<ScheduledSend>, StoreError> {
         Ok(self.lock()?.sends_of_sequence(tenant, sequence))
+    }
+
+    async fn sequence_tally(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Result<SequenceTally, StoreError> {
+        Ok(self.lock()?.sequence_tally(tenant, sequence))
     }
 
     async fn apply_changes(

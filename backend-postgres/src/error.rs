@@ -47,7 +47,8 @@ pub(crate) fn is_unique_violation(e: &StoreError) -> bool {
     sqlstate(e).is_some_and(|code| code == UNIQUE_VIOLATION)
 }
 
-/// A document that does not serialize (it never happens for the domain types).
+/// A document or a name that does not (de)serialize (it never happens for what this store
+/// wrote itself).
 pub(crate) fn encode(e: serde_json::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
 }

@@ -77,6 +77,7 @@ mod plan;
 mod prune;
 mod rows;
 mod schema;
+mod tally;
 mod work;
 
 use std::fmt;
@@ -94,7 +95,7 @@ use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
     MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
-    SendContext, StoreError,
+    SendContext, SequenceTally, StoreError,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -485,6 +486,14 @@ impl Outbox for PostgresStore {
         read!(self, |conn| enrollments::sends_of_sequence(
             conn, tenant, sequence
         ))
+    }
+
+    async fn sequence_tally(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Result<SequenceTally, StoreError> {
+        read!(self, |conn| tally::sequence_tally(conn, tenant, sequence))
     }
 
     async fn apply_changes(

@@ -47,6 +47,11 @@ pub(crate) fn name<T: Serialize>(v: &T) -> Result<String, StoreError> {
     }
 }
 
+/// The unit enum variant a status column names (the reverse of [`name`]).
+pub(crate) fn from_name<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(encode)
+}
+
 /// The document in column `col`.
 pub(crate) fn doc<T: DeserializeOwned>(row: &PgRow, col: &str) -> Result<T, StoreError> {
     row.try_get::<Json<T>, _>(col).map(|j| j.0).db()

@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 61);
+//! assert_eq!(sequence_conformance::CASES.len(), 62);
 //! # }
 //! ```
 //!
@@ -124,6 +124,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args pages_walk_every_open_enrollment }
         $($callback)*! { $args enrollments_of_contact_lists_the_whole_history }
         $($callback)*! { $args mailbox_days_count_attempts_and_reservations }
+        $($callback)*! { $args sequence_tally_counts_enrollments_and_sends_by_group }
     };
 }
 

@@ -30,7 +30,7 @@ use sequence_core::sequence::{ReenrollmentRule, Sequence};
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
     MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlannedSlot,
-    PlanningLease, SendCompletion, SendContext, StoreError, MAX_MAILBOX_DAYS,
+    PlanningLease, SendCompletion, SendContext, SequenceTally, StoreError, MAX_MAILBOX_DAYS,
 };
 use sequence_core::time::local_date;
 use uuid::Uuid;
@@ -722,6 +722,32 @@ impl State {
             .filter(|row| row.send.tenant == tenant)
             .map(|row| row.send.clone())
             .collect()
+    }
+
+    /// The sequence's rows counted where they are, without copying one.
+    pub(crate) fn sequence_tally(&self, tenant: TenantId, sequence: SequenceId) -> SequenceTally {
+        if self
+            .sequences
+            .get(&sequence)
+            .is_none_or(|s| s.tenant != tenant)
+        {
+            return SequenceTally::default();
+        }
+        let enrollments = self
+            .enrollments_by_sequence
+            .get(&sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, id)| self.enrollments.get(id))
+            .map(|e| &**e);
+        let sends = self
+            .sends_by_sequence
+            .get(&sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.sends.get(id))
+            .map(|row| &row.send);
+        SequenceTally::of(enrollments, sends)
     }
 
     pub(crate) fn mailbox_snapshots(

@@ -14,6 +14,7 @@
 mod catalog;
 mod outbox;
 mod shared;
+mod tally;
 
 use crate::error::Entity;
 use crate::ids::SendId;
@@ -24,6 +25,7 @@ pub use outbox::{
     MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
     PlannedSlot, PlanningLease, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
 };
+pub use tally::{EnrollmentTally, SendTally, SequenceTally};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]

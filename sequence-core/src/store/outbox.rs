@@ -49,6 +49,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::tally::SequenceTally;
 use super::StoreError;
 use crate::contact::Contact;
 use crate::enrollment::{Deferral, Enrollment};
@@ -417,6 +418,22 @@ pub trait Outbox: Send + Sync {
         tenant: TenantId,
         sequence: SequenceId,
     ) -> Result<Vec<ScheduledSend>, StoreError>;
+
+    /// A sequence of `tenant` counted: its enrollments by status and exit reason, its sends
+    /// by step, A/B variant and status (see [`SequenceTally`]); empty for another tenant's
+    /// sequence. What statistics read, however large the sequence.
+    ///
+    /// The default counts the rows of [`Outbox::list_enrollments`] and
+    /// [`Outbox::sends_of_sequence`]; a backend overrides it to count where its rows live.
+    async fn sequence_tally(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Result<SequenceTally, StoreError> {
+        let enrollments = self.list_enrollments(tenant, sequence).await?;
+        let sends = self.sends_of_sequence(tenant, sequence).await?;
+        Ok(SequenceTally::of(&enrollments, &sends))
+    }
 
     /// Apply a [`ChangeSet`] atomically: all versions match, or nothing is written and the
     /// first mismatch is returned as `VersionConflict`.

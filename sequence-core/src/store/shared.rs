@@ -192,6 +192,14 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
         (**self).sends_of_sequence(tenant, sequence).await
     }
 
+    async fn sequence_tally(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+    ) -> Result<SequenceTally, StoreError> {
+        (**self).sequence_tally(tenant, sequence).await
+    }
+
     async fn apply_changes(
         &self,
         now: DateTime<Utc>,

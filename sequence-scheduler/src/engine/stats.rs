@@ -130,77 +130,66 @@ impl Engine {
         tenant: TenantId,
         sequence: SequenceId,
     ) -> Result<SequenceStats, EngineError> {
-        let store = &self.inner.store;
-        let enrollments = store.list_enrollments(tenant, sequence).await?;
-        let sends = store.sends_of_sequence(tenant, sequence).await?;
+        let mut completed_ended = 0u64;
+        let tally = self.inner.store.sequence_tally(tenant, sequence).await?;
         let mut s = SequenceStats {
             sequence,
             ..SequenceStats::default()
         };
-        let mut durations = Vec::new();
-        let mut started = 0u64;
-        for e in &enrollments {
-            s.enrolled += 1;
-            if e.steps_sent() > 0 {
-                started += 1;
-            }
-            if e.replied_at().is_some() {
-                s.replied += 1;
-            }
-            match e.status() {
-                EnrollmentStatus::Active => s.active += 1,
-                EnrollmentStatus::Paused => s.paused += 1,
+        let (mut started, mut completed_seconds) = (0u64, 0i64);
+        for t in &tally.enrollments {
+            s.enrolled += t.count;
+            started += t.started;
+            s.replied += t.replied;
+            match t.status {
+                EnrollmentStatus::Active => s.active += t.count,
+                EnrollmentStatus::Paused => s.paused += t.count,
                 EnrollmentStatus::Completed => {
-                    s.completed += 1;
-                    if let Some(end) = e.ended_at() {
-                        durations.push((end - e.enrolled_at).num_seconds() as f64);
-                    }
+                    s.completed += t.count;
+                    completed_seconds += t.seconds_to_end;
+                    completed_ended += t.ended;
                 }
                 _ => {
-                    let reason = e.exit_reason().map_or("unknown", ExitReason::as_str);
-                    *s.exited.entry(reason.to_owned()).or_default() += 1;
+                    let reason = t.exit_reason.map_or("unknown", ExitReason::as_str);
+                    *s.exited.entry(reason.to_owned()).or_default() += t.count;
                 }
             }
         }
         let mut steps: BTreeMap<u32, StepStats> = BTreeMap::new();
-        for send in &sends {
-            let st = steps.entry(send.step).or_insert_with(|| StepStats {
-                step: send.step,
+        for t in &tally.sends {
+            let st = steps.entry(t.step).or_insert_with(|| StepStats {
+                step: t.step,
                 ..StepStats::default()
             });
-            let pos = match st.variants.iter().position(|v| v.variant == send.variant) {
+            let pos = match st.variants.iter().position(|v| v.variant == t.variant) {
                 Some(pos) => pos,
                 None => {
                     st.variants.push(VariantStats {
-                        variant: send.variant,
+                        variant: t.variant,
                         ..VariantStats::default()
                     });
                     st.variants.len() - 1
                 }
             };
             let var = &mut st.variants[pos];
-            match send.status() {
+            match t.status {
                 SendStatus::Sent => {
-                    s.sent += 1;
-                    st.sent += 1;
-                    var.sent += 1;
+                    s.sent += t.count;
+                    st.sent += t.count;
+                    var.sent += t.count;
                 }
                 SendStatus::Failed => {
-                    s.failed += 1;
-                    st.failed += 1;
+                    s.failed += t.count;
+                    st.failed += t.count;
                 }
                 _ => {}
             }
-            if send.opened_at().is_some() {
-                s.opened += 1;
-                st.opened += 1;
-                var.opened += 1;
-            }
-            if send.clicked_at().is_some() {
-                s.clicked += 1;
-                st.clicked += 1;
-                var.clicked += 1;
-            }
+            s.opened += t.opened;
+            st.opened += t.opened;
+            var.opened += t.opened;
+            s.clicked += t.clicked;
+            st.clicked += t.clicked;
+            var.clicked += t.clicked;
         }
         for st in steps.values_mut() {
             st.variants.sort_by_key(|v| v.variant);
@@ -211,7 +200,7 @@ impl Engine {
         s.reply_rate = ratio(s.replied, started);
         s.completion_rate = ratio(s.completed, s.enrolled);
         s.average_seconds_to_complete =
-            (!durations.is_empty()).then(|| durations.iter().sum::<f64>() / durations.len() as f64);
+            (completed_ended > 0).then(|| completed_seconds as f64 / completed_ended as f64);
         Ok(s)
     }
 
