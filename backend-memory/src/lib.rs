@@ -88,9 +88,9 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
-    Catalog, ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
-    SendContext, StoreError,
+    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
+    SendCompletion, SendContext, StoreError,
 };
 
 use state::State;
@@ -184,6 +184,14 @@ impl Catalog for MemoryStore {
 
     async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError> {
         Ok(self.lock()?.list_sequences(tenant))
+    }
+
+    async fn delete_draft_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<DraftDeletion, StoreError> {
+        Ok(self.lock()?.delete_draft_sequence(tenant, id))
     }
 
     async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {

@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 60);
+//! assert_eq!(sequence_conformance::CASES.len(), 61);
 //! # }
 //! ```
 //!
@@ -66,6 +66,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args sequence_insert_get_and_list }
         $($callback)*! { $args sequence_insert_twice_is_already_exists }
         $($callback)*! { $args sequence_replace_checks_the_version }
+        $($callback)*! { $args delete_draft_sequence_deletes_only_a_draft_of_the_tenant }
         $($callback)*! { $args mailbox_insert_replace_and_versions }
         $($callback)*! { $args contacts_upsert_inserts_and_replaces }
         $($callback)*! { $args contacts_upsert_refuses_another_tenant_and_writes_nothing }

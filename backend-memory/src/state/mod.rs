@@ -26,11 +26,11 @@ use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend, SendStatus};
-use sequence_core::sequence::{ReenrollmentRule, Sequence};
+use sequence_core::sequence::{ReenrollmentRule, Sequence, SequenceStatus};
 use sequence_core::store::{
-    ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlannedSlot,
-    PlanningLease, SendCompletion, SendContext, StoreError, MAX_MAILBOX_DAYS,
+    ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
+    PlannedSlot, PlanningLease, SendCompletion, SendContext, StoreError, MAX_MAILBOX_DAYS,
 };
 use sequence_core::time::local_date;
 use uuid::Uuid;
@@ -328,6 +328,38 @@ impl State {
             .or_default()
             .insert(sequence.id);
         self.sequences.insert(sequence.id, sequence);
+    }
+
+    /// Take a sequence out of the rows and of the per-tenant index.
+    fn remove_sequence(&mut self, tenant: TenantId, id: SequenceId) {
+        self.sequences.remove(&id);
+        if let Some(ids) = self.sequences_by_tenant.get_mut(&tenant) {
+            ids.remove(&id);
+        }
+    }
+
+    pub(crate) fn delete_draft_sequence(
+        &mut self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> DraftDeletion {
+        let Some(stored) = self.sequences.get(&id).filter(|s| s.tenant == tenant) else {
+            return DraftDeletion::NotFound;
+        };
+        if stored.status() != SequenceStatus::Draft {
+            return DraftDeletion::NotDraft {
+                status: stored.status(),
+            };
+        }
+        if self
+            .enrollments_by_sequence
+            .get(&id)
+            .is_some_and(|set| !set.is_empty())
+        {
+            return DraftDeletion::HasEnrollments;
+        }
+        self.remove_sequence(tenant, id);
+        DraftDeletion::Deleted
     }
 
     pub(crate) fn get_sequence(&self, tenant: TenantId, id: SequenceId) -> Option<Sequence> {

@@ -24,9 +24,9 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
-    Catalog, ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
-    SendContext, StoreError,
+    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
+    SendCompletion, SendContext, StoreError,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -217,6 +217,13 @@ impl Catalog for SchemaStore {
     }
     async fn list_sequences(&self, t: TenantId) -> Result<Vec<Sequence>, StoreError> {
         self.store.list_sequences(t).await
+    }
+    async fn delete_draft_sequence(
+        &self,
+        t: TenantId,
+        id: SequenceId,
+    ) -> Result<DraftDeletion, StoreError> {
+        self.store.delete_draft_sequence(t, id).await
     }
     async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {
         self.store.get_sequences(ids).await

@@ -18,7 +18,7 @@ mod shared;
 use crate::error::Entity;
 use crate::ids::SendId;
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, DraftDeletion};
 pub use outbox::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
     MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend,

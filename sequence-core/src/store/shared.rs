@@ -38,6 +38,14 @@ impl<S: Catalog + ?Sized> Catalog for Arc<S> {
         (**self).list_sequences(tenant).await
     }
 
+    async fn delete_draft_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<DraftDeletion, StoreError> {
+        (**self).delete_draft_sequence(tenant, id).await
+    }
+
     async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {
         (**self).get_sequences(ids).await
     }
