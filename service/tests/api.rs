@@ -360,10 +360,68 @@ async fn steps_are_edited_in_a_draft_and_a_draft_can_be_deleted() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, after) = service
+    let (status, _) = service
         .get(&format!("/api/v1/sequences/{id}"), "KEY1")
         .await;
-    assert_eq!(after["status"], "archived");
+    assert_eq!(status, StatusCode::NOT_FOUND, "a deleted draft is gone");
+}
+
+#[tokio::test]
+async fn delete_removes_only_a_draft_of_the_callers_tenant() {
+    let service = start().await;
+    let steps = json!([{"subject": "one", "body": "1"}]);
+    let draft = service.draft_sequence("KEY1", "Draft", steps).await;
+    let active = active_sequence(&service, "KEY1").await;
+    let delete = |id: &str, key: &'static str| {
+        let path = format!("/api/v1/sequences/{id}");
+        let service = &service;
+        async move { service.call(Method::DELETE, &path, key, None).await }
+    };
+
+    // Another tenant's key finds nothing to delete, and the draft stays.
+    let (status, _) = delete(&draft, "KEY2").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = service
+        .get(&format!("/api/v1/sequences/{draft}"), "KEY1")
+        .await;
+    assert_eq!(status, StatusCode::OK, "another tenant's delete left it");
+
+    // Not a draft: 409, and the sequence is as it was.
+    let (_, before) = service
+        .get(&format!("/api/v1/sequences/{active}"), "KEY1")
+        .await;
+    let (status, problem) = delete(&active, "KEY1").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(
+        text(&problem, "detail").contains("this sequence is active"),
+        "{problem}"
+    );
+    let (status, after) = service
+        .get(&format!("/api/v1/sequences/{active}"), "KEY1")
+        .await;
+    assert_eq!((status, &after), (StatusCode::OK, &before));
+
+    // The draft: 204, then gone from the sequence and from the list.
+    let (status, _) = delete(&draft, "KEY1").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = service
+        .get(&format!("/api/v1/sequences/{draft}"), "KEY1")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = service.get("/api/v1/sequences", "KEY1").await;
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![active.as_str()]);
+    let (status, _) = delete(&draft, "KEY1").await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a second delete finds nothing"
+    );
 }
 
 #[tokio::test]

@@ -215,17 +215,23 @@ impl TestService {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
-    /// Create the sequence `name` of `steps` as `key` and activate it (its pool: the
-    /// tenant's mailboxes); answers its id.
-    pub(crate) async fn active_sequence(&self, key: &str, name: &str, steps: Value) -> String {
-        let (_, sequence) = self
+    /// Create the draft sequence `name` of `steps` as `key`; answers its id.
+    pub(crate) async fn draft_sequence(&self, key: &str, name: &str, steps: Value) -> String {
+        let (status, sequence) = self
             .post(
                 "/api/v1/sequences",
                 key,
                 json!({"name": name, "steps": steps}),
             )
             .await;
-        let id = text(&sequence, "id");
+        assert_eq!(status, StatusCode::CREATED, "{sequence}");
+        text(&sequence, "id")
+    }
+
+    /// Create the sequence `name` of `steps` as `key` and activate it (its pool: the
+    /// tenant's mailboxes); answers its id.
+    pub(crate) async fn active_sequence(&self, key: &str, name: &str, steps: Value) -> String {
+        let id = self.draft_sequence(key, name, steps).await;
         let (status, activated) = self
             .post(&format!("/api/v1/sequences/{id}/activate"), key, json!({}))
             .await;
