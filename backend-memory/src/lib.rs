@@ -81,7 +81,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::Enrollment;
+use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
@@ -288,6 +288,19 @@ impl Outbox for MemoryStore {
         Ok(self
             .lock()?
             .open_enrollments_page(tenant, sequence, after, limit))
+    }
+
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        Ok(self
+            .lock()?
+            .enrollments_page(tenant, sequence, status, after, limit))
     }
 
     async fn open_sends_of(

@@ -85,7 +85,7 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::Enrollment;
+use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
@@ -430,6 +430,19 @@ impl Outbox for PostgresStore {
     ) -> Result<Vec<Enrollment>, StoreError> {
         read!(self, |conn| enrollments::open_enrollments_page(
             conn, tenant, sequence, after, limit
+        ))
+    }
+
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        read!(self, |conn| enrollments::enrollments_page(
+            conn, tenant, sequence, status, after, limit
         ))
     }
 

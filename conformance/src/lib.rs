@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 61);
+//! assert_eq!(sequence_conformance::CASES.len(), 62);
 //! # }
 //! ```
 //!
@@ -122,6 +122,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args planning_lease_serializes_planners }
         $($callback)*! { $args apply_plan_parks_an_enrollment_whose_mailbox_is_foreign }
         $($callback)*! { $args pages_walk_every_open_enrollment }
+        $($callback)*! { $args enrollments_page_walks_the_whole_sequence_by_status }
         $($callback)*! { $args enrollments_of_contact_lists_the_whole_history }
         $($callback)*! { $args mailbox_days_count_attempts_and_reservations }
     };

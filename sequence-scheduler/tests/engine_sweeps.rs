@@ -180,6 +180,19 @@ impl Outbox for Meddling {
             .await
     }
 
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        self.inner
+            .enrollments_page(tenant, sequence, status, after, limit)
+            .await
+    }
+
     async fn open_sends_of(
         &self,
         tenant: TenantId,

@@ -636,6 +636,33 @@ impl State {
         after: Option<EnrollmentCursor>,
         limit: usize,
     ) -> Vec<Enrollment> {
+        self.sequence_page(tenant, sequence, after, limit, |e| !e.is_final())
+    }
+
+    pub(crate) fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Vec<Enrollment> {
+        self.sequence_page(tenant, sequence, after, limit, |e| {
+            status.is_none_or(|s| e.status() == s)
+        })
+    }
+
+    /// At most `limit` enrollments of the tenant's `sequence` that `keep` accepts, by
+    /// (enrolled instant, id) after `after`: a walk of the sequence's own index from the
+    /// cursor, never of the whole store.
+    fn sequence_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+        keep: impl Fn(&Enrollment) -> bool,
+    ) -> Vec<Enrollment> {
         let Some(list) = self.enrollments_by_sequence.get(&sequence) else {
             return Vec::new();
         };
@@ -645,7 +672,7 @@ impl State {
         };
         list.range((from, std::ops::Bound::Unbounded))
             .filter_map(|(_, id)| self.enrollments.get(id))
-            .filter(|e| e.tenant == tenant && !e.is_final())
+            .filter(|e| e.tenant == tenant && keep(e))
             .take(limit)
             .cloned()
             .collect()

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use backend_postgres::PostgresStore;
 use chrono::{DateTime, NaiveDate, Utc};
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::Enrollment;
+use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
@@ -302,6 +302,18 @@ impl Outbox for SchemaStore {
         limit: usize,
     ) -> Result<Vec<Enrollment>, StoreError> {
         self.store.open_enrollments_page(t, s, after, limit).await
+    }
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        self.store
+            .enrollments_page(tenant, sequence, status, after, limit)
+            .await
     }
     async fn open_sends_of(
         &self,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::*;
 use crate::contact::Contact;
-use crate::enrollment::Enrollment;
+use crate::enrollment::{Enrollment, EnrollmentStatus};
 use crate::event::DomainEvent;
 use crate::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use crate::mailbox::Mailbox;
@@ -147,6 +147,19 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
     ) -> Result<Vec<Enrollment>, StoreError> {
         (**self)
             .open_enrollments_page(tenant, sequence, after, limit)
+            .await
+    }
+
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        (**self)
+            .enrollments_page(tenant, sequence, status, after, limit)
             .await
     }
 
