@@ -769,36 +769,114 @@ async fn enrollment_pages_cover_every_enrollment_once_in_order() {
         .await;
     assert_eq!(added["contacts_added"], 25);
     for filter in ["status=active&", ""] {
-        let mut seen = Vec::new();
-        let mut cursor: Option<String> = None;
-        let mut pages = 0;
-        loop {
-            let after = cursor
-                .as_ref()
-                .map(|c| format!("&cursor={c}"))
-                .unwrap_or_default();
-            let (status, page) = service
-                .get(
-                    &format!("/api/v1/sequences/{id}/enrollments?{filter}limit=7{after}"),
-                    "KEY1",
-                )
-                .await;
-            assert_eq!(status, StatusCode::OK, "{page}");
-            pages += 1;
-            seen.extend(
-                page["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| text(e, "id")),
-            );
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => break,
-            }
-        }
+        let (items, pages) = walk_enrollments(&service, &id, filter, 7).await;
+        let seen: Vec<String> = items.iter().map(|e| text(e, "id")).collect();
         assert_eq!((pages, seen.len()), (4, 25), "{filter}");
         let unique: std::collections::HashSet<&String> = seen.iter().collect();
         assert_eq!(unique.len(), 25, "{filter}");
     }
+}
+
+/// Every page of `/enrollments?{filter}` of sequence `id`, `limit` at a time: the items in
+/// the order given, and how many pages it took.
+async fn walk_enrollments(
+    service: &TestService,
+    id: &str,
+    filter: &str,
+    limit: usize,
+) -> (Vec<Value>, usize) {
+    let mut items = Vec::new();
+    let mut cursor = String::new();
+    for pages in 1..=20 {
+        let (status, page) = service
+            .get(
+                &format!("/api/v1/sequences/{id}/enrollments?{filter}limit={limit}{cursor}"),
+                "KEY1",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let got = page["items"].as_array().unwrap();
+        assert!(got.len() <= limit, "{page}");
+        items.extend(got.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return (items, pages),
+        }
+    }
+    panic!("the pages of {filter} never ended");
+}
+
+#[tokio::test]
+async fn pages_walk_a_sequence_of_mixed_statuses_unfiltered_and_by_a_final_status() {
+    let service = start().await;
+    let id = active_sequence(&service, "KEY1").await;
+    let add = |emails: Vec<String>| {
+        let service = &service;
+        let path = format!("/api/v1/sequences/{id}/contacts");
+        async move {
+            let contacts: Vec<Value> = emails.iter().map(|e| json!({"email": e})).collect();
+            let (status, added) = service
+                .post(&path, "KEY1", json!({"contacts": contacts}))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{added}");
+        }
+    };
+    // Three get the one step and complete; four come later, two of whom unsubscribe.
+    add((0..3).map(|i| format!("done{i}@client.example")).collect()).await;
+    service
+        .engine
+        .run_until(monday() + chrono::Duration::days(3))
+        .await
+        .unwrap();
+    add((0..4).map(|i| format!("new{i}@client.example")).collect()).await;
+    for i in 0..2 {
+        let (status, signal) = service
+            .post(
+                "/api/v1/signals/unsubscribe",
+                "KEY1",
+                json!({"email": format!("new{i}@client.example")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{signal}");
+    }
+
+    let key = |e: &Value| {
+        (
+            chrono::DateTime::parse_from_rfc3339(&text(e, "enrolled_at")).unwrap(),
+            uuid::Uuid::parse_str(&text(e, "id")).unwrap(),
+        )
+    };
+    let (all, pages) = walk_enrollments(&service, &id, "", 2).await;
+    assert_eq!((all.len(), pages), (7, 4));
+    let keys: Vec<_> = all.iter().map(key).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "once each, by (enrolled instant, id)");
+    let of = |status: &str| -> Vec<Value> {
+        all.iter()
+            .filter(|e| e["status"] == status)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        (
+            of("completed").len(),
+            of("exited").len(),
+            of("active").len()
+        ),
+        (3, 2, 2),
+        "{all:?}"
+    );
+    for (status, limit, pages) in [("completed", 2, 2), ("exited", 1, 2), ("active", 5, 1)] {
+        let (items, walked) =
+            walk_enrollments(&service, &id, &format!("status={status}&"), limit).await;
+        assert_eq!(
+            (items, walked),
+            (of(status), pages),
+            "{status}: its enrollments only, in the same order"
+        );
+    }
+    let (none, _) = walk_enrollments(&service, &id, "status=paused&", 3).await;
+    assert!(none.is_empty());
 }
