@@ -9,30 +9,15 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use reqwest::{Method, StatusCode};
 use sequence_engine::domain::ids::{ContactId, EnrollmentId, TenantId};
-use sequence_engine::memory::MemoryStore;
 use sequence_engine::smtp::{TokenKind, TrackedSend, Tracker};
 use sequence_service::config::Limits;
-use sequence_service::LogTransport;
 use serde_json::{json, Value};
-use support::{fields, monday, read, text, virtual_clock, Options, TestService};
+use support::{fields, monday, read, text, TestService};
 
 async fn start_with(limits: Limits) -> TestService {
-    let (listener, tracker) = TestService::bind().await;
-    TestService::start(
-        listener,
-        tracker.clone(),
-        Options {
-            store: Arc::new(MemoryStore::new()),
-            transport: Arc::new(LogTransport::new(tracker)),
-            clock: Arc::new(virtual_clock()),
-            background: false,
-            limits,
-        },
-    )
+    TestService::in_memory(limits).await
 }
 
 async fn start() -> TestService {

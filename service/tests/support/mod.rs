@@ -22,7 +22,7 @@ use sequence_engine::{Engine, EngineConfig};
 use sequence_service::config::{
     ApiKeyConfig, Limits, MailboxSmtpConfig, Secret, SmtpConfig, SmtpSecurity,
 };
-use sequence_service::{smtp_transport, ApiKeys, Service};
+use sequence_service::{smtp_transport, ApiKeys, LogTransport, Service};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -96,6 +96,23 @@ impl TestService {
         let addr = listener.local_addr().unwrap();
         let tracker = Tracker::new(format!("http://{addr}/t"), SECRET).unwrap();
         (listener, tracker)
+    }
+
+    /// A service on a fresh in-memory store with a logging transport, a virtual clock at
+    /// [`monday`] and no engine loop (the test drives the engine), under `limits`.
+    pub(crate) async fn in_memory(limits: Limits) -> Self {
+        let (listener, tracker) = Self::bind().await;
+        Self::start(
+            listener,
+            tracker.clone(),
+            Options {
+                store: Arc::new(MemoryStore::new()),
+                transport: Arc::new(LogTransport::new(tracker)),
+                clock: Arc::new(virtual_clock()),
+                background: false,
+                limits,
+            },
+        )
     }
 
     /// Start a service on `listener` with `options`.
