@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::reports::ExplanationView;
 use super::sequences::load;
 use crate::auth::Tenant;
 use crate::problem::{ApiError, FieldError, JsonBody, Problem};
@@ -395,8 +396,7 @@ pub struct EnrollmentDetail {
     /// One sentence for people: why it is (not) sending.
     pub summary: String,
     /// The engine's whole explanation (pending send, each mailbox's outlook).
-    #[schema(value_type = Object)]
-    pub explanation: serde_json::Value,
+    pub explanation: ExplanationView,
 }
 
 /// One enrollment, with its deferral reason: "why isn't it sending?".
@@ -427,7 +427,7 @@ pub(crate) async fn enrollment(
         }),
         deferral_not_before: deferral.and_then(|d| d.not_before),
         summary: why.summary.clone(),
-        explanation: serde_json::to_value(&why).unwrap_or_default(),
+        explanation: ExplanationView::from(&why),
     }))
 }
 

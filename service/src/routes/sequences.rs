@@ -13,6 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::reports::SequenceStatsView;
 use super::sequence_body::{
     pool_from, steps_from, CloneBody, NewSequence, SequenceChanges, SequenceView, StepBody,
 };
@@ -414,13 +415,14 @@ pub(crate) async fn clone(
 /// rates, per step and per A/B variant.
 #[utoipa::path(get, path = "/api/v1/sequences/{id}/stats", tag = "sequences",
     params(("id" = Uuid, Path, description = "The sequence")),
-    responses((status = 200, body = Object, description = "The engine's SequenceStats"), (status = 404, body = Problem)),
+    responses((status = 200, body = SequenceStatsView), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub(crate) async fn stats(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(id): Path<Uuid>,
-) -> Result<Json<sequence_engine::scheduler::SequenceStats>, ApiError> {
+) -> Result<Json<SequenceStatsView>, ApiError> {
     load(&state, &tenant, id).await?;
-    Ok(Json(state.engine().stats(tenant.id, SequenceId(id)).await?))
+    let stats = state.engine().stats(tenant.id, SequenceId(id)).await?;
+    Ok(Json(SequenceStatsView::from(&stats)))
 }
