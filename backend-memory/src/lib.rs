@@ -81,16 +81,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::Enrollment;
+use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
-    Catalog, ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
-    SendContext, SequenceTally, StoreError,
+    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
+    SendCompletion, SendContext, SequenceTally, StoreError,
 };
 
 use state::State;
@@ -184,6 +184,14 @@ impl Catalog for MemoryStore {
 
     async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError> {
         Ok(self.lock()?.list_sequences(tenant))
+    }
+
+    async fn delete_draft_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<DraftDeletion, StoreError> {
+        Ok(self.lock()?.delete_draft_sequence(tenant, id))
     }
 
     async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {
@@ -280,6 +288,19 @@ impl Outbox for MemoryStore {
         Ok(self
             .lock()?
             .open_enrollments_page(tenant, sequence, after, limit))
+    }
+
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        Ok(self
+            .lock()?
+            .enrollments_page(tenant, sequence, status, after, limit))
     }
 
     async fn open_sends_of(

@@ -6,8 +6,8 @@ use sequence_core::contact::{normalize_email, Contact};
 use sequence_core::error::Entity;
 use sequence_core::ids::{ContactId, MailboxId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
-use sequence_core::sequence::Sequence;
-use sequence_core::store::StoreError;
+use sequence_core::sequence::{Sequence, SequenceStatus};
+use sequence_core::store::{DraftDeletion, StoreError};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -152,6 +152,40 @@ pub(crate) async fn write_sequence(
     .await
     .db()?;
     Ok(())
+}
+
+/// [`Catalog::delete_draft_sequence`](sequence_core::store::Catalog): the `DELETE` itself
+/// checks that the row is a draft without enrollments, so an activation or an enrollment
+/// that commits first makes it delete nothing (an enrollment that commits while the delete
+/// waits for its row lock fails the delete on the foreign key instead: a backend error,
+/// nothing deleted). When nothing was deleted, one read of the row says why.
+pub(crate) async fn delete_draft_sequence(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: SequenceId,
+) -> Result<DraftDeletion, StoreError> {
+    let deleted = sqlx::query(
+        "DELETE FROM sequences WHERE tenant_id = $1 AND id = $2 AND status = 'draft' \
+             AND NOT EXISTS (SELECT 1 FROM enrollments \
+                             WHERE tenant_id = $1 AND sequence_id = $2)",
+    )
+    .bind(tenant.0)
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await
+    .db()?
+    .rows_affected();
+    if deleted > 0 {
+        return Ok(DraftDeletion::Deleted);
+    }
+    Ok(match get_sequence(conn, tenant, id).await? {
+        None => DraftDeletion::NotFound,
+        Some(s) if s.status() != SequenceStatus::Draft => {
+            DraftDeletion::NotDraft { status: s.status() }
+        }
+        // Still a draft, so the delete found an enrollment of it.
+        Some(_) => DraftDeletion::HasEnrollments,
+    })
 }
 
 pub(crate) async fn get_sequence(

@@ -295,20 +295,71 @@ pub(crate) async fn open_enrollments_page(
     after: Option<EnrollmentCursor>,
     max: usize,
 ) -> Result<Vec<Enrollment>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT doc FROM enrollments WHERE tenant_id = $1 AND sequence_id = $2 \
-             AND status IN ('active', 'paused') \
-             AND ($3::timestamptz IS NULL OR (enrolled_at, id) > ($3, $4)) \
-         ORDER BY enrolled_at, id LIMIT $5",
+    let open = [EnrollmentStatus::Active, EnrollmentStatus::Paused];
+    sequence_page(conn, tenant, sequence, Some(&open), after, max).await
+}
+
+pub(crate) async fn enrollments_page(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    sequence: SequenceId,
+    status: Option<EnrollmentStatus>,
+    after: Option<EnrollmentCursor>,
+    max: usize,
+) -> Result<Vec<Enrollment>, StoreError> {
+    let wanted = status.map(|s| [s]);
+    sequence_page(
+        conn,
+        tenant,
+        sequence,
+        wanted.as_ref().map(|w| &w[..]),
+        after,
+        max,
     )
-    .bind(tenant.0)
-    .bind(sequence.0)
-    .bind(after.map(|c| c.enrolled_at))
-    .bind(after.map_or(Uuid::nil(), |c| c.id.0))
-    .bind(limit(max))
-    .fetch_all(&mut *conn)
     .await
-    .db()?;
+}
+
+/// The first page of [`sequence_page`]: `$3` the statuses (NULL: any), `$4` the limit.
+const SEQUENCE_PAGE_FIRST: &str = "SELECT doc FROM enrollments \
+     WHERE tenant_id = $1 AND sequence_id = $2 AND ($3::text[] IS NULL OR status = ANY($3)) \
+     ORDER BY enrolled_at, id LIMIT $4";
+
+/// A later page of [`sequence_page`]: after the cursor (`$4`, `$5`), `$6` the limit. A
+/// statement of its own rather than `$4 IS NULL OR ...`, so that the cursor is a condition
+/// of the index scan even in a generic plan (a prepared statement's plan after a few runs)
+/// instead of a filter over every row before it.
+const SEQUENCE_PAGE_AFTER: &str = "SELECT doc FROM enrollments \
+     WHERE tenant_id = $1 AND sequence_id = $2 AND ($3::text[] IS NULL OR status = ANY($3)) \
+         AND (enrolled_at, id) > ($4, $5) \
+     ORDER BY enrolled_at, id LIMIT $6";
+
+/// At most `max` enrollments of the tenant's `sequence` in `statuses` (any when `None`),
+/// by (enrolled instant, id) after `after`: a walk of `enrollments_by_sequence`
+/// (tenant_id, sequence_id, enrolled_at, id) from the cursor, stopped by the limit.
+async fn sequence_page(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    sequence: SequenceId,
+    statuses: Option<&[EnrollmentStatus]>,
+    after: Option<EnrollmentCursor>,
+    max: usize,
+) -> Result<Vec<Enrollment>, StoreError> {
+    let statuses: Option<Vec<String>> = statuses
+        .map(|all| all.iter().map(rows::name).collect())
+        .transpose()?;
+    let query = match after {
+        None => sqlx::query(SEQUENCE_PAGE_FIRST)
+            .bind(tenant.0)
+            .bind(sequence.0)
+            .bind(statuses),
+        Some(cursor) => sqlx::query(SEQUENCE_PAGE_AFTER)
+            .bind(tenant.0)
+            .bind(sequence.0)
+            .bind(statuses)
+            .bind(cursor.enrolled_at)
+            .bind(cursor.id.0),
+    };
+    let rows = query.bind(limit(max)).fetch_all(&mut *conn).await.db()?;
     enrollments_of(&rows)
 }
 

@@ -86,16 +86,16 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::Enrollment;
+use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
-    Catalog, ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
-    SendContext, SequenceTally, StoreError,
+    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
+    SendCompletion, SendContext, SequenceTally, StoreError,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -303,6 +303,16 @@ impl Catalog for PostgresStore {
         read!(self, |conn| catalog::list_sequences(conn, tenant))
     }
 
+    async fn delete_draft_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<DraftDeletion, StoreError> {
+        transaction!(self, |conn| catalog::delete_draft_sequence(
+            conn, tenant, id
+        ))
+    }
+
     async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {
         read!(self, |conn| catalog::get_sequences(conn, ids))
     }
@@ -421,6 +431,19 @@ impl Outbox for PostgresStore {
     ) -> Result<Vec<Enrollment>, StoreError> {
         read!(self, |conn| enrollments::open_enrollments_page(
             conn, tenant, sequence, after, limit
+        ))
+    }
+
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        read!(self, |conn| enrollments::enrollments_page(
+            conn, tenant, sequence, status, after, limit
         ))
     }
 

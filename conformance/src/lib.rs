@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 62);
+//! assert_eq!(sequence_conformance::CASES.len(), 64);
 //! # }
 //! ```
 //!
@@ -66,6 +66,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args sequence_insert_get_and_list }
         $($callback)*! { $args sequence_insert_twice_is_already_exists }
         $($callback)*! { $args sequence_replace_checks_the_version }
+        $($callback)*! { $args delete_draft_sequence_deletes_only_a_draft_of_the_tenant }
         $($callback)*! { $args mailbox_insert_replace_and_versions }
         $($callback)*! { $args contacts_upsert_inserts_and_replaces }
         $($callback)*! { $args contacts_upsert_refuses_another_tenant_and_writes_nothing }
@@ -122,6 +123,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args planning_lease_serializes_planners }
         $($callback)*! { $args apply_plan_parks_an_enrollment_whose_mailbox_is_foreign }
         $($callback)*! { $args pages_walk_every_open_enrollment }
+        $($callback)*! { $args enrollments_page_walks_the_whole_sequence_by_status }
         $($callback)*! { $args enrollments_of_contact_lists_the_whole_history }
         $($callback)*! { $args mailbox_days_count_attempts_and_reservations }
         $($callback)*! { $args sequence_tally_counts_enrollments_and_sends_by_group }

@@ -17,9 +17,9 @@ use sequence_core::event::DomainEvent;
 use sequence_core::prelude::*;
 use sequence_core::send::Lease;
 use sequence_core::store::{
-    ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
-    SendContext, StoreError,
+    ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease,
+    SendCompletion, SendContext, StoreError,
 };
 use sequence_scheduler::testing::RecordingTransport;
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
@@ -51,6 +51,14 @@ impl Catalog for Meddling {
 
     async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError> {
         self.inner.list_sequences(tenant).await
+    }
+
+    async fn delete_draft_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<DraftDeletion, StoreError> {
+        self.inner.delete_draft_sequence(tenant, id).await
     }
 
     async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {
@@ -169,6 +177,19 @@ impl Outbox for Meddling {
     ) -> Result<Vec<Enrollment>, StoreError> {
         self.inner
             .open_enrollments_page(tenant, sequence, after, limit)
+            .await
+    }
+
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        self.inner
+            .enrollments_page(tenant, sequence, status, after, limit)
             .await
     }
 

@@ -2,8 +2,9 @@
 //! router with its limits, the engine loop, and serving until shutdown.
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -11,6 +12,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use futures::FutureExt as _;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use sequence_engine::domain::{Clock, Store, Transport};
 use sequence_engine::memory::MemoryStore;
 use sequence_engine::postgres::PostgresStore;
@@ -19,7 +24,7 @@ use sequence_engine::smtp::{SmtpError, Tracker};
 use sequence_engine::{Engine, EngineBuilder, EngineConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::auth::ApiKeys;
 use crate::config::{Config, Limits, StoreConfig};
@@ -134,12 +139,16 @@ impl Service {
     }
 
     /// Serve on `listener` until `shutdown` resolves, with the engine loop beside it. On
-    /// shutdown the listener stops accepting, requests under way finish, and the engine
-    /// finishes its tick (its in-flight sends complete and are recorded) and claims nothing
-    /// more.
+    /// shutdown the listener stops accepting, requests under way finish (idle connections
+    /// close at once), and the engine finishes its tick (its in-flight sends complete and
+    /// are recorded) and claims nothing more.
+    ///
+    /// Connections speak HTTP/1.1; a client must send each request's head within
+    /// [`Limits::header_read_timeout`], or its connection is closed.
     ///
     /// # Errors
-    /// The server failed.
+    /// None at present: a failed accept is logged and retried after a pause, as
+    /// `axum::serve` does.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -160,24 +169,85 @@ impl Service {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "listening");
         }
-        let mut http_stop = stop_rx;
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        });
         let signal = tokio::spawn(async move {
             shutdown.await;
             info!("shutting down");
             let _ = stop_tx.send(true);
         });
-        let served = server.await;
+        let mut http_stop = stop_rx;
+        serve_http(
+            listener,
+            app,
+            self.state.limits().header_read_timeout(),
+            async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            },
+        )
+        .await;
         signal.abort();
         if let Some(task) = engine_task {
             if let Err(e) = task.await {
                 error!(error = %e, "engine loop ended abnormally");
             }
         }
-        served
+        Ok(())
     }
+}
+
+/// Accept connections on `listener` and serve `app` on each (HTTP/1.1, hyper's own
+/// connection) until `stop`; then stop accepting, tell every connection to finish its
+/// request under way and close, and return once all have closed.
+///
+/// `axum::serve` does the same but has no header-read timeout: here hyper's timer closes a
+/// connection whose request head is not read within `header_read_timeout` (from when the
+/// connection opens, or from the end of the previous response on a kept-alive one), so a
+/// client that trickles its headers (slowloris) cannot hold a connection for ever.
+async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    stop: impl Future<Output = ()>,
+) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut stop = pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                debug!(error = %e, "connection closed on an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// After a failed accept: nothing for a connection the peer gave up on; else (most likely
+/// out of file descriptors) a log line and a pause of a second before accepting again.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    error!(error = %e, "accept failed; accepting again in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// The tracker of `config`: its secret, or a random one for a try-out.

@@ -178,6 +178,13 @@ pub struct Limits {
     /// How long a request may take, in seconds (503 past it).
     #[serde(default = "default_timeout_secs")]
     pub request_timeout_secs: u64,
+    /// How long a client may take to send a request's head (request line and headers), in
+    /// seconds, counted from when the connection opens or, on a kept-alive connection, from
+    /// the end of the previous response; past it the connection is closed without an
+    /// answer. It bounds how long a client that sends its head slowly (slowloris), or idles
+    /// on a kept-alive connection, holds a connection.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
 }
 
 fn default_body_bytes() -> usize {
@@ -186,12 +193,16 @@ fn default_body_bytes() -> usize {
 fn default_timeout_secs() -> u64 {
     30
 }
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             body_bytes: default_body_bytes(),
             request_timeout_secs: default_timeout_secs(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
         }
     }
 }
@@ -201,6 +212,12 @@ impl Limits {
     #[must_use]
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// The header-read timeout.
+    #[must_use]
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
     }
 }
 
@@ -445,6 +462,9 @@ impl Config {
         if file.limits.request_timeout_secs == 0 {
             problems.push("limits.request_timeout_secs: at least 1".into());
         }
+        if file.limits.header_read_timeout_secs == 0 {
+            problems.push("limits.header_read_timeout_secs: at least 1".into());
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -678,5 +698,30 @@ mod tests {
             assert!(err.contains(field), "{field} in {err}");
         }
         assert!(!err.contains("her-secret"), "{err}");
+    }
+
+    #[test]
+    fn the_limits_have_defaults_and_are_checked() {
+        let file: FileConfig =
+            toml::from_str("memory = true\n[limits]\nbody_bytes = 2048").unwrap();
+        let c = Config::merge(&cli(&["--api-key", "a=k"]), file).unwrap();
+        assert_eq!(
+            (c.limits.body_bytes, c.limits.request_timeout().as_secs()),
+            (2048, 30)
+        );
+        assert_eq!(c.limits.header_read_timeout(), Duration::from_secs(10));
+        let file: FileConfig = toml::from_str(
+            "memory = true\n[limits]\nrequest_timeout_secs = 0\nheader_read_timeout_secs = 0",
+        )
+        .unwrap();
+        let err = Config::merge(&cli(&["--api-key", "a=k"]), file)
+            .unwrap_err()
+            .to_string();
+        for field in [
+            "limits.request_timeout_secs",
+            "limits.header_read_timeout_secs",
+        ] {
+            assert!(err.contains(field), "{field} in {err}");
+        }
     }
 }

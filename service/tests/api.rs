@@ -9,30 +9,15 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use reqwest::{Method, StatusCode};
 use sequence_engine::domain::ids::{ContactId, EnrollmentId, TenantId};
-use sequence_engine::memory::MemoryStore;
 use sequence_engine::smtp::{TokenKind, TrackedSend, Tracker};
 use sequence_service::config::Limits;
-use sequence_service::LogTransport;
 use serde_json::{json, Value};
-use support::{fields, monday, read, text, virtual_clock, Options, TestService};
+use support::{fields, monday, read, text, TestService};
 
 async fn start_with(limits: Limits) -> TestService {
-    let (listener, tracker) = TestService::bind().await;
-    TestService::start(
-        listener,
-        tracker.clone(),
-        Options {
-            store: Arc::new(MemoryStore::new()),
-            transport: Arc::new(LogTransport::new(tracker)),
-            clock: Arc::new(virtual_clock()),
-            background: false,
-            limits,
-        },
-    )
+    TestService::in_memory(limits).await
 }
 
 async fn start() -> TestService {
@@ -360,10 +345,68 @@ async fn steps_are_edited_in_a_draft_and_a_draft_can_be_deleted() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, after) = service
+    let (status, _) = service
         .get(&format!("/api/v1/sequences/{id}"), "KEY1")
         .await;
-    assert_eq!(after["status"], "archived");
+    assert_eq!(status, StatusCode::NOT_FOUND, "a deleted draft is gone");
+}
+
+#[tokio::test]
+async fn delete_removes_only_a_draft_of_the_callers_tenant() {
+    let service = start().await;
+    let steps = json!([{"subject": "one", "body": "1"}]);
+    let draft = service.draft_sequence("KEY1", "Draft", steps).await;
+    let active = active_sequence(&service, "KEY1").await;
+    let delete = |id: &str, key: &'static str| {
+        let path = format!("/api/v1/sequences/{id}");
+        let service = &service;
+        async move { service.call(Method::DELETE, &path, key, None).await }
+    };
+
+    // Another tenant's key finds nothing to delete, and the draft stays.
+    let (status, _) = delete(&draft, "KEY2").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = service
+        .get(&format!("/api/v1/sequences/{draft}"), "KEY1")
+        .await;
+    assert_eq!(status, StatusCode::OK, "another tenant's delete left it");
+
+    // Not a draft: 409, and the sequence is as it was.
+    let (_, before) = service
+        .get(&format!("/api/v1/sequences/{active}"), "KEY1")
+        .await;
+    let (status, problem) = delete(&active, "KEY1").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert!(
+        text(&problem, "detail").contains("this sequence is active"),
+        "{problem}"
+    );
+    let (status, after) = service
+        .get(&format!("/api/v1/sequences/{active}"), "KEY1")
+        .await;
+    assert_eq!((status, &after), (StatusCode::OK, &before));
+
+    // The draft: 204, then gone from the sequence and from the list.
+    let (status, _) = delete(&draft, "KEY1").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = service
+        .get(&format!("/api/v1/sequences/{draft}"), "KEY1")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = service.get("/api/v1/sequences", "KEY1").await;
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![active.as_str()]);
+    let (status, _) = delete(&draft, "KEY1").await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a second delete finds nothing"
+    );
 }
 
 #[tokio::test]
@@ -601,6 +644,7 @@ async fn the_openapi_document_is_generated_and_presented() {
     }
     assert!(doc["components"]["schemas"]["NewSequence"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    the_json_answers_have_schemas(&doc);
     let page = service
         .request(Method::GET, "/api/v1/docs", None)
         .send()
@@ -612,6 +656,108 @@ async fn the_openapi_document_is_generated_and_presented() {
         html.contains("/api/v1/openapi.json") && !html.contains("<script src"),
         "self-contained"
     );
+}
+
+/// The schema `name` of the document's components.
+fn component<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    let schema = &doc["components"]["schemas"][name];
+    assert!(schema.is_object(), "no schema {name}");
+    schema
+}
+
+/// The name a `$ref` to a component names.
+fn ref_name(schema: &Value) -> Option<&str> {
+    schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+}
+
+/// Property `name` of `schema`, looked for in its own properties and in those of the parts
+/// of an `allOf` (a `#[serde(flatten)]` field), following `$ref`s.
+fn property<'a>(doc: &'a Value, schema: &'a Value, name: &str) -> Option<&'a Value> {
+    if let Some(target) = ref_name(schema) {
+        return property(doc, component(doc, target), name);
+    }
+    if let Some(p) = schema["properties"].get(name) {
+        return Some(p);
+    }
+    schema["allOf"]
+        .as_array()?
+        .iter()
+        .find_map(|part| property(doc, part, name))
+}
+
+/// The component a property refers to, directly or as `oneOf [null, $ref]` (an `Option`).
+fn referred(property: &Value) -> Option<&str> {
+    ref_name(property).or_else(|| property["oneOf"].as_array()?.iter().find_map(ref_name))
+}
+
+/// Every `200` JSON answer names a component schema (no bare `object`), and the engine's
+/// reports (statistics, "why isn't it sending?", a mailbox's usage) are described down to
+/// their fields.
+fn the_json_answers_have_schemas(doc: &Value) {
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let json = &operation["responses"]["200"]["content"]["application/json"];
+            if json.is_object() {
+                assert!(
+                    ref_name(&json["schema"]).is_some(),
+                    "{method} {path}: the 200 answer has no schema: {json}"
+                );
+            }
+        }
+    }
+    let ok = |path: &str| {
+        ref_name(
+            &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
+        )
+        .map(str::to_owned)
+    };
+    assert_eq!(
+        ok("/api/v1/sequences/{id}/stats").as_deref(),
+        Some("SequenceStatsView")
+    );
+    let stats = component(doc, "SequenceStatsView");
+    for field in ["sent", "open_rate", "exited", "average_seconds_to_complete"] {
+        assert!(property(doc, stats, field).is_some(), "stats: {field}");
+    }
+    let steps = property(doc, stats, "steps").unwrap();
+    assert_eq!(ref_name(&steps["items"]), Some("StepStatsView"));
+
+    assert_eq!(
+        ok("/api/v1/enrollments/{id}").as_deref(),
+        Some("EnrollmentDetail")
+    );
+    let detail = component(doc, "EnrollmentDetail");
+    let explanation = property(doc, detail, "explanation").unwrap();
+    assert_eq!(
+        referred(explanation),
+        Some("ExplanationView"),
+        "{explanation}"
+    );
+    let explanation = component(doc, "ExplanationView");
+    for field in ["pending_send", "summary", "deferral"] {
+        assert!(
+            property(doc, explanation, field).is_some(),
+            "explanation: {field}"
+        );
+    }
+    let outlooks = property(doc, explanation, "mailboxes").unwrap();
+    assert_eq!(ref_name(&outlooks["items"]), Some("MailboxOutlookView"));
+    assert!(property(doc, component(doc, "MailboxOutlookView"), "next_opening").is_some());
+
+    assert_eq!(
+        ok("/api/v1/mailboxes/{id}").as_deref(),
+        Some("MailboxDetail")
+    );
+    let usage = property(doc, component(doc, "MailboxDetail"), "usage").unwrap();
+    assert_eq!(referred(usage), Some("MailboxUsageView"), "{usage}");
+    let usage = component(doc, "MailboxUsageView");
+    assert_eq!(
+        property(doc, usage, "today").and_then(referred),
+        Some("MailboxDayView")
+    );
+    assert!(property(doc, usage, "limit_today").is_some());
 }
 
 #[tokio::test]
@@ -711,36 +857,114 @@ async fn enrollment_pages_cover_every_enrollment_once_in_order() {
         .await;
     assert_eq!(added["contacts_added"], 25);
     for filter in ["status=active&", ""] {
-        let mut seen = Vec::new();
-        let mut cursor: Option<String> = None;
-        let mut pages = 0;
-        loop {
-            let after = cursor
-                .as_ref()
-                .map(|c| format!("&cursor={c}"))
-                .unwrap_or_default();
-            let (status, page) = service
-                .get(
-                    &format!("/api/v1/sequences/{id}/enrollments?{filter}limit=7{after}"),
-                    "KEY1",
-                )
-                .await;
-            assert_eq!(status, StatusCode::OK, "{page}");
-            pages += 1;
-            seen.extend(
-                page["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|e| text(e, "id")),
-            );
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => break,
-            }
-        }
+        let (items, pages) = walk_enrollments(&service, &id, filter, 7).await;
+        let seen: Vec<String> = items.iter().map(|e| text(e, "id")).collect();
         assert_eq!((pages, seen.len()), (4, 25), "{filter}");
         let unique: std::collections::HashSet<&String> = seen.iter().collect();
         assert_eq!(unique.len(), 25, "{filter}");
     }
+}
+
+/// Every page of `/enrollments?{filter}` of sequence `id`, `limit` at a time: the items in
+/// the order given, and how many pages it took.
+async fn walk_enrollments(
+    service: &TestService,
+    id: &str,
+    filter: &str,
+    limit: usize,
+) -> (Vec<Value>, usize) {
+    let mut items = Vec::new();
+    let mut cursor = String::new();
+    for pages in 1..=20 {
+        let (status, page) = service
+            .get(
+                &format!("/api/v1/sequences/{id}/enrollments?{filter}limit={limit}{cursor}"),
+                "KEY1",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let got = page["items"].as_array().unwrap();
+        assert!(got.len() <= limit, "{page}");
+        items.extend(got.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return (items, pages),
+        }
+    }
+    panic!("the pages of {filter} never ended");
+}
+
+#[tokio::test]
+async fn pages_walk_a_sequence_of_mixed_statuses_unfiltered_and_by_a_final_status() {
+    let service = start().await;
+    let id = active_sequence(&service, "KEY1").await;
+    let add = |emails: Vec<String>| {
+        let service = &service;
+        let path = format!("/api/v1/sequences/{id}/contacts");
+        async move {
+            let contacts: Vec<Value> = emails.iter().map(|e| json!({"email": e})).collect();
+            let (status, added) = service
+                .post(&path, "KEY1", json!({"contacts": contacts}))
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{added}");
+        }
+    };
+    // Three get the one step and complete; four come later, two of whom unsubscribe.
+    add((0..3).map(|i| format!("done{i}@client.example")).collect()).await;
+    service
+        .engine
+        .run_until(monday() + chrono::Duration::days(3))
+        .await
+        .unwrap();
+    add((0..4).map(|i| format!("new{i}@client.example")).collect()).await;
+    for i in 0..2 {
+        let (status, signal) = service
+            .post(
+                "/api/v1/signals/unsubscribe",
+                "KEY1",
+                json!({"email": format!("new{i}@client.example")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{signal}");
+    }
+
+    let key = |e: &Value| {
+        (
+            chrono::DateTime::parse_from_rfc3339(&text(e, "enrolled_at")).unwrap(),
+            uuid::Uuid::parse_str(&text(e, "id")).unwrap(),
+        )
+    };
+    let (all, pages) = walk_enrollments(&service, &id, "", 2).await;
+    assert_eq!((all.len(), pages), (7, 4));
+    let keys: Vec<_> = all.iter().map(key).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "once each, by (enrolled instant, id)");
+    let of = |status: &str| -> Vec<Value> {
+        all.iter()
+            .filter(|e| e["status"] == status)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        (
+            of("completed").len(),
+            of("exited").len(),
+            of("active").len()
+        ),
+        (3, 2, 2),
+        "{all:?}"
+    );
+    for (status, limit, pages) in [("completed", 2, 2), ("exited", 1, 2), ("active", 5, 1)] {
+        let (items, walked) =
+            walk_enrollments(&service, &id, &format!("status={status}&"), limit).await;
+        assert_eq!(
+            (items, walked),
+            (of(status), pages),
+            "{status}: its enrollments only, in the same order"
+        );
+    }
+    let (none, _) = walk_enrollments(&service, &id, "status=paused&", 3).await;
+    assert!(none.is_empty());
 }

@@ -12,16 +12,13 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use sequence_engine::domain::ids::{ContactId, EnrollmentId, TenantId};
-use sequence_engine::memory::MemoryStore;
 use sequence_engine::smtp::{TokenKind, TrackedSend};
-use sequence_service::LogTransport;
 use serde_json::{json, Value};
-use support::{monday, text, virtual_clock, Options, TestService};
+use support::{monday, text, TestService};
 
 /// chromedriver's process group: chromedriver and the browser it starts are ended when the
 /// test ends, passed or failed.
@@ -58,18 +55,7 @@ async fn webdriver(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver); .ci/run installs them and runs it with --ignored"]
 async fn the_unsubscribe_page_is_loaded_and_its_button_clicked_in_headless_chromium() {
-    let (listener, tracker) = TestService::bind().await;
-    let service = TestService::start(
-        listener,
-        tracker.clone(),
-        Options {
-            store: Arc::new(MemoryStore::new()),
-            transport: Arc::new(LogTransport::new(tracker)),
-            clock: Arc::new(virtual_clock()),
-            background: false,
-            limits: Default::default(),
-        },
-    );
+    let service = TestService::in_memory(Default::default()).await;
     service.add_mailbox("KEY1").await;
     let id = service
         .active_sequence(

@@ -8,27 +8,12 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use reqwest::{Method, StatusCode};
-use sequence_engine::memory::MemoryStore;
-use sequence_service::LogTransport;
 use serde_json::json;
-use support::{fields, monday, text, virtual_clock, Options, TestService};
+use support::{fields, monday, text, TestService};
 
 async fn start() -> TestService {
-    let (listener, tracker) = TestService::bind().await;
-    TestService::start(
-        listener,
-        tracker.clone(),
-        Options {
-            store: Arc::new(MemoryStore::new()),
-            transport: Arc::new(LogTransport::new(tracker)),
-            clock: Arc::new(virtual_clock()),
-            background: false,
-            limits: Default::default(),
-        },
-    )
+    TestService::in_memory(Default::default()).await
 }
 
 #[tokio::test]

@@ -26,11 +26,12 @@ use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend, SendStatus};
-use sequence_core::sequence::{ReenrollmentRule, Sequence};
+use sequence_core::sequence::{ReenrollmentRule, Sequence, SequenceStatus};
 use sequence_core::store::{
-    ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlannedSlot,
-    PlanningLease, SendCompletion, SendContext, SequenceTally, StoreError, MAX_MAILBOX_DAYS,
+    ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
+    PlannedSlot, PlanningLease, SendCompletion, SendContext, SequenceTally, StoreError,
+    MAX_MAILBOX_DAYS,
 };
 use sequence_core::time::local_date;
 use uuid::Uuid;
@@ -332,6 +333,38 @@ impl State {
         self.sequences.insert(sequence.id, sequence);
     }
 
+    /// Take a sequence out of the rows and of the per-tenant index.
+    fn remove_sequence(&mut self, tenant: TenantId, id: SequenceId) {
+        self.sequences.remove(&id);
+        if let Some(ids) = self.sequences_by_tenant.get_mut(&tenant) {
+            ids.remove(&id);
+        }
+    }
+
+    pub(crate) fn delete_draft_sequence(
+        &mut self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> DraftDeletion {
+        let Some(stored) = self.sequences.get(&id).filter(|s| s.tenant == tenant) else {
+            return DraftDeletion::NotFound;
+        };
+        if stored.status() != SequenceStatus::Draft {
+            return DraftDeletion::NotDraft {
+                status: stored.status(),
+            };
+        }
+        if self
+            .enrollments_by_sequence
+            .get(&id)
+            .is_some_and(|set| !set.is_empty())
+        {
+            return DraftDeletion::HasEnrollments;
+        }
+        self.remove_sequence(tenant, id);
+        DraftDeletion::Deleted
+    }
+
     pub(crate) fn get_sequence(&self, tenant: TenantId, id: SequenceId) -> Option<Sequence> {
         self.sequences
             .get(&id)
@@ -606,6 +639,33 @@ impl State {
         after: Option<EnrollmentCursor>,
         limit: usize,
     ) -> Vec<Enrollment> {
+        self.sequence_page(tenant, sequence, after, limit, |e| !e.is_final())
+    }
+
+    pub(crate) fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Vec<Enrollment> {
+        self.sequence_page(tenant, sequence, after, limit, |e| {
+            status.is_none_or(|s| e.status() == s)
+        })
+    }
+
+    /// At most `limit` enrollments of the tenant's `sequence` that `keep` accepts, by
+    /// (enrolled instant, id) after `after`: a walk of the sequence's own index from the
+    /// cursor, never of the whole store.
+    fn sequence_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+        keep: impl Fn(&Enrollment) -> bool,
+    ) -> Vec<Enrollment> {
         let Some(list) = self.enrollments_by_sequence.get(&sequence) else {
             return Vec::new();
         };
@@ -615,7 +675,7 @@ impl State {
         };
         list.range((from, std::ops::Bound::Unbounded))
             .filter_map(|(_, id)| self.enrollments.get(id))
-            .filter(|e| e.tenant == tenant && !e.is_final())
+            .filter(|e| e.tenant == tenant && keep(e))
             .take(limit)
             .map(|e| Enrollment::clone(e))
             .collect()

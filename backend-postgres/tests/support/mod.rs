@@ -17,16 +17,16 @@ use async_trait::async_trait;
 use backend_postgres::PostgresStore;
 use chrono::{DateTime, NaiveDate, Utc};
 use sequence_core::contact::Contact;
-use sequence_core::enrollment::Enrollment;
+use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
-    Catalog, ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease, SendCompletion,
-    SendContext, StoreError,
+    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
+    SendCompletion, SendContext, StoreError,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -218,6 +218,13 @@ impl Catalog for SchemaStore {
     async fn list_sequences(&self, t: TenantId) -> Result<Vec<Sequence>, StoreError> {
         self.store.list_sequences(t).await
     }
+    async fn delete_draft_sequence(
+        &self,
+        t: TenantId,
+        id: SequenceId,
+    ) -> Result<DraftDeletion, StoreError> {
+        self.store.delete_draft_sequence(t, id).await
+    }
     async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {
         self.store.get_sequences(ids).await
     }
@@ -295,6 +302,18 @@ impl Outbox for SchemaStore {
         limit: usize,
     ) -> Result<Vec<Enrollment>, StoreError> {
         self.store.open_enrollments_page(t, s, after, limit).await
+    }
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        self.store
+            .enrollments_page(tenant, sequence, status, after, limit)
+            .await
     }
     async fn open_sends_of(
         &self,

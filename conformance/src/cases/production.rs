@@ -4,12 +4,16 @@
 
 use chrono::Duration;
 use sequence_core::contact::ContactStatus;
-use sequence_core::enrollment::DeferralReason;
-use sequence_core::ids::TenantId;
-use sequence_core::store::{ChangeSet, EnrollmentCursor, PlanCommit, Store, StoreError};
+use sequence_core::enrollment::{DeferralReason, Enrollment, EnrollmentStatus, ExitReason};
+use sequence_core::ids::{EnrollmentId, SequenceId, TenantId};
+use sequence_core::store::{
+    ChangeSet, EnrollOutcome, EnrollmentCursor, PlanCommit, Store, StoreError,
+};
 use uuid::Uuid;
 
-use crate::fixtures::{at, contact, mailbox, ok, plan, some, t0, World};
+use crate::fixtures::{
+    at, contact, mailbox, ok, plan, sequence, some, t0, write_enrollment, World,
+};
 
 /// `upsert_contacts`: "A row whose normalized address belongs to a stored contact of the
 /// tenant updates that contact, whatever the row's id"; "it never lifts a suppression".
@@ -287,5 +291,137 @@ pub async fn pages_walk_every_open_enrollment<S: Store + 'static>(store: S) {
         open.iter().map(|s| s.enrollment).collect::<Vec<_>>(),
         vec![es[0].id],
         "open_sends_of answers the planned sends of the enrollments asked for"
+    );
+}
+
+/// Every page of `enrollments_page` over `sequence` with `status`, `limit` at a time: the
+/// ids in the order given.
+async fn walk_pages<S: Store + ?Sized>(
+    store: &S,
+    tenant: TenantId,
+    sequence: SequenceId,
+    status: Option<EnrollmentStatus>,
+    limit: usize,
+) -> Vec<EnrollmentId> {
+    let mut seen = Vec::new();
+    let mut after: Option<EnrollmentCursor> = None;
+    for _ in 0..20 {
+        let page = ok(
+            "enrollments_page",
+            store
+                .enrollments_page(tenant, sequence, status, after, limit)
+                .await,
+        );
+        assert!(page.len() <= limit, "a page holds at most `limit`");
+        assert!(
+            page.iter().all(|e| status.is_none_or(|s| e.status() == s)),
+            "a page with a status holds only enrollments in it: {status:?}"
+        );
+        let Some(last) = page.last() else {
+            return seen;
+        };
+        after = Some(EnrollmentCursor::after(last));
+        seen.extend(page.iter().map(|e| e.id));
+    }
+    panic!("enrollments_page: the pages of {status:?} never ended");
+}
+
+/// `enrollments_page`: "At most `limit` enrollments of a sequence of `tenant`, final ones
+/// included (only those in `status` when it is given), ordered by (enrolled instant, id),
+/// after `after`"; "Another tenant's sequence, or one not stored, gives an empty page".
+pub async fn enrollments_page_walks_the_whole_sequence_by_status<S: Store + 'static>(store: S) {
+    let w = World::build(&store, 1, 30, 1, 8).await;
+    // Enrolled in the reverse of their ids' making, two at each instant: the order is by
+    // instant, then by id.
+    let rows: Vec<Enrollment> = (0_i64..)
+        .zip(&w.contacts)
+        .map(|(i, c)| {
+            let enrolled = at((7 - i) / 2);
+            Enrollment::new(w.tenant, w.sequence.id, c.id, enrolled, enrolled)
+        })
+        .collect();
+    let mut es = Vec::new();
+    for answer in ok("enroll", store.enroll(w.tenant, t0(), rows).await) {
+        let EnrollOutcome::Enrolled { enrollment } = answer else {
+            panic!("fixture: enroll refused a row: {answer:?}");
+        };
+        es.push(w.enrollment(&store, enrollment).await);
+    }
+    // Two exit, one pauses; the rest stay active.
+    for i in [1, 4] {
+        let mut ended = es[i].clone();
+        if ended.exit(ExitReason::Manual, t0()).is_err() {
+            panic!("fixture: exit");
+        }
+        ok(
+            "write",
+            write_enrollment(&store, ended, es[i].version()).await,
+        );
+    }
+    let mut paused = es[2].clone();
+    if paused.pause(None).is_err() {
+        panic!("fixture: pause");
+    }
+    ok(
+        "write",
+        write_enrollment(&store, paused, es[2].version()).await,
+    );
+    // Another sequence of the tenant with an enrollment of its own: never in the pages.
+    let other = sequence(w.tenant, "Other", 1, &w.mailboxes);
+    ok("save_sequence", store.save_sequence(&other, None).await);
+    let stranger = Enrollment::new(w.tenant, other.id, w.contacts[0].id, t0(), t0());
+    ok("enroll", store.enroll(w.tenant, t0(), vec![stranger]).await);
+
+    let mut by_key: Vec<&Enrollment> = es.iter().collect();
+    by_key.sort_by_key(|e| (e.enrolled_at, e.id));
+    let in_order = |keep: &dyn Fn(usize) -> bool| -> Vec<EnrollmentId> {
+        by_key
+            .iter()
+            .filter(|e| es.iter().position(|x| x.id == e.id).is_some_and(keep))
+            .map(|e| e.id)
+            .collect()
+    };
+    let (t, id) = (w.tenant, w.sequence.id);
+    assert_eq!(
+        walk_pages(&store, t, id, None, 3).await,
+        in_order(&|_| true),
+        "without a status the pages walk every enrollment of the sequence once, final ones \
+         included, by (enrolled instant, id)"
+    );
+    assert_eq!(
+        walk_pages(&store, t, id, Some(EnrollmentStatus::Exited), 1).await,
+        in_order(&|i| i == 1 || i == 4),
+        "a final status pages its enrollments only, in order"
+    );
+    assert_eq!(
+        walk_pages(&store, t, id, Some(EnrollmentStatus::Paused), 2).await,
+        in_order(&|i| i == 2),
+        "a status pages its enrollments only"
+    );
+    assert_eq!(
+        walk_pages(&store, t, id, Some(EnrollmentStatus::Active), 2).await,
+        in_order(&|i| ![1, 2, 4].contains(&i)),
+        "a status pages its enrollments only, in order"
+    );
+    assert!(
+        walk_pages(&store, t, id, Some(EnrollmentStatus::Completed), 5)
+            .await
+            .is_empty(),
+        "a status nobody is in gives an empty page"
+    );
+    let first = ok(
+        "enrollments_page",
+        store.enrollments_page(t, id, None, None, 3).await,
+    );
+    assert_eq!(first.len(), 3, "a page holds `limit` when there are more");
+    assert!(
+        ok(
+            "enrollments_page (another tenant)",
+            store
+                .enrollments_page(TenantId::new(), id, None, None, 10)
+                .await
+        )
+        .is_empty(),
+        "pages are scoped to the tenant"
     );
 }

@@ -1,9 +1,11 @@
 //! Sequences, mailboxes and contacts: insert, replace, versions, reads.
 
+use sequence_core::enrollment::Enrollment;
 use sequence_core::ids::{SequenceId, TenantId};
-use sequence_core::store::{Store, StoreError};
+use sequence_core::sequence::SequenceStatus;
+use sequence_core::store::{DraftDeletion, EnrollOutcome, Store, StoreError};
 
-use crate::fixtures::{contact, mailbox, ok, sequence, some};
+use crate::fixtures::{contact, mailbox, ok, sequence, some, t0, World};
 
 /// `save_sequence`: "Insert a sequence (`expected_version` `None`)"; `get_sequence`: "A
 /// sequence of `tenant`"; `list_sequences`: "Every sequence of `tenant`"; `get_sequences`:
@@ -120,6 +122,115 @@ pub async fn sequence_replace_checks_the_version<S: Store + 'static>(store: S) {
     assert!(
         matches!(r, Err(StoreError::VersionConflict { .. })),
         "a second writer holding the old version must get VersionConflict, got {r:?}"
+    );
+}
+
+/// `delete_draft_sequence`: "the sequence is deleted only if ... it is still a draft ...
+/// and has no enrollment. Otherwise nothing is written"; "A sequence of another tenant is
+/// `NotFound`, exactly as a missing one, and is left untouched"; "afterwards no read finds
+/// it".
+pub async fn delete_draft_sequence_deletes_only_a_draft_of_the_tenant<S: Store + 'static>(
+    store: S,
+) {
+    let w = World::build(&store, 1, 10, 1, 1).await;
+    let t = w.tenant;
+    let draft = sequence(t, "Draft", 2, &[]);
+    let kept = sequence(t, "Kept draft", 1, &[]);
+    let theirs = sequence(TenantId::new(), "Theirs", 1, &[]);
+    for s in [&draft, &kept, &theirs] {
+        ok("save_sequence (insert)", store.save_sequence(s, None).await);
+    }
+
+    let answer = ok(
+        "delete_draft_sequence",
+        store.delete_draft_sequence(t, draft.id).await,
+    );
+    assert_eq!(
+        answer,
+        DraftDeletion::Deleted,
+        "a draft of the tenant is deleted"
+    );
+    assert!(
+        ok("get_sequence", store.get_sequence(t, draft.id).await).is_none(),
+        "get_sequence must not find a deleted draft"
+    );
+    let listed: Vec<SequenceId> = ok("list_sequences", store.list_sequences(t).await)
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert!(
+        !listed.contains(&draft.id) && listed.contains(&kept.id),
+        "list_sequences must leave the deleted draft out and keep the others: {listed:?}"
+    );
+    assert!(
+        ok("get_sequences", store.get_sequences(&[draft.id]).await).is_empty(),
+        "get_sequences must not find a deleted draft"
+    );
+    assert_eq!(
+        ok(
+            "delete_draft_sequence (again)",
+            store.delete_draft_sequence(t, draft.id).await
+        ),
+        DraftDeletion::NotFound,
+        "a deleted draft is not found a second time"
+    );
+
+    // Not a draft: refused, and left exactly as it was.
+    let active = ok("get_sequence", store.get_sequence(t, w.sequence.id).await);
+    assert_eq!(
+        ok(
+            "delete_draft_sequence (active)",
+            store.delete_draft_sequence(t, w.sequence.id).await
+        ),
+        DraftDeletion::NotDraft {
+            status: SequenceStatus::Active
+        },
+        "an active sequence is refused with its status"
+    );
+    assert_eq!(
+        ok("get_sequence", store.get_sequence(t, w.sequence.id).await),
+        active,
+        "a refused delete must leave the sequence unchanged"
+    );
+
+    // Another tenant's draft: not found, and untouched.
+    assert_eq!(
+        ok(
+            "delete_draft_sequence (another tenant's)",
+            store.delete_draft_sequence(t, theirs.id).await
+        ),
+        DraftDeletion::NotFound,
+        "another tenant's draft must be answered as missing"
+    );
+    assert_eq!(
+        ok(
+            "get_sequence",
+            store.get_sequence(theirs.tenant, theirs.id).await
+        )
+        .as_ref(),
+        Some(&theirs),
+        "another tenant's draft must be left untouched"
+    );
+
+    // A draft a host enrolled a contact into through the store: refused, kept.
+    let row = Enrollment::new(t, kept.id, w.contacts[0].id, t0(), t0());
+    let enrolled = ok("enroll", store.enroll(t, t0(), vec![row]).await);
+    assert!(
+        matches!(enrolled[0], EnrollOutcome::Enrolled { .. }),
+        "fixture: enroll into the draft: {enrolled:?}"
+    );
+    assert_eq!(
+        ok(
+            "delete_draft_sequence (with an enrollment)",
+            store.delete_draft_sequence(t, kept.id).await
+        ),
+        DraftDeletion::HasEnrollments,
+        "a draft with an enrollment is refused"
+    );
+    assert_eq!(
+        ok("get_sequence", store.get_sequence(t, kept.id).await).as_ref(),
+        Some(&kept),
+        "a draft with an enrollment must be kept as it was"
     );
 }
 

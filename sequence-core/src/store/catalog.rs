@@ -15,7 +15,26 @@ use super::StoreError;
 use crate::contact::Contact;
 use crate::ids::{ContactId, MailboxId, SequenceId, TenantId};
 use crate::mailbox::Mailbox;
-use crate::sequence::Sequence;
+use crate::sequence::{Sequence, SequenceStatus};
+
+/// What [`Catalog::delete_draft_sequence`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DraftDeletion {
+    /// The draft is gone: reads no longer find it.
+    Deleted,
+    /// The tenant has no sequence with that id (another tenant's id included): nothing was
+    /// deleted.
+    NotFound,
+    /// The sequence is not a draft: nothing was deleted. Its status as the store read it.
+    NotDraft {
+        /// The sequence's status.
+        status: SequenceStatus,
+    },
+    /// The draft has enrollments (a host enrolled contacts through the store itself; the
+    /// engine enrolls only into active sequences): nothing was deleted.
+    HasEnrollments,
+}
 
 /// Where sequences, mailboxes and contacts live: the half of a [`Store`](super::Store) that
 /// the host's records go through.
@@ -42,6 +61,22 @@ pub trait Catalog: Send + Sync {
 
     /// Every sequence of `tenant`.
     async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError>;
+
+    /// Delete a draft sequence of `tenant` for good: afterwards no read finds it.
+    ///
+    /// Atomic: the sequence is deleted only if, inside the same unit of work, it is still
+    /// a draft (`status` is checked by the delete itself, so an activation racing it
+    /// either lands first and the delete is refused, or finds nothing to activate) and
+    /// has no enrollment. Otherwise nothing is written and the answer says why
+    /// ([`DraftDeletion::NotDraft`], [`DraftDeletion::HasEnrollments`]). A sequence of
+    /// another tenant is [`DraftDeletion::NotFound`], exactly as a missing one, and is
+    /// left untouched. A draft has no sends and no counters, so nothing else is removed;
+    /// domain events recorded about it are history and are kept.
+    async fn delete_draft_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<DraftDeletion, StoreError>;
 
     /// Sequences by id, across tenants (for planning and dispatch).
     async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError>;

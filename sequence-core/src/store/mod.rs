@@ -19,7 +19,7 @@ mod tally;
 use crate::error::Entity;
 use crate::ids::SendId;
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, DraftDeletion};
 pub use outbox::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
     MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend,

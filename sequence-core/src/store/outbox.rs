@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 use super::tally::SequenceTally;
 use super::StoreError;
 use crate::contact::Contact;
-use crate::enrollment::{Deferral, Enrollment};
+use crate::enrollment::{Deferral, Enrollment, EnrollmentStatus};
 use crate::event::DomainEvent;
 use crate::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use crate::mailbox::Mailbox;
@@ -367,6 +367,20 @@ pub trait Outbox: Send + Sync {
         &self,
         tenant: TenantId,
         sequence: SequenceId,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// At most `limit` enrollments of a sequence of `tenant`, final ones included (only
+    /// those in `status` when it is given), ordered by (enrolled instant, id), after
+    /// `after`: a bounded page for listing a whole sequence, so that no caller holds more
+    /// than a page of it. Another tenant's sequence, or one not stored, gives an empty
+    /// page.
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
         after: Option<EnrollmentCursor>,
         limit: usize,
     ) -> Result<Vec<Enrollment>, StoreError>;

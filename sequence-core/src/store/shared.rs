@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::*;
 use crate::contact::Contact;
-use crate::enrollment::Enrollment;
+use crate::enrollment::{Enrollment, EnrollmentStatus};
 use crate::event::DomainEvent;
 use crate::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use crate::mailbox::Mailbox;
@@ -36,6 +36,14 @@ impl<S: Catalog + ?Sized> Catalog for Arc<S> {
 
     async fn list_sequences(&self, tenant: TenantId) -> Result<Vec<Sequence>, StoreError> {
         (**self).list_sequences(tenant).await
+    }
+
+    async fn delete_draft_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<DraftDeletion, StoreError> {
+        (**self).delete_draft_sequence(tenant, id).await
     }
 
     async fn get_sequences(&self, ids: &[SequenceId]) -> Result<Vec<Sequence>, StoreError> {
@@ -139,6 +147,19 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
     ) -> Result<Vec<Enrollment>, StoreError> {
         (**self)
             .open_enrollments_page(tenant, sequence, after, limit)
+            .await
+    }
+
+    async fn enrollments_page(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        status: Option<EnrollmentStatus>,
+        after: Option<EnrollmentCursor>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        (**self)
+            .enrollments_page(tenant, sequence, status, after, limit)
             .await
     }
 

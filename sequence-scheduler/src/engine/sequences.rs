@@ -10,7 +10,7 @@ use sequence_core::error::Problems;
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{EnrollmentId, SendId, SequenceId, TenantId};
 use sequence_core::sequence::{Sequence, SequenceStatus};
-use sequence_core::store::{ChangeSet, EnrollmentCursor};
+use sequence_core::store::{ChangeSet, DraftDeletion, EnrollmentCursor};
 use sequence_core::TransitionError;
 use tracing::instrument;
 
@@ -190,6 +190,39 @@ impl Engine {
         self.sweep(tenant, id, Sweep::Exit(ExitReason::SequenceArchived))
             .await?;
         Ok(sequence)
+    }
+
+    /// Delete a draft for good ([`Catalog::delete_draft_sequence`]): afterwards no read
+    /// finds it. Only a draft is deleted, checked by the store in the same unit of work as
+    /// the delete; any other sequence is left as it is (archive it instead).
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`] when the tenant has no such sequence;
+    /// [`TransitionError::InvalidStatus`] (action `delete`) when it is not a draft;
+    /// [`TransitionError::Invariant`] on `enrollments` when contacts were enrolled into the
+    /// draft through the store; or the store failed.
+    ///
+    /// [`Catalog::delete_draft_sequence`]: sequence_core::store::Catalog::delete_draft_sequence
+    pub async fn delete_draft_sequence(
+        &self,
+        tenant: TenantId,
+        id: SequenceId,
+    ) -> Result<(), EngineError> {
+        match self.inner.store.delete_draft_sequence(tenant, id).await? {
+            DraftDeletion::Deleted => Ok(()),
+            DraftDeletion::NotDraft { status } => Err(TransitionError::InvalidStatus {
+                action: "delete",
+                status: status.into(),
+            }
+            .into()),
+            DraftDeletion::HasEnrollments => Err(TransitionError::Invariant {
+                field: "enrollments".into(),
+                reason: "a draft with enrollments cannot be deleted; archive it instead".into(),
+            }
+            .into()),
+            // `NotFound`, and any answer this engine does not know: nothing was deleted.
+            _ => Err(EngineError::not_found(Entity::Sequence, id)),
+        }
     }
 
     /// Put a sequence in `target` with `change`, or leave it be when it is there already.

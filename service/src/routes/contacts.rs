@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::reports::ExplanationView;
 use super::sequences::load;
 use crate::auth::Tenant;
 use crate::problem::{ApiError, FieldError, JsonBody, Problem};
@@ -304,9 +305,9 @@ fn cursor_of(e: &Enrollment) -> String {
     )
 }
 
-/// Up to `limit + 1` enrollments of a sequence after `after`, by (enrolled instant, id).
-/// Active and paused ones are read a bounded page at a time from the store's keyset; the
-/// others (final) from the sequence's whole list.
+/// Up to `limit + 1` enrollments of a sequence after `after`, by (enrolled instant, id),
+/// only those in `status` when it is given: one bounded page read from the store's keyset
+/// (the extra row says whether a next page exists), never the sequence's whole list.
 async fn page_of(
     state: &AppState,
     tenant: &Tenant,
@@ -315,42 +316,16 @@ async fn page_of(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: usize,
 ) -> Result<Vec<Enrollment>, ApiError> {
-    let store = state.engine().store();
-    let db = |e| ApiError::from(EngineError::from(e));
-    if let Some(wanted @ (EnrollmentStatus::Active | EnrollmentStatus::Paused)) = status {
-        let mut cursor = after.map(|(enrolled_at, id)| EnrollmentCursor {
-            enrolled_at,
-            id: EnrollmentId(id),
-        });
-        let mut out = Vec::with_capacity(limit + 1);
-        loop {
-            let page = store
-                .open_enrollments_page(tenant.id, sequence, cursor, limit + 1)
-                .await
-                .map_err(db)?;
-            let Some(last) = page.last() else {
-                return Ok(out);
-            };
-            cursor = Some(EnrollmentCursor::after(last));
-            let full = page.len() > limit;
-            out.extend(page.into_iter().filter(|e| e.status() == wanted));
-            if out.len() > limit || !full {
-                out.truncate(limit + 1);
-                return Ok(out);
-            }
-        }
-    }
-    let mut all = store
-        .list_enrollments(tenant.id, sequence)
-        .await
-        .map_err(db)?;
-    all.retain(|e| {
-        status.is_none_or(|s| e.status() == s)
-            && after.is_none_or(|(at, id)| (e.enrolled_at, e.id.0) > (at, id))
+    let cursor = after.map(|(enrolled_at, id)| EnrollmentCursor {
+        enrolled_at,
+        id: EnrollmentId(id),
     });
-    all.sort_by_key(|e| (e.enrolled_at, e.id.0));
-    all.truncate(limit + 1);
-    Ok(all)
+    state
+        .engine()
+        .store()
+        .enrollments_page(tenant.id, sequence, status, cursor, limit + 1)
+        .await
+        .map_err(|e| ApiError::from(EngineError::from(e)))
 }
 
 fn status_named(name: &str) -> Option<EnrollmentStatus> {
@@ -421,8 +396,7 @@ pub struct EnrollmentDetail {
     /// One sentence for people: why it is (not) sending.
     pub summary: String,
     /// The engine's whole explanation (pending send, each mailbox's outlook).
-    #[schema(value_type = Object)]
-    pub explanation: serde_json::Value,
+    pub explanation: ExplanationView,
 }
 
 /// One enrollment, with its deferral reason: "why isn't it sending?".
@@ -453,7 +427,7 @@ pub(crate) async fn enrollment(
         }),
         deferral_not_before: deferral.and_then(|d| d.not_before),
         summary: why.summary.clone(),
-        explanation: serde_json::to_value(&why).unwrap_or_default(),
+        explanation: ExplanationView::from(&why),
     }))
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::reports::MailboxUsageView;
 use crate::auth::Tenant;
 use crate::problem::{ApiError, JsonBody, Problem};
 use crate::state::AppState;
@@ -88,8 +89,7 @@ pub struct MailboxDetail {
     #[serde(flatten)]
     pub mailbox: MailboxView,
     /// Its use today and this week, and its next opening.
-    #[schema(value_type = Object)]
-    pub usage: serde_json::Value,
+    pub usage: MailboxUsageView,
 }
 
 /// A list of mailboxes.
@@ -191,7 +191,7 @@ pub(crate) async fn get(
     let usage = engine.mailbox_usage(tenant.id, MailboxId(id)).await?;
     Ok(Json(MailboxDetail {
         mailbox: MailboxView::from(&mailbox),
-        usage: serde_json::to_value(&usage).unwrap_or_default(),
+        usage: MailboxUsageView::from(&usage),
     }))
 }
 

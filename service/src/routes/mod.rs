@@ -14,6 +14,7 @@ pub mod contacts;
 pub mod forecast;
 pub mod health;
 pub mod mailboxes;
+pub mod reports;
 pub mod sequence_body;
 pub mod sequences;
 pub mod signals;

@@ -7,10 +7,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sequence_engine::domain::ids::SequenceId;
 use sequence_engine::domain::sequence::{Sequence, SequenceStatus};
+use sequence_engine::domain::TransitionError;
+use sequence_engine::EngineError;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::reports::SequenceStatsView;
 use super::sequence_body::{
     pool_from, steps_from, CloneBody, NewSequence, SequenceChanges, SequenceView, StepBody,
 };
@@ -159,35 +162,36 @@ pub(crate) async fn update(
     Ok(Json(SequenceView::from(&sequence)))
 }
 
-/// Delete a draft. The store keeps no deleted rows: the draft is archived, and it is gone
-/// from the sequence's working life (it can never be activated). Not a draft: 409.
+/// Delete a draft for good: afterwards it is not found (404). Only a draft is deleted,
+/// checked by the store in the same unit of work as the delete; any other sequence answers
+/// 409 and is left as it is (archive it instead).
 #[utoipa::path(delete, path = "/api/v1/sequences/{id}", tag = "sequences",
     params(("id" = Uuid, Path, description = "The sequence")),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Not a draft")),
     security(("bearer" = [])))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let sequence = load(&state, &tenant, id).await?;
-    if sequence.status() != SequenceStatus::Draft {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "only a draft can be deleted; this sequence is {}; archive it instead",
-                serde_json::to_value(sequence.status())
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            ),
-        ));
-    }
-    state
+    match state
         .engine()
-        .archive_sequence(tenant.id, SequenceId(id))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .delete_draft_sequence(tenant.id, SequenceId(id))
+        .await
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(EngineError::Transition(TransitionError::InvalidStatus { status, .. })) => {
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "only a draft can be deleted; this sequence is {status}; archive it instead"
+                ),
+            ))
+        }
+        Err(EngineError::NotFound { .. }) => Err(ApiError::not_found("sequence", id)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Add a step at the end (draft only).
@@ -411,13 +415,14 @@ pub(crate) async fn clone(
 /// rates, per step and per A/B variant.
 #[utoipa::path(get, path = "/api/v1/sequences/{id}/stats", tag = "sequences",
     params(("id" = Uuid, Path, description = "The sequence")),
-    responses((status = 200, body = Object, description = "The engine's SequenceStats"), (status = 404, body = Problem)),
+    responses((status = 200, body = SequenceStatsView), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub(crate) async fn stats(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(id): Path<Uuid>,
-) -> Result<Json<sequence_engine::scheduler::SequenceStats>, ApiError> {
+) -> Result<Json<SequenceStatsView>, ApiError> {
     load(&state, &tenant, id).await?;
-    Ok(Json(state.engine().stats(tenant.id, SequenceId(id)).await?))
+    let stats = state.engine().stats(tenant.id, SequenceId(id)).await?;
+    Ok(Json(SequenceStatsView::from(&stats)))
 }

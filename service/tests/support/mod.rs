@@ -22,7 +22,7 @@ use sequence_engine::{Engine, EngineConfig};
 use sequence_service::config::{
     ApiKeyConfig, Limits, MailboxSmtpConfig, Secret, SmtpConfig, SmtpSecurity,
 };
-use sequence_service::{smtp_transport, ApiKeys, Service};
+use sequence_service::{smtp_transport, ApiKeys, LogTransport, Service};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -96,6 +96,23 @@ impl TestService {
         let addr = listener.local_addr().unwrap();
         let tracker = Tracker::new(format!("http://{addr}/t"), SECRET).unwrap();
         (listener, tracker)
+    }
+
+    /// A service on a fresh in-memory store with a logging transport, a virtual clock at
+    /// [`monday`] and no engine loop (the test drives the engine), under `limits`.
+    pub(crate) async fn in_memory(limits: Limits) -> Self {
+        let (listener, tracker) = Self::bind().await;
+        Self::start(
+            listener,
+            tracker.clone(),
+            Options {
+                store: Arc::new(MemoryStore::new()),
+                transport: Arc::new(LogTransport::new(tracker)),
+                clock: Arc::new(virtual_clock()),
+                background: false,
+                limits,
+            },
+        )
     }
 
     /// Start a service on `listener` with `options`.
@@ -215,17 +232,23 @@ impl TestService {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
-    /// Create the sequence `name` of `steps` as `key` and activate it (its pool: the
-    /// tenant's mailboxes); answers its id.
-    pub(crate) async fn active_sequence(&self, key: &str, name: &str, steps: Value) -> String {
-        let (_, sequence) = self
+    /// Create the draft sequence `name` of `steps` as `key`; answers its id.
+    pub(crate) async fn draft_sequence(&self, key: &str, name: &str, steps: Value) -> String {
+        let (status, sequence) = self
             .post(
                 "/api/v1/sequences",
                 key,
                 json!({"name": name, "steps": steps}),
             )
             .await;
-        let id = text(&sequence, "id");
+        assert_eq!(status, StatusCode::CREATED, "{sequence}");
+        text(&sequence, "id")
+    }
+
+    /// Create the sequence `name` of `steps` as `key` and activate it (its pool: the
+    /// tenant's mailboxes); answers its id.
+    pub(crate) async fn active_sequence(&self, key: &str, name: &str, steps: Value) -> String {
+        let id = self.draft_sequence(key, name, steps).await;
         let (status, activated) = self
             .post(&format!("/api/v1/sequences/{id}/activate"), key, json!({}))
             .await;
