@@ -45,6 +45,9 @@ const MAX_DELAY: [(DelayUnit, u32); 4] = [
 ];
 /// Most steps in one sequence.
 pub const MAX_STEPS: usize = 100;
+/// Why text with a NUL character is refused, wherever it may have line breaks: no mail
+/// carries one, and PostgreSQL refuses it in `text` and `jsonb`.
+const NUL_REASON: &str = "contains a NUL character";
 
 /// Check an email address (syntax, length); `path` names the field in the problem.
 ///
@@ -129,6 +132,7 @@ pub fn validate_contact(contact: &Contact) -> Result<(), ValidationErrors> {
             FieldValue::Text(s) if s.len() > MAX_BODY_LEN => {
                 p.push(&path, format!("longer than {MAX_BODY_LEN} bytes"));
             }
+            FieldValue::Text(s) if s.contains('\0') => p.push(&path, NUL_REASON),
             _ => {}
         }
     }
@@ -192,6 +196,8 @@ fn check_template(p: &mut Problems, path: &str, source: &str, one_line: bool) {
     }
     if one_line && source.chars().any(char::is_control) {
         p.push(path, "contains a control character (line break?)");
+    } else if source.contains('\0') {
+        p.push(path, NUL_REASON);
     }
     if let Err(e) = check_syntax(source) {
         p.push(path, e.to_string());
@@ -210,6 +216,9 @@ fn check_condition(p: &mut Problems, path: &str, condition: &Condition) {
             }
             if matches!(value, FieldValue::Number(n) if !n.is_finite()) {
                 p.push(format!("{path}.field.value"), "must be a finite number");
+            }
+            if matches!(value, FieldValue::Text(t) if t.contains('\0')) {
+                p.push(format!("{path}.field.value"), NUL_REASON);
             }
         }
         Condition::LastActivity(_) => {}
@@ -368,6 +377,25 @@ mod tests {
                 "custom_fields.1st"
             ]
         );
+    }
+
+    /// A NUL character is never valid text: no mail header or body carries it, and
+    /// PostgreSQL refuses it in `text` and `jsonb`, so it would fail a whole batch there.
+    #[test]
+    fn nul_characters_are_refused_in_multi_line_text_too() {
+        let mut c = Contact::new(TenantId::from_u128(1), "bo@acme.example").unwrap();
+        c.custom_fields
+            .insert("note".into(), FieldValue::Text("a\0b".into()));
+        c.custom_fields
+            .insert("ok".into(), FieldValue::Text("two\nlines".into()));
+        let err = validate_contact(&c).unwrap_err();
+        assert_eq!(paths(&err), ["custom_fields.note"]);
+        assert!(err.problems[0].reason.contains("NUL"), "{err}");
+
+        let mut step = Step::new(Delay::new(0, DelayUnit::Days), "Hi", "line one\n\0");
+        step.html_body = Some("<p>\0</p>".into());
+        let err = validate_step(&step).unwrap_err();
+        assert_eq!(paths(&err), ["body", "html_body"]);
     }
 
     #[test]

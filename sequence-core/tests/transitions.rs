@@ -451,3 +451,21 @@ fn send_errors_answer_retry_and_fault() {
     assert!(auth.is_mailbox_fault() && !auth.is_contact_fault());
     assert!(p.to_string().contains("permanent"));
 }
+
+/// A server's answer is untrusted text: kept as a readable line (no NUL, no line breaks,
+/// bounded), so that recording a failure never fails on a store that refuses such text.
+#[test]
+fn a_failure_keeps_the_servers_answer_as_one_bounded_line() {
+    let mut s = send();
+    s.claim(lease(1)).unwrap();
+    let answer = format!("550 5.1.1 no\0such\r\nuser {}", "x".repeat(10_000));
+    s.mark_failed(&lease(1), answer, false).unwrap();
+    let kept = s.last_error().unwrap();
+    assert!(kept.starts_with("550 5.1.1 no such user"), "{kept:?}");
+    assert!(!kept.chars().any(char::is_control), "{kept:?}");
+    assert!(
+        kept.chars().count() <= 1_000,
+        "{} characters",
+        kept.chars().count()
+    );
+}
