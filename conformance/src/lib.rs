@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 64);
+//! assert_eq!(sequence_conformance::CASES.len(), 65);
 //! # }
 //! ```
 //!
@@ -93,6 +93,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args apply_plan_replans_a_cancelled_send }
         $($callback)*! { $args apply_plan_preempts_first }
         $($callback)*! { $args apply_plan_records_deferrals_whose_version_matches }
+        $($callback)*! { $args apply_plan_records_a_deferral_as_the_domain_does }
         $($callback)*! { $args a_released_unit_wakes_waiting_enrollments }
         $($callback)*! { $args mailbox_snapshots_describe_the_local_day }
         $($callback)*! { $args daily_counts_count_new_starts_and_domains }

@@ -1,12 +1,12 @@
 //! `apply_plan`, `mailbox_snapshots`, `daily_counts` and `next_wakeup`.
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use sequence_core::enrollment::{Deferral, DeferralReason, EnrollmentStatus};
+use sequence_core::enrollment::{Deferral, DeferralReason, EnrollmentStatus, ExitReason};
 use sequence_core::ids::{MailboxId, SendId};
 use sequence_core::send::SendStatus;
 use sequence_core::store::{ChangeSet, PlanCommit, PlanDeferral, Store};
 
-use crate::fixtures::{at, claim, failed, ok, plan, sent, some, t0, World};
+use crate::fixtures::{at, claim, failed, ok, plan, sent, some, t0, write_enrollment, World};
 
 /// `apply_plan`: each valid send is "stored, counted, and its enrollment marked planned
 /// (nothing due; its mailbox becomes sticky only with an attempt)".
@@ -417,6 +417,76 @@ pub async fn apply_plan_records_deferrals_whose_version_matches<S: Store + 'stat
         due.iter().map(|d| d.enrollment.id).collect::<Vec<_>>(),
         vec![es[1].id],
         "a deferred enrollment must not be due before its not_before"
+    );
+}
+
+/// `apply_plan`: a recorded deferral is exactly [`Enrollment::defer`] on the stored row:
+/// looked at again at its `not_before` but never before the step is due, parked without
+/// one, the version bumped; a row no longer active is left as it is.
+pub async fn apply_plan_records_a_deferral_as_the_domain_does<S: Store + 'static>(store: S) {
+    let w = World::build(&store, 1, 30, 2, 4).await;
+    let es = w.enroll_all(&store, at(120)).await;
+    let mut ended = es[3].clone();
+    if let Err(err) = ended.exit(ExitReason::Manual, t0()) {
+        panic!("fixture: exit: {err}");
+    }
+    ok(
+        "apply_changes (exit)",
+        write_enrollment(&store, ended, es[3].version()).await,
+    );
+    let es3 = w.enrollment(&store, es[3].id).await;
+    let deferrals = [
+        // Before the step is due (120), after it, and parked.
+        (0, Some(at(60)), DeferralReason::NoCapacity),
+        (1, Some(at(600)), DeferralReason::OutsideMailboxWindow),
+        (2, None, DeferralReason::NoActiveMailboxInPool),
+        (3, Some(at(600)), DeferralReason::NoCapacity),
+    ];
+    let items = deferrals
+        .iter()
+        .map(|&(i, not_before, reason)| PlanDeferral {
+            enrollment: es[i].id,
+            enrollment_version: if i == 3 {
+                es3.version()
+            } else {
+                es[i].version()
+            },
+            deferral: Deferral { reason, not_before },
+        })
+        .collect();
+    ok(
+        "apply_plan (deferrals)",
+        store
+            .apply_plan(
+                t0(),
+                PlanCommit {
+                    deferrals: items,
+                    ..PlanCommit::default()
+                },
+            )
+            .await,
+    );
+    for &(i, not_before, reason) in &deferrals[..3] {
+        let mut expected = es[i].clone();
+        if let Err(err) = expected.defer(Deferral { reason, not_before }) {
+            panic!("fixture: defer: {err}");
+        }
+        assert_eq!(
+            w.enrollment(&store, es[i].id).await,
+            expected,
+            "deferral {i} must leave the row as Enrollment::defer does"
+        );
+    }
+    assert_eq!(
+        w.enrollment(&store, es[3].id).await,
+        es3,
+        "a deferral of an enrollment that is no longer active must change nothing"
+    );
+    let due = ok("due_enrollments", store.due_enrollments(at(599), 10).await);
+    assert_eq!(
+        due.iter().map(|d| d.enrollment.id).collect::<Vec<_>>(),
+        vec![es[0].id],
+        "only the row deferred to before its step was due is due again at the step's instant"
     );
 }
 
