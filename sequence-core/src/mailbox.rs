@@ -198,7 +198,7 @@ impl Mailbox {
         )?;
         Ok(DomainEvent::MailboxSuspended {
             mailbox: self.id,
-            reason: reason.into(),
+            reason: crate::validate::one_line(reason.into()),
         })
     }
 

@@ -247,40 +247,6 @@ pub fn message_id(enrollment: EnrollmentId, step: u32, mailbox_address: &str) ->
     format!("{}.{step}@{domain}", enrollment.0.simple())
 }
 
-/// Longest error text a send keeps, in characters.
-const MAX_ERROR_LEN: usize = 1_000;
-
-/// Untrusted text (a server's answer) as one readable, bounded line: each run of control
-/// characters (line breaks, NUL) becomes one space, and the end is cut at
-/// [`MAX_ERROR_LEN`] characters.
-fn one_line(text: String) -> String {
-    if text.len() <= MAX_ERROR_LEN && !text.chars().any(char::is_control) {
-        return text;
-    }
-    let mut out = String::with_capacity(text.len().min(MAX_ERROR_LEN));
-    let mut kept = 0;
-    let mut gap = false;
-    for c in text.chars() {
-        if kept == MAX_ERROR_LEN {
-            break;
-        }
-        if c.is_control() {
-            gap = true;
-            continue;
-        }
-        if gap && !out.is_empty() && !out.ends_with(' ') && c != ' ' {
-            out.push(' ');
-            kept += 1;
-        }
-        gap = false;
-        if kept < MAX_ERROR_LEN {
-            out.push(c);
-            kept += 1;
-        }
-    }
-    out.trim_end().to_owned()
-}
-
 impl ScheduledSend {
     /// Start a planned attempt under `lease`.
     ///
@@ -351,7 +317,7 @@ impl ScheduledSend {
         } else {
             SendStatus::Failed
         };
-        self.last_error = Some(one_line(error));
+        self.last_error = Some(crate::validate::one_line(error));
         self.lease = None;
         Ok(())
     }
@@ -389,7 +355,7 @@ impl ScheduledSend {
             return Err(TransitionError::status("cancel", self.status));
         }
         self.status = SendStatus::Cancelled;
-        self.last_error = Some(one_line(reason.into()));
+        self.last_error = Some(crate::validate::one_line(reason.into()));
         Ok(())
     }
 

@@ -49,6 +49,42 @@ pub const MAX_STEPS: usize = 100;
 /// carries one, and PostgreSQL refuses it in `text` and `jsonb`.
 const NUL_REASON: &str = "contains a NUL character";
 
+/// Longest text from outside (a server's answer) that the domain keeps, in characters.
+pub const MAX_REPORTED_LEN: usize = 1_000;
+
+/// Text from outside (a server's answer, a reason built from it) as one readable, bounded
+/// line, as the domain keeps it in sends, events and logs: each run of control
+/// characters (line breaks, NUL) becomes one space, and the end is cut at
+/// [`MAX_REPORTED_LEN`] characters.
+#[must_use]
+pub fn one_line(text: String) -> String {
+    if text.len() <= MAX_REPORTED_LEN && !text.chars().any(char::is_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len().min(MAX_REPORTED_LEN));
+    let mut kept = 0;
+    let mut gap = false;
+    for c in text.chars() {
+        if kept == MAX_REPORTED_LEN {
+            break;
+        }
+        if c.is_control() {
+            gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() && !out.ends_with(' ') && c != ' ' {
+            out.push(' ');
+            kept += 1;
+        }
+        gap = false;
+        if kept < MAX_REPORTED_LEN {
+            out.push(c);
+            kept += 1;
+        }
+    }
+    out.trim_end().to_owned()
+}
+
 /// Check an email address (syntax, length); `path` names the field in the problem.
 ///
 /// # Errors

@@ -484,3 +484,89 @@ async fn enrollments_wait_parked_while_their_pool_is_paused_and_wake_on_resume()
         .iter()
         .all(|a| a.at >= start() + Duration::days(3)));
 }
+
+/// A transport whose server refuses the login with an answer that carries a NUL and a line
+/// break, as a broken or hostile server may.
+#[derive(Clone)]
+struct RefusesLogin;
+
+#[async_trait::async_trait]
+impl Transport for RefusesLogin {
+    async fn send(&self, _: &OutgoingEmail) -> Result<Delivery, SendError> {
+        Err(SendError::permanent(
+            FailureCategory::AuthFailure,
+            "535 5.7.8 bad\0credentials\r\nX-Injected: yes",
+        ))
+    }
+}
+
+/// Every event, as a host's sink would get it.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<DomainEvent>>>);
+
+impl EventSink for Captured {
+    fn emit(&self, _: TenantId, _: DateTime<Utc>, event: &DomainEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+/// A server's answer is untrusted text: the send, its event and the mailbox's suspension
+/// keep it as one line without control characters, so that no store or log refuses or
+/// splits it (PostgreSQL refuses NUL in `jsonb`).
+#[tokio::test]
+async fn a_servers_answer_is_recorded_as_one_clean_line() {
+    let clock = VirtualClock::new(start());
+    let events = Captured::default();
+    let engine = Engine::builder(MemoryStore::new(), RefusesLogin)
+        .clock(clock.clone())
+        .event_sink(events.clone())
+        .build();
+    let tenant = TenantId::from_u128(3);
+    let m = engine
+        .create_mailbox(Mailbox::new(tenant, "ana@sender.example", chrono_tz::UTC).unwrap())
+        .await
+        .unwrap();
+    let mut seq = Sequence::new(tenant, "Refused", start()).unwrap();
+    seq.add_step(Step::new(Delay::ZERO, "Hi", ".")).unwrap();
+    seq.set_mailbox_pool(vec![m.id]).unwrap();
+    let seq = engine.create_sequence(seq).await.unwrap();
+    engine.activate_sequence(tenant, seq.id).await.unwrap();
+    let c = Contact::new(tenant, "bo@client.example").unwrap();
+    engine
+        .upsert_contacts(tenant, std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    engine.enroll(tenant, seq.id, &[c.id]).await.unwrap();
+    for _ in 0..5 {
+        engine.tick().await.unwrap();
+        if let Some(at) = engine.next_wakeup().await.unwrap() {
+            clock.set(at.max(clock.now()));
+        }
+    }
+    let texts: Vec<String> = events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            DomainEvent::SendFailed { error, .. } => Some(error.clone()),
+            DomainEvent::MailboxSuspended { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(texts.len() >= 2, "a failure and a suspension: {texts:?}");
+    let sends = engine
+        .store()
+        .sends_of_sequence(tenant, seq.id)
+        .await
+        .unwrap();
+    let stored: Vec<String> = sends
+        .iter()
+        .filter_map(|s| s.last_error().map(str::to_owned))
+        .collect();
+    assert!(!stored.is_empty(), "the send keeps its error");
+    for text in texts.iter().chain(&stored) {
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("bad credentials X-Injected: yes"), "{text:?}");
+    }
+}

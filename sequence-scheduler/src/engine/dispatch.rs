@@ -442,7 +442,7 @@ impl Engine {
                     enrollment: e.id,
                     step: send.step,
                     will_retry: retry,
-                    error: err.to_string(),
+                    error: send.last_error().unwrap_or_default().to_owned(),
                 });
                 if err.category() == FailureCategory::AuthFailure && mailbox.is_active() {
                     let mut m = mailbox.clone();
