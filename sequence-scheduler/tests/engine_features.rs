@@ -300,6 +300,27 @@ async fn why_not_sending_names_the_deferral_and_when_it_is_looked_at_again() {
     assert_eq!(done.status, EnrollmentStatus::Completed);
 }
 
+/// One mailbox (UTC, always open), an active sequence of one step on it, and one contact
+/// enrolled, in `tenant`: the sequence.
+async fn one_contact_in_one_step(engine: &Engine, tenant: TenantId) -> Sequence {
+    let m = engine
+        .create_mailbox(Mailbox::new(tenant, "ana@sender.example", chrono_tz::UTC).unwrap())
+        .await
+        .unwrap();
+    let mut seq = Sequence::new(tenant, "One step", start()).unwrap();
+    seq.add_step(Step::new(Delay::ZERO, "Hi", ".")).unwrap();
+    seq.set_mailbox_pool(vec![m.id]).unwrap();
+    let seq = engine.create_sequence(seq).await.unwrap();
+    engine.activate_sequence(tenant, seq.id).await.unwrap();
+    let c = Contact::new(tenant, "bo@client.example").unwrap();
+    engine
+        .upsert_contacts(tenant, std::slice::from_ref(&c))
+        .await
+        .unwrap();
+    engine.enroll(tenant, seq.id, &[c.id]).await.unwrap();
+    seq
+}
+
 /// A transport that never answers: the engine's tick stays inside the call until dropped.
 #[derive(Clone)]
 struct Hang;
@@ -327,21 +348,7 @@ async fn at_least_once_sends_again_after_a_lost_lease_and_at_most_once_does_not(
             .config(config.clone())
             .build();
         let tenant = TenantId::from_u128(9);
-        let m = crashed
-            .create_mailbox(Mailbox::new(tenant, "ana@sender.example", chrono_tz::UTC).unwrap())
-            .await
-            .unwrap();
-        let mut seq = Sequence::new(tenant, "Once", start()).unwrap();
-        seq.add_step(Step::new(Delay::ZERO, "Hi", ".")).unwrap();
-        seq.set_mailbox_pool(vec![m.id]).unwrap();
-        let seq = crashed.create_sequence(seq).await.unwrap();
-        crashed.activate_sequence(tenant, seq.id).await.unwrap();
-        let c = Contact::new(tenant, "bo@client.example").unwrap();
-        crashed
-            .upsert_contacts(tenant, std::slice::from_ref(&c))
-            .await
-            .unwrap();
-        crashed.enroll(tenant, seq.id, &[c.id]).await.unwrap();
+        let seq = one_contact_in_one_step(&crashed, tenant).await;
         // Plan, then "crash" inside the transport call: the claim's lease is left behind.
         crashed.tick().await.unwrap();
         let at = crashed.next_wakeup().await.unwrap().unwrap();
@@ -522,21 +529,7 @@ async fn a_servers_answer_is_recorded_as_one_clean_line() {
         .event_sink(events.clone())
         .build();
     let tenant = TenantId::from_u128(3);
-    let m = engine
-        .create_mailbox(Mailbox::new(tenant, "ana@sender.example", chrono_tz::UTC).unwrap())
-        .await
-        .unwrap();
-    let mut seq = Sequence::new(tenant, "Refused", start()).unwrap();
-    seq.add_step(Step::new(Delay::ZERO, "Hi", ".")).unwrap();
-    seq.set_mailbox_pool(vec![m.id]).unwrap();
-    let seq = engine.create_sequence(seq).await.unwrap();
-    engine.activate_sequence(tenant, seq.id).await.unwrap();
-    let c = Contact::new(tenant, "bo@client.example").unwrap();
-    engine
-        .upsert_contacts(tenant, std::slice::from_ref(&c))
-        .await
-        .unwrap();
-    engine.enroll(tenant, seq.id, &[c.id]).await.unwrap();
+    let seq = one_contact_in_one_step(&engine, tenant).await;
     for _ in 0..5 {
         engine.tick().await.unwrap();
         if let Some(at) = engine.next_wakeup().await.unwrap() {
