@@ -420,7 +420,7 @@ pub async fn apply_plan_records_deferrals_whose_version_matches<S: Store + 'stat
     );
 }
 
-/// `apply_plan`: a recorded deferral is exactly [`Enrollment::defer`] on the stored row:
+/// `apply_plan`: a recorded deferral is exactly `Enrollment::defer` on the stored row:
 /// looked at again at its `not_before` but never before the step is due, parked without
 /// one, the version bumped; a row no longer active is left as it is.
 pub async fn apply_plan_records_a_deferral_as_the_domain_does<S: Store + 'static>(store: S) {
