@@ -25,7 +25,6 @@ use std::future::Future;
 use std::sync::LazyLock;
 use std::time::{Duration as StdDuration, Instant};
 
-use async_trait::async_trait;
 use backend_memory::MemoryStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::measurement::WallTime;
@@ -33,23 +32,12 @@ use criterion::{
     black_box, criterion_group, criterion_main, BatchSize, BenchmarkGroup, BenchmarkId, Criterion,
     Throughput,
 };
-use sequence_benches::{PlanningFixture, TickFixture, ZONES};
+use sequence_benches::{NoopTransport, PlanningFixture, TickFixture, ZONES};
 use sequence_core::prelude::*;
 use sequence_core::store::{PlanCommit, PlanDeferral, PlanSend};
 use sequence_scheduler::planner::{plan, PlannerConfig};
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
 use tokio::runtime::Runtime;
-
-/// Accepts everything at once.
-#[derive(Debug, Clone, Copy)]
-struct NoopTransport;
-
-#[async_trait]
-impl Transport for NoopTransport {
-    async fn send(&self, _email: &OutgoingEmail) -> Result<Delivery, SendError> {
-        Ok(Delivery::default())
-    }
-}
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -30,7 +30,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
-use async_trait::async_trait;
 use backend_postgres::PostgresStore;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::measurement::WallTime;
@@ -38,22 +37,11 @@ use criterion::{
     black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion,
     SamplingMode, Throughput,
 };
-use sequence_benches::TickFixture;
+use sequence_benches::{NoopTransport, TickFixture};
 use sequence_core::prelude::*;
 use sequence_core::store::EnrollOutcome;
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
 use tokio::runtime::Runtime;
-
-/// Accepts everything at once.
-#[derive(Debug, Clone, Copy)]
-struct NoopTransport;
-
-#[async_trait]
-impl Transport for NoopTransport {
-    async fn send(&self, _email: &OutgoingEmail) -> Result<Delivery, SendError> {
-        Ok(Delivery::default())
-    }
-}
 
 /// The server the benches use.
 fn database_url() -> String {

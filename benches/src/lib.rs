@@ -22,6 +22,21 @@ use sequence_scheduler::planner::{DueStep, PlanningInput, SequencePolicy};
 mod tick;
 pub use tick::TickFixture;
 
+/// A transport that accepts every message at once, so that a bench measures the engine and
+/// its store, not a server.
+#[derive(Debug, Clone, Copy)]
+pub struct NoopTransport;
+
+#[async_trait::async_trait]
+impl sequence_core::transport::Transport for NoopTransport {
+    async fn send(
+        &self,
+        _email: &sequence_core::transport::OutgoingEmail,
+    ) -> Result<sequence_core::transport::Delivery, sequence_core::transport::SendError> {
+        Ok(sequence_core::transport::Delivery::default())
+    }
+}
+
 /// The 16 zones mailboxes and contacts live in (DST both ways, odd offsets).
 pub const ZONES: [Tz; 16] = [
     chrono_tz::America::New_York,

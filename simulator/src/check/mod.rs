@@ -117,15 +117,13 @@ impl<'a> Checker<'a> {
             .mailboxes
             .iter()
             .map(|m| {
-                let id = m.id.clone();
-                let id2 = m.id.clone();
                 (
                     m.id.as_str(),
                     pauses(
                         scenario,
                         m.paused,
-                        move |k| matches!(k, EventKind::PauseMailbox(x) if *x == id),
-                        move |k| matches!(k, EventKind::ResumeMailbox(x) if *x == id2),
+                        |k| matches!(k, EventKind::PauseMailbox(x) if *x == m.id),
+                        |k| matches!(k, EventKind::ResumeMailbox(x) if *x == m.id),
                     ),
                 )
             })
@@ -134,15 +132,13 @@ impl<'a> Checker<'a> {
             .sequences
             .iter()
             .map(|s| {
-                let id = s.id.clone();
-                let id2 = s.id.clone();
                 (
                     s.id.as_str(),
                     pauses(
                         scenario,
                         false,
-                        move |k| matches!(k, EventKind::PauseSequence(x) if *x == id),
-                        move |k| matches!(k, EventKind::ResumeSequence(x) if *x == id2),
+                        |k| matches!(k, EventKind::PauseSequence(x) if *x == s.id),
+                        |k| matches!(k, EventKind::ResumeSequence(x) if *x == s.id),
                     ),
                 )
             })
