@@ -65,13 +65,7 @@ async fn the_unsubscribe_page_is_loaded_and_its_button_clicked_in_headless_chrom
                    {"subject": "b", "body": "b", "wait_days": 3}]),
         )
         .await;
-    let (_, added) = service
-        .post(
-            &format!("/api/v1/sequences/{id}/contacts"),
-            "KEY1",
-            json!({"contacts": [{"email": "bo@client.example"}]}),
-        )
-        .await;
+    let (_, added) = service.add_contact("KEY1", &id, "bo@client.example").await;
     let enrollment = text(&added["results"][0], "enrollment_id");
     let contact = text(&added["results"][0], "contact_id");
     service

@@ -306,16 +306,7 @@ async fn a_mailbox_named_in_the_configuration_sends_through_its_own_server() {
             json!({}),
         )
         .await;
-    let contacts: Vec<Value> = (0..6)
-        .map(|i| json!({"email": format!("c{i}@client.example")}))
-        .collect();
-    service
-        .post(
-            &format!("/api/v1/sequences/{id}/contacts"),
-            "KEY1",
-            json!({"contacts": contacts}),
-        )
-        .await;
+    service.add_contacts("KEY1", &id, 6).await;
     service
         .engine
         .run_until(monday() + Duration::days(1))

@@ -71,16 +71,7 @@ async fn a_shutdown_while_sending_lets_the_sends_finish_and_records_them() {
     let id = service
         .active_sequence("KEY1", "S", json!([{"subject": "Hi", "body": "Hello"}]))
         .await;
-    let contacts: Vec<_> = (0..4)
-        .map(|i| json!({"email": format!("c{i}@client.example")}))
-        .collect();
-    let (status, added) = service
-        .post(
-            &format!("/api/v1/sequences/{id}/contacts"),
-            "KEY1",
-            json!({"contacts": contacts}),
-        )
-        .await;
+    let (status, added) = service.add_contacts("KEY1", &id, 4).await;
     assert_eq!(
         (status, added["contacts_added"].as_u64()),
         (StatusCode::CREATED, Some(4))
@@ -222,13 +213,7 @@ async fn enrolling_wakes_the_engine_loop_instead_of_waiting_out_its_sleep() {
         .await;
     // Let the loop's first tick pass and fall asleep for its ten minutes.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, added) = service
-        .post(
-            &format!("/api/v1/sequences/{id}/contacts"),
-            "KEY1",
-            json!({"contacts": [{"email": "bo@client.example"}]}),
-        )
-        .await;
+    let (_, added) = service.add_contact("KEY1", &id, "bo@client.example").await;
     let enrollment = text(&added["results"][0], "enrollment_id");
     let waited = tokio::time::Instant::now();
     loop {

@@ -256,6 +256,44 @@ impl TestService {
         id
     }
 
+    /// Add `count` contacts `c{i}@client.example` to sequence `id` as `key`; the answer.
+    pub(crate) async fn add_contacts(
+        &self,
+        key: &str,
+        id: &str,
+        count: usize,
+    ) -> (StatusCode, Value) {
+        let contacts: Vec<Value> = (0..count)
+            .map(|i| json!({"email": format!("c{i}@client.example")}))
+            .collect();
+        self.post_contacts(key, id, contacts).await
+    }
+
+    /// Add the contact `email` to sequence `id` as `key`; the answer.
+    pub(crate) async fn add_contact(
+        &self,
+        key: &str,
+        id: &str,
+        email: &str,
+    ) -> (StatusCode, Value) {
+        self.post_contacts(key, id, vec![json!({"email": email})])
+            .await
+    }
+
+    async fn post_contacts(
+        &self,
+        key: &str,
+        id: &str,
+        contacts: Vec<Value>,
+    ) -> (StatusCode, Value) {
+        self.post(
+            &format!("/api/v1/sequences/{id}/contacts"),
+            key,
+            json!({"contacts": contacts}),
+        )
+        .await
+    }
+
     /// Stop: the listener closes, the engine loop ends; answers how `serve` ended.
     pub(crate) async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
