@@ -4,6 +4,7 @@
 mod changes;
 mod concurrency;
 mod dashboards;
+mod deferrals;
 mod dispatch;
 mod engine;
 mod enrollments;
@@ -16,6 +17,7 @@ mod tenancy;
 pub use changes::*;
 pub use concurrency::*;
 pub use dashboards::*;
+pub use deferrals::*;
 pub use dispatch::*;
 pub use engine::*;
 pub use enrollments::*;
