@@ -483,8 +483,9 @@ impl Enrollment {
     }
 
     /// A send of `step` from `mailbox` became uncertain at `at` (its lease ran out during
-    /// the transport call); the mailbox is sticky, as after any attempt. Recorded in the same unit of work that marks the send, with the enrollment
-    /// due at `at` (when active), so that whoever plans next moves it past the step
+    /// the transport call); the mailbox is sticky, as after any attempt. Recorded in the
+    /// same unit of work that marks the send, with the enrollment due at `at` (when
+    /// active), so that whoever plans next moves it past the step
     /// ([`Self::step_sent`]) even when the engine that expired the lease stopped first.
     ///
     /// # Errors

@@ -261,12 +261,8 @@ impl State {
 
     /// The enrollment of a send that was called off is looked at again from `now`.
     pub(super) fn release_enrollment(&mut self, id: EnrollmentId, now: DateTime<Utc>) {
-        let Some(mut e) = self.enrollments.get(&id).map(|e| Enrollment::clone(e)) else {
-            return;
-        };
-        if e.release_planned(now).is_ok() {
-            self.put_enrollment(e);
-        }
+        // A refused release (final) leaves the row as it was.
+        self.change_enrollment(id, |e| e.release_planned(now));
     }
 
     /// At least once: the enrollment of a send whose lease ran out keeps the mailbox the
@@ -282,18 +278,10 @@ impl State {
     /// step and is due at `now`, in the same unit as the send, so the next planner moves it
     /// past the step whoever expired the lease.
     pub(super) fn record_uncertain(&mut self, send: &ScheduledSend, now: DateTime<Utc>) {
-        let Some(mut e) = self
-            .enrollments
-            .get(&send.enrollment)
-            .map(|e| Enrollment::clone(e))
-        else {
-            return;
-        };
-        if e.send_uncertain(send.step, send.message_id.clone(), send.mailbox(), now)
-            .is_ok()
-        {
-            self.put_enrollment(e);
-        }
+        // A refused record (final, or past the step) leaves the row as it was.
+        self.change_enrollment(send.enrollment, |e| {
+            e.send_uncertain(send.step, send.message_id.clone(), send.mailbox(), now)
+        });
     }
 
     // ---- changes -----------------------------------------------------------------------------------
@@ -491,11 +479,7 @@ impl State {
                 .map(|e| e.id)
                 .collect();
             for id in woken {
-                if let Some(mut e) = self.enrollments.get(&id).map(|e| Enrollment::clone(e)) {
-                    if e.wake(now) {
-                        self.put_enrollment(e);
-                    }
-                }
+                self.change_enrollment(id, |e| e.wake(now));
             }
         }
     }

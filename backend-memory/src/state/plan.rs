@@ -117,19 +117,11 @@ impl State {
         {
             // No plan can ever use this mailbox: park the enrollment (a pool change wakes
             // it) rather than leave it due at the same instant.
-            if let Some(mut e) = self
-                .enrollments
-                .get(&ps.enrollment)
-                .map(|e| Enrollment::clone(e))
-            {
-                let parked = Deferral {
-                    reason: DeferralReason::NoActiveMailboxInPool,
-                    not_before: None,
-                };
-                if e.defer(parked).is_ok() {
-                    self.put_enrollment(e);
-                }
-            }
+            let parked = Deferral {
+                reason: DeferralReason::NoActiveMailboxInPool,
+                not_before: None,
+            };
+            self.change_enrollment(ps.enrollment, |e| e.defer(parked));
             return PlanOne::Stale;
         }
         let existing = self
