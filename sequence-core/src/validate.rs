@@ -62,25 +62,14 @@ pub fn one_line(text: String) -> String {
         return text;
     }
     let mut out = String::with_capacity(text.len().min(MAX_REPORTED_LEN));
-    let mut kept = 0;
-    let mut gap = false;
-    for c in text.chars() {
-        if kept == MAX_REPORTED_LEN {
-            break;
-        }
-        if c.is_control() {
-            gap = true;
-            continue;
-        }
-        if gap && !out.is_empty() && !out.ends_with(' ') && c != ' ' {
+    for part in text.split(char::is_control).filter(|p| !p.is_empty()) {
+        if !out.is_empty() && !out.ends_with(' ') && !part.starts_with(' ') {
             out.push(' ');
-            kept += 1;
         }
-        gap = false;
-        if kept < MAX_REPORTED_LEN {
-            out.push(c);
-            kept += 1;
-        }
+        out.push_str(part);
+    }
+    if let Some((cut, _)) = out.char_indices().nth(MAX_REPORTED_LEN) {
+        out.truncate(cut);
     }
     out.trim_end().to_owned()
 }

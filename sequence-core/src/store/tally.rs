@@ -76,8 +76,9 @@ impl SendTally {
 }
 
 /// What [`crate::store::Outbox::sequence_tally`] answers: a sequence's enrollments and sends,
-/// counted by group. Each group appears once; the order is (status name, exit reason) for
-/// enrollments and (step, variant, status name) for sends.
+/// counted by group. Each group appears once; the order is (status, exit reason) for
+/// enrollments and (step, variant, status) for sends, statuses in the order their enums
+/// declare them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SequenceTally {
@@ -143,13 +144,8 @@ impl SequenceTally {
     /// The tallies in their documented order.
     #[must_use]
     pub fn sorted(mut enrollments: Vec<EnrollmentTally>, mut sends: Vec<SendTally>) -> Self {
-        enrollments.sort_by_cached_key(|t| {
-            (
-                format!("{:?}", t.status),
-                t.exit_reason.map(ExitReason::as_str),
-            )
-        });
-        sends.sort_by_cached_key(|t| (t.step, t.variant, format!("{:?}", t.status)));
+        enrollments.sort_by_key(|t| (t.status as u8, t.exit_reason.map(ExitReason::as_str)));
+        sends.sort_by_key(|t| (t.step, t.variant, t.status as u8));
         Self { enrollments, sends }
     }
 }
