@@ -426,7 +426,7 @@ impl Engine {
             .collect())
     }
 
-    /// Settle, in place, the enrollments of the batch that need no plan, record what was
+    /// Settle the enrollments of the batch that need no plan, record what was
     /// done to them, and leave the rest in the batch. Returns whether anything changed.
     async fn settle_batch(
         &self,
@@ -436,33 +436,31 @@ impl Engine {
         let now = batch.now;
         let mut changes = ChangeSet::default();
         let mut events: Vec<(TenantId, DomainEvent)> = Vec::new();
-        let mut failed: Option<TransitionError> = None;
-        let sequences = &batch.sequences;
-        batch.due.retain_mut(|row| {
-            let seq = sequences.get(&row.sequence);
-            if failed.is_some() || !row.may_settle(seq) {
-                return true;
+        let rows = std::mem::take(&mut batch.due);
+        batch.due.reserve(rows.len());
+        for mut row in rows {
+            let seq = batch.sequences.get(&row.sequence);
+            if !row.may_settle(seq) {
+                batch.due.push(row);
+                continue;
             }
-            let d = &mut row.due;
             let mut own = Vec::new();
-            match settle(&mut d.enrollment, &d.contact, seq, now, &mut own) {
-                Ok(None) => true,
-                Ok(Some(settled)) => {
+            match settle(
+                &mut row.due.enrollment,
+                &row.due.contact,
+                seq,
+                now,
+                &mut own,
+            )? {
+                None => batch.due.push(row),
+                Some(settled) => {
                     settled.tally(report);
                     events.extend(own.into_iter().map(|e| (row.tenant, e)));
-                    changes
-                        .enrollments
-                        .push((Enrollment::clone(&d.enrollment), row.version));
-                    false
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    true
+                    // Settling made the row its own copy: it moves into the change.
+                    let e = Arc::unwrap_or_clone(row.due.enrollment);
+                    changes.enrollments.push((e, row.version));
                 }
             }
-        });
-        if let Some(e) = failed {
-            return Err(e.into());
         }
         let progressed = !changes.is_empty();
         self.apply_leniently(now, changes).await?;
