@@ -127,6 +127,15 @@ async fn the_unsubscribe_page_is_loaded_and_its_button_clicked_in_headless_chrom
     .await;
     let session = format!("{driver}/session/{}", text(&session, "sessionId"));
     let post = reqwest::Method::POST;
+    // Finding an element waits for it (up to 10 s): after the click, the confirmation is a
+    // new page that may still be loading when the test looks for it.
+    webdriver(
+        &client,
+        post.clone(),
+        &format!("{session}/timeouts"),
+        json!({"implicit": 10_000}),
+    )
+    .await;
     webdriver(
         &client,
         post.clone(),
