@@ -433,6 +433,17 @@ impl Outbox for MemoryStore {
         Ok(self.lock()?.send_context(tenant, send))
     }
 
+    async fn send_contexts(
+        &self,
+        sends: &[(TenantId, SendId)],
+    ) -> Result<Vec<Option<SendContext>>, StoreError> {
+        let state = self.lock()?;
+        Ok(sends
+            .iter()
+            .map(|&(tenant, send)| state.send_context(tenant, send))
+            .collect())
+    }
+
     async fn complete_send(
         &self,
         now: DateTime<Utc>,

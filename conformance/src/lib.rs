@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 65);
+//! assert_eq!(sequence_conformance::CASES.len(), 66);
 //! # }
 //! ```
 //!
@@ -119,6 +119,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args claim_sends_keeps_the_mailbox_gap }
         $($callback)*! { $args the_gap_counts_from_the_attempt_not_the_claim }
         $($callback)*! { $args send_context_reads_the_current_state }
+        $($callback)*! { $args send_contexts_read_a_wave_as_send_context_does }
         $($callback)*! { $args contacts_are_unique_by_address_and_resyncs_keep_suppressions }
         $($callback)*! { $args contact_writes_check_the_version }
         $($callback)*! { $args planning_lease_serializes_planners }

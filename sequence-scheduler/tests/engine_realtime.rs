@@ -536,3 +536,57 @@ async fn a_pool_with_another_tenants_mailbox_is_refused_and_never_spins() {
     );
     assert!(w.attempts().is_empty());
 }
+
+/// The re-check reads of a wave are made together, before it goes out; a bounce answered
+/// to one send of the wave still stops a send of the same wave to the same person (from
+/// another sequence and mailbox) that has not gone yet.
+#[tokio::test]
+async fn a_bounce_in_a_wave_stops_the_waves_other_sends_to_that_contact() {
+    let w = World::new(EngineConfig::with_seed(3));
+    let a = w.mailbox("a@fleet.example", chrono_tz::UTC, 50).await.id;
+    let b = w.mailbox("b@fleet.example", chrono_tz::UTC, 50).await.id;
+    let steps = || vec![Step::new(Delay::ZERO, "Hello", "Hi!")];
+    let first = w.sequence("First", &[a], steps(), |_| {}).await;
+    let second = w.sequence("Second", &[b], steps(), |_| {}).await;
+    let person = w.contacts(1).await[0];
+    w.enroll(first, &[person]).await;
+    w.enroll(second, &[person]).await;
+    // Whichever goes first bounces (the address does not exist).
+    w.transport
+        .fail(person, 0, sequence_scheduler::testing::Fault::Permanent, 2);
+    // Both sends are planned, then the engine comes back after both instants (a late
+    // tick): they are claimed in one wave.
+    w.engine.tick().await.unwrap();
+    let mut last = start();
+    for seq in [first, second] {
+        let e = w.enrollments(seq).await.remove(0);
+        let sends = w
+            .engine
+            .store()
+            .sends_of_enrollment(w.tenant, e.id)
+            .await
+            .unwrap();
+        assert_eq!(sends.len(), 1, "{seq}: its first step is planned");
+        last = last.max(sends[0].planned_at());
+    }
+    w.clock.set(last + Duration::minutes(1));
+    w.engine.tick().await.unwrap();
+    let attempts = w.transport.attempts();
+    assert_eq!(
+        attempts.len(),
+        1,
+        "only the send that bounced went out: {attempts:?}"
+    );
+    let contact = w
+        .engine
+        .store()
+        .get_contact(w.tenant, person)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!contact.is_sendable(), "the contact bounced");
+    for seq in [first, second] {
+        let e = &w.enrollments(seq).await[0];
+        assert_eq!(e.status(), EnrollmentStatus::Exited, "{seq}: {e:?}");
+    }
+}

@@ -169,3 +169,59 @@ pub async fn send_context_reads_the_current_state<S: Store + 'static>(store: S) 
     let after = context(&store, w.tenant, c.send.id).await;
     assert_eq!(after.attempts_on_day, 0, "a claim given back is no attempt");
 }
+
+/// `send_contexts`: "one answer per send, in order ... what `send_context` would answer for
+/// its send", a missing send and another tenant's included.
+pub async fn send_contexts_read_a_wave_as_send_context_does<S: Store + 'static>(store: S) {
+    let w = World::build(&store, 2, 30, 1, 3).await;
+    let es = w.enroll_all(&store, at(-60)).await;
+    plan(
+        &store,
+        at(-60),
+        vec![
+            w.plan_send(&es[0], 0, at(-3), 30),
+            w.plan_send(&es[1], 1, at(-2), 30),
+            w.plan_send(&es[2], 0, at(-1), 30),
+        ],
+    )
+    .await;
+    let claimed = claim(&store, t0(), 2).await;
+    assert_eq!(claimed.len(), 2, "one send of each mailbox is claimable");
+    let unclaimed = SendId::of_step(es[2].id, 0);
+    let wave = vec![
+        (w.tenant, claimed[1].send.id),
+        (w.tenant, SendId::new()),
+        (w.tenant, unclaimed),
+        (TenantId::new(), claimed[0].send.id),
+        (w.tenant, claimed[0].send.id),
+    ];
+    let answers = ok("send_contexts", store.send_contexts(&wave).await);
+    assert_eq!(answers.len(), wave.len(), "one answer per send");
+    for ((tenant, send), answer) in wave.iter().zip(&answers) {
+        let one = ok("send_context", store.send_context(*tenant, *send).await);
+        assert_eq!(
+            answer, &one,
+            "send_contexts must answer as send_context for {send}"
+        );
+    }
+    assert!(answers[1].is_none() && answers[3].is_none());
+    let first = some("context of a claimed send", answers[4].clone());
+    assert_eq!(first.attempts_on_day, 1, "the claim counts as an attempt");
+    assert_eq!(
+        first.mailbox.map(|m| m.id),
+        Some(w.mailboxes[0].id),
+        "the send's own mailbox"
+    );
+    assert_eq!(
+        answers[0]
+            .as_ref()
+            .and_then(|c| c.mailbox.as_ref())
+            .map(|m| m.id),
+        Some(w.mailboxes[1].id),
+        "the send's own mailbox"
+    );
+    assert!(
+        ok("send_contexts (none)", store.send_contexts(&[]).await).is_empty(),
+        "no sends, no answers"
+    );
+}

@@ -536,6 +536,23 @@ pub trait Outbox: Send + Sync {
         send: SendId,
     ) -> Result<Option<SendContext>, StoreError>;
 
+    /// [`Outbox::send_context`] of each of `sends` (tenant and send), one answer per send,
+    /// in order: the re-check read of a whole wave of claimed sends, right before the wave
+    /// goes out. Each answer is what [`Outbox::send_context`] would answer for its send.
+    ///
+    /// The default reads them one by one; a backend overrides it to read a wave in a few
+    /// statements, each sequence and mailbox once however many sends share it.
+    async fn send_contexts(
+        &self,
+        sends: &[(TenantId, SendId)],
+    ) -> Result<Vec<Option<SendContext>>, StoreError> {
+        let mut out = Vec::with_capacity(sends.len());
+        for &(tenant, send) in sends {
+            out.push(self.send_context(tenant, send).await?);
+        }
+        Ok(out)
+    }
+
     /// Record the outcome of a claimed send atomically with its enrollment and the other
     /// changes; the mailbox's latest attempt becomes [`SendCompletion::attempted_at`] (if
     /// later). `LeaseLost` when the lease does not hold; `VersionConflict` when a version

@@ -292,6 +292,13 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
         (**self).send_context(tenant, send).await
     }
 
+    async fn send_contexts(
+        &self,
+        sends: &[(TenantId, SendId)],
+    ) -> Result<Vec<Option<SendContext>>, StoreError> {
+        (**self).send_contexts(sends).await
+    }
+
     async fn complete_send(
         &self,
         now: DateTime<Utc>,

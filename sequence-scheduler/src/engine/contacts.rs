@@ -45,7 +45,9 @@ impl Engine {
             }
         }
         problems.finish()?;
-        Ok(self.inner.store.upsert_contacts(tenant, contacts).await?)
+        let stored = self.inner.store.upsert_contacts(tenant, contacts).await?;
+        self.host_changed();
+        Ok(stored)
     }
 
     /// Import contacts as a host has them (addresses, zone names as strings, fields), with an
@@ -98,6 +100,7 @@ impl Engine {
         }
         let contacts: Vec<Contact> = by_address.into_values().collect();
         store.upsert_contacts(tenant, &contacts).await?;
+        self.host_changed();
         // A row is an update when its contact was stored before, or an earlier row made it.
         let mut seen = stored_before;
         for answer in &mut answers {
@@ -153,6 +156,7 @@ impl Engine {
             ..ChangeSet::default()
         };
         store.apply_changes(self.now(), changes).await?;
+        self.host_changed();
         Ok(true)
     }
 
@@ -272,6 +276,7 @@ impl Engine {
         }
         changes.enrollments.push((e.clone(), v));
         store.apply_changes(now, changes).await?;
+        self.host_changed();
         self.emit(tenant, &event.into_iter().collect::<Vec<_>>());
         Ok(e)
     }

@@ -1,5 +1,7 @@
 //! Dispatch: claim the sends whose instant has come, re-check each, render, send, record.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use sequence_core::contact::{BounceKind, Contact};
@@ -34,6 +36,24 @@ enum Outcome {
     Retry,
     Failed,
     Released,
+}
+
+impl Outcome {
+    /// Count the outcome in the tick's report.
+    fn tally(self, report: &mut TickReport) {
+        match self {
+            Self::Sent { completed } => {
+                report.sent += 1;
+                report.completed += usize::from(completed);
+            }
+            Self::Retry => report.retried += 1,
+            Self::Failed => {
+                report.failed += 1;
+                report.exited += 1;
+            }
+            Self::Released => report.released += 1,
+        }
+    }
 }
 
 /// The outcome of a send whose completion changes nothing but the send and its enrollment:
@@ -86,39 +106,56 @@ impl Engine {
             if claimed.is_empty() {
                 break;
             }
-            let dispatched: Vec<Result<Dispatched, EngineError>> = stream::iter(claimed)
-                .map(|c| {
-                    let span = info_span!("send", send = %c.send.id, step = c.send.step, mailbox = %c.send.mailbox());
-                    self.dispatch_one(clock, c).instrument(span)
-                })
-                .buffer_unordered(wave)
-                .collect()
-                .await;
-            let mut outcomes = Vec::with_capacity(dispatched.len());
-            let mut pending = Vec::new();
-            for d in dispatched {
-                match d? {
-                    Dispatched::Done(outcome) => outcomes.push(outcome),
-                    Dispatched::Pending(p) => pending.push(*p),
-                }
-            }
-            outcomes.extend(self.record_wave(clock.now(), pending).await?);
-            for o in outcomes {
-                match o {
-                    Outcome::Sent { completed } => {
-                        report.sent += 1;
-                        report.completed += usize::from(completed);
-                    }
-                    Outcome::Retry => report.retried += 1,
-                    Outcome::Failed => {
-                        report.failed += 1;
-                        report.exited += 1;
-                    }
-                    Outcome::Released => report.released += 1,
+            // Sends of one wave to one person go one round after another, so that a
+            // later one's re-check sees what the earlier one came to (a bounce).
+            let mut rest = claimed;
+            while !rest.is_empty() {
+                let mut people = HashSet::new();
+                let (round, later): (Vec<_>, Vec<_>) = rest
+                    .into_iter()
+                    .partition(|c| people.insert((c.send.tenant, c.send.contact)));
+                rest = later;
+                for o in self.dispatch_round(clock, round, wave).await? {
+                    o.tally(report);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Re-check, send and record one round of claimed sends, at most `wave` at a time:
+    /// their re-check reads are made together, right before the round goes out (a send
+    /// whose state a host call changed since reads it again). A round holds at most one
+    /// send per person and per mailbox (a claim takes one per mailbox), and what an
+    /// outcome changes beyond its own send and enrollment is its person (a bounce) or its
+    /// mailbox (a suspension): no send of a round can stop another.
+    async fn dispatch_round(
+        &self,
+        clock: &TickClock,
+        round: Vec<ClaimedSend>,
+        wave: usize,
+    ) -> Result<Vec<Outcome>, EngineError> {
+        let keys: Vec<_> = round.iter().map(|c| (c.send.tenant, c.send.id)).collect();
+        let read_after = self.host_changes();
+        let contexts = self.inner.store.send_contexts(&keys).await?;
+        let dispatched: Vec<Result<Dispatched, EngineError>> = stream::iter(round.into_iter().zip(contexts))
+            .map(|(c, ctx)| {
+                let span = info_span!("send", send = %c.send.id, step = c.send.step, mailbox = %c.send.mailbox());
+                self.dispatch_one(clock, c, ctx, read_after).instrument(span)
+            })
+            .buffer_unordered(wave)
+            .collect()
+            .await;
+        let mut outcomes = Vec::with_capacity(dispatched.len());
+        let mut pending = Vec::new();
+        for d in dispatched {
+            match d? {
+                Dispatched::Done(outcome) => outcomes.push(outcome),
+                Dispatched::Pending(p) => pending.push(*p),
+            }
+        }
+        outcomes.extend(self.record_wave(clock.now(), pending).await?);
+        Ok(outcomes)
     }
 
     /// Why a claimed send must not go out at `now`, judged on the state as it is now
@@ -166,13 +203,23 @@ impl Engine {
         None
     }
 
+    /// Re-check, send and record one claimed send of a round; `ctx` is its re-check read,
+    /// made with the round's after `read_after` host changes. When a host call changed
+    /// something since (while an earlier send of the round was being made, say), the
+    /// send's state is read again.
     async fn dispatch_one(
         &self,
         clock: &TickClock,
         c: ClaimedSend,
+        ctx: Option<SendContext>,
+        read_after: u64,
     ) -> Result<Dispatched, EngineError> {
         let store = &self.inner.store;
-        let ctx = store.send_context(c.send.tenant, c.send.id).await?;
+        let ctx = if self.host_changes() == read_after {
+            ctx
+        } else {
+            store.send_context(c.send.tenant, c.send.id).await?
+        };
         let now = clock.now();
         let why = match &ctx {
             Some(ctx) => Self::recheck(now, &c, ctx),
@@ -346,7 +393,7 @@ impl Engine {
     async fn record(
         &self,
         times: Attempt,
-        c: ClaimedSend,
+        mut c: ClaimedSend,
         seq: &Sequence,
         mailbox: &Mailbox,
         result: Result<(), SendError>,
@@ -358,9 +405,14 @@ impl Engine {
         let mut enrollment = c.enrollment.clone();
         for attempt in 0..3 {
             if attempt > 0 {
+                // What changed may be the contact as well (another send of the wave to the
+                // same person bounced): both are read again.
                 match store.get_enrollment(tenant, c.send.enrollment).await? {
                     Some(e) => enrollment = e,
                     None => return Ok(Outcome::Released),
+                }
+                if let Some(contact) = store.get_contact(tenant, c.send.contact).await? {
+                    c.contact = contact;
                 }
             }
             let (completion, outcome, events) = match first.take() {
@@ -506,11 +558,14 @@ impl Engine {
         let mut c = contact.clone();
         let read = c.version();
         c.mark_bounced();
-        changes.contacts.push((c, read));
-        events.push(DomainEvent::Bounced {
-            contact: contact.id,
-            kind: BounceKind::Hard,
-        });
+        if c.status() != contact.status() {
+            // Suppressed already (another send's bounce, an unsubscribe): left as it is.
+            changes.contacts.push((c, read));
+            events.push(DomainEvent::Bounced {
+                contact: contact.id,
+                kind: BounceKind::Hard,
+            });
+        }
         let others: Vec<Enrollment> = store
             .open_enrollments_of_contact(tenant, contact.id)
             .await?

@@ -123,6 +123,7 @@ impl Engine {
             mailbox.set_version(read + 1);
         }
         self.inner.store.save_mailbox(&mailbox, Some(read)).await?;
+        self.host_changed();
         Ok(mailbox)
     }
 
@@ -229,6 +230,7 @@ impl Engine {
             }
         }
         store.apply_changes(now, changes).await?;
+        self.host_changed();
         self.emit(tenant, &[event]);
         Ok(())
     }

@@ -232,6 +232,8 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// What the latest tick of [`Engine::run`] did ([`Engine::last_run_tick`]).
     last_run_tick: std::sync::Mutex<Option<run::RunTick>>,
+    /// How many host calls have changed state so far ([`Engine::host_changed`]).
+    host_changes: std::sync::atomic::AtomicU64,
 }
 
 /// The sequence engine. Cheap to clone: clones share one engine.
@@ -333,6 +335,7 @@ impl EngineBuilder {
                 plan_scratch: std::sync::Mutex::default(),
                 wake: tokio::sync::Notify::new(),
                 last_run_tick: std::sync::Mutex::default(),
+                host_changes: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -363,6 +366,22 @@ impl Engine {
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.inner.clock.now()
+    }
+
+    /// Count a change a host call made through this engine (a signal, a pause, an edit):
+    /// a round of sends under way reads again what it read before its next call (see
+    /// `dispatch_round`).
+    fn host_changed(&self) {
+        self.inner
+            .host_changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// How many host calls have changed state through this engine so far.
+    fn host_changes(&self) -> u64 {
+        self.inner
+            .host_changes
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn emit(

@@ -84,6 +84,7 @@ impl Engine {
             .store
             .save_sequence(&sequence, Some(read))
             .await?;
+        self.host_changed();
         let events = sequence.drain_events();
         self.emit(tenant, &events);
         if sequence.mailbox_pool != pool_before {
@@ -263,7 +264,9 @@ impl Engine {
             after = Some(EnrollmentCursor::after(last));
             let now = self.now();
             let (changes, events) = self.sweep_page(tenant, now, page, sweep).await?;
-            match store.apply_changes(now, changes.clone()).await {
+            let applied = store.apply_changes(now, changes.clone()).await;
+            self.host_changed();
+            match applied {
                 Ok(()) => self.emit(tenant, &events),
                 Err(e) if e.is_conflict() => {
                     for (e, _) in changes.enrollments {
@@ -324,7 +327,9 @@ impl Engine {
         changes: ChangeSet,
         events: &[DomainEvent],
     ) -> Result<bool, EngineError> {
-        match self.inner.store.apply_changes(now, changes).await {
+        let applied = self.inner.store.apply_changes(now, changes).await;
+        self.host_changed();
+        match applied {
             Ok(()) => {
                 self.emit(tenant, events);
                 Ok(true)
