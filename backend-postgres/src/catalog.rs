@@ -154,16 +154,22 @@ pub(crate) async fn write_sequence(
     Ok(())
 }
 
-/// [`Catalog::delete_draft_sequence`](sequence_core::store::Catalog): the `DELETE` itself
-/// checks that the row is a draft without enrollments, so an activation or an enrollment
-/// that commits first makes it delete nothing (an enrollment that commits while the delete
-/// waits for its row lock fails the delete on the foreign key instead: a backend error,
-/// nothing deleted). When nothing was deleted, one read of the row says why.
+/// [`Catalog::delete_draft_sequence`](sequence_core::store::Catalog): the row is locked
+/// first, which waits for an `enroll` into it to commit (it share-locks its sequences);
+/// then the `DELETE`, a new statement that sees what committed meanwhile, checks that the
+/// row is a draft without enrollments, so an activation or an enrollment that commits
+/// first makes it delete nothing. When nothing was deleted, one read of the row says why.
 pub(crate) async fn delete_draft_sequence(
     conn: &mut PgConnection,
     tenant: TenantId,
     id: SequenceId,
 ) -> Result<DraftDeletion, StoreError> {
+    sqlx::query("SELECT 1 FROM sequences WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?;
     let deleted = sqlx::query(
         "DELETE FROM sequences WHERE tenant_id = $1 AND id = $2 AND status = 'draft' \
              AND NOT EXISTS (SELECT 1 FROM enrollments \
@@ -370,8 +376,7 @@ pub(crate) async fn upsert_contacts(
     let emails: Vec<String> = contacts.iter().map(|c| normalize_email(&c.email)).collect();
     // Every stored contact the rows may name, by id (any tenant) or by address.
     let rows = sqlx::query(
-        "SELECT doc FROM contacts WHERE id = ANY($1) \
-         UNION SELECT doc FROM contacts WHERE tenant_id = $2 AND email = ANY($3)",
+        "SELECT doc FROM contacts WHERE id = ANY($1) OR (tenant_id = $2 AND email = ANY($3))",
     )
     .bind(&ids)
     .bind(tenant.0)

@@ -8,9 +8,10 @@ use sequence_core::contact::Contact;
 use sequence_core::enrollment::Enrollment;
 use sequence_core::error::Entity;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
+use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend, SendStatus};
+use sequence_core::sequence::Sequence;
 use sequence_core::store::{ChangeSet, ClaimedSend, SendCompletion, SendContext, StoreError};
-use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
@@ -20,7 +21,7 @@ use crate::changes::{
     wake_for_released, write_changes,
 };
 use crate::error::Db;
-use crate::rows::{doc, int, limit, name, opt_doc, send_columns, uint, SendRow};
+use crate::rows::{doc, int, json_text, limit, name, opt_doc, send_columns, uint, SendRow};
 use crate::work::{LastAttempt, Tracked, Work};
 
 /// The claim's first statement: the mailboxes whose earliest planned send is claimable at
@@ -181,6 +182,115 @@ pub(crate) async fn send_context(
         sequence: opt_doc(&r, "sequence_doc")?,
         attempts_on_day: uint(attempts),
     }))
+}
+
+/// [`send_context`] of each of `sends`, in order, in three statements: the sends with
+/// their enrollments, contacts and attempts, then each of their mailboxes and sequences
+/// once (a sequence with a pool of hundreds of mailboxes is a large document: a wave of
+/// sends of one sequence reads it once, not once per send).
+pub(crate) async fn send_contexts(
+    conn: &mut PgConnection,
+    sends: &[(TenantId, SendId)],
+) -> Result<Vec<Option<SendContext>>, StoreError> {
+    if sends.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<Uuid> = sends.iter().map(|(t, _)| t.0).collect();
+    let ids: Vec<Uuid> = sends.iter().map(|(_, s)| s.0).collect();
+    let rows = sqlx::query(
+        "SELECT k.n, s.tenant_id, s.mailbox_id, s.sequence_id, \
+             e.doc AS enrollment_doc, c.doc AS contact_doc, \
+             coalesce(md.attempts, 0) AS attempts \
+         FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(t, id, n) \
+         JOIN sends s ON s.tenant_id = k.t AND s.id = k.id \
+         LEFT JOIN enrollments e ON e.tenant_id = s.tenant_id AND e.id = s.enrollment_id \
+         LEFT JOIN contacts c ON c.tenant_id = s.tenant_id AND c.id = s.contact_id \
+         LEFT JOIN mailbox_days md ON md.tenant_id = s.tenant_id \
+             AND md.mailbox_id = s.mailbox_id AND md.local_date = s.local_date",
+    )
+    .bind(&tenants)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    struct Found {
+        at: usize,
+        tenant: Uuid,
+        mailbox: Uuid,
+        sequence: Uuid,
+        enrollment: Option<Enrollment>,
+        contact: Option<Contact>,
+        attempts: i32,
+    }
+    let mut found = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let n: i64 = r.try_get("n").db()?;
+        found.push(Found {
+            at: usize::try_from(n.saturating_sub(1)).unwrap_or(usize::MAX),
+            tenant: r.try_get("tenant_id").db()?,
+            mailbox: r.try_get("mailbox_id").db()?,
+            sequence: r.try_get("sequence_id").db()?,
+            enrollment: opt_doc(r, "enrollment_doc")?,
+            contact: opt_doc(r, "contact_doc")?,
+            attempts: r.try_get("attempts").db()?,
+        });
+    }
+    let mailboxes: HashMap<(Uuid, Uuid), Mailbox> = docs_of_keys(
+        conn,
+        MAILBOX_DOCS,
+        found.iter().map(|f| (f.tenant, f.mailbox)),
+    )
+    .await?;
+    let sequences: HashMap<(Uuid, Uuid), Sequence> = docs_of_keys(
+        conn,
+        SEQUENCE_DOCS,
+        found.iter().map(|f| (f.tenant, f.sequence)),
+    )
+    .await?;
+    let mut out: Vec<Option<SendContext>> = vec![None; sends.len()];
+    for f in found {
+        if let Some(slot) = out.get_mut(f.at) {
+            *slot = Some(SendContext {
+                enrollment: f.enrollment,
+                contact: f.contact,
+                mailbox: mailboxes.get(&(f.tenant, f.mailbox)).cloned(),
+                sequence: sequences.get(&(f.tenant, f.sequence)).cloned(),
+                attempts_on_day: uint(f.attempts),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The mailboxes at the (tenant, id) keys bound as `$1` and `$2`.
+const MAILBOX_DOCS: &str = "SELECT x.tenant_id, x.id, x.doc FROM mailboxes x \
+    JOIN unnest($1::uuid[], $2::uuid[]) AS k(t, id) ON x.tenant_id = k.t AND x.id = k.id";
+
+/// The sequences at the (tenant, id) keys bound as `$1` and `$2`.
+const SEQUENCE_DOCS: &str = "SELECT x.tenant_id, x.id, x.doc FROM sequences x \
+    JOIN unnest($1::uuid[], $2::uuid[]) AS k(t, id) ON x.tenant_id = k.t AND x.id = k.id";
+
+/// The documents `sql` ([`MAILBOX_DOCS`] or [`SEQUENCE_DOCS`]) answers for the distinct
+/// (tenant, id) `keys`, each read once.
+async fn docs_of_keys<T: serde::de::DeserializeOwned>(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    keys: impl Iterator<Item = (Uuid, Uuid)>,
+) -> Result<HashMap<(Uuid, Uuid), T>, StoreError> {
+    let keys: HashSet<(Uuid, Uuid)> = keys.collect();
+    let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = keys.into_iter().unzip();
+    let rows = sqlx::query(sql)
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    rows.iter()
+        .map(|r| {
+            let key = (r.try_get("tenant_id").db()?, r.try_get("id").db()?);
+            Ok((key, doc(r, "doc")?))
+        })
+        .collect()
 }
 
 /// The checks of [`complete_send`] on the send (loaded in `work`): it exists, the lease
@@ -464,7 +574,7 @@ pub(crate) async fn expire_leases(
              lease_until = NULL, pending_date = NULL, pending_new_start = NULL, \
              prev_last_attempt_at = NULL, doc = k.doc \
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::text[], \
-             $6::jsonb[]) AS k(tenant_id, id, token, attempt, status, doc) \
+             $6::json[]) AS k(tenant_id, id, token, attempt, status, doc) \
          WHERE s.tenant_id = k.tenant_id AND s.id = k.id AND s.status = 'sending' \
            AND s.lease_token = k.token AND s.lease_attempt = k.attempt \
            AND s.lease_until <= $7 \
@@ -480,7 +590,12 @@ pub(crate) async fn expire_leases(
             .collect::<Vec<_>>(),
     )
     .bind(statuses)
-    .bind(expired.iter().map(|(s, _)| Json(s)).collect::<Vec<_>>())
+    .bind(
+        expired
+            .iter()
+            .map(|(s, _)| json_text(s))
+            .collect::<Result<Vec<_>, _>>()?,
+    )
     .bind(now)
     .fetch_all(&mut *conn)
     .await

@@ -58,16 +58,20 @@ pub(crate) async fn enroll(
     let ours: Vec<&Enrollment> = rows.iter().filter(|e| e.tenant == tenant).collect();
     let sequence_ids: Vec<Uuid> = unique(ours.iter().map(|e| e.sequence.0));
     let contact_ids: Vec<Uuid> = unique(ours.iter().map(|e| e.contact.0));
-    let sequences: HashMap<SequenceId, Sequence> =
-        sqlx::query("SELECT doc FROM sequences WHERE tenant_id = $1 AND id = ANY($2)")
-            .bind(tenant.0)
-            .bind(&sequence_ids)
-            .fetch_all(&mut *conn)
-            .await
-            .db()?
-            .iter()
-            .map(|r| doc::<Sequence>(r, "doc").map(|s| (s.id, s)))
-            .collect::<Result<_, _>>()?;
+    // Share-locked: a draft sequence cannot be deleted under its new enrollments (see
+    // `delete_draft_sequence`; the references are the store's to keep, not foreign keys').
+    let sequences: HashMap<SequenceId, Sequence> = sqlx::query(
+        "SELECT doc FROM sequences WHERE tenant_id = $1 AND id = ANY($2) \
+         ORDER BY id FOR KEY SHARE",
+    )
+    .bind(tenant.0)
+    .bind(&sequence_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?
+    .iter()
+    .map(|r| doc::<Sequence>(r, "doc").map(|s| (s.id, s)))
+    .collect::<Result<_, _>>()?;
     let contacts: HashMap<ContactId, Contact> =
         sqlx::query("SELECT doc FROM contacts WHERE tenant_id = $1 AND id = ANY($2)")
             .bind(tenant.0)

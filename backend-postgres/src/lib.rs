@@ -596,6 +596,13 @@ impl Outbox for PostgresStore {
         read!(self, |conn| claims::send_context(conn, tenant, send))
     }
 
+    async fn send_contexts(
+        &self,
+        sends: &[(TenantId, SendId)],
+    ) -> Result<Vec<Option<SendContext>>, StoreError> {
+        read!(self, |conn| claims::send_contexts(conn, sends))
+    }
+
     async fn complete_send(
         &self,
         now: DateTime<Utc>,

@@ -52,6 +52,13 @@ pub(crate) fn from_name<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(encode)
 }
 
+/// A document as the text stored in a `json` column (enrollments, contacts and sends keep
+/// their documents as `json`: written and read as the text it is, with no `jsonb` tree to
+/// build on the way in and to print on the way out).
+pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(StoreError::backend)
+}
+
 /// The document in column `col`.
 pub(crate) fn doc<T: DeserializeOwned>(row: &PgRow, col: &str) -> Result<T, StoreError> {
     row.try_get::<Json<T>, _>(col).map(|j| j.0).db()
@@ -121,7 +128,7 @@ pub(crate) fn due_key(e: &Enrollment) -> Option<DateTime<Utc>> {
 
 /// The columns of a batch of enrollments, one array each.
 #[derive(Debug, Default)]
-struct EnrollmentColumns<'a> {
+struct EnrollmentColumns {
     tenant: Vec<Uuid>,
     id: Vec<Uuid>,
     sequence: Vec<Uuid>,
@@ -132,11 +139,11 @@ struct EnrollmentColumns<'a> {
     mailbox: Vec<Option<Uuid>>,
     enrolled_at: Vec<DateTime<Utc>>,
     version: Vec<i64>,
-    doc: Vec<Json<&'a Enrollment>>,
+    doc: Vec<String>,
 }
 
-impl<'a> EnrollmentColumns<'a> {
-    fn of(rows: impl IntoIterator<Item = &'a Enrollment>) -> Result<Self, StoreError> {
+impl EnrollmentColumns {
+    fn of<'a>(rows: impl IntoIterator<Item = &'a Enrollment>) -> Result<Self, StoreError> {
         let mut c = Self::default();
         for e in rows {
             c.tenant.push(e.tenant.0);
@@ -150,7 +157,7 @@ impl<'a> EnrollmentColumns<'a> {
             c.mailbox.push(e.mailbox().map(|m| m.0));
             c.enrolled_at.push(e.enrolled_at);
             c.version.push(big(e.version()));
-            c.doc.push(Json(e));
+            c.doc.push(json_text(e)?);
         }
         Ok(c)
     }
@@ -171,7 +178,7 @@ pub(crate) async fn insert_enrollments(
              deferral_reason, mailbox_id, enrolled_at, version, doc) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
              $6::timestamptz[], $7::text[], $8::uuid[], $9::timestamptz[], $10::int8[], \
-             $11::jsonb[]) \
+             $11::json[]) \
          ON CONFLICT DO NOTHING \
          RETURNING id",
     )
@@ -205,7 +212,7 @@ pub(crate) async fn update_enrollments(
              deferral_reason = u.deferral_reason, mailbox_id = u.mailbox_id, \
              version = u.version, doc = u.doc \
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], \
-             $6::uuid[], $7::int8[], $8::jsonb[]) \
+             $6::uuid[], $7::int8[], $8::json[]) \
              AS u(tenant_id, id, status, due_at, deferral_reason, mailbox_id, version, doc) \
          WHERE e.tenant_id = u.tenant_id AND e.id = u.id",
     )
@@ -245,12 +252,12 @@ pub(crate) async fn upsert_contacts(
         email.push(c.normalized_email());
         status.push(name(&c.status())?);
         version.push(big(c.version()));
-        docs.push(Json(*c));
+        docs.push(json_text(*c)?);
     }
     sqlx::query(
         "INSERT INTO contacts (tenant_id, id, email, status, version, doc) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
-             $6::jsonb[]) \
+             $6::json[]) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET email = EXCLUDED.email, \
              status = EXCLUDED.status, version = EXCLUDED.version, doc = EXCLUDED.doc",
     )
@@ -354,7 +361,7 @@ pub(crate) async fn upsert_sends(
         pending_date.push(r.pending.map(|(d, _)| d));
         pending_new_start.push(r.pending.map(|(_, n)| n));
         prev.push(r.prev_last_attempt);
-        docs.push(Json(s));
+        docs.push(json_text(s)?);
     }
     sqlx::query(
         "INSERT INTO sends (tenant_id, id, enrollment_id, sequence_id, contact_id, step, \
@@ -364,7 +371,7 @@ pub(crate) async fn upsert_sends(
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], \
              $6::int4[], $7::uuid[], $8::timestamptz[], $9::date[], $10::text[], $11::int4[], \
              $12::uuid[], $13::int4[], $14::timestamptz[], $15::text[], $16::date[], \
-             $17::bool[], $18::timestamptz[], $19::jsonb[]) \
+             $17::bool[], $18::timestamptz[], $19::json[]) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET mailbox_id = EXCLUDED.mailbox_id, \
              planned_at = EXCLUDED.planned_at, local_date = EXCLUDED.local_date, \
              status = EXCLUDED.status, attempts = EXCLUDED.attempts, \

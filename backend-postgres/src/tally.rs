@@ -9,25 +9,28 @@ use crate::error::Db;
 use crate::rows::{from_name, uint};
 
 /// Enrollments by (status, exit reason). The document's `exit_reason`, `steps_sent`,
-/// `replied_at` and `ended_at` are read in place; seconds to the end are whole seconds, as
-/// the domain counts them.
+/// `replied_at` and `ended_at` are read in place (each document parsed once); seconds to
+/// the end are whole seconds, as the domain counts them.
 const ENROLLMENTS: &str = "\
-    SELECT status, doc->>'exit_reason' AS exit_reason, count(*) AS n, \
-        count(*) FILTER (WHERE (doc->>'steps_sent')::int8 > 0) AS started, \
-        count(*) FILTER (WHERE doc->>'replied_at' IS NOT NULL) AS replied, \
-        count(*) FILTER (WHERE doc->>'ended_at' IS NOT NULL) AS ended, \
-        COALESCE(sum(trunc(EXTRACT(EPOCH FROM \
-            ((doc->>'ended_at')::timestamptz - enrolled_at)))), 0)::int8 AS seconds \
-    FROM enrollments WHERE tenant_id = $1 AND sequence_id = $2 \
-    GROUP BY status, doc->>'exit_reason'";
+    SELECT e.status, d.exit_reason, count(*) AS n, \
+        count(*) FILTER (WHERE d.steps_sent > 0) AS started, \
+        count(*) FILTER (WHERE d.replied_at IS NOT NULL) AS replied, \
+        count(*) FILTER (WHERE d.ended_at IS NOT NULL) AS ended, \
+        COALESCE(sum(trunc(EXTRACT(EPOCH FROM (d.ended_at - e.enrolled_at)))), 0)::int8 \
+            AS seconds \
+    FROM enrollments e, json_to_record(e.doc) AS d(exit_reason text, steps_sent int8, \
+        replied_at timestamptz, ended_at timestamptz) \
+    WHERE e.tenant_id = $1 AND e.sequence_id = $2 \
+    GROUP BY e.status, d.exit_reason";
 
 /// Sends by (step, variant, status), with their first opens and clicks.
 const SENDS: &str = "\
-    SELECT step, COALESCE((doc->>'variant')::int4, 0) AS variant, status, count(*) AS n, \
-        count(*) FILTER (WHERE doc->>'opened_at' IS NOT NULL) AS opened, \
-        count(*) FILTER (WHERE doc->>'clicked_at' IS NOT NULL) AS clicked \
-    FROM sends WHERE tenant_id = $1 AND sequence_id = $2 \
-    GROUP BY step, 2, status";
+    SELECT s.step, COALESCE(d.variant, 0) AS variant, s.status, count(*) AS n, \
+        count(*) FILTER (WHERE d.opened_at IS NOT NULL) AS opened, \
+        count(*) FILTER (WHERE d.clicked_at IS NOT NULL) AS clicked \
+    FROM sends s, json_to_record(s.doc) AS d(variant int4, opened_at text, clicked_at text) \
+    WHERE s.tenant_id = $1 AND s.sequence_id = $2 \
+    GROUP BY s.step, 2, s.status";
 
 /// A count column as the tally holds it.
 fn count(row: &sqlx::postgres::PgRow, col: &str) -> Result<u64, StoreError> {

@@ -146,7 +146,8 @@ async fn migrate_twice_is_harmless() {
         .fetch_one(s.store.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 1);
+    let migrations = i64::try_from(backend_postgres::MIGRATOR.iter().count()).unwrap();
+    assert_eq!(applied, migrations);
 }
 
 /// A server that does not answer is a backend error whose source is sqlx's.
@@ -157,4 +158,131 @@ async fn no_server_is_a_backend_error_with_its_cause() {
         panic!("connect to a closed port must fail with Backend, got {r:?}");
     };
     assert!(cause.downcast_ref::<sqlx::Error>().is_some(), "{cause}");
+}
+
+// ---- references kept by the store: enroll against a draft's deletion ------------------------
+
+/// A draft sequence and one contact of a new tenant, stored.
+#[expect(clippy::unwrap_used, reason = "a broken fixture fails the test")]
+async fn draft_and_contact(
+    store: &PostgresStore,
+) -> (
+    sequence_core::ids::TenantId,
+    sequence_core::sequence::Sequence,
+    sequence_core::contact::Contact,
+) {
+    use sequence_core::store::Catalog;
+    let tenant = sequence_core::ids::TenantId::new();
+    let mut draft = sequence_core::sequence::Sequence::new(tenant, "Draft", t0()).unwrap();
+    draft
+        .add_step(sequence_core::prelude::Step::new(
+            sequence_core::prelude::Delay::ZERO,
+            "Hi",
+            "Hello",
+        ))
+        .unwrap();
+    store.save_sequence(&draft, None).await.unwrap();
+    let contact = sequence_core::contact::Contact::new(tenant, "p@client.example").unwrap();
+    let stored = store
+        .upsert_contacts(tenant, std::slice::from_ref(&contact))
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![contact.id]);
+    (tenant, draft, contact)
+}
+
+/// Whether `task` is still running after a while (it waits for a lock).
+async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>) -> bool {
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    !task.is_finished()
+}
+
+/// Without a foreign key, `enroll` keeps the reference itself: an enrollment into a
+/// sequence whose deletion is under way waits for it, then finds the sequence gone and
+/// stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_waits_for_a_draft_being_deleted_and_then_refuses() {
+    let s = support::fresh_store().await;
+    let (tenant, draft, contact) = draft_and_contact(&s.store).await;
+    // A deletion under way, as `delete_draft_sequence` makes it: the row locked first.
+    let mut deleting = s.store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM sequences WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
+        .bind(tenant.0)
+        .bind(draft.id.0)
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    let store = s.store.clone();
+    let e = sequence_core::enrollment::Enrollment::new(tenant, draft.id, contact.id, t0(), t0());
+    let enroll = tokio::spawn(async move { store.enroll(tenant, t0(), vec![e]).await });
+    assert!(
+        still_waiting(&enroll).await,
+        "enroll must wait for the sequence row a deletion holds"
+    );
+    sqlx::query("DELETE FROM sequences WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.0)
+        .bind(draft.id.0)
+        .execute(&mut *deleting)
+        .await
+        .unwrap();
+    deleting.commit().await.unwrap();
+    let answers = enroll.await.unwrap().unwrap();
+    assert!(
+        matches!(&answers[..], [sequence_core::store::EnrollOutcome::Invalid { reason }]
+            if reason.contains("not found")),
+        "{answers:?}"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM enrollments")
+        .fetch_one(s.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "no enrollment of a deleted sequence");
+}
+
+/// `delete_draft_sequence` waits for an enrollment into the draft that is being stored
+/// (it share-locks the sequence), then sees it and deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_draft_waits_for_an_enrollment_being_stored_and_then_keeps_the_draft() {
+    use sequence_core::store::{Catalog, DraftDeletion};
+    let s = support::fresh_store().await;
+    let (tenant, draft, contact) = draft_and_contact(&s.store).await;
+    // An enrollment under way, as `enroll` stores it: the sequence share-locked, the row
+    // inserted, not yet committed.
+    let mut enrolling = s.store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM sequences WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE")
+        .bind(tenant.0)
+        .bind(draft.id.0)
+        .execute(&mut *enrolling)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
+             deferral_reason, mailbox_id, enrolled_at, version, doc) \
+         VALUES ($1, gen_random_uuid(), $2, $3, 'active', $4, NULL, NULL, $4, 0, '{}')",
+    )
+    .bind(tenant.0)
+    .bind(draft.id.0)
+    .bind(contact.id.0)
+    .bind(t0())
+    .execute(&mut *enrolling)
+    .await
+    .unwrap();
+    let store = s.store.clone();
+    let id = draft.id;
+    let delete = tokio::spawn(async move { store.delete_draft_sequence(tenant, id).await });
+    assert!(
+        still_waiting(&delete).await,
+        "the deletion must wait for the enrollment being stored"
+    );
+    enrolling.commit().await.unwrap();
+    assert_eq!(
+        delete.await.unwrap().unwrap(),
+        DraftDeletion::HasEnrollments
+    );
+    assert!(s
+        .store
+        .get_sequence(tenant, draft.id)
+        .await
+        .unwrap()
+        .is_some());
 }

@@ -408,7 +408,7 @@ async fn due_setup(now: DateTime<Utc>) -> Db {
         "INSERT INTO contacts (tenant_id, id, email, status, version, doc) \
          SELECT t.tenant_id, md5('c' || g)::uuid, \
              'c' || g || '@client' || (g % 500) || '.example', t.status, t.version, \
-             jsonb_set(jsonb_set(t.doc, '{id}', to_jsonb(md5('c' || g)::uuid::text)), \
+             jsonb_set(jsonb_set(t.doc::jsonb, '{id}', to_jsonb(md5('c' || g)::uuid::text)), \
                  '{email}', to_jsonb('c' || g || '@client' || (g % 500) || '.example')) \
          FROM contacts t, generate_series(1, $1::bigint - 1) g",
     )
@@ -423,7 +423,7 @@ async fn due_setup(now: DateTime<Utc>) -> Db {
              deferral_reason, mailbox_id, enrolled_at, version, doc) \
          SELECT t.tenant_id, x.id, t.sequence_id, x.contact, t.status, x.due, NULL, NULL, \
              t.enrolled_at, t.version, \
-             jsonb_set(jsonb_set(jsonb_set(jsonb_set(t.doc, \
+             jsonb_set(jsonb_set(jsonb_set(jsonb_set(t.doc::jsonb, \
                  '{id}', to_jsonb(x.id::text)), '{contact}', to_jsonb(x.contact::text)), \
                  '{due_at}', to_jsonb(x.due)), '{next_due_at}', to_jsonb(x.due)) \
          FROM enrollments t, generate_series(1, $1::bigint - 1) g, \
