@@ -205,7 +205,8 @@ pub struct Enrollment {
 
 impl Enrollment {
     /// A new active enrollment whose first step is due at `first_due`. Its id is derived
-    /// from the tenant, sequence, contact and `now`.
+    /// from the tenant, sequence, contact and `now`, and ordered by `now`
+    /// ([`EnrollmentId::derived_at`]).
     #[must_use]
     pub fn new(
         tenant: TenantId,
@@ -217,13 +218,17 @@ impl Enrollment {
         Self {
             // Derived, not random: the same enrollment made twice has one id (so a retried
             // bulk enrollment is idempotent), and simulations are reproducible from a seed.
-            id: EnrollmentId::from_name(&format!(
-                "{}/{}/{}/{}",
-                tenant.0,
-                sequence.0,
-                contact.0,
-                now.timestamp_micros()
-            )),
+            // Ordered by `now`, so that a bulk enrollment appends to the stores' indexes.
+            id: EnrollmentId::derived_at(
+                now,
+                &format!(
+                    "{}/{}/{}/{}",
+                    tenant.0,
+                    sequence.0,
+                    contact.0,
+                    now.timestamp_micros()
+                ),
+            ),
             tenant,
             sequence,
             contact,
