@@ -10,8 +10,10 @@
 //! * **Each `Store` method is one transaction** (READ COMMITTED with explicit row locks).
 //!   A transaction that loses a race with a deadlock or a serialization failure (SQLSTATE
 //!   `40P01`, `40001`) is run again from the start, a few times, instead of failing.
-//! * **Documents and columns.** Each entity is stored as a `jsonb` document (its serde
-//!   form, read back as is) beside the columns queries filter, order and lock on (status,
+//! * **Documents and columns.** Each entity is stored as a JSON document (its serde form,
+//!   read back as is: `json` for the hot tables of enrollments, contacts and sends, whose
+//!   documents are written and read whole tens of thousands at a time; `jsonb` for the
+//!   rest) beside the columns queries filter, order and lock on (status,
 //!   due instant, version, mailbox, planned instant, local date, normalized address). The
 //!   units of work that change state load the rows they need under `FOR UPDATE`, change
 //!   them with the domain's own methods, exactly as the memory store does, and write them
@@ -26,6 +28,11 @@
 //!   mailboxes. Every write after a claim is fenced on the lease's token and attempt.
 //! * **Time** always comes from the caller: no query reads the server's clock, so virtual
 //!   clocks work.
+//! * **References.** Enrollments and sends point at their sequence, contact, enrollment and
+//!   mailbox without foreign keys (a check query and a row lock per inserted row cost more
+//!   than the rest of a bulk enrollment): the store keeps them. Those rows are never
+//!   deleted, and a draft sequence's deletion and an enrollment into it lock the
+//!   sequence's row against each other.
 //! * **Tenants.** Every table carries `tenant_id`, and it leads every primary key, unique
 //!   index and foreign key: the schema can be distributed by tenant (Citus) as it is.
 //!

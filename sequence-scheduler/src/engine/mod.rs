@@ -14,9 +14,11 @@
 //! 4. claim the planned sends whose instant has come and whose mailbox's gap has passed
 //!    (under a lease, a wave of at most `concurrency` at a time), re-check each right
 //!    before the transport call against the state as it is then (enrollment, contact,
-//!    mailbox, sequence, the day's attempts against the current limit), render it, send it,
-//!    and record the outcome: advance to the next step, complete, retry a transient failure
-//!    after `base * 2^(n-1)`, or exit.
+//!    mailbox, sequence, the day's attempts against the current limit: one read for the
+//!    wave, read again for a send whose state a host call changed meanwhile; sends of a
+//!    wave to one person go one after another), render it, send it, and record the
+//!    outcome: advance to the next step, complete, retry a transient failure after
+//!    `base * 2^(n-1)`, or exit.
 //!
 //! # On a wall clock
 //!
