@@ -29,6 +29,8 @@ use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
 struct Meddling {
     inner: MemoryStore,
     armed: AtomicBool,
+    /// Planning leases taken so far.
+    leases: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -276,6 +278,7 @@ impl Outbox for Meddling {
         token: uuid::Uuid,
         lease_for: Duration,
     ) -> Result<Option<PlanningLease>, StoreError> {
+        self.leases.fetch_add(1, Ordering::SeqCst);
         self.inner.acquire_planning(now, token, lease_for).await
     }
 
@@ -355,6 +358,7 @@ async fn a_resume_that_meets_a_conflict_still_wakes_every_enrollment() {
     let store = Arc::new(Meddling {
         inner: MemoryStore::new(),
         armed: AtomicBool::new(false),
+        leases: std::sync::atomic::AtomicUsize::new(0),
     });
     let engine = Engine::builder(store.clone(), RecordingTransport::new(clock.clone()))
         .clock(clock.clone())
@@ -409,4 +413,44 @@ async fn a_resume_that_meets_a_conflict_still_wakes_every_enrollment() {
     );
     // And a second resume is accepted (idempotent).
     engine.resume_sequence(t, seq.id).await.unwrap();
+}
+
+/// Most ticks find nothing to plan: they must not take the planning lease (on PostgreSQL,
+/// two commits flushed to disk per tick and engine), and one that finds work takes it.
+#[tokio::test]
+async fn a_tick_with_nothing_due_takes_no_planning_lease() {
+    let start = Utc.with_ymd_and_hms(2026, 3, 9, 0, 0, 0).unwrap();
+    let clock = VirtualClock::new(start);
+    let store = Arc::new(Meddling {
+        inner: MemoryStore::new(),
+        armed: AtomicBool::new(false),
+        leases: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let engine = Engine::builder(store.clone(), RecordingTransport::new(clock.clone()))
+        .clock(clock.clone())
+        .config(EngineConfig::with_seed(6))
+        .build();
+    let t = TenantId::from_u128(41);
+    let m = engine
+        .create_mailbox(Mailbox::new(t, "s@sender.example", chrono_tz::UTC).unwrap())
+        .await
+        .unwrap();
+    let mut seq = Sequence::new(t, "Quiet", start).unwrap();
+    seq.add_step(Step::new(Delay::ZERO, "Hi", "Hi")).unwrap();
+    seq.set_mailbox_pool(vec![m.id]).unwrap();
+    let seq = engine.create_sequence(seq).await.unwrap();
+    engine.activate_sequence(t, seq.id).await.unwrap();
+    engine.tick().await.unwrap();
+    assert_eq!(store.leases.load(Ordering::SeqCst), 0, "nothing was due");
+    let ids = engine
+        .upsert_contacts(t, &[Contact::new(t, "p@client.example").unwrap()])
+        .await
+        .unwrap();
+    engine.enroll(t, seq.id, &ids).await.unwrap();
+    let report = engine.tick().await.unwrap();
+    assert_eq!(report.planned, 1, "{report:?}");
+    assert!(
+        store.leases.load(Ordering::SeqCst) >= 1,
+        "planning takes the lease"
+    );
 }
