@@ -590,3 +590,52 @@ async fn a_bounce_in_a_wave_stops_the_waves_other_sends_to_that_contact() {
         assert_eq!(e.status(), EnrollmentStatus::Exited, "{seq}: {e:?}");
     }
 }
+
+/// A send that waits for an earlier round of its wave (another send to the same person)
+/// is not made once its claim's lease has run out: another engine may have taken it back
+/// by then. It is given back and goes later, on a lease of its own.
+#[tokio::test]
+async fn a_send_whose_lease_ran_out_while_it_waited_is_not_made() {
+    let clock = VirtualClock::new(start());
+    let recording = RecordingTransport::new(clock.clone());
+    // Each call takes 20 minutes; a claim's lease lasts 10.
+    let slow = sequence_scheduler::testing::FaultyTransport::new(recording.clone())
+        .latency(clock.clone(), Duration::minutes(20));
+    let config = EngineConfig::with_seed(4).lease(Duration::minutes(10));
+    let w = World::with_transport(config, clock, recording, slow);
+    let a = w.mailbox("a@fleet.example", chrono_tz::UTC, 50).await.id;
+    let b = w.mailbox("b@fleet.example", chrono_tz::UTC, 50).await.id;
+    let steps = || vec![Step::new(Delay::ZERO, "Hello", "Hi!")];
+    let first = w.sequence("First", &[a], steps(), |_| {}).await;
+    let second = w.sequence("Second", &[b], steps(), |_| {}).await;
+    let person = w.contacts(1).await[0];
+    w.enroll(first, &[person]).await;
+    w.enroll(second, &[person]).await;
+    w.engine.tick().await.unwrap();
+    let mut last = start();
+    for seq in [first, second] {
+        let e = w.enrollments(seq).await.remove(0);
+        let sends = w
+            .engine
+            .store()
+            .sends_of_enrollment(w.tenant, e.id)
+            .await
+            .unwrap();
+        last = last.max(sends[0].planned_at());
+    }
+    // Both are overdue: one wave, two rounds (one person).
+    let late = last + Duration::minutes(1);
+    w.clock.set(late);
+    w.engine.tick().await.unwrap();
+    let made: Vec<Attempt> = w.transport.attempts();
+    assert_eq!(
+        made.len(),
+        1,
+        "the second round's lease ran out during the first call: {made:?}"
+    );
+    // Given back, not lost: it goes later on a claim of its own.
+    w.run_for(Duration::days(1)).await;
+    let made = w.transport.attempts();
+    assert_eq!(made.len(), 2, "{made:?}");
+    assert!(made[1].at > late + Duration::minutes(20), "{made:?}");
+}

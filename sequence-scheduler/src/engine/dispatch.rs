@@ -161,6 +161,11 @@ impl Engine {
     /// Why a claimed send must not go out at `now`, judged on the state as it is now
     /// (`ctx`, read right before the call), if it must not.
     fn recheck(now: DateTime<Utc>, c: &ClaimedSend, ctx: &SendContext) -> Option<&'static str> {
+        if now >= c.lease.until {
+            // It waited for an earlier round of its wave for longer than its lease: another
+            // engine may have taken it back by now.
+            return Some("the claim's lease ran out");
+        }
         let Some(e) = &ctx.enrollment else {
             return Some("enrollment gone");
         };
