@@ -8,17 +8,16 @@ use sequence_core::contact::Contact;
 use sequence_core::enrollment::Enrollment;
 use sequence_core::error::Entity;
 use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
-use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend, SendStatus};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{ChangeSet, ClaimedSend, SendCompletion, SendContext, StoreError};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use crate::catalog::conflict;
+use crate::catalog::{self, conflict};
 use crate::changes::{
-    check_changes, load_changes, load_enrollments, load_sends, open_enrollments_of_pairs,
-    wake_for_released, write_changes,
+    check_changes, load_changes, load_enrollments, load_mailboxes, load_sends,
+    open_enrollments_of_pairs, wake_for_released, write_changes,
 };
 use crate::error::Db;
 use crate::rows::{doc, int, json_text, limit, name, opt_doc, send_columns, uint, SendRow};
@@ -154,40 +153,16 @@ pub(crate) async fn send_context(
     tenant: TenantId,
     send: SendId,
 ) -> Result<Option<SendContext>, StoreError> {
-    let row = sqlx::query(
-        "SELECT e.doc AS enrollment_doc, c.doc AS contact_doc, m.doc AS mailbox_doc, \
-             q.doc AS sequence_doc, coalesce(md.attempts, 0) AS attempts \
-         FROM sends s \
-         LEFT JOIN enrollments e ON e.tenant_id = s.tenant_id AND e.id = s.enrollment_id \
-         LEFT JOIN contacts c ON c.tenant_id = s.tenant_id AND c.id = s.contact_id \
-         LEFT JOIN mailboxes m ON m.tenant_id = s.tenant_id AND m.id = s.mailbox_id \
-         LEFT JOIN sequences q ON q.tenant_id = s.tenant_id AND q.id = s.sequence_id \
-         LEFT JOIN mailbox_days md ON md.tenant_id = s.tenant_id \
-             AND md.mailbox_id = s.mailbox_id AND md.local_date = s.local_date \
-         WHERE s.tenant_id = $1 AND s.id = $2",
-    )
-    .bind(tenant.0)
-    .bind(send.0)
-    .fetch_optional(&mut *conn)
-    .await
-    .db()?;
-    let Some(r) = row else {
-        return Ok(None);
-    };
-    let attempts: i32 = r.try_get("attempts").db()?;
-    Ok(Some(SendContext {
-        enrollment: opt_doc(&r, "enrollment_doc")?,
-        contact: opt_doc(&r, "contact_doc")?,
-        mailbox: opt_doc(&r, "mailbox_doc")?,
-        sequence: opt_doc(&r, "sequence_doc")?,
-        attempts_on_day: uint(attempts),
-    }))
+    Ok(send_contexts(conn, &[(tenant, send)])
+        .await?
+        .pop()
+        .flatten())
 }
 
 /// [`send_context`] of each of `sends`, in order, in three statements: the sends with
 /// their enrollments, contacts and attempts, then each of their mailboxes and sequences
-/// once (a sequence with a pool of hundreds of mailboxes is a large document: a wave of
-/// sends of one sequence reads it once, not once per send).
+/// once, by the store's own loaders (a sequence with a pool of hundreds of mailboxes is a
+/// large document: a wave of sends of one sequence reads it once, not once per send).
 pub(crate) async fn send_contexts(
     conn: &mut PgConnection,
     sends: &[(TenantId, SendId)],
@@ -235,16 +210,23 @@ pub(crate) async fn send_contexts(
             attempts: r.try_get("attempts").db()?,
         });
     }
-    let mailboxes: HashMap<(Uuid, Uuid), Mailbox> = docs_of_keys(
+    let sequence_ids: Vec<SequenceId> = found
+        .iter()
+        .map(|f| SequenceId(f.sequence))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let sequences: HashMap<SequenceId, Sequence> = catalog::get_sequences(conn, &sequence_ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let mut work = Work::default();
+    load_mailboxes(
         conn,
-        MAILBOX_DOCS,
-        found.iter().map(|f| (f.tenant, f.mailbox)),
-    )
-    .await?;
-    let sequences: HashMap<(Uuid, Uuid), Sequence> = docs_of_keys(
-        conn,
-        SEQUENCE_DOCS,
-        found.iter().map(|f| (f.tenant, f.sequence)),
+        &mut work,
+        found.iter().map(|f| MailboxId(f.mailbox)),
+        false,
     )
     .await?;
     let mut out: Vec<Option<SendContext>> = vec![None; sends.len()];
@@ -253,44 +235,21 @@ pub(crate) async fn send_contexts(
             *slot = Some(SendContext {
                 enrollment: f.enrollment,
                 contact: f.contact,
-                mailbox: mailboxes.get(&(f.tenant, f.mailbox)).cloned(),
-                sequence: sequences.get(&(f.tenant, f.sequence)).cloned(),
+                mailbox: work
+                    .mailboxes
+                    .get(&MailboxId(f.mailbox))
+                    .map(|t| &t.row)
+                    .filter(|m| m.tenant.0 == f.tenant)
+                    .cloned(),
+                sequence: sequences
+                    .get(&SequenceId(f.sequence))
+                    .filter(|s| s.tenant.0 == f.tenant)
+                    .cloned(),
                 attempts_on_day: uint(f.attempts),
             });
         }
     }
     Ok(out)
-}
-
-/// The mailboxes at the (tenant, id) keys bound as `$1` and `$2`.
-const MAILBOX_DOCS: &str = "SELECT x.tenant_id, x.id, x.doc FROM mailboxes x \
-    JOIN unnest($1::uuid[], $2::uuid[]) AS k(t, id) ON x.tenant_id = k.t AND x.id = k.id";
-
-/// The sequences at the (tenant, id) keys bound as `$1` and `$2`.
-const SEQUENCE_DOCS: &str = "SELECT x.tenant_id, x.id, x.doc FROM sequences x \
-    JOIN unnest($1::uuid[], $2::uuid[]) AS k(t, id) ON x.tenant_id = k.t AND x.id = k.id";
-
-/// The documents `sql` ([`MAILBOX_DOCS`] or [`SEQUENCE_DOCS`]) answers for the distinct
-/// (tenant, id) `keys`, each read once.
-async fn docs_of_keys<T: serde::de::DeserializeOwned>(
-    conn: &mut PgConnection,
-    sql: &'static str,
-    keys: impl Iterator<Item = (Uuid, Uuid)>,
-) -> Result<HashMap<(Uuid, Uuid), T>, StoreError> {
-    let keys: HashSet<(Uuid, Uuid)> = keys.collect();
-    let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = keys.into_iter().unzip();
-    let rows = sqlx::query(sql)
-        .bind(&tenants)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-    rows.iter()
-        .map(|r| {
-            let key = (r.try_get("tenant_id").db()?, r.try_get("id").db()?);
-            Ok((key, doc(r, "doc")?))
-        })
-        .collect()
 }
 
 /// The checks of [`complete_send`] on the send (loaded in `work`): it exists, the lease
