@@ -537,12 +537,9 @@ async fn a_pool_with_another_tenants_mailbox_is_refused_and_never_spins() {
     assert!(w.attempts().is_empty());
 }
 
-/// The re-check reads of a wave are made together, before it goes out; a bounce answered
-/// to one send of the wave still stops a send of the same wave to the same person (from
-/// another sequence and mailbox) that has not gone yet.
-#[tokio::test]
-async fn a_bounce_in_a_wave_stops_the_waves_other_sends_to_that_contact() {
-    let w = World::new(EngineConfig::with_seed(3));
+/// One person enrolled in two one-step sequences, each on a mailbox of its own: the two
+/// sequences and the person.
+async fn one_person_in_two_sequences(w: &World) -> (SequenceId, SequenceId, ContactId) {
     let a = w.mailbox("a@fleet.example", chrono_tz::UTC, 50).await.id;
     let b = w.mailbox("b@fleet.example", chrono_tz::UTC, 50).await.id;
     let steps = || vec![Step::new(Delay::ZERO, "Hello", "Hi!")];
@@ -551,14 +548,16 @@ async fn a_bounce_in_a_wave_stops_the_waves_other_sends_to_that_contact() {
     let person = w.contacts(1).await[0];
     w.enroll(first, &[person]).await;
     w.enroll(second, &[person]).await;
-    // Whichever goes first bounces (the address does not exist).
-    w.transport
-        .fail(person, 0, sequence_scheduler::testing::Fault::Permanent, 2);
-    // Both sends are planned, then the engine comes back after both instants (a late
-    // tick): they are claimed in one wave.
+    (first, second, person)
+}
+
+/// Plan the first sends of `sequences` (one enrollment each), then set the clock a minute
+/// past the later one, as a late tick finds them: both are claimed in one wave. The
+/// instant set.
+async fn both_overdue(w: &World, sequences: [SequenceId; 2]) -> DateTime<Utc> {
     w.engine.tick().await.unwrap();
     let mut last = start();
-    for seq in [first, second] {
+    for seq in sequences {
         let e = w.enrollments(seq).await.remove(0);
         let sends = w
             .engine
@@ -569,7 +568,22 @@ async fn a_bounce_in_a_wave_stops_the_waves_other_sends_to_that_contact() {
         assert_eq!(sends.len(), 1, "{seq}: its first step is planned");
         last = last.max(sends[0].planned_at());
     }
-    w.clock.set(last + Duration::minutes(1));
+    let late = last + Duration::minutes(1);
+    w.clock.set(late);
+    late
+}
+
+/// The re-check reads of a wave are made together, before it goes out; a bounce answered
+/// to one send of the wave still stops a send of the same wave to the same person (from
+/// another sequence and mailbox) that has not gone yet.
+#[tokio::test]
+async fn a_bounce_in_a_wave_stops_the_waves_other_sends_to_that_contact() {
+    let w = World::new(EngineConfig::with_seed(3));
+    let (first, second, person) = one_person_in_two_sequences(&w).await;
+    // Whichever goes first bounces (the address does not exist).
+    w.transport
+        .fail(person, 0, sequence_scheduler::testing::Fault::Permanent, 2);
+    both_overdue(&w, [first, second]).await;
     w.engine.tick().await.unwrap();
     let attempts = w.transport.attempts();
     assert_eq!(
@@ -603,29 +617,9 @@ async fn a_send_whose_lease_ran_out_while_it_waited_is_not_made() {
         .latency(clock.clone(), Duration::minutes(20));
     let config = EngineConfig::with_seed(4).lease(Duration::minutes(10));
     let w = World::with_transport(config, clock, recording, slow);
-    let a = w.mailbox("a@fleet.example", chrono_tz::UTC, 50).await.id;
-    let b = w.mailbox("b@fleet.example", chrono_tz::UTC, 50).await.id;
-    let steps = || vec![Step::new(Delay::ZERO, "Hello", "Hi!")];
-    let first = w.sequence("First", &[a], steps(), |_| {}).await;
-    let second = w.sequence("Second", &[b], steps(), |_| {}).await;
-    let person = w.contacts(1).await[0];
-    w.enroll(first, &[person]).await;
-    w.enroll(second, &[person]).await;
-    w.engine.tick().await.unwrap();
-    let mut last = start();
-    for seq in [first, second] {
-        let e = w.enrollments(seq).await.remove(0);
-        let sends = w
-            .engine
-            .store()
-            .sends_of_enrollment(w.tenant, e.id)
-            .await
-            .unwrap();
-        last = last.max(sends[0].planned_at());
-    }
+    let (first, second, _) = one_person_in_two_sequences(&w).await;
     // Both are overdue: one wave, two rounds (one person).
-    let late = last + Duration::minutes(1);
-    w.clock.set(late);
+    let late = both_overdue(&w, [first, second]).await;
     w.engine.tick().await.unwrap();
     let made: Vec<Attempt> = w.transport.attempts();
     assert_eq!(

@@ -351,8 +351,13 @@ impl Outbox for Meddling {
     }
 }
 
-#[tokio::test]
-async fn a_resume_that_meets_a_conflict_still_wakes_every_enrollment() {
+/// An engine (seeded with `seed`) on a [`Meddling`] store, and in tenant `tenant` one
+/// mailbox and an active one-step sequence named `name` on it.
+async fn meddled_world(
+    seed: u64,
+    tenant: u128,
+    name: &str,
+) -> (Arc<Meddling>, Engine, TenantId, Sequence) {
     let start = Utc.with_ymd_and_hms(2026, 3, 9, 0, 0, 0).unwrap();
     let clock = VirtualClock::new(start);
     let store = Arc::new(Meddling {
@@ -361,19 +366,25 @@ async fn a_resume_that_meets_a_conflict_still_wakes_every_enrollment() {
         leases: std::sync::atomic::AtomicUsize::new(0),
     });
     let engine = Engine::builder(store.clone(), RecordingTransport::new(clock.clone()))
-        .clock(clock.clone())
-        .config(EngineConfig::with_seed(5))
+        .clock(clock)
+        .config(EngineConfig::with_seed(seed))
         .build();
-    let t = TenantId::from_u128(40);
+    let t = TenantId::from_u128(tenant);
     let m = engine
         .create_mailbox(Mailbox::new(t, "s@sender.example", chrono_tz::UTC).unwrap())
         .await
         .unwrap();
-    let mut seq = Sequence::new(t, "Sweep", start).unwrap();
+    let mut seq = Sequence::new(t, name, start).unwrap();
     seq.add_step(Step::new(Delay::ZERO, "Hi", "Hi")).unwrap();
     seq.set_mailbox_pool(vec![m.id]).unwrap();
     let seq = engine.create_sequence(seq).await.unwrap();
     engine.activate_sequence(t, seq.id).await.unwrap();
+    (store, engine, t, seq)
+}
+
+#[tokio::test]
+async fn a_resume_that_meets_a_conflict_still_wakes_every_enrollment() {
+    let (store, engine, t, seq) = meddled_world(5, 40, "Sweep").await;
     let people: Vec<Contact> = (0..1_500)
         .map(|i| Contact::new(t, format!("p{i}@client.example")).unwrap())
         .collect();
@@ -419,27 +430,7 @@ async fn a_resume_that_meets_a_conflict_still_wakes_every_enrollment() {
 /// two commits flushed to disk per tick and engine), and one that finds work takes it.
 #[tokio::test]
 async fn a_tick_with_nothing_due_takes_no_planning_lease() {
-    let start = Utc.with_ymd_and_hms(2026, 3, 9, 0, 0, 0).unwrap();
-    let clock = VirtualClock::new(start);
-    let store = Arc::new(Meddling {
-        inner: MemoryStore::new(),
-        armed: AtomicBool::new(false),
-        leases: std::sync::atomic::AtomicUsize::new(0),
-    });
-    let engine = Engine::builder(store.clone(), RecordingTransport::new(clock.clone()))
-        .clock(clock.clone())
-        .config(EngineConfig::with_seed(6))
-        .build();
-    let t = TenantId::from_u128(41);
-    let m = engine
-        .create_mailbox(Mailbox::new(t, "s@sender.example", chrono_tz::UTC).unwrap())
-        .await
-        .unwrap();
-    let mut seq = Sequence::new(t, "Quiet", start).unwrap();
-    seq.add_step(Step::new(Delay::ZERO, "Hi", "Hi")).unwrap();
-    seq.set_mailbox_pool(vec![m.id]).unwrap();
-    let seq = engine.create_sequence(seq).await.unwrap();
-    engine.activate_sequence(t, seq.id).await.unwrap();
+    let (store, engine, t, seq) = meddled_world(6, 41, "Quiet").await;
     engine.tick().await.unwrap();
     assert_eq!(store.leases.load(Ordering::SeqCst), 0, "nothing was due");
     let ids = engine
