@@ -21,7 +21,7 @@ use crate::changes::{
 };
 use crate::error::Db;
 use crate::rows::{doc, int, json_text, limit, name, opt_doc, send_columns, uint, SendRow};
-use crate::work::{LastAttempt, Tracked, Work};
+use crate::work::{KnownSends, LastAttempt, NextPlanned, Tracked, Work};
 
 /// The claim's first statement: the mailboxes whose earliest planned send is claimable at
 /// `$1` (nothing in flight, the gap kept), earliest first, at most `$2`, each locked or
@@ -62,8 +62,14 @@ pub(crate) async fn claim_sends(
     // each mailbox's earliest planned send now, if it is due and nothing is in flight.
     let tenants: Vec<Uuid> = ready.iter().map(|r| r.0).collect();
     let mailboxes: Vec<Uuid> = ready.iter().map(|r| r.1).collect();
-    let picked: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT s.id FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(t, m, n) \
+    // With each, the instant of the mailbox's next planned send after it: what the
+    // mailbox's earliest planned send is once this one is claimed.
+    let picked: Vec<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT s.id, ( \
+                 SELECT n.planned_at FROM sends n \
+                 WHERE n.tenant_id = k.t AND n.mailbox_id = k.m AND n.status = 'planned' \
+                 ORDER BY n.planned_at, n.id OFFSET 1 LIMIT 1) AS next_at \
+         FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS k(t, m, n) \
          CROSS JOIN LATERAL ( \
              SELECT id, planned_at FROM sends \
              WHERE tenant_id = k.t AND mailbox_id = k.m AND status = 'planned' \
@@ -94,7 +100,7 @@ pub(crate) async fn claim_sends(
          WHERE s.id = ANY($1) \
          FOR UPDATE OF s SKIP LOCKED"
     ))
-    .bind(&picked)
+    .bind(picked.iter().map(|(id, _)| *id).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await
     .db()?;
@@ -109,13 +115,15 @@ pub(crate) async fn claim_sends(
         ready.iter().map(|(t, m, last)| ((*t, *m), *last)).collect();
 
     let mut work = Work::default();
+    work.state_locked(ready.iter().map(|(t, m, _)| (TenantId(*t), MailboxId(*m))));
     // Every mailbox locked is recomputed with this unit, claimed from or not: one whose
     // earliest send another unit holds, or whose state is stale, is not picked again first.
     for (t, m, _) in &ready {
         work.touch(TenantId(*t), MailboxId(*m));
     }
     let mut out = Vec::with_capacity(locked.len());
-    for id in picked {
+    let mut claimed_from = Vec::with_capacity(locked.len());
+    for (id, next_at) in picked {
         let Some((mut row, enrollment, contact)) = locked.remove(&SendId(id)) else {
             continue;
         };
@@ -136,6 +144,7 @@ pub(crate) async fn claim_sends(
             LastAttempt::Set(Some(prev.map_or(now, |p| p.max(now)))),
         );
         work.count_attempt((tenant, mailbox, row.send.local_date()));
+        claimed_from.push((tenant, mailbox, next_at));
         out.push(ClaimedSend {
             send: row.send.clone(),
             lease,
@@ -143,6 +152,15 @@ pub(crate) async fn claim_sends(
             contact,
         });
         work.sends.insert(row.send.id, Tracked { row, dirty: true });
+    }
+    // A mailbox claimed from has its send in flight, and the one after it is its earliest
+    // planned send now.
+    for (tenant, mailbox, next_at) in claimed_from {
+        let sends = KnownSends {
+            in_flight: true,
+            next_planned: NextPlanned::At(next_at),
+        };
+        work.know(tenant, mailbox, sends);
     }
     work.flush(conn).await?;
     Ok(out)
@@ -390,8 +408,26 @@ pub(crate) async fn complete_sends(
         }
     }
     let mut answers = Vec::with_capacity(completions.len());
+    let mut done = Vec::with_capacity(completions.len());
     for ((c, all), key) in completions.iter().zip(&all).zip(checked) {
-        answers.push(key.map(|key| record_completion(&mut work, c, all, key, now)));
+        if let Ok(key) = key {
+            record_completion(&mut work, c, all, key, now);
+            done.push((key, c.changes.is_empty()));
+        }
+        answers.push(key.map(|_| ()));
+    }
+    // The mailbox of a recorded completion has nothing in flight any more (a claim takes a
+    // mailbox's send only when none is, and this one held its lease to the end), and its
+    // planned sends are as they were, unless the completion changed more than its send and
+    // enrollment: then they are read again.
+    if done.iter().all(|(_, alone)| *alone) {
+        for ((tenant, mailbox), _) in done {
+            let sends = KnownSends {
+                in_flight: false,
+                next_planned: NextPlanned::Stored,
+            };
+            work.know(tenant, mailbox, sends);
+        }
     }
     work.flush(conn).await?;
     wake_for_released(conn, &mut work, now).await?;

@@ -8,7 +8,7 @@
 //! `mailbox_state` rows first, but with `SKIP LOCKED`, and sends with `SKIP LOCKED`, so they
 //! never wait inside that order. A deadlock that slips through is retried by the caller.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sequence_core::contact::Contact;
@@ -51,6 +51,25 @@ pub(crate) enum LastAttempt {
     Set(Option<DateTime<Utc>>),
 }
 
+/// What a unit of work knows, without reading its sends again, of a mailbox's sends once it
+/// is written: its `mailbox_state` is then set from this (see [`Work::know`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KnownSends {
+    /// Whether a send of the mailbox is in flight.
+    pub(crate) in_flight: bool,
+    /// The earliest planned send's instant.
+    pub(crate) next_planned: NextPlanned,
+}
+
+/// The earliest planned send of a mailbox, as a unit of work knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NextPlanned {
+    /// As stored: the unit changed no planned send of the mailbox.
+    Stored,
+    /// This one (none when `None`), read by the unit under the mailbox's lock.
+    At(Option<DateTime<Utc>>),
+}
+
 /// The rows and deltas of one unit of work.
 #[derive(Debug, Default)]
 pub(crate) struct Work {
@@ -68,6 +87,10 @@ pub(crate) struct Work {
     /// Mailboxes whose planned or sending sends changed: their `mailbox_state` is recomputed.
     touched: BTreeSet<(TenantId, MailboxId)>,
     last_attempt: BTreeMap<(TenantId, MailboxId), LastAttempt>,
+    /// Touched mailboxes whose sends the unit knows (their state is set, not recomputed).
+    known: HashMap<(TenantId, MailboxId), KnownSends>,
+    /// `mailbox_state` rows this unit locked already.
+    state_locked: HashSet<(TenantId, MailboxId)>,
     /// Reservations released by cancellations, as (tenant, mailbox, local date): the unit
     /// wakes enrollments that can use them (see `changes::wake_for_released`).
     pub(crate) released: Vec<DayKey>,
@@ -141,14 +164,14 @@ impl Work {
         let out = f(&mut t.row);
         t.dirty = true;
         let after = (t.row.send.tenant, t.row.send.mailbox());
-        self.touched.insert(before);
-        self.touched.insert(after);
+        self.touch(before.0, before.1);
+        self.touch(after.0, after.1);
         Some(out)
     }
 
     /// A new send.
     pub(crate) fn insert_send(&mut self, row: SendRow) {
-        self.touched.insert((row.send.tenant, row.send.mailbox()));
+        self.touch(row.send.tenant, row.send.mailbox());
         self.sends.insert(row.send.id, Tracked { row, dirty: true });
     }
 
@@ -247,9 +270,30 @@ impl Work {
             .or_default() += delta;
     }
 
-    /// Recompute a mailbox's `mailbox_state` when this unit is written.
+    /// Recompute a mailbox's `mailbox_state` from its sends when this unit is written (what
+    /// the unit knew of them, [`Work::know`], no longer holds).
     pub(crate) fn touch(&mut self, tenant: TenantId, mailbox: MailboxId) {
         self.touched.insert((tenant, mailbox));
+        self.known.remove(&(tenant, mailbox));
+    }
+
+    /// Set a mailbox's `mailbox_state` from `sends` when this unit is written, instead of
+    /// recomputing it from its sends: for a unit that changed exactly what it knows of them
+    /// (a claim: the earliest planned send is now in flight; a completion: the send in
+    /// flight is done). Called after the unit's changes to the mailbox's sends; a later
+    /// change forgets it.
+    ///
+    /// A value the unit read before another unit's change to the mailbox's sends commits is
+    /// still never left stale: every unit that changes a mailbox's sends recomputes its
+    /// state under the row's lock afterwards, and this unit holds that lock until it ends.
+    pub(crate) fn know(&mut self, tenant: TenantId, mailbox: MailboxId, sends: KnownSends) {
+        self.touched.insert((tenant, mailbox));
+        self.known.insert((tenant, mailbox), sends);
+    }
+
+    /// The `mailbox_state` rows of `keys` are locked by this unit already.
+    pub(crate) fn state_locked(&mut self, keys: impl IntoIterator<Item = (TenantId, MailboxId)>) {
+        self.state_locked.extend(keys);
     }
 
     /// Change a mailbox's latest attempt when this unit is written.
@@ -299,11 +343,18 @@ impl Work {
         }
         let sends: Vec<&SendRow> = dirty(&self.sends);
         rows::upsert_sends(conn, &sends).await?;
-        let touched: Vec<(TenantId, MailboxId)> = self.touched.iter().copied().collect();
-        lock_mailbox_state(conn, &touched).await?;
+        let to_lock: Vec<(TenantId, MailboxId)> = self
+            .touched
+            .iter()
+            .filter(|k| !self.state_locked.contains(k))
+            .copied()
+            .collect();
+        lock_mailbox_state(conn, &to_lock).await?;
+        self.state_locked.extend(to_lock);
         self.write_days(conn).await?;
         self.write_daily(conn).await?;
-        refresh_mailbox_state(conn, &touched, &self.last_attempt).await?;
+        let touched: Vec<(TenantId, MailboxId)> = self.touched.iter().copied().collect();
+        write_mailbox_state(conn, &touched, &self.known, &self.last_attempt).await?;
 
         for t in self.contacts.values_mut() {
             t.dirty = false;
@@ -327,6 +378,7 @@ impl Work {
         self.per_domain.clear();
         self.touched.clear();
         self.last_attempt.clear();
+        self.known.clear();
         Ok(())
     }
 
@@ -502,41 +554,65 @@ pub(crate) async fn refresh_mailbox_state(
     keys: &[(TenantId, MailboxId)],
     last_attempt: &BTreeMap<(TenantId, MailboxId), LastAttempt>,
 ) -> Result<(), StoreError> {
+    write_mailbox_state(conn, keys, &HashMap::new(), last_attempt).await
+}
+
+/// Write `mailbox_state` for `keys` (locked by the caller): whether a send is in flight,
+/// the earliest planned send, and when it becomes claimable, with the latest attempts
+/// changed as `last_attempt` says. A mailbox in `known` takes the first two from there;
+/// the others recompute them from their sends (two index scans of `sends`, whose partial
+/// indexes hold the dead entries of a busy queue: a claim and a completion skip them).
+async fn write_mailbox_state(
+    conn: &mut PgConnection,
+    keys: &[(TenantId, MailboxId)],
+    known: &HashMap<(TenantId, MailboxId), KnownSends>,
+    last_attempt: &BTreeMap<(TenantId, MailboxId), LastAttempt>,
+) -> Result<(), StoreError> {
     if keys.is_empty() {
         return Ok(());
     }
-    let mut mode: Vec<i16> = Vec::with_capacity(keys.len());
-    let mut at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(keys.len());
-    for key in keys {
-        match last_attempt.get(key) {
-            None => {
-                mode.push(0);
-                at.push(None);
-            }
-            Some(LastAttempt::AtLeast(t)) => {
-                mode.push(1);
-                at.push(Some(*t));
-            }
-            Some(LastAttempt::Set(t)) => {
-                mode.push(2);
-                at.push(*t);
-            }
-        }
-    }
+    let (mode, at) = last_attempt_changes(keys, last_attempt);
+    let sends: Vec<Option<&KnownSends>> = keys.iter().map(|k| known.get(k)).collect();
+    // Per mailbox: 0 recomputed, 1 known with the stored next planned send, 2 known with
+    // `next`.
+    let source: Vec<i16> = sends
+        .iter()
+        .map(|k| match k.map(|k| k.next_planned) {
+            None => 0,
+            Some(NextPlanned::Stored) => 1,
+            Some(NextPlanned::At(_)) => 2,
+        })
+        .collect();
+    let in_flight: Vec<bool> = sends
+        .iter()
+        .map(|k| k.is_some_and(|k| k.in_flight))
+        .collect();
+    let next: Vec<Option<DateTime<Utc>>> = sends
+        .iter()
+        .map(|k| match k.map(|k| k.next_planned) {
+            Some(NextPlanned::At(at)) => at,
+            _ => None,
+        })
+        .collect();
     sqlx::query(
         "WITH n AS ( \
              SELECT ms.tenant_id, ms.mailbox_id, \
                  CASE k.mode WHEN 1 THEN greatest(ms.last_attempt_at, k.at) \
                              WHEN 2 THEN k.at \
                              ELSE ms.last_attempt_at END AS last_attempt_at, \
-                 EXISTS (SELECT 1 FROM sends s WHERE s.tenant_id = ms.tenant_id \
-                     AND s.mailbox_id = ms.mailbox_id AND s.status = 'sending') AS in_flight, \
-                 (SELECT min(s.planned_at) FROM sends s WHERE s.tenant_id = ms.tenant_id \
-                     AND s.mailbox_id = ms.mailbox_id AND s.status = 'planned') \
-                     AS next_planned_at, \
+                 CASE WHEN k.source <> 0 THEN k.in_flight \
+                      ELSE EXISTS (SELECT 1 FROM sends s WHERE s.tenant_id = ms.tenant_id \
+                          AND s.mailbox_id = ms.mailbox_id AND s.status = 'sending') END \
+                     AS in_flight, \
+                 CASE k.source WHEN 1 THEN ms.next_planned_at \
+                               WHEN 2 THEN k.next \
+                      ELSE (SELECT min(s.planned_at) FROM sends s \
+                          WHERE s.tenant_id = ms.tenant_id AND s.mailbox_id = ms.mailbox_id \
+                            AND s.status = 'planned') END AS next_planned_at, \
                  m.min_gap_seconds \
-             FROM unnest($1::uuid[], $2::uuid[], $3::int2[], $4::timestamptz[]) \
-                 AS k(tenant_id, mailbox_id, mode, at) \
+             FROM unnest($1::uuid[], $2::uuid[], $3::int2[], $4::timestamptz[], $5::int2[], \
+                     $6::bool[], $7::timestamptz[]) \
+                 AS k(tenant_id, mailbox_id, mode, at, source, in_flight, next) \
              JOIN mailbox_state ms ON ms.tenant_id = k.tenant_id AND ms.mailbox_id = k.mailbox_id \
              JOIN mailboxes m ON m.tenant_id = ms.tenant_id AND m.id = ms.mailbox_id) \
          UPDATE mailbox_state ms SET last_attempt_at = n.last_attempt_at, \
@@ -550,8 +626,26 @@ pub(crate) async fn refresh_mailbox_state(
     .bind(keys.iter().map(|(_, m)| m.0).collect::<Vec<_>>())
     .bind(mode)
     .bind(at)
+    .bind(source)
+    .bind(in_flight)
+    .bind(next)
     .execute(&mut *conn)
     .await
     .db()?;
     Ok(())
+}
+
+/// How each of `keys` changes its latest attempt, as the statements that write
+/// `mailbox_state` take it: a mode (0 kept, 1 at least `at`, 2 set to `at`) and an instant.
+fn last_attempt_changes(
+    keys: &[(TenantId, MailboxId)],
+    last_attempt: &BTreeMap<(TenantId, MailboxId), LastAttempt>,
+) -> (Vec<i16>, Vec<Option<DateTime<Utc>>>) {
+    keys.iter()
+        .map(|key| match last_attempt.get(key) {
+            None => (0, None),
+            Some(LastAttempt::AtLeast(t)) => (1, Some(*t)),
+            Some(LastAttempt::Set(t)) => (2, *t),
+        })
+        .unzip()
 }

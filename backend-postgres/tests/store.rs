@@ -4,7 +4,7 @@
 mod support;
 
 use backend_postgres::{PostgresStore, CLAIM_QUERY};
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use sequence_conformance::fixtures::{claim, plan, sent, World};
 use sequence_core::event::DomainEvent;
 use sequence_core::store::{Outbox, StoreError};
@@ -64,6 +64,113 @@ async fn the_claim_query_is_served_by_the_partial_index() {
         !text.contains("sends") && !text.contains("Seq Scan"),
         "the claim must not scan:\n{text}"
     );
+}
+
+/// A mailbox's `mailbox_state`: whether a send is in flight, its earliest planned send,
+/// and when it is claimable.
+type MailboxState = (bool, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Each mailbox's `mailbox_state` as stored, beside what its sends say it must be: per
+/// mailbox, (stored, recomputed).
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test helper: a failed read fails the test"
+)]
+async fn mailbox_state_against_sends(
+    pool: &sqlx::PgPool,
+) -> Vec<(uuid::Uuid, MailboxState, MailboxState)> {
+    type Row = (
+        uuid::Uuid,
+        bool,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        bool,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT ms.mailbox_id, ms.in_flight, ms.next_planned_at, ms.ready_at, \
+             x.in_flight, x.next_planned_at, \
+             CASE WHEN x.in_flight OR x.next_planned_at IS NULL THEN NULL \
+                  ELSE greatest(x.next_planned_at, \
+                      ms.last_attempt_at + make_interval(secs => m.min_gap_seconds)) END \
+         FROM mailbox_state ms \
+         JOIN mailboxes m ON m.tenant_id = ms.tenant_id AND m.id = ms.mailbox_id \
+         CROSS JOIN LATERAL ( \
+             SELECT EXISTS (SELECT 1 FROM sends s WHERE s.tenant_id = ms.tenant_id \
+                     AND s.mailbox_id = ms.mailbox_id AND s.status = 'sending') AS in_flight, \
+                 (SELECT min(s.planned_at) FROM sends s WHERE s.tenant_id = ms.tenant_id \
+                     AND s.mailbox_id = ms.mailbox_id AND s.status = 'planned') \
+                     AS next_planned_at) x \
+         ORDER BY ms.mailbox_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(m, a, b, c, d, e, f)| (m, (a, b, c), (d, e, f)))
+        .collect()
+}
+
+/// Claims and completions set `mailbox_state` from what they know of the mailbox's sends
+/// (the claimed send in flight and the next one earliest; the completed one done) instead
+/// of reading the sends again: after every step of a run of claims, completions, a
+/// release and a new plan, each mailbox's state is what its sends say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_and_completions_keep_mailbox_state_what_the_sends_say() {
+    let s = support::fresh_store().await;
+    let pool = s.store.pool();
+    let w = World::build(&s, 3, 30, 1, 12).await;
+    let es = w.enroll_all(&s, t0()).await;
+    // Three sends per mailbox, a minute apart, the last two mailboxes' out of order.
+    let minute = |i: i64| t0() + Duration::minutes(i);
+    let mut items = Vec::new();
+    for (i, e) in es.iter().take(9).enumerate() {
+        let at = minute([0, 2, 1][i / 3 % 3] + i64::try_from(i % 3).unwrap() * 3);
+        items.push(w.plan_send(e, i % 3, at, 30));
+    }
+    plan(&s, t0(), items).await;
+    let check = |what: &'static str| async move {
+        for (mailbox, stored, recomputed) in mailbox_state_against_sends(pool).await {
+            assert_eq!(stored, recomputed, "{what}: mailbox {mailbox}");
+        }
+    };
+    check("planned").await;
+    let mut now = minute(0);
+    let mut rounds = 0;
+    loop {
+        now += Duration::minutes(3);
+        let claimed = claim(&s, now, 10).await;
+        check("claimed").await;
+        if claimed.is_empty() {
+            break;
+        }
+        rounds += 1;
+        // The first one of the round is given back; the others are sent together.
+        let (first, rest) = claimed.split_first().unwrap();
+        s.release_send(now, first.send.id, first.lease, None)
+            .await
+            .unwrap();
+        check("released").await;
+        let answers = s
+            .complete_sends(now, rest.iter().map(|c| sent(c, now, 1)).collect())
+            .await
+            .unwrap();
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        check("completed").await;
+        if rounds == 2 {
+            // A new plan while sends are out: an earlier send for each mailbox.
+            let more = es[9..]
+                .iter()
+                .enumerate()
+                .map(|(i, e)| w.plan_send(e, i, now - Duration::minutes(1), 30))
+                .collect();
+            plan(&s, now, more).await;
+            check("planned again").await;
+        }
+        assert!(rounds < 20, "the sends never ran out");
+    }
+    assert!(rounds >= 3, "{rounds} rounds");
 }
 
 /// `record_events` keeps each tenant's events in order; `recorded_events` reads them back.
