@@ -412,14 +412,18 @@ pub(crate) async fn complete_sends(
     for ((c, all), key) in completions.iter().zip(&all).zip(checked) {
         if let Ok(key) = key {
             record_completion(&mut work, c, all, key, now);
-            done.push((key, c.changes.is_empty()));
+            let out = work
+                .sends
+                .get(&c.send.id)
+                .is_some_and(|t| t.row.send.status() != SendStatus::Sending);
+            done.push((key, c.changes.is_empty() && out));
         }
         answers.push(key.map(|_| ()));
     }
     // The mailbox of a recorded completion has nothing in flight any more (a claim takes a
     // mailbox's send only when none is, and this one held its lease to the end), and its
-    // planned sends are as they were, unless the completion changed more than its send and
-    // enrollment: then they are read again.
+    // planned sends are as they were, unless a completion changed more than its send and
+    // enrollment, or left its send in flight: then they are read again.
     if done.iter().all(|(_, alone)| *alone) {
         for ((tenant, mailbox), _) in done {
             let sends = KnownSends {
