@@ -122,7 +122,6 @@ pub(crate) async fn claim_sends(
         work.touch(TenantId(*t), MailboxId(*m));
     }
     let mut out = Vec::with_capacity(locked.len());
-    let mut claimed_from = Vec::with_capacity(locked.len());
     for (id, next_at) in picked {
         let Some((mut row, enrollment, contact)) = locked.remove(&SendId(id)) else {
             continue;
@@ -144,7 +143,6 @@ pub(crate) async fn claim_sends(
             LastAttempt::Set(Some(prev.map_or(now, |p| p.max(now)))),
         );
         work.count_attempt((tenant, mailbox, row.send.local_date()));
-        claimed_from.push((tenant, mailbox, next_at));
         out.push(ClaimedSend {
             send: row.send.clone(),
             lease,
@@ -152,10 +150,8 @@ pub(crate) async fn claim_sends(
             contact,
         });
         work.sends.insert(row.send.id, Tracked { row, dirty: true });
-    }
-    // A mailbox claimed from has its send in flight, and the one after it is its earliest
-    // planned send now.
-    for (tenant, mailbox, next_at) in claimed_from {
+        // The mailbox has this send in flight, and the one after it is its earliest planned
+        // send now.
         let sends = KnownSends {
             in_flight: true,
             next_planned: NextPlanned::At(next_at),
@@ -408,7 +404,9 @@ pub(crate) async fn complete_sends(
         }
     }
     let mut answers = Vec::with_capacity(completions.len());
-    let mut done = Vec::with_capacity(completions.len());
+    // The mailboxes of the recorded completions, while each changed nothing but its send
+    // and enrollment and took its send out of flight; `None` once one did more.
+    let mut idle: Option<Vec<(TenantId, MailboxId)>> = Some(Vec::new());
     for ((c, all), key) in completions.iter().zip(&all).zip(checked) {
         if let Ok(key) = key {
             record_completion(&mut work, c, all, key, now);
@@ -416,22 +414,24 @@ pub(crate) async fn complete_sends(
                 .sends
                 .get(&c.send.id)
                 .is_some_and(|t| t.row.send.status() != SendStatus::Sending);
-            done.push((key, c.changes.is_empty() && out));
+            if !(c.changes.is_empty() && out) {
+                idle = None;
+            }
+            if let Some(idle) = &mut idle {
+                idle.push(key);
+            }
         }
         answers.push(key.map(|_| ()));
     }
-    // The mailbox of a recorded completion has nothing in flight any more (a claim takes a
-    // mailbox's send only when none is, and this one held its lease to the end), and its
-    // planned sends are as they were, unless a completion changed more than its send and
-    // enrollment, or left its send in flight: then they are read again.
-    if done.iter().all(|(_, alone)| *alone) {
-        for ((tenant, mailbox), _) in done {
-            let sends = KnownSends {
-                in_flight: false,
-                next_planned: NextPlanned::Stored,
-            };
-            work.know(tenant, mailbox, sends);
-        }
+    // Such a mailbox has nothing in flight any more (a claim takes a mailbox's send only
+    // when none is, and this one held its lease to the end), and its planned sends are as
+    // they were; otherwise they are read again.
+    for (tenant, mailbox) in idle.unwrap_or_default() {
+        let sends = KnownSends {
+            in_flight: false,
+            next_planned: NextPlanned::Stored,
+        };
+        work.know(tenant, mailbox, sends);
     }
     work.flush(conn).await?;
     wake_for_released(conn, &mut work, now).await?;

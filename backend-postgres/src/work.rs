@@ -572,28 +572,23 @@ async fn write_mailbox_state(
         return Ok(());
     }
     let (mode, at) = last_attempt_changes(keys, last_attempt);
-    let sends: Vec<Option<&KnownSends>> = keys.iter().map(|k| known.get(k)).collect();
-    // Per mailbox: 0 recomputed, 1 known with the stored next planned send, 2 known with
-    // `next`.
-    let source: Vec<i16> = sends
-        .iter()
-        .map(|k| match k.map(|k| k.next_planned) {
-            None => 0,
-            Some(NextPlanned::Stored) => 1,
-            Some(NextPlanned::At(_)) => 2,
-        })
-        .collect();
-    let in_flight: Vec<bool> = sends
-        .iter()
-        .map(|k| k.is_some_and(|k| k.in_flight))
-        .collect();
-    let next: Vec<Option<DateTime<Utc>>> = sends
-        .iter()
-        .map(|k| match k.map(|k| k.next_planned) {
-            Some(NextPlanned::At(at)) => at,
-            _ => None,
-        })
-        .collect();
+    // Per mailbox: where its sends' state comes from (0 recomputed, 1 known with the stored
+    // next planned send, 2 known with `next`), whether one is in flight, and `next`.
+    let mut source: Vec<i16> = Vec::with_capacity(keys.len());
+    let mut in_flight: Vec<bool> = Vec::with_capacity(keys.len());
+    let mut next: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let (from, flying, at) = match known.get(key) {
+            None => (0, false, None),
+            Some(k) => match k.next_planned {
+                NextPlanned::Stored => (1, k.in_flight, None),
+                NextPlanned::At(at) => (2, k.in_flight, at),
+            },
+        };
+        source.push(from);
+        in_flight.push(flying);
+        next.push(at);
+    }
     sqlx::query(
         "WITH n AS ( \
              SELECT ms.tenant_id, ms.mailbox_id, \
