@@ -155,8 +155,7 @@ impl Engine {
             contacts: vec![(c, read)],
             ..ChangeSet::default()
         };
-        store.apply_changes(self.now(), changes).await?;
-        self.host_changed();
+        self.apply_host_changes(self.now(), changes).await?;
         Ok(true)
     }
 
@@ -275,8 +274,7 @@ impl Engine {
             );
         }
         changes.enrollments.push((e.clone(), v));
-        store.apply_changes(now, changes).await?;
-        self.host_changed();
+        self.apply_host_changes(now, changes).await?;
         self.emit(tenant, &event.into_iter().collect::<Vec<_>>());
         Ok(e)
     }

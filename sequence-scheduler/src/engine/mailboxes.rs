@@ -229,8 +229,7 @@ impl Engine {
                 }
             }
         }
-        store.apply_changes(now, changes).await?;
-        self.host_changed();
+        self.apply_host_changes(now, changes).await?;
         self.emit(tenant, &[event]);
         Ok(())
     }

@@ -40,7 +40,7 @@ mod tick;
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use sequence_core::error::Entity;
 use sequence_core::ports::{Clock, EventSink, NoopEventSink};
 use sequence_core::store::{Store, StoreError};
@@ -377,6 +377,18 @@ impl Engine {
         self.inner
             .host_changes
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Apply a host call's change set and count it as a host change, whatever the answer
+    /// (a round under way that reads again for nothing costs one read).
+    async fn apply_host_changes(
+        &self,
+        now: DateTime<Utc>,
+        changes: sequence_core::store::ChangeSet,
+    ) -> Result<(), StoreError> {
+        let applied = self.inner.store.apply_changes(now, changes).await;
+        self.host_changed();
+        applied
     }
 
     /// How many host calls have changed state through this engine so far.

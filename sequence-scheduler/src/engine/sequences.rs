@@ -264,9 +264,7 @@ impl Engine {
             after = Some(EnrollmentCursor::after(last));
             let now = self.now();
             let (changes, events) = self.sweep_page(tenant, now, page, sweep).await?;
-            let applied = store.apply_changes(now, changes.clone()).await;
-            self.host_changed();
-            match applied {
+            match self.apply_host_changes(now, changes.clone()).await {
                 Ok(()) => self.emit(tenant, &events),
                 Err(e) if e.is_conflict() => {
                     for (e, _) in changes.enrollments {
@@ -327,9 +325,7 @@ impl Engine {
         changes: ChangeSet,
         events: &[DomainEvent],
     ) -> Result<bool, EngineError> {
-        let applied = self.inner.store.apply_changes(now, changes).await;
-        self.host_changed();
-        match applied {
+        match self.apply_host_changes(now, changes).await {
             Ok(()) => {
                 self.emit(tenant, events);
                 Ok(true)
