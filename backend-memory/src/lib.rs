@@ -90,7 +90,7 @@ use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
-    SendCompletion, SendContext, SequenceTally, StoreError,
+    PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
 };
 
 use state::State;
@@ -472,6 +472,15 @@ impl Outbox for MemoryStore {
 
     async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self.lock()?.next_wakeup())
+    }
+
+    async fn pool_wait(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PoolWait>, StoreError> {
+        Ok(self.lock()?.pool_wait(tenant, sequence, now))
     }
 
     async fn record_events(

@@ -151,6 +151,13 @@ pub(crate) async fn write_sequence(
     .execute(&mut *conn)
     .await
     .db()?;
+    // Its pool, caps or status may have changed: its backlog is planned anew.
+    sqlx::query("DELETE FROM pool_waits WHERE tenant_id = $1 AND sequence_id = $2")
+        .bind(sequence.tenant.0)
+        .bind(sequence.id.0)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -299,7 +306,8 @@ fn gap_of(mailbox: &Mailbox) -> i32 {
     i32::try_from(mailbox.min_gap_seconds).unwrap_or(i32::MAX)
 }
 
-/// Replace a stored mailbox (its version already set). The caller recomputes its
+/// Replace a stored mailbox (its version already set), ending the pool waits of the pools
+/// that hold it (its limit, status or windows may have changed). The caller recomputes its
 /// `mailbox_state` (the gap may have changed).
 pub(crate) async fn write_mailbox(
     conn: &mut PgConnection,
@@ -315,6 +323,25 @@ pub(crate) async fn write_mailbox(
     .bind(gap_of(mailbox))
     .bind(big(mailbox.version()))
     .bind(Json(mailbox))
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    end_waits_on(conn, mailbox.tenant, mailbox.id).await
+}
+
+/// End the pool waits of the sequences of `tenant` whose pool holds `mailbox`.
+pub(crate) async fn end_waits_on(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    mailbox: MailboxId,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM pool_waits w USING sequences s \
+         WHERE w.tenant_id = $1 AND s.tenant_id = w.tenant_id AND s.id = w.sequence_id \
+           AND $2 = ANY(s.mailbox_pool)",
+    )
+    .bind(tenant.0)
+    .bind(mailbox.0)
     .execute(&mut *conn)
     .await
     .db()?;

@@ -16,7 +16,7 @@ use sequence_core::time::local_date;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::catalog::{conflict, written_version};
+use crate::catalog::{self, conflict, written_version};
 use crate::error::Db;
 use crate::rows::{doc, send_columns, SendRow};
 use crate::work::{Tracked, Work};
@@ -420,6 +420,8 @@ pub(crate) async fn wake_for_released(
         if m.tenant != tenant || !m.is_active() || local_date(m.timezone, now) != date {
             continue;
         }
+        // The pools holding the mailbox have room again: their backlog is planned anew.
+        catalog::end_waits_on(conn, tenant, mailbox).await?;
         // Rows another unit holds are passed over rather than waited for.
         let rows = sqlx::query(
             "SELECT e.doc FROM enrollments e \

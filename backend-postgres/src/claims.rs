@@ -625,12 +625,24 @@ pub(crate) async fn expire_leases(
     Ok(out)
 }
 
+/// [`Outbox::next_wakeup`](sequence_core::store::Outbox): the enrollments that go to a
+/// pool counted per sequence, at the later of the earliest one's instant and the sequence's
+/// pool wait, if any.
 pub(crate) async fn next_wakeup(
     conn: &mut PgConnection,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     sqlx::query_scalar(
         "SELECT least( \
-             (SELECT min(due_at) FROM enrollments WHERE due_at IS NOT NULL), \
+             (SELECT min(due_at) FROM enrollments \
+              WHERE due_at IS NOT NULL AND (status <> 'active' OR mailbox_id IS NOT NULL)), \
+             (SELECT min(CASE WHEN w.until IS NULL OR f.first IS NULL THEN f.first \
+                              ELSE greatest(f.first, w.until) END) \
+              FROM sequences s \
+              CROSS JOIN LATERAL ( \
+                  SELECT min(due_at) AS first FROM enrollments \
+                  WHERE tenant_id = s.tenant_id AND sequence_id = s.id \
+                    AND due_at IS NOT NULL AND status = 'active' AND mailbox_id IS NULL) f \
+              LEFT JOIN pool_waits w ON w.tenant_id = s.tenant_id AND w.sequence_id = s.id), \
              (SELECT min(ready_at) FROM mailbox_state WHERE ready_at IS NOT NULL), \
              (SELECT min(lease_until) FROM sends WHERE status = 'sending'))",
     )

@@ -402,10 +402,29 @@ pub(crate) async fn due_enrollments(
     now: DateTime<Utc>,
     max: usize,
 ) -> Result<Vec<DueEnrollment>, StoreError> {
+    // The enrollments that go to a pool are read per sequence (each probe of
+    // `enrollments_due_to_pool` is ordered and bounded), passing over the sequences whose
+    // pool wait holds; the rest from `enrollments_due_rest`; both merged by instant.
     let rows = sqlx::query(
-        "SELECT e.doc, c.doc AS contact_doc FROM enrollments e \
-         JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id \
-         WHERE e.due_at <= $1 ORDER BY e.due_at, e.id LIMIT $2",
+        "WITH due AS ( \
+             (SELECT tenant_id, id, contact_id, due_at FROM enrollments \
+              WHERE due_at <= $1 AND (status <> 'active' OR mailbox_id IS NOT NULL) \
+              ORDER BY due_at, id LIMIT $2) \
+             UNION ALL \
+             (SELECT p.tenant_id, p.id, p.contact_id, p.due_at FROM sequences s \
+              CROSS JOIN LATERAL ( \
+                  SELECT tenant_id, id, contact_id, due_at FROM enrollments \
+                  WHERE tenant_id = s.tenant_id AND sequence_id = s.id AND due_at <= $1 \
+                    AND status = 'active' AND mailbox_id IS NULL \
+                  ORDER BY due_at, id LIMIT $2) p \
+              WHERE NOT EXISTS (SELECT 1 FROM pool_waits w \
+                                WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
+                                  AND w.until > $1)) \
+             ORDER BY due_at, id LIMIT $2) \
+         SELECT e.doc, c.doc AS contact_doc FROM due d \
+         JOIN enrollments e ON e.tenant_id = d.tenant_id AND e.id = d.id \
+         JOIN contacts c ON c.tenant_id = d.tenant_id AND c.id = d.contact_id \
+         ORDER BY d.due_at, d.id",
     )
     .bind(now)
     .bind(limit(max))

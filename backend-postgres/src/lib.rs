@@ -102,7 +102,7 @@ use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
-    SendCompletion, SendContext, SequenceTally, StoreError,
+    PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -684,6 +684,15 @@ impl Outbox for PostgresStore {
 
     async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         read!(self, |conn| claims::next_wakeup(conn))
+    }
+
+    async fn pool_wait(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PoolWait>, StoreError> {
+        read!(self, |conn| plan::pool_wait(conn, tenant, sequence, now))
     }
 
     async fn record_events(

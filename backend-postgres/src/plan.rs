@@ -10,7 +10,7 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{ScheduledSend, SendStatus};
 use sequence_core::store::{
     DailyCounts, MailboxSnapshot, PlanApplied, PlanCommit, PlanSend, PlannedSlot, PlanningLease,
-    StoreError,
+    PoolWait, StoreError,
 };
 use sequence_core::time::local_date;
 use sqlx::{PgConnection, Row};
@@ -163,7 +163,68 @@ pub(crate) async fn apply_plan(
         });
     }
     work.flush(conn).await?;
+    if !plan.waits.is_empty() {
+        record_waits(conn, &plan.waits, now).await?;
+    }
     Ok(out)
+}
+
+/// [`Outbox::pool_wait`](sequence_core::store::Outbox).
+pub(crate) async fn pool_wait(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    sequence: SequenceId,
+    now: DateTime<Utc>,
+) -> Result<Option<PoolWait>, StoreError> {
+    let until: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT until FROM pool_waits \
+         WHERE tenant_id = $1 AND sequence_id = $2 AND until > $3",
+    )
+    .bind(tenant.0)
+    .bind(sequence.0)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?;
+    Ok(until.map(|until| PoolWait {
+        tenant,
+        sequence,
+        until,
+    }))
+}
+
+/// Record pool waits that have not ended by `now`, each of a sequence of its tenant: one
+/// statement, each replacing the sequence's earlier wait; the waits that ended are dropped.
+async fn record_waits(
+    conn: &mut PgConnection,
+    waits: &[PoolWait],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (mut tenants, mut sequences, mut untils) = (Vec::new(), Vec::new(), Vec::new());
+    for w in waits.iter().filter(|w| w.until > now) {
+        tenants.push(w.tenant.0);
+        sequences.push(w.sequence.0);
+        untils.push(w.until);
+    }
+    sqlx::query("DELETE FROM pool_waits WHERE until <= $1")
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query(
+        "INSERT INTO pool_waits (tenant_id, sequence_id, until) \
+         SELECT w.tenant_id, w.sequence_id, w.until \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) AS w(tenant_id, sequence_id, until) \
+         JOIN sequences s ON s.tenant_id = w.tenant_id AND s.id = w.sequence_id \
+         ON CONFLICT (tenant_id, sequence_id) DO UPDATE SET until = EXCLUDED.until",
+    )
+    .bind(tenants)
+    .bind(sequences)
+    .bind(untils)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
 }
 
 /// Lock the `mailbox_state` and `mailbox_days` rows the plan may change (in key order) and

@@ -259,7 +259,11 @@ fn tick_with_stored(c: &mut Criterion) {
                             let began = Instant::now();
                             let report = s.engine.tick().await.unwrap();
                             let took = began.elapsed();
-                            assert_eq!(report.planned + report.deferred, 1_000, "{report:?}");
+                            assert_eq!(
+                                report.planned + report.deferred + report.held,
+                                1_000,
+                                "{report:?}"
+                            );
                             undo(s, &due).await;
                             took
                         }
@@ -287,8 +291,8 @@ async fn engine_for(f: &TickFixture) -> Engine {
     engine_on(fresh_store(f).await, VirtualClock::new(f.now))
 }
 
-/// The plan the tick applied, read back from `store` after it: its sends and its
-/// deferrals, with the versions the engine read (the enrolled rows' 0).
+/// The plan the tick applied, read back from `store` after it: its sends, its deferrals
+/// and its pool waits, with the versions the engine read (the enrolled rows' 0).
 async fn commit_after_tick(f: &TickFixture, store: &MemoryStore) -> PlanCommit {
     let mut commit = PlanCommit::default();
     let by_id: std::collections::HashMap<MailboxId, &Mailbox> =
@@ -308,6 +312,9 @@ async fn commit_after_tick(f: &TickFixture, store: &MemoryStore) -> PlanCommit {
                 recipient_domain: f.contacts[contact_index(send.contact)].email_domain(),
             });
         }
+        commit
+            .waits
+            .extend(store.pool_wait(f.tenant, seq.id, f.now).await.unwrap());
         for e in store.list_enrollments(f.tenant, seq.id).await.unwrap() {
             if let Some(deferral) = e.deferral() {
                 commit.deferrals.push(PlanDeferral {
@@ -338,7 +345,11 @@ fn tick_50k(c: &mut Criterion) {
             |engine| {
                 let report = rt.block_on(engine.tick()).unwrap();
                 assert_eq!(report.sent, 0, "{report:?}");
-                assert_eq!(report.planned + report.deferred, 50_000, "{report:?}");
+                assert_eq!(
+                    report.planned + report.deferred + report.held,
+                    50_000,
+                    "{report:?}"
+                );
                 // Dropped outside the measurement.
                 (engine, report)
             },
@@ -377,8 +388,11 @@ impl Replay {
         assert_eq!(commit.sends.len(), report.planned);
         assert_eq!(commit.deferrals.len(), report.deferred);
         eprintln!(
-            "tick/50k_due: {} planned, {} deferred",
-            report.planned, report.deferred
+            "tick/50k_due: {} planned, {} deferred, {} held by {} pool waits",
+            report.planned,
+            report.deferred,
+            report.held,
+            commit.waits.len()
         );
         let sends_only = PlanCommit {
             sends: commit.sends.clone(),

@@ -400,3 +400,35 @@ pub async fn write_enrollment<S: Store + ?Sized>(
         )
         .await
 }
+
+/// Exit the enrollment `id` of `w` at `now` and call off its planned send of step 0 in one
+/// change set: the send's reservation is released.
+///
+/// # Panics
+/// When the store fails.
+pub async fn exit_and_call_off<S: Store + ?Sized>(
+    store: &S,
+    w: &World,
+    id: EnrollmentId,
+    now: DateTime<Utc>,
+) {
+    let mut gone = w.enrollment(store, id).await;
+    let read = gone.version();
+    let send = w.send(store, id, 0).await;
+    if let Err(e) = gone.exit(sequence_core::enrollment::ExitReason::Manual, now) {
+        panic!("fixture: exit: {e}");
+    }
+    ok(
+        "apply_changes (call off)",
+        store
+            .apply_changes(
+                now,
+                ChangeSet {
+                    enrollments: vec![(gone, read)],
+                    cancel_sends: vec![send.id],
+                    ..ChangeSet::default()
+                },
+            )
+            .await,
+    );
+}

@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 66);
+//! assert_eq!(sequence_conformance::CASES.len(), 68);
 //! # }
 //! ```
 //!
@@ -129,6 +129,8 @@ macro_rules! __for_each_case {
         $($callback)*! { $args enrollments_of_contact_lists_the_whole_history }
         $($callback)*! { $args mailbox_days_count_attempts_and_reservations }
         $($callback)*! { $args sequence_tally_counts_enrollments_and_sends_by_group }
+        $($callback)*! { $args a_pool_wait_holds_back_the_pools_backlog }
+        $($callback)*! { $args pool_waits_end_when_the_pool_may_have_room }
     };
 }
 

@@ -352,6 +352,14 @@ impl Enrollment {
         self.mailbox
     }
 
+    /// Whether its next send goes to whichever mailbox of its sequence's pool has room: it
+    /// is active and no attempt has made a mailbox sticky yet. What a
+    /// [`PoolWait`](crate::store::PoolWait) holds back.
+    #[must_use]
+    pub fn goes_to_pool(&self) -> bool {
+        self.status == EnrollmentStatus::Active && self.mailbox.is_none()
+    }
+
     /// Message-IDs of the steps sent so far, for threading.
     #[must_use]
     pub fn thread_message_ids(&self) -> &[String] {

@@ -271,9 +271,16 @@ async fn why_not_sending_names_the_deferral_and_when_it_is_looked_at_again() {
         .iter()
         .find(|x| x.pending_send.is_none())
         .unwrap();
-    let deferral = waiting.deferral.unwrap();
-    assert_eq!(deferral.reason, DeferralReason::NoCapacity);
-    assert_eq!(deferral.not_before, Some(start() + Duration::days(1)));
+    // The pool is full: the enrollment is held back by its sequence's pool wait (no
+    // deferral of its own is written) until the mailbox's next local day.
+    assert_eq!(waiting.pool_wait, Some(start() + Duration::days(1)));
+    assert!(
+        waiting
+            .summary
+            .contains(&(start() + Duration::days(1)).to_string()),
+        "{}",
+        waiting.summary
+    );
     assert!(
         waiting.summary.contains("NoCapacity"),
         "{}",
@@ -561,5 +568,45 @@ async fn a_servers_answer_is_recorded_as_one_clean_line() {
     for text in texts.iter().chain(&stored) {
         assert!(!text.chars().any(char::is_control), "{text:?}");
         assert!(text.contains("bad credentials X-Injected: yes"), "{text:?}");
+    }
+}
+
+/// A full pool's backlog waits on one pool wait of its sequence, not on a deferral written
+/// per enrollment, and goes out day after day as the pool opens again.
+#[tokio::test]
+async fn a_full_pools_backlog_waits_on_one_pool_wait_and_drains_day_by_day() {
+    let w = world(EngineConfig::with_seed(9), 2).await;
+    let seq = w.sequence("Backlog", |_| {}).await;
+    let cs = w.contacts(5).await;
+    w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
+    let report = w.engine.tick().await.unwrap();
+    assert_eq!(
+        (report.planned, report.deferred, report.held),
+        (2, 0, 3),
+        "{report:?}"
+    );
+    let store = w.engine.store();
+    let tomorrow = start() + Duration::days(1);
+    let wait = store.pool_wait(w.tenant, seq, start()).await.unwrap();
+    assert_eq!(wait.map(|x| x.until), Some(tomorrow));
+    let waiting: Vec<Enrollment> = store
+        .list_enrollments(w.tenant, seq)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.next_due_at().is_some())
+        .collect();
+    assert_eq!(waiting.len(), 3);
+    assert!(
+        waiting.iter().all(|e| e.deferral().is_none()),
+        "nothing is written per enrollment: {waiting:?}"
+    );
+    assert!(store.due_enrollments(start(), 10).await.unwrap().is_empty());
+    // Two a day: 2, 4, then all 5.
+    for (day, sent) in [(0, 2), (1, 4), (2, 5)] {
+        w.run_until(start() + Duration::days(day) + Duration::hours(23))
+            .await;
+        let stats = w.engine.stats(w.tenant, seq).await.unwrap();
+        assert_eq!(stats.sent, sent, "day {day}");
     }
 }

@@ -19,7 +19,7 @@ use sequence_core::send::Lease;
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease,
-    SendCompletion, SendContext, StoreError,
+    PoolWait, SendCompletion, SendContext, StoreError,
 };
 use sequence_scheduler::testing::RecordingTransport;
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
@@ -339,6 +339,15 @@ impl Outbox for Meddling {
 
     async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.inner.next_wakeup().await
+    }
+
+    async fn pool_wait(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PoolWait>, StoreError> {
+        self.inner.pool_wait(tenant, sequence, now).await
     }
 
     async fn record_events(

@@ -18,7 +18,7 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::store::{DailyCounts, MailboxSnapshot, PlannedSlot};
 use sequence_core::time::{SendWindow, WarmUp, WeekdaySet, WeeklySchedule};
 use sequence_scheduler::planner::{
-    plan, DueStep, Plan, PlannerConfig, PlanningInput, SequencePolicy,
+    plan, DueStep, Plan, PlannerConfig, PlanningInput, PoolFull, SequencePolicy,
 };
 
 /// One window on `days`, from `start` to `end` minutes of the local day.
@@ -89,6 +89,13 @@ fn fills_the_day_up_to_the_limit_and_defers_the_rest_to_the_next_opening() {
         assert_eq!(d.reason, DeferralReason::NoCapacity);
         assert_eq!(d.not_before, Some(tuesday_nine));
     }
+    assert_eq!(
+        p.pools_full,
+        vec![PoolFull {
+            sequence: case.sequences[0].id,
+            until: tuesday_nine
+        }]
+    );
     assert_eq!(p.reservations.len(), 1);
     assert_eq!(p.reservations[0].count, 30);
     assert_eq!(p.reservations[0].limit, 30);
@@ -307,6 +314,14 @@ fn deferral_reasons() {
     let p = case.plan();
     assert_eq!(p.deferred[0].reason, DeferralReason::OutsideMailboxWindow);
     assert_eq!(p.deferred[0].not_before, Some(at(2026, 3, 16, 13, 0)));
+    // No open time left in the pool's day: the pool waits for Monday's opening.
+    assert_eq!(
+        p.pools_full,
+        vec![PoolFull {
+            sequence: seq.id,
+            until: at(2026, 3, 16, 13, 0)
+        }]
+    );
 
     // Outside the recipient's hours: a Tokyo contact's 09-17 never meets New York's 09-17.
     let tokyo = chrono_tz::Asia::Tokyo;
@@ -320,6 +335,8 @@ fn deferral_reasons() {
     };
     let p = case.plan();
     assert_eq!(p.deferred[0].reason, DeferralReason::OutsideRecipientWindow);
+    // The contact's hours, not the pool, stop it: the mailbox has room, so no pool wait.
+    assert!(p.pools_full.is_empty(), "{:?}", p.pools_full);
 
     // No active mailbox in the pool.
     let mut paused = m.clone();
@@ -336,6 +353,8 @@ fn deferral_reasons() {
         (p.deferred[0].reason, p.deferred[0].not_before),
         (DeferralReason::NoActiveMailboxInPool, None)
     );
+    // Parked instead: a resume wakes it.
+    assert!(p.pools_full.is_empty(), "{:?}", p.pools_full);
 
     // New-enrollment cap.
     let mut capped = seq.clone();
@@ -497,6 +516,14 @@ fn a_waiting_new_start_wakes_when_the_first_pool_mailbox_opens() {
     assert!(p.sends.is_empty());
     assert_eq!(p.deferred.len(), 400);
     let london_opens = at(2026, 3, 10, 9, 0);
+    assert_eq!(
+        p.pools_full,
+        vec![PoolFull {
+            sequence: case.sequences[0].id,
+            until: london_opens
+        }],
+        "the pool waits for its first mailbox to open"
+    );
     let late: Vec<_> = p
         .deferred
         .iter()

@@ -66,7 +66,7 @@ impl State {
         let due: BTreeSet<DueKey> = self
             .enrollments
             .values()
-            .filter_map(|e| due_key(e).map(|k| DueKey::new(k, e.id)))
+            .filter_map(|e| DueKey::of(e))
             .collect();
         same("due enrollments", &self.due, &due)?;
         let mut open: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::default();

@@ -5,21 +5,42 @@ use super::*;
 
 /// A key of the due index: an instant and an enrollment, ordered as
 /// `(DateTime<Utc>, EnrollmentId)` are (by instant, then by the id's bytes) but compared as
-/// plain integers, which a tick does hundreds of thousands of times.
+/// plain integers, which a tick does hundreds of thousands of times. It also carries the
+/// sequence of an enrollment that goes to the pool, so that the due walk passes over those a
+/// pool wait holds back without reading their rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct DueKey {
     secs: i64,
     nanos: u32,
     /// The id's bytes as a big-endian integer: ordered as the bytes are.
     id: u128,
+    /// The sequence, while the enrollment goes to the pool ([`Enrollment::goes_to_pool`]).
+    /// Last: it never decides the order of two enrollments, only tells two keys of one apart.
+    pool: Option<u128>,
 }
 
 impl DueKey {
+    #[cfg(test)]
     pub(super) fn new(at: DateTime<Utc>, id: EnrollmentId) -> Self {
         Self {
             id: id.0.as_u128(),
             ..Self::lowest(at)
         }
+    }
+
+    /// Where `e` sits in the due index, if it is due at all (see [`due_key`]).
+    pub(super) fn of(e: &Enrollment) -> Option<Self> {
+        let at = due_key(e)?;
+        Some(Self {
+            id: e.id.0.as_u128(),
+            pool: e.goes_to_pool().then(|| e.sequence.0.as_u128()),
+            ..Self::lowest(at)
+        })
+    }
+
+    /// The sequence whose pool the enrollment goes to, if it does.
+    pub(super) fn pool(self) -> Option<SequenceId> {
+        self.pool.map(|s| SequenceId(Uuid::from_u128(s)))
     }
 
     /// Below every key at `at` or later.
@@ -28,6 +49,7 @@ impl DueKey {
             secs: at.timestamp(),
             nanos: at.timestamp_subsec_nanos(),
             id: 0,
+            pool: None,
         }
     }
 
@@ -35,6 +57,7 @@ impl DueKey {
     pub(super) fn highest(at: DateTime<Utc>) -> Self {
         Self {
             id: u128::MAX,
+            pool: Some(u128::MAX),
             ..Self::lowest(at)
         }
     }

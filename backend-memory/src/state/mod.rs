@@ -30,7 +30,7 @@ use sequence_core::sequence::{ReenrollmentRule, Sequence, SequenceStatus};
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
-    PlannedSlot, PlanningLease, SendCompletion, SendContext, SequenceTally, StoreError,
+    PlannedSlot, PlanningLease, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
     MAX_MAILBOX_DAYS,
 };
 use sequence_core::time::local_date;
@@ -136,7 +136,7 @@ impl SendKeys {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct EnrollmentKeys {
     id: EnrollmentId,
-    due: Option<DateTime<Utc>>,
+    due: Option<DueKey>,
     open: bool,
     sequence: SequenceId,
     contact: ContactId,
@@ -147,7 +147,7 @@ impl EnrollmentKeys {
     fn of(e: &Enrollment) -> Self {
         Self {
             id: e.id,
-            due: due_key(e),
+            due: DueKey::of(e),
             open: !e.is_final(),
             sequence: e.sequence,
             contact: e.contact,
@@ -287,6 +287,9 @@ pub(crate) struct State {
     /// Reservations released by the current unit of work, as (mailbox, local date): the
     /// unit wakes enrollments that can use them before it returns.
     released: Vec<(MailboxId, NaiveDate)>,
+    /// The pool wait of each sequence that has one (some may have ended: see
+    /// [`State::holds_back`]).
+    waits: HashMap<SequenceId, PoolWait>,
 }
 
 impl State {
@@ -327,6 +330,8 @@ impl State {
     }
 
     fn put_sequence(&mut self, sequence: Sequence) {
+        // Its pool, caps or status may have changed: plan its backlog again.
+        self.waits.remove(&sequence.id);
         self.sequences_by_tenant
             .entry(sequence.tenant)
             .or_default()
@@ -433,9 +438,39 @@ impl State {
             .entry(mailbox.tenant)
             .or_default()
             .insert(id);
+        let tenant = mailbox.tenant;
         self.mailboxes.insert(id, mailbox);
         // Its gap may have changed, and with it when its next send becomes claimable.
         self.refresh_ready(id);
+        // Its limit, status or windows may have changed: the pools holding it may have room.
+        self.end_waits_on(tenant, id);
+    }
+
+    /// End the pool waits of the sequences of `tenant` whose pool holds `mailbox`.
+    fn end_waits_on(&mut self, tenant: TenantId, mailbox: MailboxId) {
+        if self.waits.is_empty() {
+            return;
+        }
+        let sequences = &self.sequences;
+        self.waits.retain(|id, w| {
+            w.tenant != tenant
+                || sequences
+                    .get(id)
+                    .is_some_and(|s| !s.mailbox_pool.contains(&mailbox))
+        });
+    }
+
+    /// Whether a pool wait holds the enrollment of `key` back at `now`.
+    fn holds_back(&self, key: &DueKey, now: DateTime<Utc>) -> bool {
+        self.wait_on(key).is_some_and(|w| w.until > now)
+    }
+
+    /// The pool wait of the sequence whose pool the enrollment of `key` goes to, if any.
+    fn wait_on(&self, key: &DueKey) -> Option<&PoolWait> {
+        if self.waits.is_empty() {
+            return None;
+        }
+        self.waits.get(&key.pool()?)
     }
 
     pub(crate) fn get_mailbox(&self, tenant: TenantId, id: MailboxId) -> Option<Mailbox> {
@@ -554,10 +589,7 @@ impl State {
         let id = new.id;
         let old_due = old.and_then(|o| o.due);
         if old_due != new.due {
-            let (gone, come) = (
-                old_due.map(|k| DueKey::new(k, id)),
-                new.due.map(|k| DueKey::new(k, id)),
-            );
+            let (gone, come) = (old_due, new.due);
             if let Some((g, c)) = &mut self.due_moves {
                 g.extend(gone);
                 c.extend(come);

@@ -450,6 +450,8 @@ impl State {
                 continue;
             }
             let tenant = m.tenant;
+            // The pools holding the mailbox have room again: their backlog is planned anew.
+            self.end_waits_on(tenant, mailbox);
             let woken: Vec<EnrollmentId> = self
                 .due
                 .range(DueKey::lowest(now)..)

@@ -77,7 +77,23 @@ impl State {
         if let Some((gone, come)) = self.due_moves.take() {
             self.move_due(gone, come);
         }
+        self.record_waits(now, plan.waits);
         Ok(out)
+    }
+
+    /// Record the pool waits of a plan, each of a sequence of its tenant, and drop the waits
+    /// that ended by `now`.
+    fn record_waits(&mut self, now: DateTime<Utc>, waits: Vec<PoolWait>) {
+        self.waits.retain(|_, w| w.until > now);
+        for w in waits {
+            let known = self
+                .sequences
+                .get(&w.sequence)
+                .is_some_and(|s| s.tenant == w.tenant);
+            if known && w.until > now {
+                self.waits.insert(w.sequence, w);
+            }
+        }
     }
 
     /// Record the deferrals whose versions match, in place. A plan may defer tens of

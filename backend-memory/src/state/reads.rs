@@ -139,6 +139,7 @@ impl State {
         let rows: Vec<(&Arc<Enrollment>, &Arc<Contact>)> = self
             .due
             .range(..=DueKey::highest(now))
+            .filter(|k| !self.holds_back(k, now))
             .filter_map(|k| {
                 let enrollment = self.enrollments.get(&k.enrollment())?;
                 Some((enrollment, self.contacts.get(&enrollment.contact)?))
@@ -273,12 +274,43 @@ impl State {
 
     pub(crate) fn next_wakeup(&self) -> Option<DateTime<Utc>> {
         [
-            self.due.first().and_then(|k| k.at()),
+            self.next_due(),
             self.ready.first().map(|(at, _)| *at),
             self.leases.first().map(|(until, _)| *until),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// The earliest instant an enrollment is due at, one that a pool wait holds back counting
+    /// at the wait's end: the walk passes over the held ones (at most the backlog of the
+    /// waiting pools) up to the first that is not.
+    fn next_due(&self) -> Option<DateTime<Utc>> {
+        let mut best: Option<DateTime<Utc>> = None;
+        for k in &self.due {
+            let at = k.at()?;
+            if best.is_some_and(|b| at >= b) {
+                break;
+            }
+            let due = self.wait_on(k).map_or(at, |w| w.until.max(at));
+            best = Some(best.map_or(due, |b| b.min(due)));
+            if due == at {
+                break;
+            }
+        }
+        best
+    }
+
+    pub(crate) fn pool_wait(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        now: DateTime<Utc>,
+    ) -> Option<PoolWait> {
+        self.waits
+            .get(&sequence)
+            .filter(|w| w.tenant == tenant && w.until > now)
+            .copied()
     }
 }

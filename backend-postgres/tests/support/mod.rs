@@ -26,7 +26,7 @@ use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
-    SendCompletion, SendContext, StoreError,
+    PoolWait, SendCompletion, SendContext, StoreError,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -445,6 +445,15 @@ impl Outbox for SchemaStore {
     }
     async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.store.next_wakeup().await
+    }
+
+    async fn pool_wait(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PoolWait>, StoreError> {
+        self.store.pool_wait(tenant, sequence, now).await
     }
     async fn record_events(
         &self,

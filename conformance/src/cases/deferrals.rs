@@ -1,9 +1,9 @@
 //! `apply_plan`'s deferrals, and the waiting enrollments a released unit wakes.
 
 use sequence_core::enrollment::{Deferral, DeferralReason, ExitReason};
-use sequence_core::store::{ChangeSet, PlanApplied, PlanCommit, PlanDeferral, Store};
+use sequence_core::store::{PlanApplied, PlanCommit, PlanDeferral, Store};
 
-use crate::fixtures::{at, ok, plan, t0, write_enrollment, World};
+use crate::fixtures::{at, exit_and_call_off, ok, plan, t0, write_enrollment, World};
 
 /// Apply a plan of deferrals alone, at `t0()`.
 async fn defer<S: Store + ?Sized>(store: &S, deferrals: Vec<PlanDeferral>) -> PlanApplied {
@@ -151,25 +151,7 @@ pub async fn a_released_unit_wakes_waiting_enrollments<S: Store + 'static>(store
         .collect();
     defer(&store, items).await;
     // The planned enrollment exits; its send is called off and its unit released.
-    let mut gone = w.enrollment(&store, es[0].id).await;
-    let read = gone.version();
-    let send = w.send(&store, es[0].id, 0).await;
-    if let Err(e) = gone.exit(sequence_core::enrollment::ExitReason::Manual, at(10)) {
-        panic!("fixture: exit: {e}");
-    }
-    ok(
-        "apply_changes (call off)",
-        store
-            .apply_changes(
-                at(10),
-                ChangeSet {
-                    enrollments: vec![(gone, read)],
-                    cancel_sends: vec![send.id],
-                    ..ChangeSet::default()
-                },
-            )
-            .await,
-    );
+    exit_and_call_off(&store, &w, es[0].id, at(10)).await;
     let mut due_at = Vec::new();
     for e in &es[1..] {
         due_at.push(w.enrollment(&store, e.id).await.next_due_at());

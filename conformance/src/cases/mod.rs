@@ -13,6 +13,7 @@ mod plans;
 mod production;
 mod records;
 mod tenancy;
+mod waits;
 
 pub use changes::*;
 pub use concurrency::*;
@@ -26,3 +27,4 @@ pub use plans::*;
 pub use production::*;
 pub use records::*;
 pub use tenancy::*;
+pub use waits::*;

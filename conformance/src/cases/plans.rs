@@ -336,7 +336,7 @@ pub async fn apply_plan_preempts_first<S: Store + 'static>(store: S) {
                     planning: None,
                     preempt: first.planned.clone(),
                     sends: vec![w.plan_send(&es[1], 0, at(120), 1)],
-                    deferrals: Vec::new(),
+                    ..PlanCommit::default()
                 },
             )
             .await,

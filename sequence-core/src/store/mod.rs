@@ -23,7 +23,7 @@ pub use catalog::{Catalog, DraftDeletion};
 pub use outbox::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
     MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
-    PlannedSlot, PlanningLease, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
+    PlannedSlot, PlanningLease, PoolWait, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
 };
 pub use tally::{EnrollmentTally, SendTally, SequenceTally};
 

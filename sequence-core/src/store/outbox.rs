@@ -35,6 +35,25 @@
 //! after a late tick or an outage therefore drains at the mailbox's pace, and
 //! [`Outbox::next_wakeup`] answers when the next one becomes claimable.
 //!
+//! # Pool waits
+//!
+//! When a plan finds every mailbox of a sequence's pool full for its current local day (at
+//! its limit, or with no open time left), no new start of that sequence can go before the
+//! first of them opens again, and re-planning the backlog before then would only defer it
+//! again. The plan then says so once, as a [`PoolWait`] in [`PlanCommit::waits`], instead of
+//! one deferral per waiting enrollment. While a wait holds (`now < until`), the sequence's
+//! enrollments that go to the pool ([`Enrollment::goes_to_pool`]: active, no sticky mailbox
+//! yet) are left out of [`Outbox::due_enrollments`], and [`Outbox::next_wakeup`] counts each
+//! of them at the later of its due instant and the wait's `until`.
+//!
+//! A wait ends early, in the same unit of work, on every event that can give the pool room
+//! before `until`:
+//!
+//! * a reservation released on a mailbox of the sequence's pool (the released unit is
+//!   served at once, see above);
+//! * a mailbox of the pool saved (limit raised, resumed, windows changed);
+//! * the sequence saved (pool, caps or status changed).
+//!
 //! # Several engines
 //!
 //! Any number of engines may share one store. Claims hand a send to one claimer only, and
@@ -234,6 +253,19 @@ pub struct SendContext {
     pub attempts_on_day: u32,
 }
 
+/// "No mailbox of this sequence's pool can take a new start before `until`": what a plan
+/// says once for the backlog it cannot serve, instead of deferring each enrollment of it
+/// (see the module docs on pool waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PoolWait {
+    /// The sequence's tenant.
+    pub tenant: TenantId,
+    /// The sequence.
+    pub sequence: SequenceId,
+    /// When the first mailbox of its pool can take a send again.
+    pub until: DateTime<Utc>,
+}
+
 /// One plan, applied atomically by [`Outbox::apply_plan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanCommit {
@@ -247,6 +279,9 @@ pub struct PlanCommit {
     pub sends: Vec<PlanSend>,
     /// Deferrals.
     pub deferrals: Vec<PlanDeferral>,
+    /// Sequences whose pool is full until a later instant: each replaces the sequence's
+    /// earlier wait (see the module docs on pool waits).
+    pub waits: Vec<PoolWait>,
 }
 
 /// What [`Outbox::apply_plan`] did.
@@ -455,7 +490,8 @@ pub trait Outbox: Send + Sync {
         -> Result<(), StoreError>;
 
     /// At most `limit` enrollments whose `next_due_at <= now`, earliest first, with their
-    /// contacts: active ones, and paused ones whose `paused_until` has come.
+    /// contacts: active ones, and paused ones whose `paused_until` has come. An enrollment
+    /// that goes to the pool of a sequence whose [`PoolWait`] holds at `now` is left out.
     async fn due_enrollments(
         &self,
         now: DateTime<Utc>,
@@ -506,7 +542,9 @@ pub trait Outbox: Send + Sync {
     /// ([`Enrollment::mark_planned`]: nothing due; its mailbox becomes sticky only with an
     /// attempt). A send refused because its mailbox is missing or not the tenant's parks its
     /// enrollment (deferred `NoActiveMailboxInPool`, no instant) rather than leaving it due
-    /// at the same instant. Then each deferral whose version matches.
+    /// at the same instant. Then each deferral whose version matches. Then the waits of
+    /// sequences of their tenant that have not ended by `now`; waits that ended by `now` may
+    /// be dropped.
     async fn apply_plan(
         &self,
         now: DateTime<Utc>,
@@ -620,8 +658,18 @@ pub trait Outbox: Send + Sync {
     /// The earliest instant at which something is due: an enrollment's `next_due_at` (a
     /// paused one's `paused_until`), the instant a planned send becomes claimable (its
     /// planned instant, or its mailbox's latest attempt plus its gap, whichever is later),
-    /// or the expiry of a lease in flight (`None` when nothing is waiting).
+    /// or the expiry of a lease in flight (`None` when nothing is waiting). An enrollment
+    /// that a [`PoolWait`] leaves out counts at the later of its due instant and the wait's
+    /// `until`.
     async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// The pool wait of a sequence of `tenant` that holds at `now`, if any.
+    async fn pool_wait(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PoolWait>, StoreError>;
 
     /// Record domain events (the outbox of events, for hosts that read them back).
     async fn record_events(

@@ -337,6 +337,15 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
         (**self).next_wakeup().await
     }
 
+    async fn pool_wait(
+        &self,
+        tenant: TenantId,
+        sequence: SequenceId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PoolWait>, StoreError> {
+        (**self).pool_wait(tenant, sequence, now).await
+    }
+
     async fn record_events(
         &self,
         tenant: TenantId,

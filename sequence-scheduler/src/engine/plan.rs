@@ -12,21 +12,25 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sequence_core::condition::OnConditionFail;
 use sequence_core::contact::{Contact, ContactStatus};
-use sequence_core::enrollment::{Deferral, Enrollment, EnrollmentStatus, ExitReason};
+use sequence_core::enrollment::{
+    Deferral, DeferralReason, Enrollment, EnrollmentStatus, ExitReason,
+};
 use sequence_core::event::DomainEvent;
 use sequence_core::ids::{EnrollmentId, MailboxId, SequenceId, TenantId};
 use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
     ChangeSet, DailyCounts, DueEnrollment, MailboxSnapshot, PlanCommit, PlanDeferral, PlanSend,
-    PlanningLease,
+    PlanningLease, PoolWait,
 };
 use sequence_core::TransitionError;
 use tracing::instrument;
 
 use super::tick::TickReport;
 use super::{Engine, EngineError};
-use crate::planner::{plan_with, DueStep, Plan, PlanScratch, PlanningInput, SequencePolicy};
+use crate::planner::{
+    plan_with, Deferred, DueStep, Plan, PlanScratch, PlanningInput, SequencePolicy,
+};
 use crate::rng::mix;
 
 /// What settling a due enrollment did to it, for the tick's report.
@@ -335,9 +339,23 @@ impl Batch {
                 }
             })
             .collect();
+        let waits: Vec<PoolWait> = the_plan
+            .pools_full
+            .iter()
+            .filter_map(|full| {
+                let seq = self.sequences.get(&full.sequence)?;
+                Some(PoolWait {
+                    tenant: seq.tenant,
+                    sequence: seq.id,
+                    until: full.until,
+                })
+            })
+            .collect();
+        let waiting: HashSet<SequenceId> = waits.iter().map(|w| w.sequence).collect();
         let deferrals = the_plan
             .deferred
             .iter()
+            .filter(|d| !waiting.contains(&self.due[d.index].sequence) || !held_back(self, d))
             .map(|d| PlanDeferral {
                 enrollment: d.enrollment,
                 enrollment_version: self.due[d.index].version,
@@ -352,8 +370,22 @@ impl Batch {
             preempt: the_plan.preempt.clone(),
             sends,
             deferrals,
+            waits,
         }
     }
+}
+
+/// Whether the deferral `d` of a sequence whose pool is full is left to the pool's wait
+/// instead of written: its enrollment goes to the pool (the wait holds it back from every
+/// plan until the pool opens) and it waits for room, which no pool mailbox has before then.
+fn held_back(batch: &Batch, d: &Deferred) -> bool {
+    batch.due[d.index].due.enrollment.goes_to_pool()
+        && matches!(
+            d.reason,
+            DeferralReason::NoCapacity
+                | DeferralReason::OutsideMailboxWindow
+                | DeferralReason::OutsideRecipientWindow
+        )
 }
 
 impl Engine {
@@ -401,9 +433,11 @@ impl Engine {
         // The batch shares its rows with the store: let go of them first, so that the store
         // changes them in place instead of copying each one.
         drop(batch);
+        let deferred = commit.deferrals.len();
         let applied = store.apply_plan(now, commit).await?;
         report.planned += applied.planned.len();
-        report.deferred += the_plan.deferred.len();
+        report.deferred += deferred;
+        report.held += the_plan.deferred.len() - deferred;
         report.preempted += the_plan.preempt.len();
         progressed |= !the_plan.preempt.is_empty() || !applied.over_capacity.is_empty();
         Ok(progressed)

@@ -110,6 +110,9 @@ pub struct Explanation {
     pub next_due_at: Option<DateTime<Utc>>,
     /// The planner's last deferral (reason and `not_before`), while waiting.
     pub deferral: Option<Deferral>,
+    /// When the pool wait that holds the enrollment back ends: every mailbox of its
+    /// sequence's pool is full until then (see `sequence_core::store::PoolWait`).
+    pub pool_wait: Option<DateTime<Utc>>,
     /// The planned or in-flight send of the current step: (send, mailbox, instant, status).
     pub pending_send: Option<(SendId, MailboxId, DateTime<Utc>, SendStatus)>,
     /// Each mailbox that could send the step (the sequence's pool, and the enrollment's own
@@ -251,6 +254,14 @@ impl Engine {
             .filter_map(|id| snapshots.iter().find(|s| s.mailbox.id == *id))
             .map(|snap| MailboxOutlook::new(now, snap))
             .collect();
+        let pool_wait = if e.goes_to_pool() && pending.is_none() {
+            store
+                .pool_wait(tenant, e.sequence, now)
+                .await?
+                .map(|w| w.until)
+        } else {
+            None
+        };
         let mut summary = match (e.status(), &e.deferral(), &pending) {
             (EnrollmentStatus::Completed, _, _) => "completed: every step was sent".to_owned(),
             (EnrollmentStatus::Exited, _, _) => format!("exited: {:?}", e.exit_reason()),
@@ -261,6 +272,10 @@ impl Engine {
             (_, _, Some((_, m, at, status))) => format!(
                 "step {} is {status:?} on mailbox {m} for {at}",
                 e.current_step()
+            ),
+            (_, _, None) if pool_wait.is_some() => format!(
+                "waiting: every mailbox of the pool is full (NoCapacity); looked at again at {}",
+                pool_wait.map_or_else(String::new, |t| t.to_string())
             ),
             (_, Some(d), _) => match d.not_before {
                 Some(t) => format!("waiting: {:?}; looked at again at {t}", d.reason),
@@ -288,6 +303,7 @@ impl Engine {
             due_at: e.due_at(),
             next_due_at: e.next_due_at(),
             deferral: e.deferral(),
+            pool_wait,
             pending_send: pending,
             mailboxes,
             summary,

@@ -26,6 +26,9 @@ pub struct TickReport {
     pub planned: usize,
     /// Enrollments deferred.
     pub deferred: usize,
+    /// Enrollments of a full pool left to its pool wait instead of deferred one by one (see
+    /// `sequence_core::store::PoolWait`).
+    pub held: usize,
     /// Planned sends pre-empted by follow-ups.
     pub preempted: usize,
     /// Sends the transport accepted.
@@ -47,6 +50,7 @@ impl std::ops::AddAssign for TickReport {
         self.completed += other.completed;
         self.planned += other.planned;
         self.deferred += other.deferred;
+        self.held += other.held;
         self.preempted += other.preempted;
         self.sent += other.sent;
         self.failed += other.failed;

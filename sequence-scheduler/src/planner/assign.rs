@@ -139,8 +139,9 @@ fn heap_of(pool: &[u32], days: &[Day]) -> Heap {
 impl Planner<'_> {
     /// Step 3: assign each enrollment, in priority order, a mailbox: its sticky mailbox while
     /// that is active, else the least-loaded mailbox of its sequence's pool that can take it;
-    /// or defer it.
-    pub(super) fn assign(&mut self, order: &Order) {
+    /// or defer it. Returns the sequences (by index) whose pool ran out of room for some
+    /// enrollment.
+    pub(super) fn assign(&mut self, order: &Order) -> Vec<u32> {
         let sequences = self.input.sequences;
         let mut pools = Pools::new(sequences, &self.mailbox_index);
         for (class, seq, entry) in order.iter() {
@@ -160,6 +161,10 @@ impl Planner<'_> {
                 self.take(entry, class, seq, mb, at);
             }
         }
+        let mut ran_out: Vec<u32> = pools.exhausted.keys().map(|&(seq, _)| seq).collect();
+        ran_out.sort_unstable();
+        ran_out.dedup();
+        ran_out
     }
 
     /// The sticky mailbox `mb` (active) for `entry`, of `class` and of the sequence `seq`;

@@ -9,7 +9,7 @@ use sequence_core::ids::{EnrollmentId, MailboxId, SendId};
 
 use super::day::Day;
 use super::order::Entry;
-use super::{instant, Deferred, Plan, PlannedSend, Reservation};
+use super::{instant, Deferred, Plan, PlannedSend, PoolFull, Reservation};
 
 /// The plan as the phases make it: its sends, pre-emptions and deferrals, each list in the
 /// order they were decided.
@@ -46,6 +46,11 @@ impl Draft {
             local_date: day.local_date,
             limit: day.limit,
         });
+    }
+
+    /// Step 6: the pool of a sequence is full (see [`PoolFull`]).
+    pub(super) fn pool_full(&mut self, full: PoolFull) {
+        self.plan.pools_full.push(full);
     }
 
     /// Cancel the planned send `send`, whose slot a follow-up takes.

@@ -29,6 +29,10 @@
 //! 5. Everything else is **deferred** with a typed reason and the earliest instant at which
 //!    planning again could change the answer; enrollments waiting for a full pool are looked
 //!    at again when the first pool mailbox that can take them opens.
+//! 6. A sequence whose every active pool mailbox is **full** for its local day (at its limit,
+//!    or with no open time left) gets a [`PoolFull`]: no new start of it can go before the
+//!    first of them opens again, which a store records once as a
+//!    [`PoolWait`](sequence_core::store::PoolWait) instead of a deferral per enrollment.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -50,6 +54,7 @@ mod order;
 mod outlook;
 mod spread;
 mod time;
+mod wait;
 
 use assign::Caps;
 use day::Day;
@@ -190,6 +195,15 @@ pub struct Deferred {
     pub not_before: Option<DateTime<Utc>>,
 }
 
+/// A sequence whose pool is full: no mailbox of it can take a new start before `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolFull {
+    /// The sequence.
+    pub sequence: SequenceId,
+    /// When the first active mailbox of its pool opens again.
+    pub until: DateTime<Utc>,
+}
+
 /// Capacity a plan reserves on one mailbox-day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
@@ -215,6 +229,9 @@ pub struct Plan {
     pub preempt: Vec<SendId>,
     /// Capacity reserved, per mailbox and local day.
     pub reservations: Vec<Reservation>,
+    /// Sequences whose pool this plan leaves full, each found short of room for at least
+    /// one of its enrollments (step 6).
+    pub pools_full: Vec<PoolFull>,
 }
 
 /// Make a plan. See the [module docs](self) for what it decides and why.
@@ -237,9 +254,10 @@ pub fn plan_with(
     let mut planner = Planner::new(now, *input, config);
     planner.measure_days();
     let order = planner.order(&mut scratch.order);
-    planner.assign(&order);
+    let ran_out = planner.assign(&order);
     scratch.order.recycle(order);
     planner.time();
+    planner.wait_for_full_pools(&ran_out);
     // 5. Each phase has deferred what it could not place as it met it (`Draft::defer`).
     planner.into_plan()
 }
