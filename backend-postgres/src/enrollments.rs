@@ -14,7 +14,7 @@ use sequence_core::sequence::{ReenrollmentRule, Sequence};
 use sequence_core::store::{
     DueEnrollment, EnrollOutcome, EnrollmentCursor, MailboxDay, StoreError, MAX_MAILBOX_DAYS,
 };
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::error::Db;
@@ -402,37 +402,45 @@ pub(crate) async fn due_enrollments(
     now: DateTime<Utc>,
     max: usize,
 ) -> Result<Vec<DueEnrollment>, StoreError> {
-    // The enrollments that go to a pool are read per sequence (each probe of
-    // `enrollments_due_to_pool` is ordered and bounded), passing over the sequences whose
-    // pool wait holds; the rest from `enrollments_due_rest`; both merged by instant.
+    // Two branches, each read in index order with its documents: the enrollments that go to
+    // no pool from `enrollments_due_rest`, and those that go to a pool per sequence from
+    // `enrollments_due_to_pool` (passing over the sequences whose pool wait holds). They are
+    // merged here rather than sorted by the server, which would sort whole documents.
     let rows = sqlx::query(
-        "WITH due AS ( \
-             (SELECT tenant_id, id, contact_id, due_at FROM enrollments \
-              WHERE due_at <= $1 AND (status <> 'active' OR mailbox_id IS NOT NULL) \
-              ORDER BY due_at, id LIMIT $2) \
-             UNION ALL \
-             (SELECT p.tenant_id, p.id, p.contact_id, p.due_at FROM sequences s \
-              CROSS JOIN LATERAL ( \
-                  SELECT tenant_id, id, contact_id, due_at FROM enrollments \
-                  WHERE tenant_id = s.tenant_id AND sequence_id = s.id AND due_at <= $1 \
-                    AND status = 'active' AND mailbox_id IS NULL \
-                  ORDER BY due_at, id LIMIT $2) p \
-              WHERE NOT EXISTS (SELECT 1 FROM pool_waits w \
-                                WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
-                                  AND w.until > $1)) \
-             ORDER BY due_at, id LIMIT $2) \
-         SELECT e.doc, c.doc AS contact_doc FROM due d \
-         JOIN enrollments e ON e.tenant_id = d.tenant_id AND e.id = d.id \
-         JOIN contacts c ON c.tenant_id = d.tenant_id AND c.id = d.contact_id \
-         ORDER BY d.due_at, d.id",
+        "(SELECT e.due_at, e.id, e.doc, c.doc AS contact_doc FROM enrollments e \
+          JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id \
+          WHERE e.due_at <= $1 AND (e.status <> 'active' OR e.mailbox_id IS NOT NULL) \
+          ORDER BY e.due_at, e.id LIMIT $2) \
+         UNION ALL \
+         (SELECT p.due_at, p.id, p.doc, c.doc AS contact_doc FROM sequences s \
+          CROSS JOIN LATERAL ( \
+              SELECT tenant_id, id, contact_id, due_at, doc FROM enrollments \
+              WHERE tenant_id = s.tenant_id AND sequence_id = s.id AND due_at <= $1 \
+                AND status = 'active' AND mailbox_id IS NULL \
+              ORDER BY due_at, id LIMIT $2) p \
+          JOIN contacts c ON c.tenant_id = p.tenant_id AND c.id = p.contact_id \
+          WHERE NOT EXISTS (SELECT 1 FROM pool_waits w \
+                            WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
+                              AND w.until > $1))",
     )
     .bind(now)
     .bind(limit(max))
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    rows.iter()
+    let mut keyed = rows
+        .iter()
         .map(|r| {
+            let at: DateTime<Utc> = r.try_get("due_at").db()?;
+            let id: Uuid = r.try_get("id").db()?;
+            Ok(((at, id), r))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    keyed.sort_unstable_by_key(|(key, _)| *key);
+    keyed.truncate(max);
+    keyed
+        .into_iter()
+        .map(|(_, r)| {
             Ok(DueEnrollment {
                 enrollment: Arc::new(doc(r, "doc")?),
                 contact: Arc::new(doc(r, "contact_doc")?),

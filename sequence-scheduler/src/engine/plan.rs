@@ -154,6 +154,8 @@ struct Row {
     mailbox: Option<MailboxId>,
     version: u64,
     contact_zone: Option<chrono_tz::Tz>,
+    /// Whether its next send goes to the pool ([`Enrollment::goes_to_pool`]).
+    goes_to_pool: bool,
     /// Whether settling has work whatever the sequence: an uncertain send to count, a pause
     /// that ran out, a contact that is no longer active.
     flagged: bool,
@@ -171,6 +173,7 @@ impl Row {
             mailbox: e.mailbox(),
             version: e.version(),
             contact_zone: due.contact.timezone,
+            goes_to_pool: e.goes_to_pool(),
             flagged: e.uncertain_send().is_some()
                 || e.status() != EnrollmentStatus::Active
                 || due.contact.status() != ContactStatus::Active,
@@ -351,11 +354,12 @@ impl Batch {
                 })
             })
             .collect();
-        let waiting: HashSet<SequenceId> = waits.iter().map(|w| w.sequence).collect();
+        // A handful of sequences: a list is searched faster than a set is hashed.
+        let waiting: Vec<SequenceId> = waits.iter().map(|w| w.sequence).collect();
         let deferrals = the_plan
             .deferred
             .iter()
-            .filter(|d| !waiting.contains(&self.due[d.index].sequence) || !held_back(self, d))
+            .filter(|d| !held_back(&self.due[d.index], d, &waiting))
             .map(|d| PlanDeferral {
                 enrollment: d.enrollment,
                 enrollment_version: self.due[d.index].version,
@@ -375,11 +379,12 @@ impl Batch {
     }
 }
 
-/// Whether the deferral `d` of a sequence whose pool is full is left to the pool's wait
-/// instead of written: its enrollment goes to the pool (the wait holds it back from every
+/// Whether the deferral `d` of `row` is left to the pool wait of its sequence (one of
+/// `waiting`) instead of written: the row goes to the pool (the wait holds it back from every
 /// plan until the pool opens) and it waits for room, which no pool mailbox has before then.
-fn held_back(batch: &Batch, d: &Deferred) -> bool {
-    batch.due[d.index].due.enrollment.goes_to_pool()
+fn held_back(row: &Row, d: &Deferred, waiting: &[SequenceId]) -> bool {
+    row.goes_to_pool
+        && waiting.contains(&row.sequence)
         && matches!(
             d.reason,
             DeferralReason::NoCapacity
