@@ -68,7 +68,7 @@ impl State {
             .values()
             .filter_map(|e| DueKey::of(e))
             .collect();
-        same("due enrollments", &self.due, &due)?;
+        same("due enrollments", &self.due.keys(), &due)?;
         let mut open: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::default();
         let mut history: HashMap<(SequenceId, ContactId), BTreeSet<EnrollmentId>> =
             HashMap::default();

@@ -118,53 +118,165 @@ fn cancel_common(a: &[DueKey], b: &[DueKey]) -> (Vec<DueKey>, Vec<DueKey>) {
     (ka, kb)
 }
 
-impl State {
-    /// Take the keys `gone` out of the due index and put the keys `come` in, as a sequence
-    /// of moves would (a key both put in and taken out, by two moves of one enrollment,
-    /// cancels).
-    pub(super) fn move_due(&mut self, mut gone: Vec<DueKey>, mut come: Vec<DueKey>) {
-        // Often in order already (a plan's rows come in due order): then no sort is paid.
-        if !gone.is_sorted() {
-            gone.sort_unstable();
-        }
-        if !come.is_sorted() {
-            come.sort_unstable();
-        }
-        if has_common(&gone, &come) {
-            let (g, c) = cancel_common(&gone, &come);
-            gone = g;
-            come = c;
-        }
-        // A few moves: one by one.
-        if (gone.len() + come.len()).saturating_mul(4) < self.due.len() {
-            for k in &gone {
-                self.due.remove(k);
-            }
-            self.due.extend(come);
-            return;
-        }
-        // Many: the index rebuilt in one merge of what stays with what comes.
-        let mut out = Vec::with_capacity(
-            self.due
-                .len()
-                .saturating_sub(gone.len())
-                .saturating_add(come.len()),
-        );
-        let mut gone = gone.iter().peekable();
-        let mut come = come.into_iter().peekable();
-        for &k in &self.due {
-            if gone.next_if_eq(&&k).is_some() {
-                continue;
-            }
-            while let Some(c) = come.next_if(|c| *c < k) {
-                out.push(c);
-            }
-            out.push(k);
-        }
-        out.extend(come);
-        // Sorted already: built in one pass.
-        self.due = out.into_iter().collect();
+/// The due index: the enrollments that go to a pool, per sequence (a pool wait passes over a
+/// whole sequence of them at once), and the rest, each set by [`DueKey`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct DueIndex {
+    rest: BTreeSet<DueKey>,
+    to_pool: HashMap<SequenceId, BTreeSet<DueKey>>,
+}
+
+impl DueIndex {
+    pub(super) fn insert(&mut self, key: DueKey) {
+        match key.pool() {
+            Some(seq) => self.to_pool.entry(seq).or_default().insert(key),
+            None => self.rest.insert(key),
+        };
     }
+
+    pub(super) fn remove(&mut self, key: &DueKey) {
+        match key.pool() {
+            Some(seq) => {
+                if let Some(set) = self.to_pool.get_mut(&seq) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        self.to_pool.remove(&seq);
+                    }
+                }
+            }
+            None => {
+                self.rest.remove(key);
+            }
+        }
+    }
+
+    /// The keys from `from` on (to `to`, inclusive), in key order, merged across the sets;
+    /// the sets of pool sequences for which `skip` holds are passed over.
+    pub(super) fn range<'a>(
+        &'a self,
+        from: DueKey,
+        to: DueKey,
+        skip: impl Fn(SequenceId) -> bool,
+    ) -> impl Iterator<Item = DueKey> + 'a {
+        let mut sources = Vec::with_capacity(1 + self.to_pool.len());
+        sources.push(self.rest.range(from..=to).copied().peekable());
+        for (&seq, set) in &self.to_pool {
+            if !set.is_empty() && !skip(seq) {
+                sources.push(set.range(from..=to).copied().peekable());
+            }
+        }
+        Merged { sources }
+    }
+
+    /// The earliest key of the rest, and of each pool sequence's set (with its sequence).
+    pub(super) fn firsts(&self) -> impl Iterator<Item = (Option<SequenceId>, DueKey)> + '_ {
+        let rest = self.rest.first().map(|k| (None, *k));
+        let pools = self
+            .to_pool
+            .iter()
+            .filter_map(|(&seq, set)| set.first().map(|k| (Some(seq), *k)));
+        rest.into_iter().chain(pools)
+    }
+
+    /// Every key, set by set (for checks).
+    #[cfg(feature = "test-util")]
+    pub(super) fn keys(&self) -> BTreeSet<DueKey> {
+        self.rest
+            .iter()
+            .chain(self.to_pool.values().flatten())
+            .copied()
+            .collect()
+    }
+
+    /// Take the keys `gone` out and put the keys `come` in, as a sequence of moves would (a
+    /// key both put in and taken out, by two moves of one enrollment, cancels).
+    pub(super) fn move_keys(&mut self, gone: Vec<DueKey>, come: Vec<DueKey>) {
+        let mut groups: HashMap<Option<SequenceId>, (Vec<DueKey>, Vec<DueKey>)> =
+            HashMap::default();
+        for k in gone {
+            groups.entry(k.pool()).or_default().0.push(k);
+        }
+        for k in come {
+            groups.entry(k.pool()).or_default().1.push(k);
+        }
+        for (pool, (gone, come)) in groups {
+            let set = match pool {
+                Some(seq) => self.to_pool.entry(seq).or_default(),
+                None => &mut self.rest,
+            };
+            move_in_set(set, gone, come);
+        }
+        self.to_pool.retain(|_, set| !set.is_empty());
+    }
+}
+
+/// Sorted key streams merged into one, in key order.
+struct Merged<I: Iterator<Item = DueKey>> {
+    sources: Vec<std::iter::Peekable<I>>,
+}
+
+impl<I: Iterator<Item = DueKey>> Iterator for Merged<I> {
+    type Item = DueKey;
+
+    fn next(&mut self) -> Option<DueKey> {
+        // A handful of sources (the rest, and each pool sequence with due rows): the least
+        // head is found by looking at each.
+        let mut best: Option<(usize, DueKey)> = None;
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            if let Some(&k) = source.peek() {
+                if best.is_none_or(|(_, b)| k < b) {
+                    best = Some((i, k));
+                }
+            }
+        }
+        let (i, k) = best?;
+        self.sources.get_mut(i)?.next();
+        Some(k)
+    }
+}
+
+/// [`DueIndex::move_keys`] on one set.
+fn move_in_set(set: &mut BTreeSet<DueKey>, mut gone: Vec<DueKey>, mut come: Vec<DueKey>) {
+    // Often in order already (a plan's rows come in due order): then no sort is paid.
+    if !gone.is_sorted() {
+        gone.sort_unstable();
+    }
+    if !come.is_sorted() {
+        come.sort_unstable();
+    }
+    if has_common(&gone, &come) {
+        let (g, c) = cancel_common(&gone, &come);
+        gone = g;
+        come = c;
+    }
+    // A few moves: one by one.
+    if (gone.len() + come.len()).saturating_mul(4) < set.len() {
+        for k in &gone {
+            set.remove(k);
+        }
+        set.extend(come);
+        return;
+    }
+    // Many: the set rebuilt in one merge of what stays with what comes.
+    let mut out = Vec::with_capacity(
+        set.len()
+            .saturating_sub(gone.len())
+            .saturating_add(come.len()),
+    );
+    let mut gone = gone.iter().peekable();
+    let mut come = come.into_iter().peekable();
+    for &k in &*set {
+        if gone.next_if_eq(&&k).is_some() {
+            continue;
+        }
+        while let Some(c) = come.next_if(|c| *c < k) {
+            out.push(c);
+        }
+        out.push(k);
+    }
+    out.extend(come);
+    // Sorted already: built in one pass.
+    *set = out.into_iter().collect();
 }
 
 #[cfg(test)]
@@ -204,11 +316,8 @@ mod tests {
     #[test]
     fn moving_due_keys_in_a_batch_is_moving_them_one_by_one() {
         for (size, moved) in [(100_u128, 3_u128), (100, 60), (100, 100), (10, 10), (0, 0)] {
-            let mut state = State {
-                due: (0..size).map(|i| key(0, i)).collect(),
-                ..State::default()
-            };
-            let mut expected = state.due.clone();
+            let mut state: BTreeSet<DueKey> = (0..size).map(|i| key(0, i)).collect();
+            let mut expected = state.clone();
             let (mut gone, mut come) = (Vec::new(), Vec::new());
             for i in 0..moved {
                 // Every third one moves twice (the middle key cancels), one in seven back home.
@@ -226,8 +335,8 @@ mod tests {
                 expected.remove(&from);
                 expected.insert(last);
             }
-            state.move_due(gone, come);
-            assert_eq!(state.due, expected, "{size} keys, {moved} moved");
+            move_in_set(&mut state, gone, come);
+            assert_eq!(state, expected, "{size} keys, {moved} moved");
         }
     }
 }

@@ -44,7 +44,7 @@ mod outbox;
 mod plan;
 mod reads;
 
-use due::DueKey;
+use due::{DueIndex, DueKey};
 
 fn not_found(entity: Entity, id: impl Display) -> StoreError {
     StoreError::not_found(entity, id)
@@ -244,9 +244,9 @@ pub(crate) struct State {
     /// batch still holds it (`Arc::make_mut`).
     enrollments: HashMap<EnrollmentId, Arc<Enrollment>>,
     /// Due enrollments by [`due_key`].
-    due: BTreeSet<DueKey>,
+    due: DueIndex,
     /// While a plan is applied: the due keys taken out and put in since it began, brought
-    /// into [`State::due`] at its end by [`State::move_due`] (nothing reads the index in
+    /// into [`State::due`] at its end by [`DueIndex::move_keys`] (nothing reads the index in
     /// between).
     due_moves: Option<(Vec<DueKey>, Vec<DueKey>)>,
     /// The one active or paused enrollment of each (sequence, contact).
@@ -460,17 +460,10 @@ impl State {
         });
     }
 
-    /// Whether a pool wait holds the enrollment of `key` back at `now`.
-    fn holds_back(&self, key: &DueKey, now: DateTime<Utc>) -> bool {
-        self.wait_on(key).is_some_and(|w| w.until > now)
-    }
-
-    /// The pool wait of the sequence whose pool the enrollment of `key` goes to, if any.
-    fn wait_on(&self, key: &DueKey) -> Option<&PoolWait> {
-        if self.waits.is_empty() {
-            return None;
-        }
-        self.waits.get(&key.pool()?)
+    /// Whether a pool wait of `sequence` holds its enrollments that go to the pool back at
+    /// `now`.
+    fn holds_back(&self, sequence: SequenceId, now: DateTime<Utc>) -> bool {
+        self.waits.get(&sequence).is_some_and(|w| w.until > now)
     }
 
     pub(crate) fn get_mailbox(&self, tenant: TenantId, id: MailboxId) -> Option<Mailbox> {

@@ -454,7 +454,11 @@ impl State {
             self.end_waits_on(tenant, mailbox);
             let woken: Vec<EnrollmentId> = self
                 .due
-                .range(DueKey::lowest(now)..)
+                .range(
+                    DueKey::lowest(now),
+                    DueKey::highest(DateTime::<Utc>::MAX_UTC),
+                    |_| false,
+                )
                 .take(SCAN)
                 .filter_map(|k| self.enrollments.get(&k.enrollment()))
                 .filter(|e| {

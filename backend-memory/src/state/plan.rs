@@ -75,7 +75,7 @@ impl State {
         }
         self.defer_all(&plan.deferrals);
         if let Some((gone, come)) = self.due_moves.take() {
-            self.move_due(gone, come);
+            self.due.move_keys(gone, come);
         }
         self.record_waits(now, plan.waits);
         Ok(out)

@@ -138,8 +138,11 @@ impl State {
         // The rows first, so that the answer is allocated once at its size.
         let rows: Vec<(&Arc<Enrollment>, &Arc<Contact>)> = self
             .due
-            .range(..=DueKey::highest(now))
-            .filter(|k| !self.holds_back(k, now))
+            .range(
+                DueKey::lowest(DateTime::<Utc>::MIN_UTC),
+                DueKey::highest(now),
+                |seq| self.holds_back(seq, now),
+            )
             .filter_map(|k| {
                 let enrollment = self.enrollments.get(&k.enrollment())?;
                 Some((enrollment, self.contacts.get(&enrollment.contact)?))
@@ -284,22 +287,16 @@ impl State {
     }
 
     /// The earliest instant an enrollment is due at, one that a pool wait holds back counting
-    /// at the wait's end: the walk passes over the held ones (at most the backlog of the
-    /// waiting pools) up to the first that is not.
+    /// at the wait's end: the earliest key of each set of the due index is enough.
     fn next_due(&self) -> Option<DateTime<Utc>> {
-        let mut best: Option<DateTime<Utc>> = None;
-        for k in &self.due {
-            let at = k.at()?;
-            if best.is_some_and(|b| at >= b) {
-                break;
-            }
-            let due = self.wait_on(k).map_or(at, |w| w.until.max(at));
-            best = Some(best.map_or(due, |b| b.min(due)));
-            if due == at {
-                break;
-            }
-        }
-        best
+        self.due
+            .firsts()
+            .filter_map(|(pool, k)| {
+                let at = k.at()?;
+                let wait = pool.and_then(|seq| self.waits.get(&seq));
+                Some(wait.map_or(at, |w| w.until.max(at)))
+            })
+            .min()
     }
 
     pub(crate) fn pool_wait(
