@@ -63,12 +63,12 @@ impl State {
         )?;
 
         // Enrollments.
-        let due: BTreeSet<DueKey> = self
+        let due: BTreeSet<DueSlot> = self
             .enrollments
             .values()
-            .filter_map(|e| DueKey::of(e))
+            .filter_map(|e| DueSlot::of(e))
             .collect();
-        same("due enrollments", &self.due.keys(), &due)?;
+        same("due enrollments", &self.due.slots(), &due)?;
         let mut open: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::default();
         let mut history: HashMap<(SequenceId, ContactId), BTreeSet<EnrollmentId>> =
             HashMap::default();

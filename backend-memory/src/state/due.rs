@@ -5,42 +5,39 @@ use super::*;
 
 /// A key of the due index: an instant and an enrollment, ordered as
 /// `(DateTime<Utc>, EnrollmentId)` are (by instant, then by the id's bytes) but compared as
-/// plain integers, which a tick does hundreds of thousands of times. It also carries the
-/// sequence of an enrollment that goes to the pool, so that the due walk passes over those a
-/// pool wait holds back without reading their rows.
+/// plain integers, which a tick does hundreds of thousands of times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct DueKey {
     secs: i64,
     nanos: u32,
     /// The id's bytes as a big-endian integer: ordered as the bytes are.
     id: u128,
-    /// The sequence, while the enrollment goes to the pool ([`Enrollment::goes_to_pool`]).
-    /// Last: it never decides the order of two enrollments, only tells two keys of one apart.
-    pool: Option<u128>,
+}
+
+/// Where an enrollment sits in the due index: its key, in the set of the sequence whose pool
+/// it goes to ([`Enrollment::goes_to_pool`]), or in the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct DueSlot {
+    pub(super) key: DueKey,
+    pub(super) pool: Option<SequenceId>,
+}
+
+impl DueSlot {
+    /// Where `e` sits, if it is due at all (see [`due_key`]).
+    pub(super) fn of(e: &Enrollment) -> Option<Self> {
+        Some(Self {
+            key: DueKey::new(due_key(e)?, e.id),
+            pool: e.goes_to_pool().then_some(e.sequence),
+        })
+    }
 }
 
 impl DueKey {
-    #[cfg(test)]
     pub(super) fn new(at: DateTime<Utc>, id: EnrollmentId) -> Self {
         Self {
             id: id.0.as_u128(),
             ..Self::lowest(at)
         }
-    }
-
-    /// Where `e` sits in the due index, if it is due at all (see [`due_key`]).
-    pub(super) fn of(e: &Enrollment) -> Option<Self> {
-        let at = due_key(e)?;
-        Some(Self {
-            id: e.id.0.as_u128(),
-            pool: e.goes_to_pool().then(|| e.sequence.0.as_u128()),
-            ..Self::lowest(at)
-        })
-    }
-
-    /// The sequence whose pool the enrollment goes to, if it does.
-    pub(super) fn pool(self) -> Option<SequenceId> {
-        self.pool.map(|s| SequenceId(Uuid::from_u128(s)))
     }
 
     /// Below every key at `at` or later.
@@ -49,7 +46,6 @@ impl DueKey {
             secs: at.timestamp(),
             nanos: at.timestamp_subsec_nanos(),
             id: 0,
-            pool: None,
         }
     }
 
@@ -57,7 +53,6 @@ impl DueKey {
     pub(super) fn highest(at: DateTime<Utc>) -> Self {
         Self {
             id: u128::MAX,
-            pool: Some(u128::MAX),
             ..Self::lowest(at)
         }
     }
@@ -127,15 +122,16 @@ pub(super) struct DueIndex {
 }
 
 impl DueIndex {
-    pub(super) fn insert(&mut self, key: DueKey) {
-        match key.pool() {
-            Some(seq) => self.to_pool.entry(seq).or_default().insert(key),
-            None => self.rest.insert(key),
+    pub(super) fn insert(&mut self, slot: DueSlot) {
+        match slot.pool {
+            Some(seq) => self.to_pool.entry(seq).or_default().insert(slot.key),
+            None => self.rest.insert(slot.key),
         };
     }
 
-    pub(super) fn remove(&mut self, key: &DueKey) {
-        match key.pool() {
+    pub(super) fn remove(&mut self, slot: &DueSlot) {
+        let key = &slot.key;
+        match slot.pool {
             Some(seq) => {
                 if let Some(set) = self.to_pool.get_mut(&seq) {
                     set.remove(key);
@@ -150,22 +146,30 @@ impl DueIndex {
         }
     }
 
-    /// The keys from `from` on (to `to`, inclusive), in key order, merged across the sets;
-    /// the sets of pool sequences for which `skip` holds are passed over.
-    pub(super) fn range<'a>(
-        &'a self,
+    /// The first `limit` keys from `from` to `to` (inclusive), in key order, across the
+    /// sets; the sets of pool sequences for which `skip` holds are passed over. Each set gives
+    /// at most `limit` keys, in order: the sorted runs are merged by one stable sort.
+    pub(super) fn first_keys(
+        &self,
         from: DueKey,
         to: DueKey,
+        limit: usize,
         skip: impl Fn(SequenceId) -> bool,
-    ) -> impl Iterator<Item = DueKey> + 'a {
-        let mut sources = Vec::with_capacity(1 + self.to_pool.len());
-        sources.push(self.rest.range(from..=to).copied().peekable());
+    ) -> Vec<DueKey> {
+        let mut keys: Vec<DueKey> = self.rest.range(from..=to).take(limit).copied().collect();
+        let mut runs = 1;
         for (&seq, set) in &self.to_pool {
-            if !set.is_empty() && !skip(seq) {
-                sources.push(set.range(from..=to).copied().peekable());
+            if !skip(seq) {
+                let before = keys.len();
+                keys.extend(set.range(from..=to).take(limit));
+                runs += usize::from(keys.len() > before);
             }
         }
-        Merged { sources }
+        if runs > 1 {
+            keys.sort();
+        }
+        keys.truncate(limit);
+        keys
     }
 
     /// The earliest key of the rest, and of each pool sequence's set (with its sequence).
@@ -178,26 +182,29 @@ impl DueIndex {
         rest.into_iter().chain(pools)
     }
 
-    /// Every key, set by set (for checks).
+    /// Every key with its set (for checks).
     #[cfg(feature = "test-util")]
-    pub(super) fn keys(&self) -> BTreeSet<DueKey> {
-        self.rest
-            .iter()
-            .chain(self.to_pool.values().flatten())
-            .copied()
-            .collect()
+    pub(super) fn slots(&self) -> BTreeSet<DueSlot> {
+        let rest = self.rest.iter().map(|&key| DueSlot { key, pool: None });
+        let pools = self.to_pool.iter().flat_map(|(&seq, set)| {
+            set.iter().map(move |&key| DueSlot {
+                key,
+                pool: Some(seq),
+            })
+        });
+        rest.chain(pools).collect()
     }
 
-    /// Take the keys `gone` out and put the keys `come` in, as a sequence of moves would (a
-    /// key both put in and taken out, by two moves of one enrollment, cancels).
-    pub(super) fn move_keys(&mut self, gone: Vec<DueKey>, come: Vec<DueKey>) {
+    /// Take the slots `gone` out and put the slots `come` in, as a sequence of moves would (a
+    /// slot both put in and taken out, by two moves of one enrollment, cancels).
+    pub(super) fn move_keys(&mut self, gone: Vec<DueSlot>, come: Vec<DueSlot>) {
         let mut groups: HashMap<Option<SequenceId>, (Vec<DueKey>, Vec<DueKey>)> =
             HashMap::default();
-        for k in gone {
-            groups.entry(k.pool()).or_default().0.push(k);
+        for s in gone {
+            groups.entry(s.pool).or_default().0.push(s.key);
         }
-        for k in come {
-            groups.entry(k.pool()).or_default().1.push(k);
+        for s in come {
+            groups.entry(s.pool).or_default().1.push(s.key);
         }
         for (pool, (gone, come)) in groups {
             let set = match pool {
@@ -207,31 +214,6 @@ impl DueIndex {
             move_in_set(set, gone, come);
         }
         self.to_pool.retain(|_, set| !set.is_empty());
-    }
-}
-
-/// Sorted key streams merged into one, in key order.
-struct Merged<I: Iterator<Item = DueKey>> {
-    sources: Vec<std::iter::Peekable<I>>,
-}
-
-impl<I: Iterator<Item = DueKey>> Iterator for Merged<I> {
-    type Item = DueKey;
-
-    fn next(&mut self) -> Option<DueKey> {
-        // A handful of sources (the rest, and each pool sequence with due rows): the least
-        // head is found by looking at each.
-        let mut best: Option<(usize, DueKey)> = None;
-        for (i, source) in self.sources.iter_mut().enumerate() {
-            if let Some(&k) = source.peek() {
-                if best.is_none_or(|(_, b)| k < b) {
-                    best = Some((i, k));
-                }
-            }
-        }
-        let (i, k) = best?;
-        self.sources.get_mut(i)?.next();
-        Some(k)
     }
 }
 

@@ -44,7 +44,7 @@ mod outbox;
 mod plan;
 mod reads;
 
-use due::{DueIndex, DueKey};
+use due::{DueIndex, DueKey, DueSlot};
 
 fn not_found(entity: Entity, id: impl Display) -> StoreError {
     StoreError::not_found(entity, id)
@@ -136,7 +136,7 @@ impl SendKeys {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct EnrollmentKeys {
     id: EnrollmentId,
-    due: Option<DueKey>,
+    due: Option<DueSlot>,
     open: bool,
     sequence: SequenceId,
     contact: ContactId,
@@ -147,7 +147,7 @@ impl EnrollmentKeys {
     fn of(e: &Enrollment) -> Self {
         Self {
             id: e.id,
-            due: DueKey::of(e),
+            due: DueSlot::of(e),
             open: !e.is_final(),
             sequence: e.sequence,
             contact: e.contact,
@@ -248,7 +248,7 @@ pub(crate) struct State {
     /// While a plan is applied: the due keys taken out and put in since it began, brought
     /// into [`State::due`] at its end by [`DueIndex::move_keys`] (nothing reads the index in
     /// between).
-    due_moves: Option<(Vec<DueKey>, Vec<DueKey>)>,
+    due_moves: Option<(Vec<DueSlot>, Vec<DueSlot>)>,
     /// The one active or paused enrollment of each (sequence, contact).
     open_by_pair: HashMap<(SequenceId, ContactId), EnrollmentId>,
     /// Every enrollment of each (sequence, contact), for the re-enrollment rule.

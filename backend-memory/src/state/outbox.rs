@@ -454,12 +454,13 @@ impl State {
             self.end_waits_on(tenant, mailbox);
             let woken: Vec<EnrollmentId> = self
                 .due
-                .range(
+                .first_keys(
                     DueKey::lowest(now),
                     DueKey::highest(DateTime::<Utc>::MAX_UTC),
+                    SCAN,
                     |_| false,
                 )
-                .take(SCAN)
+                .into_iter()
                 .filter_map(|k| self.enrollments.get(&k.enrollment()))
                 .filter(|e| {
                     e.tenant == tenant

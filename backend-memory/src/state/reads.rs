@@ -138,16 +138,17 @@ impl State {
         // The rows first, so that the answer is allocated once at its size.
         let rows: Vec<(&Arc<Enrollment>, &Arc<Contact>)> = self
             .due
-            .range(
+            .first_keys(
                 DueKey::lowest(DateTime::<Utc>::MIN_UTC),
                 DueKey::highest(now),
+                limit,
                 |seq| self.holds_back(seq, now),
             )
+            .into_iter()
             .filter_map(|k| {
                 let enrollment = self.enrollments.get(&k.enrollment())?;
                 Some((enrollment, self.contacts.get(&enrollment.contact)?))
             })
-            .take(limit)
             .collect();
         let mut out = Vec::with_capacity(rows.len());
         out.extend(rows.into_iter().map(|(e, c)| DueEnrollment {
