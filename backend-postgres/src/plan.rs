@@ -163,8 +163,19 @@ pub(crate) async fn apply_plan(
         });
     }
     work.flush(conn).await?;
-    if !plan.waits.is_empty() {
-        record_waits(conn, &plan.waits, now).await?;
+    // A wait whose pool has room the plan did not see is not recorded.
+    let waits: Vec<PoolWait> = plan
+        .waits
+        .iter()
+        .filter(|w| {
+            w.seen.iter().all(|d| {
+                work.used_on((w.wait.tenant, d.mailbox, d.local_date)) >= i64::from(d.used)
+            })
+        })
+        .map(|w| w.wait)
+        .collect();
+    if !waits.is_empty() {
+        record_waits(conn, &waits, now).await?;
     }
     Ok(out)
 }
@@ -227,9 +238,9 @@ async fn record_waits(
     Ok(())
 }
 
-/// Lock the `mailbox_state` and `mailbox_days` rows the plan may change (in key order) and
-/// read what is used on those days, so that capacity is decided on counts no other unit
-/// can change before this one commits.
+/// Lock the `mailbox_state` and `mailbox_days` rows the plan may change, and the days its
+/// waits saw (in key order), and read what is used on those days, so that capacity and
+/// waits are decided on counts no other unit can change before this one commits.
 async fn lock_capacity(
     conn: &mut PgConnection,
     work: &mut Work,
@@ -250,6 +261,14 @@ async fn lock_capacity(
         if let Some(m) = work.mailboxes.get(&ps.mailbox) {
             mailboxes.insert((m.row.tenant, ps.mailbox));
             days.insert((m.row.tenant, ps.mailbox, ps.local_date));
+        }
+    }
+    // The pool days each wait saw, read under the same locks: a release of one of them
+    // (which updates its row) either committed before, and is seen, or waits for this unit
+    // and then ends the wait this unit records.
+    for w in &plan.waits {
+        for d in &w.seen {
+            days.insert((w.wait.tenant, d.mailbox, d.local_date));
         }
     }
     let mailboxes: Vec<(TenantId, MailboxId)> = mailboxes.into_iter().collect();

@@ -34,7 +34,7 @@ use criterion::{
 };
 use sequence_benches::{NoopTransport, PlanningFixture, TickFixture, ZONES};
 use sequence_core::prelude::*;
-use sequence_core::store::{PlanCommit, PlanDeferral, PlanSend};
+use sequence_core::store::{PlanCommit, PlanDeferral, PlanSend, PlanWait};
 use sequence_scheduler::planner::{plan, PlannerConfig};
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
 use tokio::runtime::Runtime;
@@ -312,9 +312,12 @@ async fn commit_after_tick(f: &TickFixture, store: &MemoryStore) -> PlanCommit {
                 recipient_domain: f.contacts[contact_index(send.contact)].email_domain(),
             });
         }
-        commit
-            .waits
-            .extend(store.pool_wait(f.tenant, seq.id, f.now).await.unwrap());
+        if let Some(wait) = store.pool_wait(f.tenant, seq.id, f.now).await.unwrap() {
+            commit.waits.push(PlanWait {
+                wait,
+                seen: Vec::new(),
+            });
+        }
         for e in store.list_enrollments(f.tenant, seq.id).await.unwrap() {
             if let Some(deferral) = e.deferral() {
                 commit.deferrals.push(PlanDeferral {

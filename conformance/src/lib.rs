@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 68);
+//! assert_eq!(sequence_conformance::CASES.len(), 69);
 //! # }
 //! ```
 //!
@@ -131,6 +131,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args sequence_tally_counts_enrollments_and_sends_by_group }
         $($callback)*! { $args a_pool_wait_holds_back_the_pools_backlog }
         $($callback)*! { $args pool_waits_end_when_the_pool_may_have_room }
+        $($callback)*! { $args a_pool_wait_is_not_recorded_over_room_the_plan_did_not_see }
     };
 }
 

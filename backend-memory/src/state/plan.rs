@@ -81,16 +81,19 @@ impl State {
         Ok(out)
     }
 
-    /// Record the pool waits of a plan, each of a sequence of its tenant, and drop the waits
-    /// that ended by `now`.
-    fn record_waits(&mut self, now: DateTime<Utc>, waits: Vec<PoolWait>) {
+    /// Record the pool waits of a plan, each of a sequence of its tenant whose pool days are
+    /// used at least as much as the plan saw, and drop the waits that ended by `now`.
+    fn record_waits(&mut self, now: DateTime<Utc>, waits: Vec<PlanWait>) {
         self.waits.retain(|_, w| w.until > now);
-        for w in waits {
+        for PlanWait { wait: w, seen } in waits {
             let known = self
                 .sequences
                 .get(&w.sequence)
                 .is_some_and(|s| s.tenant == w.tenant);
-            if known && w.until > now {
+            let still_full = seen
+                .iter()
+                .all(|d| self.used_on(d.mailbox, d.local_date) >= d.used);
+            if known && still_full && w.until > now {
                 self.waits.insert(w.sequence, w);
             }
         }

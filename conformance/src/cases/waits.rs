@@ -4,16 +4,33 @@
 use chrono::{DateTime, Utc};
 use sequence_core::enrollment::Enrollment;
 use sequence_core::ids::EnrollmentId;
-use sequence_core::store::{PlanCommit, PlanSend, PoolWait, Store};
+use sequence_core::store::{PlanCommit, PlanSend, PlanWait, PoolDaySeen, PoolWait, Store};
 
 use crate::fixtures::{at, contact, exit_and_call_off, mailbox, ok, some, t0, World};
 
-/// Apply a plan at `now` of `sends` and `waits` alone.
+/// Apply a plan at `now` of `sends` and `waits` alone (each wait having seen nothing).
 async fn plan_with_waits<S: Store + ?Sized>(
     store: &S,
     now: DateTime<Utc>,
     sends: Vec<PlanSend>,
     waits: Vec<PoolWait>,
+) {
+    let waits = waits
+        .into_iter()
+        .map(|wait| PlanWait {
+            wait,
+            seen: Vec::new(),
+        })
+        .collect();
+    plan_with_seen_waits(store, now, sends, waits).await;
+}
+
+/// Apply a plan at `now` of `sends` and `waits` alone.
+async fn plan_with_seen_waits<S: Store + ?Sized>(
+    store: &S,
+    now: DateTime<Utc>,
+    sends: Vec<PlanSend>,
+    waits: Vec<PlanWait>,
 ) {
     ok(
         "apply_plan (waits)",
@@ -36,6 +53,15 @@ async fn due_ids<S: Store + ?Sized>(store: &S, now: DateTime<Utc>) -> Vec<Enroll
         .iter()
         .map(|d| d.enrollment.id)
         .collect()
+}
+
+/// Whether the world's sequence has a wait that holds at `now`.
+async fn recorded<S: Store + ?Sized>(store: &S, w: &World, now: DateTime<Utc>) -> bool {
+    ok(
+        "pool_wait",
+        store.pool_wait(w.tenant, w.sequence.id, now).await,
+    )
+    .is_some()
 }
 
 /// The wait of the world's sequence until `until`.
@@ -217,5 +243,61 @@ pub async fn pool_waits_end_when_the_pool_may_have_room<S: Store + 'static>(stor
     assert!(
         !due_ids(&store, at(13)).await.is_empty(),
         "saving the sequence must end the wait"
+    );
+}
+
+/// Pool waits: "the store records the wait only if no such day is used less now: else the
+/// pool has room the plan did not see (a released reservation, or a send of the plan not
+/// stored)".
+pub async fn a_pool_wait_is_not_recorded_over_room_the_plan_did_not_see<S: Store + 'static>(
+    store: S,
+) {
+    let w = World::build(&store, 1, 2, 1, 4).await;
+    let es = w.enroll_all(&store, t0()).await;
+    let wait = |used| PlanWait {
+        wait: wait_of(&w, at(24 * 60)),
+        seen: vec![PoolDaySeen {
+            mailbox: w.mailboxes[0].id,
+            local_date: t0().date_naive(),
+            used,
+        }],
+    };
+    // The plan stores one send and saw the day at 1 with it: the wait is recorded.
+    let send = w.plan_send(&es[0], 0, at(60), 2);
+    plan_with_seen_waits(&store, t0(), vec![send], vec![wait(1)]).await;
+    assert!(
+        recorded(&store, &w, at(1)).await,
+        "a wait whose pool days are used as the plan saw them must be recorded"
+    );
+    // End it (the sequence saved), then a plan that saw the day at 2: a unit was released
+    // since it read the day.
+    let seq = some(
+        "get_sequence",
+        ok(
+            "get_sequence",
+            store.get_sequence(w.tenant, w.sequence.id).await,
+        ),
+    );
+    ok(
+        "save_sequence",
+        store.save_sequence(&seq, Some(seq.version())).await,
+    );
+    plan_with_seen_waits(&store, at(1), Vec::new(), vec![wait(2)]).await;
+    assert!(
+        !recorded(&store, &w, at(2)).await,
+        "a wait whose pool day is used less than the plan saw must not be recorded"
+    );
+    // A plan whose own send was not stored (stale): its unit is free, the day still at 1.
+    let mut stale = w.plan_send(&es[1], 0, at(90), 2);
+    stale.enrollment_version += 1;
+    plan_with_seen_waits(&store, at(2), vec![stale], vec![wait(2)]).await;
+    assert!(
+        !recorded(&store, &w, at(3)).await,
+        "a wait counting a send the store did not take must not be recorded"
+    );
+    assert_eq!(
+        due_ids(&store, at(3)).await.len(),
+        3,
+        "without a wait the backlog stays due"
     );
 }

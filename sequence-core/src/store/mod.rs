@@ -22,8 +22,9 @@ use crate::ids::SendId;
 pub use catalog::{Catalog, DraftDeletion};
 pub use outbox::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
-    PlannedSlot, PlanningLease, PoolWait, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
+    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlanWait,
+    PlannedSlot, PlanningLease, PoolDaySeen, PoolWait, SendCompletion, SendContext,
+    MAX_MAILBOX_DAYS,
 };
 pub use tally::{EnrollmentTally, SendTally, SequenceTally};
 

@@ -54,6 +54,13 @@
 //! * a mailbox of the pool saved (limit raised, resumed, windows changed);
 //! * the sequence saved (pool, caps or status changed).
 //!
+//! A plan is made from a snapshot, and a reservation may be released between the snapshot
+//! and the commit, ending no wait because none was recorded yet. So a plan gives, with each
+//! wait, what it saw of each active pool mailbox's day ([`PlanWait::seen`]), and the store
+//! records the wait only if no such day is used less now: else the pool has room the plan
+//! did not see (a released reservation, or a send of the plan not stored), and the held
+//! enrollments are simply due, for the next plan.
+//!
 //! # Several engines
 //!
 //! Any number of engines may share one store. Claims hand a send to one claimer only, and
@@ -266,6 +273,27 @@ pub struct PoolWait {
     pub until: DateTime<Utc>,
 }
 
+/// What a plan saw of one pool mailbox's current local day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PoolDaySeen {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Its local date.
+    pub local_date: NaiveDate,
+    /// Attempts plus reservations on that date, the plan's own sends included.
+    pub used: u32,
+}
+
+/// A pool wait as a plan asks for it (see the module docs on pool waits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanWait {
+    /// The wait.
+    pub wait: PoolWait,
+    /// What the plan saw of the day of each active mailbox of the pool: the wait is recorded
+    /// only if none of these days is used less now.
+    pub seen: Vec<PoolDaySeen>,
+}
+
 /// One plan, applied atomically by [`Outbox::apply_plan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanCommit {
@@ -281,7 +309,7 @@ pub struct PlanCommit {
     pub deferrals: Vec<PlanDeferral>,
     /// Sequences whose pool is full until a later instant: each replaces the sequence's
     /// earlier wait (see the module docs on pool waits).
-    pub waits: Vec<PoolWait>,
+    pub waits: Vec<PlanWait>,
 }
 
 /// What [`Outbox::apply_plan`] did.
@@ -543,8 +571,8 @@ pub trait Outbox: Send + Sync {
     /// attempt). A send refused because its mailbox is missing or not the tenant's parks its
     /// enrollment (deferred `NoActiveMailboxInPool`, no instant) rather than leaving it due
     /// at the same instant. Then each deferral whose version matches. Then the waits of
-    /// sequences of their tenant that have not ended by `now`; waits that ended by `now` may
-    /// be dropped.
+    /// sequences of their tenant that have not ended by `now` and whose pool days are used
+    /// at least as much as the plan saw; waits that ended by `now` may be dropped.
     async fn apply_plan(
         &self,
         now: DateTime<Utc>,

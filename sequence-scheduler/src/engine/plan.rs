@@ -21,7 +21,7 @@ use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
     ChangeSet, DailyCounts, DueEnrollment, MailboxSnapshot, PlanCommit, PlanDeferral, PlanSend,
-    PlanningLease, PoolWait,
+    PlanWait, PlanningLease, PoolDaySeen, PoolWait,
 };
 use sequence_core::TransitionError;
 use tracing::instrument;
@@ -29,7 +29,7 @@ use tracing::instrument;
 use super::tick::TickReport;
 use super::{Engine, EngineError};
 use crate::planner::{
-    plan_with, Deferred, DueStep, Plan, PlanScratch, PlanningInput, SequencePolicy,
+    plan_with, Deferred, DueStep, Plan, PlanScratch, PlanningInput, Reservation, SequencePolicy,
 };
 use crate::rng::mix;
 
@@ -342,20 +342,23 @@ impl Batch {
                 }
             })
             .collect();
-        let waits: Vec<PoolWait> = the_plan
+        let waits: Vec<PlanWait> = the_plan
             .pools_full
             .iter()
             .filter_map(|full| {
                 let seq = self.sequences.get(&full.sequence)?;
-                Some(PoolWait {
-                    tenant: seq.tenant,
-                    sequence: seq.id,
-                    until: full.until,
+                Some(PlanWait {
+                    wait: PoolWait {
+                        tenant: seq.tenant,
+                        sequence: seq.id,
+                        until: full.until,
+                    },
+                    seen: pool_days_seen(seq, snapshots, &the_plan.reservations),
                 })
             })
             .collect();
         // A handful of sequences: a list is searched faster than a set is hashed.
-        let waiting: Vec<SequenceId> = waits.iter().map(|w| w.sequence).collect();
+        let waiting: Vec<SequenceId> = waits.iter().map(|w| w.wait.sequence).collect();
         let deferrals = the_plan
             .deferred
             .iter()
@@ -377,6 +380,36 @@ impl Batch {
             waits,
         }
     }
+}
+
+/// What a plan saw of the current day of each active mailbox of the pool of `seq`: the
+/// snapshot's use plus the plan's own reservations (the store records the pool's wait only
+/// if none of these days is used less when the plan is applied).
+fn pool_days_seen(
+    seq: &Sequence,
+    snapshots: &[MailboxSnapshot],
+    reservations: &[Reservation],
+) -> Vec<PoolDaySeen> {
+    snapshots
+        .iter()
+        .filter(|s| {
+            s.mailbox.tenant == seq.tenant
+                && s.mailbox.is_active()
+                && seq.mailbox_pool.contains(&s.mailbox.id)
+        })
+        .map(|s| {
+            let planned: u32 = reservations
+                .iter()
+                .filter(|r| r.mailbox == s.mailbox.id && r.local_date == s.local_date)
+                .map(|r| r.count)
+                .sum();
+            PoolDaySeen {
+                mailbox: s.mailbox.id,
+                local_date: s.local_date,
+                used: s.used.saturating_add(planned),
+            }
+        })
+        .collect()
 }
 
 /// Whether the deferral `d` of `row` is left to the pool wait of its sequence (one of
