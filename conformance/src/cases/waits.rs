@@ -55,6 +55,21 @@ async fn due_ids<S: Store + ?Sized>(store: &S, now: DateTime<Utc>) -> Vec<Enroll
         .collect()
 }
 
+/// Save the world's sequence again as it is stored.
+async fn save_sequence_unchanged<S: Store + ?Sized>(store: &S, w: &World) {
+    let seq = some(
+        "get_sequence",
+        ok(
+            "get_sequence",
+            store.get_sequence(w.tenant, w.sequence.id).await,
+        ),
+    );
+    ok(
+        "save_sequence",
+        store.save_sequence(&seq, Some(seq.version())).await,
+    );
+}
+
 /// Whether the world's sequence has a wait that holds at `now`.
 async fn recorded<S: Store + ?Sized>(store: &S, w: &World, now: DateTime<Utc>) -> bool {
     ok(
@@ -229,17 +244,7 @@ pub async fn pool_waits_end_when_the_pool_may_have_room<S: Store + 'static>(stor
         due_ids(&store, at(13)).await.is_empty(),
         "fixture: the wait holds"
     );
-    let s = some(
-        "get_sequence",
-        ok(
-            "get_sequence",
-            store.get_sequence(w.tenant, w.sequence.id).await,
-        ),
-    );
-    ok(
-        "save_sequence",
-        store.save_sequence(&s, Some(s.version())).await,
-    );
+    save_sequence_unchanged(&store, &w).await;
     assert!(
         !due_ids(&store, at(13)).await.is_empty(),
         "saving the sequence must end the wait"
@@ -271,17 +276,7 @@ pub async fn a_pool_wait_is_not_recorded_over_room_the_plan_did_not_see<S: Store
     );
     // End it (the sequence saved), then a plan that saw the day at 2: a unit was released
     // since it read the day.
-    let seq = some(
-        "get_sequence",
-        ok(
-            "get_sequence",
-            store.get_sequence(w.tenant, w.sequence.id).await,
-        ),
-    );
-    ok(
-        "save_sequence",
-        store.save_sequence(&seq, Some(seq.version())).await,
-    );
+    save_sequence_unchanged(&store, &w).await;
     plan_with_seen_waits(&store, at(1), Vec::new(), vec![wait(2)]).await;
     assert!(
         !recorded(&store, &w, at(2)).await,
