@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sequence_core::condition::OnConditionFail;
 use sequence_core::contact::{Contact, ContactStatus};
 use sequence_core::enrollment::{
@@ -29,7 +29,7 @@ use tracing::instrument;
 use super::tick::TickReport;
 use super::{Engine, EngineError};
 use crate::planner::{
-    plan_with, Deferred, DueStep, Plan, PlanScratch, PlanningInput, Reservation, SequencePolicy,
+    plan_with, Deferred, DueStep, Plan, PlanScratch, PlanningInput, SequencePolicy,
 };
 use crate::rng::mix;
 
@@ -342,6 +342,11 @@ impl Batch {
                 }
             })
             .collect();
+        let reserved: HashMap<(MailboxId, NaiveDate), u32> = the_plan
+            .reservations
+            .iter()
+            .map(|r| ((r.mailbox, r.local_date), r.count))
+            .collect();
         let waits: Vec<PlanWait> = the_plan
             .pools_full
             .iter()
@@ -353,7 +358,7 @@ impl Batch {
                         sequence: seq.id,
                         until: full.until,
                     },
-                    seen: pool_days_seen(seq, snapshots, &the_plan.reservations),
+                    seen: pool_days_seen(seq, snapshots, &reserved),
                 })
             })
             .collect();
@@ -388,7 +393,7 @@ impl Batch {
 fn pool_days_seen(
     seq: &Sequence,
     snapshots: &[MailboxSnapshot],
-    reservations: &[Reservation],
+    reserved: &HashMap<(MailboxId, NaiveDate), u32>,
 ) -> Vec<PoolDaySeen> {
     snapshots
         .iter()
@@ -398,11 +403,10 @@ fn pool_days_seen(
                 && seq.mailbox_pool.contains(&s.mailbox.id)
         })
         .map(|s| {
-            let planned: u32 = reservations
-                .iter()
-                .filter(|r| r.mailbox == s.mailbox.id && r.local_date == s.local_date)
-                .map(|r| r.count)
-                .sum();
+            let planned = reserved
+                .get(&(s.mailbox.id, s.local_date))
+                .copied()
+                .unwrap_or(0);
             PoolDaySeen {
                 mailbox: s.mailbox.id,
                 local_date: s.local_date,
