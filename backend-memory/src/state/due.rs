@@ -148,7 +148,8 @@ impl DueIndex {
 
     /// The first `limit` keys from `from` to `to` (inclusive), in key order, across the
     /// sets; the sets of pool sequences for which `skip` holds are passed over. Each set gives
-    /// at most `limit` keys, in order: the sorted runs are merged by one stable sort.
+    /// at most `limit` keys, in order: the sorted runs are merged by one stable sort (which
+    /// finds a single run sorted and leaves it).
     pub(super) fn first_keys(
         &self,
         from: DueKey,
@@ -157,17 +158,12 @@ impl DueIndex {
         skip: impl Fn(SequenceId) -> bool,
     ) -> Vec<DueKey> {
         let mut keys: Vec<DueKey> = self.rest.range(from..=to).take(limit).copied().collect();
-        let mut runs = 1;
         for (&seq, set) in &self.to_pool {
             if !skip(seq) {
-                let before = keys.len();
                 keys.extend(set.range(from..=to).take(limit));
-                runs += usize::from(keys.len() > before);
             }
         }
-        if runs > 1 {
-            keys.sort();
-        }
+        keys.sort();
         keys.truncate(limit);
         keys
     }

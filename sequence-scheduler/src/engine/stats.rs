@@ -262,22 +262,21 @@ impl Engine {
         } else {
             None
         };
-        let mut summary = match (e.status(), &e.deferral(), &pending) {
-            (EnrollmentStatus::Completed, _, _) => "completed: every step was sent".to_owned(),
-            (EnrollmentStatus::Exited, _, _) => format!("exited: {:?}", e.exit_reason()),
-            (EnrollmentStatus::Paused, _, _) => match e.paused_until() {
+        let mut summary = match (e.status(), &e.deferral(), &pending, pool_wait) {
+            (EnrollmentStatus::Completed, _, _, _) => "completed: every step was sent".to_owned(),
+            (EnrollmentStatus::Exited, _, _, _) => format!("exited: {:?}", e.exit_reason()),
+            (EnrollmentStatus::Paused, _, _, _) => match e.paused_until() {
                 Some(t) => format!("paused until {t}"),
                 None => "paused until resumed".to_owned(),
             },
-            (_, _, Some((_, m, at, status))) => format!(
+            (_, _, Some((_, m, at, status)), _) => format!(
                 "step {} is {status:?} on mailbox {m} for {at}",
                 e.current_step()
             ),
-            (_, _, None) if pool_wait.is_some() => format!(
-                "waiting: every mailbox of the pool is full (NoCapacity); looked at again at {}",
-                pool_wait.map_or_else(String::new, |t| t.to_string())
+            (_, _, None, Some(until)) => format!(
+                "waiting: every mailbox of the pool is full (NoCapacity); looked at again at {until}"
             ),
-            (_, Some(d), _) => match d.not_before {
+            (_, Some(d), _, _) => match d.not_before {
                 Some(t) => format!("waiting: {:?}; looked at again at {t}", d.reason),
                 None => format!(
                     "waiting: {:?}; until the sequence or mailbox is resumed",

@@ -134,6 +134,12 @@ impl Day {
         }
     }
 
+    /// Whether the day can take no more send at all: its limit is reached or no open time is
+    /// left.
+    pub(super) fn is_full(&self) -> bool {
+        self.used >= self.limit || self.free.is_empty()
+    }
+
     /// Whether one more send without business hours fits today.
     pub(super) fn takes_unrestricted(&self) -> bool {
         self.cap_left > 0 && self.unres_fits > self.assigned.len() as u64

@@ -1,5 +1,6 @@
 //! Step 6 of the module docs: the sequences whose pool the plan leaves full.
 
+use super::day::Day;
 use super::{instant, Planner, PoolFull};
 
 impl Planner<'_> {
@@ -13,36 +14,24 @@ impl Planner<'_> {
             let Some(policy) = self.input.sequences.get(seq as usize) else {
                 continue;
             };
-            let mut until: Option<i64> = None;
-            let mut full = true;
-            let mut any_active = false;
-            for id in &policy.pool {
-                let Some(day) = self
-                    .mailbox_index
-                    .get(id)
-                    .and_then(|&i| self.days.get(i as usize))
-                else {
-                    continue;
-                };
-                if !day.active {
-                    continue;
-                }
-                any_active = true;
-                if day.used < day.limit && !day.free.is_empty() {
-                    full = false;
-                    break;
-                }
-                if let Some(open) = day.next_day_open {
-                    until = Some(until.map_or(open, |u| u.min(open)));
-                }
+            let active: Vec<&Day> = policy
+                .pool
+                .iter()
+                .filter_map(|id| self.mailbox_index.get(id))
+                .filter_map(|&i| self.days.get(i as usize))
+                .filter(|day| day.active)
+                .collect();
+            if active.is_empty() || !active.iter().all(|day| day.is_full()) {
+                continue;
             }
-            if let (true, true, Some(until)) = (full, any_active, until) {
-                if until > self.now_s {
-                    self.out.pool_full(PoolFull {
-                        sequence: policy.id,
-                        until: instant(until),
-                    });
-                }
+            let Some(until) = active.iter().filter_map(|day| day.next_day_open).min() else {
+                continue;
+            };
+            if until > self.now_s {
+                self.out.pool_full(PoolFull {
+                    sequence: policy.id,
+                    until: instant(until),
+                });
             }
         }
     }
