@@ -90,7 +90,7 @@ use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
-    PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
+    PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
 };
 
 use state::State;
@@ -375,6 +375,22 @@ impl Outbox for MemoryStore {
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError> {
         Ok(self.lock()?.due_enrollments(now, limit))
+    }
+
+    async fn due_pools(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, SequenceId)>, StoreError> {
+        Ok(self.lock()?.due_pools(now))
+    }
+
+    async fn due_enrollments_bounded(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        bounds: &[PoolBound],
+    ) -> Result<Vec<DueEnrollment>, StoreError> {
+        Ok(self.lock()?.due_enrollments_bounded(now, limit, bounds))
     }
 
     async fn mailbox_snapshots(

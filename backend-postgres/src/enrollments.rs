@@ -12,7 +12,8 @@ use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SequenceId, TenantI
 use sequence_core::send::ScheduledSend;
 use sequence_core::sequence::{ReenrollmentRule, Sequence};
 use sequence_core::store::{
-    DueEnrollment, EnrollOutcome, EnrollmentCursor, MailboxDay, StoreError, MAX_MAILBOX_DAYS,
+    DueEnrollment, EnrollOutcome, EnrollmentCursor, MailboxDay, PoolBound, StoreError,
+    MAX_MAILBOX_DAYS,
 };
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -401,11 +402,16 @@ pub(crate) async fn due_enrollments(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     max: usize,
+    bounds: &[PoolBound],
 ) -> Result<Vec<DueEnrollment>, StoreError> {
     // Two branches, each read in index order with its documents: the enrollments that go to
     // no pool from `enrollments_due_rest`, and those that go to a pool per sequence from
-    // `enrollments_due_to_pool` (passing over the sequences whose pool wait holds). They are
-    // merged here rather than sorted by the server, which would sort whole documents.
+    // `enrollments_due_to_pool` (passing over the sequences whose pool wait holds, and
+    // taking at most a bounded sequence's bound). They are merged here rather than sorted by
+    // the server, which would sort whole documents.
+    let bound_tenants: Vec<Uuid> = bounds.iter().map(|b| b.tenant.0).collect();
+    let bound_sequences: Vec<Uuid> = bounds.iter().map(|b| b.sequence.0).collect();
+    let bound_sizes: Vec<i64> = bounds.iter().map(|b| limit(b.at_most)).collect();
     let rows = sqlx::query(
         "(SELECT e.due_at, e.id, e.doc, c.doc AS contact_doc FROM enrollments e \
           JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id \
@@ -414,10 +420,14 @@ pub(crate) async fn due_enrollments(
          UNION ALL \
          (SELECT p.due_at, p.id, p.doc, c.doc AS contact_doc FROM sequences s \
           CROSS JOIN LATERAL ( \
+              SELECT min(b.at_most) AS at_most \
+              FROM unnest($3::uuid[], $4::uuid[], $5::int8[]) AS b(tenant_id, sequence_id, at_most) \
+              WHERE b.tenant_id = s.tenant_id AND b.sequence_id = s.id) b \
+          CROSS JOIN LATERAL ( \
               SELECT tenant_id, id, contact_id, due_at, doc FROM enrollments \
               WHERE tenant_id = s.tenant_id AND sequence_id = s.id AND due_at <= $1 \
                 AND status = 'active' AND mailbox_id IS NULL \
-              ORDER BY due_at, id LIMIT $2) p \
+              ORDER BY due_at, id LIMIT least($2, coalesce(b.at_most, $2))) p \
           JOIN contacts c ON c.tenant_id = p.tenant_id AND c.id = p.contact_id \
           WHERE NOT EXISTS (SELECT 1 FROM pool_waits w \
                             WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
@@ -425,6 +435,9 @@ pub(crate) async fn due_enrollments(
     )
     .bind(now)
     .bind(limit(max))
+    .bind(&bound_tenants)
+    .bind(&bound_sequences)
+    .bind(&bound_sizes)
     .fetch_all(&mut *conn)
     .await
     .db()?;
@@ -447,6 +460,31 @@ pub(crate) async fn due_enrollments(
             })
         })
         .collect()
+}
+
+/// The sequences with an enrollment due at `now` that goes to the pool, not held by a wait:
+/// one probe of `enrollments_due_to_pool` per sequence.
+pub(crate) async fn due_pools(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> Result<Vec<(TenantId, SequenceId)>, StoreError> {
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT s.tenant_id, s.id FROM sequences s \
+         WHERE EXISTS (SELECT 1 FROM enrollments e \
+                       WHERE e.tenant_id = s.tenant_id AND e.sequence_id = s.id \
+                         AND e.due_at <= $1 AND e.status = 'active' AND e.mailbox_id IS NULL) \
+           AND NOT EXISTS (SELECT 1 FROM pool_waits w \
+                           WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
+                             AND w.until > $1)",
+    )
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    Ok(rows
+        .into_iter()
+        .map(|(t, s)| (TenantId(t), SequenceId(s)))
+        .collect())
 }
 
 // ---- sends: reads ------------------------------------------------------------------------

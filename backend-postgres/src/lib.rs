@@ -102,7 +102,7 @@ use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
-    PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
+    PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -539,7 +539,30 @@ impl Outbox for PostgresStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError> {
-        read!(self, |conn| enrollments::due_enrollments(conn, now, limit))
+        read!(self, |conn| enrollments::due_enrollments(
+            conn,
+            now,
+            limit,
+            &[]
+        ))
+    }
+
+    async fn due_pools(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, SequenceId)>, StoreError> {
+        read!(self, |conn| enrollments::due_pools(conn, now))
+    }
+
+    async fn due_enrollments_bounded(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        bounds: &[PoolBound],
+    ) -> Result<Vec<DueEnrollment>, StoreError> {
+        read!(self, |conn| enrollments::due_enrollments(
+            conn, now, limit, bounds
+        ))
     }
 
     async fn mailbox_snapshots(

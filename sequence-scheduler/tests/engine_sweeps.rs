@@ -19,7 +19,7 @@ use sequence_core::send::Lease;
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease,
-    PoolWait, SendCompletion, SendContext, StoreError,
+    PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
 };
 use sequence_scheduler::testing::RecordingTransport;
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
@@ -253,6 +253,22 @@ impl Outbox for Meddling {
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError> {
         self.inner.due_enrollments(now, limit).await
+    }
+
+    async fn due_pools(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, SequenceId)>, StoreError> {
+        self.inner.due_pools(now).await
+    }
+
+    async fn due_enrollments_bounded(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        bounds: &[PoolBound],
+    ) -> Result<Vec<DueEnrollment>, StoreError> {
+        self.inner.due_enrollments_bounded(now, limit, bounds).await
     }
 
     async fn mailbox_snapshots(

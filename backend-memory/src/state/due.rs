@@ -147,20 +147,21 @@ impl DueIndex {
     }
 
     /// The first `limit` keys from `from` to `to` (inclusive), in key order, across the
-    /// sets; the sets of pool sequences for which `skip` holds are passed over. Each set gives
-    /// at most `limit` keys, in order: the sorted runs are merged by one stable sort (which
-    /// finds a single run sorted and leaves it).
+    /// sets, taking at most `take(sequence)` keys of a pool sequence's set (0 passes it over).
+    /// Each set gives at most `limit` keys, in order: the sorted runs are merged by one stable
+    /// sort (which finds a single run sorted and leaves it).
     pub(super) fn first_keys(
         &self,
         from: DueKey,
         to: DueKey,
         limit: usize,
-        skip: impl Fn(SequenceId) -> bool,
+        take: impl Fn(SequenceId) -> usize,
     ) -> Vec<DueKey> {
         let mut keys: Vec<DueKey> = self.rest.range(from..=to).take(limit).copied().collect();
         for (&seq, set) in &self.to_pool {
-            if !skip(seq) {
-                keys.extend(set.range(from..=to).take(limit));
+            let n = take(seq).min(limit);
+            if n > 0 {
+                keys.extend(set.range(from..=to).take(n));
             }
         }
         keys.sort();

@@ -30,8 +30,8 @@ use sequence_core::sequence::{ReenrollmentRule, Sequence, SequenceStatus};
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
-    PlanWait, PlannedSlot, PlanningLease, PoolWait, SendCompletion, SendContext, SequenceTally,
-    StoreError, MAX_MAILBOX_DAYS,
+    PlanWait, PlannedSlot, PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext,
+    SequenceTally, StoreError, MAX_MAILBOX_DAYS,
 };
 use sequence_core::time::local_date;
 use uuid::Uuid;

@@ -458,7 +458,7 @@ impl State {
                     DueKey::lowest(now),
                     DueKey::highest(DateTime::<Utc>::MAX_UTC),
                     SCAN,
-                    |_| false,
+                    |_| SCAN,
                 )
                 .into_iter()
                 .filter_map(|k| self.enrollments.get(&k.enrollment()))

@@ -135,6 +135,29 @@ impl State {
     }
 
     pub(crate) fn due_enrollments(&self, now: DateTime<Utc>, limit: usize) -> Vec<DueEnrollment> {
+        self.due_enrollments_bounded(now, limit, &[])
+    }
+
+    /// The due enrollments, each sequence's that go to its pool taken up to its bound in
+    /// `bounds` (or `limit`), none of a sequence whose pool wait holds.
+    pub(crate) fn due_enrollments_bounded(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        bounds: &[PoolBound],
+    ) -> Vec<DueEnrollment> {
+        let take = |seq: SequenceId| {
+            if self.holds_back(seq, now) {
+                return 0;
+            }
+            let tenant = self.sequences.get(&seq).map(|s| s.tenant);
+            bounds
+                .iter()
+                .filter(|b| b.sequence == seq && Some(b.tenant) == tenant)
+                .map(|b| b.at_most)
+                .min()
+                .unwrap_or(limit)
+        };
         // The rows first, so that the answer is allocated once at its size.
         let rows: Vec<(&Arc<Enrollment>, &Arc<Contact>)> = self
             .due
@@ -142,7 +165,7 @@ impl State {
                 DueKey::lowest(DateTime::<Utc>::MIN_UTC),
                 DueKey::highest(now),
                 limit,
-                |seq| self.holds_back(seq, now),
+                take,
             )
             .into_iter()
             .filter_map(|k| {
@@ -156,6 +179,20 @@ impl State {
             contact: Arc::clone(c),
         }));
         out
+    }
+
+    /// The sequences with an enrollment due at `now` that goes to the pool and is not held
+    /// by a pool wait: the earliest key of each pool sequence's set tells.
+    pub(crate) fn due_pools(&self, now: DateTime<Utc>) -> Vec<(TenantId, SequenceId)> {
+        self.due
+            .firsts()
+            .filter_map(|(pool, k)| {
+                let seq = pool?;
+                let due = k.at().is_some_and(|at| at <= now);
+                let tenant = self.sequences.get(&seq)?.tenant;
+                (due && !self.holds_back(seq, now)).then_some((tenant, seq))
+            })
+            .collect()
     }
 
     // ---- sends: reads --------------------------------------------------------------------------

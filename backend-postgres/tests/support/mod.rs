@@ -26,7 +26,7 @@ use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
-    PoolWait, SendCompletion, SendContext, StoreError,
+    PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -368,6 +368,22 @@ impl Outbox for SchemaStore {
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError> {
         self.store.due_enrollments(now, limit).await
+    }
+
+    async fn due_pools(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, SequenceId)>, StoreError> {
+        self.store.due_pools(now).await
+    }
+
+    async fn due_enrollments_bounded(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        bounds: &[PoolBound],
+    ) -> Result<Vec<DueEnrollment>, StoreError> {
+        self.store.due_enrollments_bounded(now, limit, bounds).await
     }
     async fn mailbox_snapshots(
         &self,

@@ -1,6 +1,7 @@
 //! The cases, one public async function each, generic over the store. Each takes a fresh,
 //! empty store and panics with a message naming the broken promise.
 
+mod bounds;
 mod changes;
 mod concurrency;
 mod dashboards;
@@ -15,6 +16,7 @@ mod records;
 mod tenancy;
 mod waits;
 
+pub use bounds::*;
 pub use changes::*;
 pub use concurrency::*;
 pub use dashboards::*;

@@ -23,7 +23,7 @@ pub use catalog::{Catalog, DraftDeletion};
 pub use outbox::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
     MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlanWait,
-    PlannedSlot, PlanningLease, PoolDaySeen, PoolWait, SendCompletion, SendContext,
+    PlannedSlot, PlanningLease, PoolBound, PoolDaySeen, PoolWait, SendCompletion, SendContext,
     MAX_MAILBOX_DAYS,
 };
 pub use tally::{EnrollmentTally, SendTally, SequenceTally};

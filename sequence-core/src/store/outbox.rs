@@ -61,6 +61,19 @@
 //! did not see (a released reservation, or a send of the plan not stored), and the held
 //! enrollments are simply due, for the next plan.
 //!
+//! # Reads bounded by the pool's room
+//!
+//! A backlog may be far larger than the pools that serve it: 35,000 new starts for pools
+//! that can take 7,000 sends today. Reading all of them to plan the few that fit costs a
+//! tick most of its time. So a planner may first ask which sequences have due enrollments
+//! that go to their pool ([`Outbox::due_pools`]), size each pool's room from its mailboxes'
+//! snapshots, and read with a [`PoolBound`] per sequence
+//! ([`Outbox::due_enrollments_bounded`]): of each bounded sequence, only the earliest
+//! `at_most` enrollments that go to the pool are read; the rest stay due, unread. A planner
+//! that reads a sequence up to its bound treats the sequence as having more due than it
+//! read: if the plan then leaves the pool full, it records the pool's wait, which holds the
+//! unread ones too.
+//!
 //! # Several engines
 //!
 //! Any number of engines may share one store. Claims hand a send to one claimer only, and
@@ -294,6 +307,19 @@ pub struct PlanWait {
     pub seen: Vec<PoolDaySeen>,
 }
 
+/// "Read at most `at_most` of this sequence's due enrollments that go to its pool": what a
+/// planner passes to [`Outbox::due_enrollments_bounded`] for a pool with little room (see
+/// the module docs on bounded reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PoolBound {
+    /// The sequence's tenant.
+    pub tenant: TenantId,
+    /// The sequence.
+    pub sequence: SequenceId,
+    /// The most of its enrollments that go to the pool to read, earliest first.
+    pub at_most: usize,
+}
+
 /// One plan, applied atomically by [`Outbox::apply_plan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanCommit {
@@ -525,6 +551,60 @@ pub trait Outbox: Send + Sync {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError>;
+
+    /// The sequences (with their tenants) that have an enrollment due at `now` that goes to
+    /// their pool ([`Enrollment::goes_to_pool`]) and is not held by the sequence's
+    /// [`PoolWait`], in no particular order: the sequences a [`PoolBound`] can bound.
+    ///
+    /// The default answers none, and a planner then reads unbounded.
+    async fn due_pools(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, SequenceId)>, StoreError> {
+        let _ = now;
+        Ok(Vec::new())
+    }
+
+    /// [`Outbox::due_enrollments`] with each bounded sequence read up to its bound: the
+    /// earliest `limit` of the enrollments due at `now`, after leaving out, for each `bounds`
+    /// entry, all but the earliest `at_most` of its sequence's due enrollments that go to the
+    /// pool. Enrollments of the sequence that do not go to the pool (follow-ups with a sticky
+    /// mailbox, paused ones) are not bounded; nor are sequences `bounds` does not name, or
+    /// names with another tenant.
+    ///
+    /// The default reads every due enrollment and then leaves the bounded ones out; a
+    /// backend overrides it to read no more than it returns.
+    async fn due_enrollments_bounded(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        bounds: &[PoolBound],
+    ) -> Result<Vec<DueEnrollment>, StoreError> {
+        if bounds.is_empty() {
+            return self.due_enrollments(now, limit).await;
+        }
+        let mut left: HashMap<(TenantId, SequenceId), usize> = bounds
+            .iter()
+            .map(|b| ((b.tenant, b.sequence), b.at_most))
+            .collect();
+        let mut due = self.due_enrollments(now, usize::MAX).await?;
+        due.retain(|d| {
+            let e = &d.enrollment;
+            if !e.goes_to_pool() {
+                return true;
+            }
+            match left.get_mut(&(e.tenant, e.sequence)) {
+                None => true,
+                Some(0) => false,
+                Some(n) => {
+                    *n -= 1;
+                    true
+                }
+            }
+        });
+        due.truncate(limit);
+        Ok(due)
+    }
 
     /// Snapshots of the mailboxes for the mailbox-local day of `now` (mailboxes not found are
     /// left out).

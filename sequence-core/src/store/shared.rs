@@ -237,6 +237,22 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
         (**self).due_enrollments(now, limit).await
     }
 
+    async fn due_pools(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, SequenceId)>, StoreError> {
+        (**self).due_pools(now).await
+    }
+
+    async fn due_enrollments_bounded(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        bounds: &[PoolBound],
+    ) -> Result<Vec<DueEnrollment>, StoreError> {
+        (**self).due_enrollments_bounded(now, limit, bounds).await
+    }
+
     async fn mailbox_snapshots(
         &self,
         now: DateTime<Utc>,
