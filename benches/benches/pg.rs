@@ -503,11 +503,10 @@ fn tick_50k_due(c: &mut Criterion) {
                 let report = rt.block_on(engine.tick()).unwrap();
                 took += began.elapsed();
                 assert_eq!(report.sent, 0, "{report:?}");
-                assert_eq!(
-                    report.planned + report.deferred + report.held,
-                    50_000,
-                    "{report:?}"
-                );
+                // Every due enrollment was planned, deferred or left to its pool's wait
+                // (read or not: the due read goes no further than the pools' room).
+                let left = rt.block_on(db.store.due_enrollments(fixture.now, 1));
+                assert!(left.unwrap().is_empty(), "{report:?}");
             }
             took
         });

@@ -184,6 +184,7 @@ impl PlanningFixture {
                     recipient_windows: (k % 2 == 0).then(|| hours(8, 18)),
                     new_enrollments_per_day: None,
                     per_domain_daily_cap: None,
+                    more_due: false,
                 }
             })
             .collect();

@@ -576,3 +576,35 @@ fn a_step_due_in_the_part_of_a_run_after_midnight_goes_in_that_part() {
         );
     }
 }
+
+/// A sequence given only part of its backlog (`more_due`: the engine read it to the pool's
+/// room) waits for its pool once the plan fills it, though every enrollment it was given
+/// found room; without `more_due`, or with room left, it does not.
+#[test]
+fn a_sequence_with_more_due_waits_once_its_pool_is_full() {
+    let mut case = one_mailbox_case(30, 30, 120);
+    let p = case.plan();
+    assert_eq!((p.sends.len(), p.deferred.len()), (30, 0));
+    assert!(p.pools_full.is_empty(), "nothing ran out: {:?}", p.pools_full);
+
+    case.sequences[0].more_due = true;
+    let p = case.plan();
+    assert_eq!((p.sends.len(), p.deferred.len()), (30, 0));
+    assert_eq!(
+        p.pools_full,
+        vec![PoolFull {
+            sequence: case.sequences[0].id,
+            until: at(2026, 3, 10, 13, 0)
+        }],
+        "the pool is full and more is due: the sequence waits"
+    );
+
+    let mut roomy = one_mailbox_case(30, 10, 120);
+    roomy.sequences[0].more_due = true;
+    let p = roomy.plan();
+    assert!(
+        p.pools_full.is_empty(),
+        "room is left: the rest is read next, no wait: {:?}",
+        p.pools_full
+    );
+}

@@ -28,6 +28,7 @@
 //! instant the tick started. A late tick (after an outage) drains the backlog at each
 //! mailbox's pace; a send that no longer fits its window is given back and planned again.
 
+mod bounds;
 mod contacts;
 mod dispatch;
 mod mailboxes;

@@ -259,10 +259,12 @@ impl Batch {
 
     /// The planner's view of the batch. A pool offers mailboxes of its own tenant only
     /// (saving a sequence refuses others; this keeps a plan from ever choosing one).
+    /// `more_due`: the sequences whose new starts were read only up to their bound.
     fn planning_input(
         &self,
         snapshots: &[MailboxSnapshot],
         domains: Vec<String>,
+        more_due: &[SequenceId],
     ) -> (Vec<SequencePolicy>, Vec<DueStep>) {
         let tenant_of: HashMap<MailboxId, TenantId> = snapshots
             .iter()
@@ -274,6 +276,7 @@ impl Batch {
             .map(|s| {
                 let mut policy = SequencePolicy::from(s);
                 policy.pool.retain(|m| tenant_of.get(m) == Some(&s.tenant));
+                policy.more_due = more_due.contains(&s.id);
                 policy
             })
             .collect();
@@ -438,6 +441,7 @@ impl Engine {
         &self,
         now: DateTime<Utc>,
         due: Vec<DueEnrollment>,
+        more_due: &[SequenceId],
         lease: PlanningLease,
         report: &mut TickReport,
     ) -> Result<bool, EngineError> {
@@ -462,7 +466,7 @@ impl Engine {
         } else {
             store.daily_counts(now, &starts, &pairs).await?
         };
-        let (policies, steps) = batch.planning_input(&snapshots, domains);
+        let (policies, steps) = batch.planning_input(&snapshots, domains, more_due);
         let input = PlanningInput {
             due: &steps,
             mailboxes: &snapshots,

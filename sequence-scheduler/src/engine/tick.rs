@@ -6,6 +6,7 @@ use sequence_core::store::{ChangeSet, StoreError};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, instrument};
 
+use super::bounds::read_to_bound;
 use super::{DeliverySemantics, Engine, EngineError};
 
 /// What one tick did.
@@ -130,14 +131,17 @@ impl Engine {
                     return Ok(());
                 };
                 held = Some(lease);
+                // New starts are read no further than their pools can serve today.
+                let bounds = self.pool_bounds(now).await?;
                 let due = store
-                    .due_enrollments(now, self.inner.config.plan_batch)
+                    .due_enrollments_bounded(now, self.inner.config.plan_batch, &bounds)
                     .await?;
                 if due.is_empty() {
                     break;
                 }
-                let full = due.len() >= self.inner.config.plan_batch;
-                let progressed = match self.plan_due(now, due, lease, report).await {
+                let more_due = read_to_bound(&due, &bounds);
+                let full = due.len() >= self.inner.config.plan_batch || !more_due.is_empty();
+                let progressed = match self.plan_due(now, due, &more_due, lease, report).await {
                     Ok(progressed) => progressed,
                     Err(EngineError::Store(StoreError::PlanningLeaseLost)) => {
                         debug!("planning lease lost: the plan was dropped");

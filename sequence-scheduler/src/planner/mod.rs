@@ -30,9 +30,10 @@
 //!    planning again could change the answer; enrollments waiting for a full pool are looked
 //!    at again when the first pool mailbox that can take them opens.
 //! 6. A sequence whose every active pool mailbox is **full** for its local day (at its limit,
-//!    or with no open time left) gets a [`PoolFull`]: no new start of it can go before the
-//!    first of them opens again, which a store records once as a
-//!    [`PoolWait`](sequence_core::store::PoolWait) instead of a deferral per enrollment.
+//!    or with no open time left), and which has a new start the plan found no room for (or
+//!    more due than it was given: [`SequencePolicy::more_due`]), gets a [`PoolFull`]: no new
+//!    start of it can go before the first of them opens again, which a store records once
+//!    as a [`PoolWait`](sequence_core::store::PoolWait) instead of a deferral per enrollment.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -134,6 +135,11 @@ pub struct SequencePolicy {
     pub new_enrollments_per_day: Option<u32>,
     /// Most attempts per recipient domain per UTC day.
     pub per_domain_daily_cap: Option<u32>,
+    /// Whether more of its enrollments that go to the pool are due than the plan is given
+    /// (the due read was bounded by the pool's room): if the plan leaves the pool full, the
+    /// sequence waits for it (step 6) as if one of them had found no room.
+    #[serde(default)]
+    pub more_due: bool,
 }
 
 impl From<&Sequence> for SequencePolicy {
@@ -145,6 +151,7 @@ impl From<&Sequence> for SequencePolicy {
             recipient_windows: s.recipient_windows.clone(),
             new_enrollments_per_day: s.new_enrollments_per_day,
             per_domain_daily_cap: s.per_domain_daily_cap,
+            more_due: false,
         }
     }
 }
@@ -230,7 +237,7 @@ pub struct Plan {
     /// Capacity reserved, per mailbox and local day.
     pub reservations: Vec<Reservation>,
     /// Sequences whose pool this plan leaves full, each found short of room for at least
-    /// one of its enrollments (step 6).
+    /// one of its enrollments or with more due than the plan was given (step 6).
     pub pools_full: Vec<PoolFull>,
 }
 
@@ -254,9 +261,16 @@ pub fn plan_with(
     let mut planner = Planner::new(now, *input, config);
     planner.measure_days();
     let order = planner.order(&mut scratch.order);
-    let ran_out = planner.assign(&order);
+    let mut ran_out = planner.assign(&order);
     scratch.order.recycle(order);
     planner.time();
+    ran_out.extend(
+        (0..input.sequences.len())
+            .filter(|&i| input.sequences.get(i).is_some_and(|s| s.more_due))
+            .filter_map(|i| u32::try_from(i).ok()),
+    );
+    ran_out.sort_unstable();
+    ran_out.dedup();
     planner.wait_for_full_pools(&ran_out);
     // 5. Each phase has deferred what it could not place as it met it (`Draft::defer`).
     planner.into_plan()

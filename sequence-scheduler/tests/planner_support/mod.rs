@@ -73,6 +73,7 @@ pub fn policy(id: u128, pool: Vec<MailboxId>, recipient: Option<WeeklySchedule>)
         recipient_windows: recipient,
         new_enrollments_per_day: None,
         per_domain_daily_cap: None,
+        more_due: false,
     }
 }
 

@@ -1,0 +1,133 @@
+//! Reading a backlog no further than its pools can serve: before a batch is read, each
+//! sequence with due new starts gets a [`PoolBound`] from the room its pool has left today,
+//! a mailbox in several such pools sharing its room among them (see the store docs on
+//! bounded reads). A bound that turns out short (the plan defers some of what it read for
+//! the contact's hours, or gives one pool more of a shared mailbox) costs another batch,
+//! never idle room: a sequence read to its bound is read again while its pool has room.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sequence_core::ids::{MailboxId, SequenceId, TenantId};
+use sequence_core::sequence::SequenceStatus;
+use sequence_core::store::{DueEnrollment, MailboxSnapshot, PoolBound};
+
+use super::{Engine, EngineError};
+
+/// The read bound of a pool with `room` units left today: one more than the room, so that a
+/// full pool's plan always meets a new start it has no room for and records the pool's wait.
+pub(super) fn bound_for_room(room: u64) -> usize {
+    usize::try_from(room.saturating_add(1)).unwrap_or(usize::MAX)
+}
+
+/// The room each mailbox of `snapshots` has left on its current local day: its limit less
+/// what is used, none when it is not active.
+fn room_by_mailbox(snapshots: &[MailboxSnapshot]) -> HashMap<MailboxId, (TenantId, u64)> {
+    snapshots
+        .iter()
+        .map(|s| {
+            let m = &s.mailbox;
+            let room = if m.is_active() {
+                m.limit_on(s.local_date).saturating_sub(s.used)
+            } else {
+                0
+            };
+            (m.id, (m.tenant, u64::from(room)))
+        })
+        .collect()
+}
+
+/// The sequences of `bounds` whose new starts `due` holds as many of as their bound: more of
+/// them may be due, unread. (A batch has a handful of bounds: a list is searched faster than
+/// a map of 50,000 rows' keys is hashed.)
+pub(super) fn read_to_bound(due: &[DueEnrollment], bounds: &[PoolBound]) -> Vec<SequenceId> {
+    if bounds.is_empty() {
+        return Vec::new();
+    }
+    let mut read = vec![0_usize; bounds.len()];
+    for d in due {
+        let e = &d.enrollment;
+        if !e.goes_to_pool() {
+            continue;
+        }
+        if let Some(i) = bounds
+            .iter()
+            .position(|b| b.sequence == e.sequence && b.tenant == e.tenant)
+        {
+            read[i] += 1;
+        }
+    }
+    bounds
+        .iter()
+        .zip(read)
+        .filter(|(b, n)| *n >= b.at_most)
+        .map(|(b, _)| b.sequence)
+        .collect()
+}
+
+impl Engine {
+    /// A bound for each active sequence with due new starts, from the room its pool's active
+    /// mailboxes have left today; none for a paused or archived sequence (its enrollments are
+    /// settled or deferred as they are read, whatever the pool).
+    pub(super) async fn pool_bounds(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PoolBound>, EngineError> {
+        let store = &self.inner.store;
+        let due: HashSet<(TenantId, SequenceId)> =
+            store.due_pools(now).await?.into_iter().collect();
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<SequenceId> = due.iter().map(|&(_, s)| s).collect();
+        let sequences: Vec<_> = store
+            .get_sequences(&ids)
+            .await?
+            .into_iter()
+            .filter(|s| due.contains(&(s.tenant, s.id)) && s.status() == SequenceStatus::Active)
+            .collect();
+        let mailboxes: HashSet<MailboxId> = sequences
+            .iter()
+            .flat_map(|s| s.mailbox_pool.iter().copied())
+            .collect();
+        let mailboxes: Vec<MailboxId> = mailboxes.into_iter().collect();
+        let room = room_by_mailbox(&store.mailbox_snapshots(now, &mailboxes).await?);
+        // A mailbox in the pools of several of these sequences shares its room among them.
+        let mut sharing: HashMap<MailboxId, u64> = HashMap::new();
+        for s in &sequences {
+            for m in &s.mailbox_pool {
+                *sharing.entry(*m).or_default() += 1;
+            }
+        }
+        let share = |m: &MailboxId, tenant: TenantId| {
+            let (owner, left) = room.get(m).copied()?;
+            let k = sharing.get(m).copied().unwrap_or(1).max(1);
+            (owner == tenant).then(|| left.div_ceil(k))
+        };
+        Ok(sequences
+            .iter()
+            .map(|s| PoolBound {
+                tenant: s.tenant,
+                sequence: s.id,
+                at_most: bound_for_room(
+                    s.mailbox_pool
+                        .iter()
+                        .filter_map(|m| share(m, s.tenant))
+                        .sum(),
+                ),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_is_one_more_than_the_room() {
+        assert_eq!(bound_for_room(0), 1);
+        assert_eq!(bound_for_room(760), 761);
+        assert_eq!(bound_for_room(u64::MAX), usize::MAX);
+    }
+}
