@@ -653,3 +653,64 @@ async fn a_backlog_is_read_no_further_than_its_pools_room() {
         assert_eq!(stats.sent, sent, "day {day}");
     }
 }
+
+/// A bounded read that meets only enrollments the plan defers for their own reasons (the
+/// contact's hours) leaves the pool room: the same tick reads on and fills the pool from
+/// the enrollments behind them, instead of leaving the room idle until the next tick.
+#[tokio::test]
+async fn a_bounded_read_reads_on_while_its_pool_has_room() {
+    let w = world(EngineConfig::with_seed(9), 10).await;
+    let weekends = WeekdaySet::from_days(&[chrono::Weekday::Sat, chrono::Weekday::Sun]);
+    let hours =
+        SendWindow::new(weekends, "09:00".parse().unwrap(), "17:00".parse().unwrap()).unwrap();
+    let seq = w
+        .sequence("Weekends", |s| {
+            s.recipient_windows = Some(WeeklySchedule::windows(vec![hours]));
+        })
+        .await;
+    // Monday 00:00Z: Monday 09:00 in Tokyo (outside the contacts' weekend hours until
+    // Saturday), Sunday 14:00 in Honolulu (inside until 03:00Z). The Tokyo contacts come
+    // first, more of them than the pool's room (10) and its read bound.
+    let people = |zone: chrono_tz::Tz, from: u128, n: u128| -> Vec<Contact> {
+        (from..from + n)
+            .map(|i| {
+                Contact::new(w.tenant, format!("p{i}@client{i}.example"))
+                    .unwrap()
+                    .with_id(ContactId::from_u128(i))
+                    .with_timezone(zone)
+            })
+            .collect()
+    };
+    let tokyo = people(chrono_tz::Asia::Tokyo, 1, 15);
+    let honolulu = people(chrono_tz::Pacific::Honolulu, 100, 20);
+    for (k, group) in [&tokyo, &honolulu].into_iter().enumerate() {
+        w.clock.set(start() + Duration::seconds(k as i64));
+        w.engine.upsert_contacts(w.tenant, group).await.unwrap();
+        let ids: Vec<ContactId> = group.iter().map(|c| c.id).collect();
+        w.engine.enroll(w.tenant, seq, &ids).await.unwrap();
+    }
+    w.clock.set(start() + Duration::seconds(5));
+    let report = w.engine.tick().await.unwrap();
+    assert_eq!(
+        report.planned, 10,
+        "the pool is filled in one tick: {report:?}"
+    );
+    let sends = w
+        .engine
+        .store()
+        .sends_of_sequence(w.tenant, seq)
+        .await
+        .unwrap();
+    let honolulu_ids: Vec<ContactId> = honolulu.iter().map(|c| c.id).collect();
+    assert!(
+        sends.iter().all(|s| honolulu_ids.contains(&s.contact)),
+        "only contacts inside their hours are planned"
+    );
+    assert!(w
+        .engine
+        .store()
+        .pool_wait(w.tenant, seq, w.clock.now())
+        .await
+        .unwrap()
+        .is_some());
+}

@@ -585,7 +585,11 @@ fn a_sequence_with_more_due_waits_once_its_pool_is_full() {
     let mut case = one_mailbox_case(30, 30, 120);
     let p = case.plan();
     assert_eq!((p.sends.len(), p.deferred.len()), (30, 0));
-    assert!(p.pools_full.is_empty(), "nothing ran out: {:?}", p.pools_full);
+    assert!(
+        p.pools_full.is_empty(),
+        "nothing ran out: {:?}",
+        p.pools_full
+    );
 
     case.sequences[0].more_due = true;
     let p = case.plan();

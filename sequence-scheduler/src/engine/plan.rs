@@ -435,7 +435,9 @@ fn held_back(row: &Row, d: &Deferred, waiting: &[SequenceId]) -> bool {
 
 impl Engine {
     /// Plan one batch of due enrollments under the planning lease. Returns whether anything
-    /// changed that could make more work due at `now`.
+    /// changed that could make more work due at `now`, and, of `more_due` (the sequences read
+    /// only up to their bound), those the plan did not leave waiting for their pool: their
+    /// unread enrollments are for the next batch.
     #[instrument(name = "plan", skip(self, due, report), fields(due = due.len()))]
     pub(super) async fn plan_due(
         &self,
@@ -444,7 +446,7 @@ impl Engine {
         more_due: &[SequenceId],
         lease: PlanningLease,
         report: &mut TickReport,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<(bool, Vec<SequenceId>), EngineError> {
         let due: Vec<Row> = due.into_iter().map(Row::read).collect();
         let sequences = self.sequences_of(&due).await?;
         let mut batch = Batch {
@@ -454,7 +456,7 @@ impl Engine {
         };
         let mut progressed = self.settle_batch(&mut batch, report).await?;
         if batch.due.is_empty() {
-            return Ok(progressed);
+            return Ok((progressed, more_due.to_vec()));
         }
 
         let store = &self.inner.store;
@@ -486,7 +488,12 @@ impl Engine {
         report.held += the_plan.deferred.len() - deferred;
         report.preempted += the_plan.preempt.len();
         progressed |= !the_plan.preempt.is_empty() || !applied.over_capacity.is_empty();
-        Ok(progressed)
+        let unread: Vec<SequenceId> = more_due
+            .iter()
+            .filter(|s| !the_plan.pools_full.iter().any(|f| f.sequence == **s))
+            .copied()
+            .collect();
+        Ok((progressed, unread))
     }
 
     /// The sequences of a batch, by id.

@@ -140,17 +140,20 @@ impl Engine {
                     break;
                 }
                 let more_due = read_to_bound(&due, &bounds);
-                let full = due.len() >= self.inner.config.plan_batch || !more_due.is_empty();
-                let progressed = match self.plan_due(now, due, &more_due, lease, report).await {
-                    Ok(progressed) => progressed,
-                    Err(EngineError::Store(StoreError::PlanningLeaseLost)) => {
-                        debug!("planning lease lost: the plan was dropped");
-                        held = None;
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e),
-                };
-                if !full && !progressed {
+                let full = due.len() >= self.inner.config.plan_batch;
+                // A sequence read to its bound whose pool the plan left with room has more to
+                // read now; one left waiting has its unread backlog held by the wait.
+                let (progressed, unread) =
+                    match self.plan_due(now, due, &more_due, lease, report).await {
+                        Ok(outcome) => outcome,
+                        Err(EngineError::Store(StoreError::PlanningLeaseLost)) => {
+                            debug!("planning lease lost: the plan was dropped");
+                            held = None;
+                            return Ok(());
+                        }
+                        Err(e) => return Err(e),
+                    };
+                if !full && !progressed && unread.is_empty() {
                     break;
                 }
             }
