@@ -398,49 +398,69 @@ pub(crate) async fn enrollments_of_contact(
     .await
 }
 
+/// The due read's SQL: two branches, each read in index order with its documents: the
+/// enrollments that go to no pool from `enrollments_due_rest`, and those that go to a pool per
+/// sequence from `enrollments_due_to_pool` (passing over the sequences whose pool wait holds),
+/// each sequence's read up to `$pool_limit`, after `$bounds` (a join that may name a bound).
+macro_rules! due_read {
+    ($bounds:literal, $pool_limit:literal) => {
+        concat!(
+            "(SELECT e.due_at, e.id, e.doc, c.doc AS contact_doc FROM enrollments e \
+              JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id \
+              WHERE e.due_at <= $1 AND (e.status <> 'active' OR e.mailbox_id IS NOT NULL) \
+              ORDER BY e.due_at, e.id LIMIT $2) \
+             UNION ALL \
+             (SELECT p.due_at, p.id, p.doc, c.doc AS contact_doc FROM sequences s ",
+            $bounds,
+            " CROSS JOIN LATERAL ( \
+                  SELECT tenant_id, id, contact_id, due_at, doc FROM enrollments \
+                  WHERE tenant_id = s.tenant_id AND sequence_id = s.id AND due_at <= $1 \
+                    AND status = 'active' AND mailbox_id IS NULL \
+                  ORDER BY due_at, id LIMIT ",
+            $pool_limit,
+            ") p \
+              JOIN contacts c ON c.tenant_id = p.tenant_id AND c.id = p.contact_id \
+              WHERE NOT EXISTS (SELECT 1 FROM pool_waits w \
+                                WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
+                                  AND w.until > $1))"
+        )
+    };
+}
+
+/// The due read with no bound: the limit a constant the server's planner can count on.
+const DUE_READ: &str = due_read!("", "$2");
+
+/// The due read with bounds, passed as arrays ($3 tenants, $4 sequences, $5 bounds).
+const DUE_READ_BOUNDED: &str = due_read!(
+    "CROSS JOIN LATERAL ( \
+         SELECT min(b.at_most) AS at_most \
+         FROM unnest($3::uuid[], $4::uuid[], $5::int8[]) AS b(tenant_id, sequence_id, at_most) \
+         WHERE b.tenant_id = s.tenant_id AND b.sequence_id = s.id) b",
+    "least($2, coalesce(b.at_most, $2))"
+);
+
 pub(crate) async fn due_enrollments(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     max: usize,
     bounds: &[PoolBound],
 ) -> Result<Vec<DueEnrollment>, StoreError> {
-    // Two branches, each read in index order with its documents: the enrollments that go to
-    // no pool from `enrollments_due_rest`, and those that go to a pool per sequence from
-    // `enrollments_due_to_pool` (passing over the sequences whose pool wait holds, and
-    // taking at most a bounded sequence's bound). They are merged here rather than sorted by
-    // the server, which would sort whole documents.
-    let bound_tenants: Vec<Uuid> = bounds.iter().map(|b| b.tenant.0).collect();
-    let bound_sequences: Vec<Uuid> = bounds.iter().map(|b| b.sequence.0).collect();
-    let bound_sizes: Vec<i64> = bounds.iter().map(|b| limit(b.at_most)).collect();
-    let rows = sqlx::query(
-        "(SELECT e.due_at, e.id, e.doc, c.doc AS contact_doc FROM enrollments e \
-          JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id \
-          WHERE e.due_at <= $1 AND (e.status <> 'active' OR e.mailbox_id IS NOT NULL) \
-          ORDER BY e.due_at, e.id LIMIT $2) \
-         UNION ALL \
-         (SELECT p.due_at, p.id, p.doc, c.doc AS contact_doc FROM sequences s \
-          CROSS JOIN LATERAL ( \
-              SELECT min(b.at_most) AS at_most \
-              FROM unnest($3::uuid[], $4::uuid[], $5::int8[]) AS b(tenant_id, sequence_id, at_most) \
-              WHERE b.tenant_id = s.tenant_id AND b.sequence_id = s.id) b \
-          CROSS JOIN LATERAL ( \
-              SELECT tenant_id, id, contact_id, due_at, doc FROM enrollments \
-              WHERE tenant_id = s.tenant_id AND sequence_id = s.id AND due_at <= $1 \
-                AND status = 'active' AND mailbox_id IS NULL \
-              ORDER BY due_at, id LIMIT least($2, coalesce(b.at_most, $2))) p \
-          JOIN contacts c ON c.tenant_id = p.tenant_id AND c.id = p.contact_id \
-          WHERE NOT EXISTS (SELECT 1 FROM pool_waits w \
-                            WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
-                              AND w.until > $1))",
-    )
-    .bind(now)
-    .bind(limit(max))
-    .bind(&bound_tenants)
-    .bind(&bound_sequences)
-    .bind(&bound_sizes)
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
+    // The branches are merged here rather than sorted by the server, which would sort whole
+    // documents.
+    let query = if bounds.is_empty() {
+        sqlx::query(DUE_READ).bind(now).bind(limit(max))
+    } else {
+        let tenants: Vec<Uuid> = bounds.iter().map(|b| b.tenant.0).collect();
+        let sequences: Vec<Uuid> = bounds.iter().map(|b| b.sequence.0).collect();
+        let sizes: Vec<i64> = bounds.iter().map(|b| limit(b.at_most)).collect();
+        sqlx::query(DUE_READ_BOUNDED)
+            .bind(now)
+            .bind(limit(max))
+            .bind(tenants)
+            .bind(sequences)
+            .bind(sizes)
+    };
+    let rows = query.fetch_all(&mut *conn).await.db()?;
     let mut keyed = rows
         .iter()
         .map(|r| {
