@@ -714,3 +714,26 @@ async fn a_bounded_read_reads_on_while_its_pool_has_room() {
         .unwrap()
         .is_some());
 }
+
+/// A pool with no active mailbox is not bounded by its room: one tick parks its whole
+/// backlog (a resume wakes it), instead of a room's worth at a time.
+#[tokio::test]
+async fn a_paused_pools_backlog_is_parked_in_one_tick() {
+    let w = world(EngineConfig::with_seed(9), 5).await;
+    let seq = w.sequence("Paused pool", |_| {}).await;
+    let cs = w.contacts(1_000).await;
+    w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
+    w.engine.pause_mailbox(w.tenant, w.mailbox).await.unwrap();
+    let report = w.engine.tick().await.unwrap();
+    assert_eq!((report.planned, report.deferred), (0, 1_000), "{report:?}");
+    let parked = w
+        .engine
+        .store()
+        .list_enrollments(w.tenant, seq)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.deferral().map(|d| d.reason) == Some(DeferralReason::NoActiveMailboxInPool))
+        .count();
+    assert_eq!(parked, 1_000);
+}

@@ -3,7 +3,8 @@
 //! a mailbox in several such pools sharing its room among them (see the store docs on
 //! bounded reads). A bound that turns out short (the plan defers some of what it read for
 //! the contact's hours, or gives one pool more of a shared mailbox) costs another batch,
-//! never idle room: a sequence read to its bound is read again while its pool has room.
+//! never idle room: a sequence read to its bound is read again while its pool has room,
+//! with a wider bound in each later batch of the tick.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,25 +15,25 @@ use sequence_core::store::{DueEnrollment, MailboxSnapshot, PoolBound};
 
 use super::{Engine, EngineError};
 
-/// The read bound of a pool with `room` units left today: one more than the room, so that a
-/// full pool's plan always meets a new start it has no room for and records the pool's wait.
-pub(super) fn bound_for_room(room: u64) -> usize {
-    usize::try_from(room.saturating_add(1)).unwrap_or(usize::MAX)
+/// The read bound of a pool with `room` units left today, in the `batch`-th batch of a tick
+/// (from 0): one more than the room, so that a full pool's plan always meets a new start it
+/// has no room for and records the pool's wait; four times as much in each later batch, so
+/// that a backlog the plan mostly defers for its own reasons (contacts outside their hours)
+/// is still worked through in a few batches rather than one room's worth at a time.
+pub(super) fn bound_for_room(room: u64, batch: u32) -> usize {
+    let widen = 4_u64.saturating_pow(batch);
+    usize::try_from(room.saturating_add(1).saturating_mul(widen)).unwrap_or(usize::MAX)
 }
 
-/// The room each mailbox of `snapshots` has left on its current local day: its limit less
-/// what is used, none when it is not active.
-fn room_by_mailbox(snapshots: &[MailboxSnapshot]) -> HashMap<MailboxId, (TenantId, u64)> {
+/// Each mailbox of `snapshots` with its tenant, whether it is active, and the room it has
+/// left on its current local day (its limit less what is used).
+fn room_by_mailbox(snapshots: &[MailboxSnapshot]) -> HashMap<MailboxId, (TenantId, bool, u64)> {
     snapshots
         .iter()
         .map(|s| {
             let m = &s.mailbox;
-            let room = if m.is_active() {
-                m.limit_on(s.local_date).saturating_sub(s.used)
-            } else {
-                0
-            };
-            (m.id, (m.tenant, u64::from(room)))
+            let room = m.limit_on(s.local_date).saturating_sub(s.used);
+            (m.id, (m.tenant, m.is_active(), u64::from(room)))
         })
         .collect()
 }
@@ -67,11 +68,14 @@ pub(super) fn read_to_bound(due: &[DueEnrollment], bounds: &[PoolBound]) -> Vec<
 
 impl Engine {
     /// A bound for each active sequence with due new starts, from the room its pool's active
-    /// mailboxes have left today; none for a paused or archived sequence (its enrollments are
-    /// settled or deferred as they are read, whatever the pool).
+    /// mailboxes have left today, for the `batch`-th batch of the tick (see
+    /// [`bound_for_room`]); none for a paused or archived sequence, nor for one whose pool has
+    /// no active mailbox (their enrollments are settled, deferred or parked as they are read,
+    /// whatever the room).
     pub(super) async fn pool_bounds(
         &self,
         now: DateTime<Utc>,
+        batch: u32,
     ) -> Result<Vec<PoolBound>, EngineError> {
         let store = &self.inner.store;
         let due: HashSet<(TenantId, SequenceId)> =
@@ -100,21 +104,23 @@ impl Engine {
             }
         }
         let share = |m: &MailboxId, tenant: TenantId| {
-            let (owner, left) = room.get(m).copied()?;
+            let (owner, active, left) = room.get(m).copied()?;
             let k = sharing.get(m).copied().unwrap_or(1).max(1);
-            (owner == tenant).then(|| left.div_ceil(k))
+            (owner == tenant && active).then(|| left.div_ceil(k))
         };
         Ok(sequences
             .iter()
-            .map(|s| PoolBound {
-                tenant: s.tenant,
-                sequence: s.id,
-                at_most: bound_for_room(
-                    s.mailbox_pool
-                        .iter()
-                        .filter_map(|m| share(m, s.tenant))
-                        .sum(),
-                ),
+            .filter_map(|s| {
+                let shares: Vec<u64> = s
+                    .mailbox_pool
+                    .iter()
+                    .filter_map(|m| share(m, s.tenant))
+                    .collect();
+                (!shares.is_empty()).then(|| PoolBound {
+                    tenant: s.tenant,
+                    sequence: s.id,
+                    at_most: bound_for_room(shares.iter().sum(), batch),
+                })
             })
             .collect())
     }
@@ -125,9 +131,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bound_is_one_more_than_the_room() {
-        assert_eq!(bound_for_room(0), 1);
-        assert_eq!(bound_for_room(760), 761);
-        assert_eq!(bound_for_room(u64::MAX), usize::MAX);
+    fn a_bound_is_one_more_than_the_room_and_widens_by_batch() {
+        assert_eq!(bound_for_room(0, 0), 1);
+        assert_eq!(bound_for_room(760, 0), 761);
+        assert_eq!(bound_for_room(760, 1), 3_044);
+        assert_eq!(bound_for_room(10, 3), 704);
+        assert_eq!(bound_for_room(u64::MAX, 0), usize::MAX);
+        assert_eq!(bound_for_room(5, 40), usize::MAX);
     }
 }

@@ -125,14 +125,14 @@ impl Engine {
         let lease_for = self.inner.config.planning_lease;
         let mut held = None;
         let result = async {
-            for _ in 0..4 {
+            for batch in 0..4 {
                 let Some(lease) = store.acquire_planning(now, token, lease_for).await? else {
                     debug!("another engine is planning");
                     return Ok(());
                 };
                 held = Some(lease);
                 // New starts are read no further than their pools can serve today.
-                let bounds = self.pool_bounds(now).await?;
+                let bounds = self.pool_bounds(now, batch).await?;
                 let due = store
                     .due_enrollments_bounded(now, self.inner.config.plan_batch, &bounds)
                     .await?;
