@@ -62,7 +62,8 @@ fn bound(w: &World, at_most: usize) -> PoolBound {
 
 /// Bounded reads: "of each bounded sequence, only the earliest `at_most` enrollments that
 /// go to the pool are read"; a follow-up with a sticky mailbox, another sequence, a bound
-/// naming another tenant are not bounded; `limit` still applies to the whole; the order is
+/// naming another tenant are not bounded; of two bounds of one sequence the smaller holds;
+/// `limit` still applies to the whole; the order is
 /// earliest first. `due_pools` names the sequences with a due enrollment that goes to the
 /// pool, not those whose only due enrollments have a sticky mailbox, nor those a wait holds.
 pub async fn a_bounded_read_takes_each_pool_no_further_than_its_bound<S: Store + 'static>(
@@ -112,6 +113,11 @@ pub async fn a_bounded_read_takes_each_pool_no_further_than_its_bound<S: Store +
         read(&store, now, 100, &[bound(&a, 0), bound(&b, 1)]).await,
         vec![s, b_ids[0]],
         "a bound of 0 must take none of the sequence's new starts"
+    );
+    assert_eq!(
+        read(&store, now, 100, &[bound(&a, 3), bound(&a, 1)]).await,
+        vec![s, a_ids[0], b_ids[0], b_ids[1]],
+        "a sequence named twice must be read up to the smaller bound"
     );
     assert_eq!(
         read(&store, now, 3, &[bound(&a, 2)]).await,

@@ -570,7 +570,7 @@ pub trait Outbox: Send + Sync {
     /// entry, all but the earliest `at_most` of its sequence's due enrollments that go to the
     /// pool. Enrollments of the sequence that do not go to the pool (follow-ups with a sticky
     /// mailbox, paused ones) are not bounded; nor are sequences `bounds` does not name, or
-    /// names with another tenant.
+    /// names with another tenant. A sequence named twice is read up to the smaller bound.
     ///
     /// The default reads every due enrollment and then leaves the bounded ones out; a
     /// backend overrides it to read no more than it returns.
@@ -583,10 +583,12 @@ pub trait Outbox: Send + Sync {
         if bounds.is_empty() {
             return self.due_enrollments(now, limit).await;
         }
-        let mut left: HashMap<(TenantId, SequenceId), usize> = bounds
-            .iter()
-            .map(|b| ((b.tenant, b.sequence), b.at_most))
-            .collect();
+        let mut left: HashMap<(TenantId, SequenceId), usize> = HashMap::new();
+        for b in bounds {
+            left.entry((b.tenant, b.sequence))
+                .and_modify(|n| *n = (*n).min(b.at_most))
+                .or_insert(b.at_most);
+        }
         let mut due = self.due_enrollments(now, usize::MAX).await?;
         due.retain(|d| {
             let e = &d.enrollment;
