@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sequence_core::ids::{MailboxId, SequenceId, TenantId};
 use sequence_core::sequence::SequenceStatus;
-use sequence_core::store::{DueEnrollment, MailboxSnapshot, PoolBound};
+use sequence_core::store::{MailboxSnapshot, PoolBound};
 
 use super::{Engine, EngineError};
 
@@ -35,34 +35,6 @@ fn room_by_mailbox(snapshots: &[MailboxSnapshot]) -> HashMap<MailboxId, (TenantI
             let room = m.limit_on(s.local_date).saturating_sub(s.used);
             (m.id, (m.tenant, m.is_active(), u64::from(room)))
         })
-        .collect()
-}
-
-/// The sequences of `bounds` whose new starts `due` holds as many of as their bound: more of
-/// them may be due, unread. (A batch has a handful of bounds: a list is searched faster than
-/// a map of 50,000 rows' keys is hashed.)
-pub(super) fn read_to_bound(due: &[DueEnrollment], bounds: &[PoolBound]) -> Vec<SequenceId> {
-    if bounds.is_empty() {
-        return Vec::new();
-    }
-    let mut read = vec![0_usize; bounds.len()];
-    for d in due {
-        let e = &d.enrollment;
-        if !e.goes_to_pool() {
-            continue;
-        }
-        if let Some(i) = bounds
-            .iter()
-            .position(|b| b.sequence == e.sequence && b.tenant == e.tenant)
-        {
-            read[i] += 1;
-        }
-    }
-    bounds
-        .iter()
-        .zip(read)
-        .filter(|(b, n)| *n >= b.at_most)
-        .map(|(b, _)| b.sequence)
         .collect()
 }
 

@@ -21,7 +21,7 @@ use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
     ChangeSet, DailyCounts, DueEnrollment, MailboxSnapshot, PlanCommit, PlanDeferral, PlanSend,
-    PlanWait, PlanningLease, PoolDaySeen, PoolWait,
+    PlanWait, PlanningLease, PoolBound, PoolDaySeen, PoolWait,
 };
 use sequence_core::TransitionError;
 use tracing::instrument;
@@ -419,6 +419,30 @@ fn pool_days_seen(
         .collect()
 }
 
+/// The sequences of `bounds` whose new starts `rows` holds as many of as their bound: more of
+/// them may be due, unread. (A batch has a handful of bounds: a list is searched faster than
+/// a map of 50,000 rows' keys is hashed.)
+fn read_to_bound(rows: &[Row], bounds: &[PoolBound]) -> Vec<SequenceId> {
+    if bounds.is_empty() {
+        return Vec::new();
+    }
+    let mut read = vec![0_usize; bounds.len()];
+    for row in rows.iter().filter(|row| row.goes_to_pool) {
+        if let Some(i) = bounds
+            .iter()
+            .position(|b| b.sequence == row.sequence && b.tenant == row.tenant)
+        {
+            read[i] += 1;
+        }
+    }
+    bounds
+        .iter()
+        .zip(read)
+        .filter(|(b, n)| *n >= b.at_most)
+        .map(|(b, _)| b.sequence)
+        .collect()
+}
+
 /// Whether the deferral `d` of `row` is left to the pool wait of its sequence (one of
 /// `waiting`) instead of written: the row goes to the pool (the wait holds it back from every
 /// plan until the pool opens) and it waits for room, which no pool mailbox has before then.
@@ -434,20 +458,21 @@ fn held_back(row: &Row, d: &Deferred, waiting: &[SequenceId]) -> bool {
 }
 
 impl Engine {
-    /// Plan one batch of due enrollments under the planning lease. Returns whether anything
-    /// changed that could make more work due at `now`, and, of `more_due` (the sequences read
-    /// only up to their bound), those the plan did not leave waiting for their pool: their
-    /// unread enrollments are for the next batch.
+    /// Plan one batch of due enrollments, read with `bounds`, under the planning lease.
+    /// Returns whether anything changed that could make more work due at `now`, and, of the
+    /// sequences read up to their bound, those the plan did not leave waiting for their
+    /// pool: their unread enrollments are for the next batch.
     #[instrument(name = "plan", skip(self, due, report), fields(due = due.len()))]
     pub(super) async fn plan_due(
         &self,
         now: DateTime<Utc>,
         due: Vec<DueEnrollment>,
-        more_due: &[SequenceId],
+        bounds: &[PoolBound],
         lease: PlanningLease,
         report: &mut TickReport,
     ) -> Result<(bool, Vec<SequenceId>), EngineError> {
         let due: Vec<Row> = due.into_iter().map(Row::read).collect();
+        let more_due = read_to_bound(&due, bounds);
         let sequences = self.sequences_of(&due).await?;
         let mut batch = Batch {
             now,
@@ -456,7 +481,7 @@ impl Engine {
         };
         let mut progressed = self.settle_batch(&mut batch, report).await?;
         if batch.due.is_empty() {
-            return Ok((progressed, more_due.to_vec()));
+            return Ok((progressed, more_due));
         }
 
         let store = &self.inner.store;
@@ -468,7 +493,7 @@ impl Engine {
         } else {
             store.daily_counts(now, &starts, &pairs).await?
         };
-        let (policies, steps) = batch.planning_input(&snapshots, domains, more_due);
+        let (policies, steps) = batch.planning_input(&snapshots, domains, &more_due);
         let input = PlanningInput {
             due: &steps,
             mailboxes: &snapshots,
@@ -489,9 +514,8 @@ impl Engine {
         report.preempted += the_plan.preempt.len();
         progressed |= !the_plan.preempt.is_empty() || !applied.over_capacity.is_empty();
         let unread: Vec<SequenceId> = more_due
-            .iter()
-            .filter(|s| !the_plan.pools_full.iter().any(|f| f.sequence == **s))
-            .copied()
+            .into_iter()
+            .filter(|s| !the_plan.pools_full.iter().any(|f| f.sequence == *s))
             .collect();
         Ok((progressed, unread))
     }

@@ -6,7 +6,6 @@ use sequence_core::store::{ChangeSet, StoreError};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, instrument};
 
-use super::bounds::read_to_bound;
 use super::{DeliverySemantics, Engine, EngineError};
 
 /// What one tick did.
@@ -139,12 +138,11 @@ impl Engine {
                 if due.is_empty() {
                     break;
                 }
-                let more_due = read_to_bound(&due, &bounds);
                 let full = due.len() >= self.inner.config.plan_batch;
                 // A sequence read to its bound whose pool the plan left with room has more to
                 // read now; one left waiting has its unread backlog held by the wait.
                 let (progressed, unread) =
-                    match self.plan_due(now, due, &more_due, lease, report).await {
+                    match self.plan_due(now, due, &bounds, lease, report).await {
                         Ok(outcome) => outcome,
                         Err(EngineError::Store(StoreError::PlanningLeaseLost)) => {
                             debug!("planning lease lost: the plan was dropped");
