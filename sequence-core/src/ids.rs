@@ -4,7 +4,21 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
 use uuid::Uuid;
+
+/// The name-based (version 5) UUID of `name` in the OID namespace: the same id as
+/// `Uuid::new_v5(&Uuid::NAMESPACE_OID, name)`, hashed with the CPU's SHA instructions where
+/// it has them (a plan derives an id for each of thousands of sends).
+fn name_based(name: &[u8]) -> Uuid {
+    let mut hash = Sha1::new();
+    hash.update(Uuid::NAMESPACE_OID.as_bytes());
+    hash.update(name);
+    let digest = hash.finalize();
+    let mut bytes = [0_u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
+}
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
@@ -28,7 +42,7 @@ macro_rules! id_type {
             #[must_use]
             pub fn from_name(name: &str) -> Self {
                 let key = format!("{}:{name}", stringify!($name));
-                Self(Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes()))
+                Self(name_based(key.as_bytes()))
             }
             /// The underlying UUID.
             #[must_use]
@@ -91,7 +105,7 @@ impl EnrollmentId {
     #[must_use]
     pub fn derived_at(at: chrono::DateTime<chrono::Utc>, name: &str) -> Self {
         let key = format!("EnrollmentId:{name}");
-        let hash = Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes());
+        let hash = name_based(key.as_bytes());
         let mut rest = [0u8; 10];
         rest.copy_from_slice(&hash.as_bytes()[6..]);
         let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
@@ -134,12 +148,28 @@ impl SendId {
         let tail = &digits[d..];
         buf[len..len + tail.len()].copy_from_slice(tail);
         len += tail.len();
-        Self(Uuid::new_v5(&Uuid::NAMESPACE_OID, &buf[..len]))
+        Self(name_based(&buf[..len]))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn name_based_ids_are_uuid_v5_in_the_oid_namespace() {
+        for name in [
+            "",
+            "a",
+            "SendId:00000000-0000-0000-0000-000000000001/0",
+            &"x".repeat(200),
+        ] {
+            assert_eq!(
+                super::name_based(name.as_bytes()),
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()),
+                "{name:?}"
+            );
+        }
+    }
+
     #[test]
     fn derived_enrollment_ids_are_stable_distinct_and_ordered_by_instant() {
         use chrono::TimeZone;
