@@ -89,8 +89,8 @@ use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
-    PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied, PlanCommit,
+    PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
 };
 
 use state::State;
@@ -497,6 +497,15 @@ impl Outbox for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Option<PoolWait>, StoreError> {
         Ok(self.lock()?.pool_wait(tenant, sequence, now))
+    }
+
+    async fn mailbox_wait(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MailboxWait>, StoreError> {
+        Ok(self.lock()?.mailbox_wait(tenant, mailbox, now))
     }
 
     async fn record_events(

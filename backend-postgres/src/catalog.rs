@@ -329,14 +329,16 @@ pub(crate) async fn write_mailbox(
     end_waits_on(conn, mailbox.tenant, mailbox.id).await
 }
 
-/// End the pool waits of the sequences of `tenant` whose pool holds `mailbox`.
+/// End the wait of `mailbox` and the pool waits of the sequences of `tenant` whose pool
+/// holds it.
 pub(crate) async fn end_waits_on(
     conn: &mut PgConnection,
     tenant: TenantId,
     mailbox: MailboxId,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "DELETE FROM pool_waits w USING sequences s \
+        "WITH own AS (DELETE FROM mailbox_waits WHERE tenant_id = $1 AND mailbox_id = $2) \
+         DELETE FROM pool_waits w USING sequences s \
          WHERE w.tenant_id = $1 AND s.tenant_id = w.tenant_id AND s.id = w.sequence_id \
            AND $2 = ANY(s.mailbox_pool)",
     )

@@ -399,7 +399,8 @@ pub(crate) async fn enrollments_of_contact(
 }
 
 /// The due read's SQL: two branches, each read in index order with its documents: the
-/// enrollments that go to no pool from `enrollments_due_rest`, and those that go to a pool per
+/// enrollments that go to no pool from `enrollments_due_rest` (passing over those sticky to
+/// a mailbox whose wait holds), and those that go to a pool per
 /// sequence from `enrollments_due_to_pool` (passing over the sequences whose pool wait holds),
 /// each sequence's read up to `$pool_limit`, after `$bounds` (a join that may name a bound).
 macro_rules! due_read {
@@ -408,6 +409,10 @@ macro_rules! due_read {
             "(SELECT e.due_at, e.id, e.doc, c.doc AS contact_doc FROM enrollments e \
               JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id \
               WHERE e.due_at <= $1 AND (e.status <> 'active' OR e.mailbox_id IS NOT NULL) \
+                AND (e.status <> 'active' OR NOT EXISTS ( \
+                    SELECT 1 FROM mailbox_waits mw \
+                    WHERE mw.tenant_id = e.tenant_id AND mw.mailbox_id = e.mailbox_id \
+                      AND mw.until > $1)) \
               ORDER BY e.due_at, e.id LIMIT $2) \
              UNION ALL \
              (SELECT p.due_at, p.id, p.doc, c.doc AS contact_doc FROM sequences s ",

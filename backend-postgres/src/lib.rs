@@ -101,8 +101,8 @@ use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
-    PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied, PlanCommit,
+    PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -716,6 +716,15 @@ impl Outbox for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Option<PoolWait>, StoreError> {
         read!(self, |conn| plan::pool_wait(conn, tenant, sequence, now))
+    }
+
+    async fn mailbox_wait(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MailboxWait>, StoreError> {
+        read!(self, |conn| plan::mailbox_wait(conn, tenant, mailbox, now))
     }
 
     async fn record_events(

@@ -9,8 +9,8 @@ use sequence_core::ids::{EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{ScheduledSend, SendStatus};
 use sequence_core::store::{
-    DailyCounts, MailboxSnapshot, PlanApplied, PlanCommit, PlanSend, PlannedSlot, PlanningLease,
-    PoolWait, StoreError,
+    DailyCounts, MailboxSnapshot, MailboxWait, PlanApplied, PlanCommit, PlanSend, PlannedSlot,
+    PlanningLease, PoolWait, StoreError,
 };
 use sequence_core::time::local_date;
 use sqlx::{PgConnection, Row};
@@ -120,13 +120,14 @@ pub(crate) async fn apply_plan(
             .map(|ps| SendId::of_step(ps.enrollment, ps.step)),
     )
     .await?;
-    load_mailboxes(
-        conn,
-        &mut work,
-        plan.sends.iter().map(|ps| ps.mailbox),
-        false,
-    )
-    .await?;
+    // The plan's mailboxes, and those its waits saw (a day is locked only for a mailbox of
+    // the wait's tenant).
+    let mut mailboxes: Vec<MailboxId> = plan.sends.iter().map(|ps| ps.mailbox).collect();
+    for w in &plan.waits {
+        mailboxes.extend(w.seen.iter().map(|d| d.mailbox));
+    }
+    mailboxes.extend(plan.mailbox_waits.iter().map(|w| w.seen.mailbox));
+    load_mailboxes(conn, &mut work, mailboxes, false).await?;
     lock_capacity(conn, &mut work, plan).await?;
 
     let mut out = PlanApplied::default();
@@ -177,7 +178,79 @@ pub(crate) async fn apply_plan(
     if !waits.is_empty() {
         record_waits(conn, &waits, now).await?;
     }
+    // Likewise a mailbox wait whose mailbox has room the plan did not see.
+    let mailbox_waits: Vec<MailboxWait> = plan
+        .mailbox_waits
+        .iter()
+        .filter(|w| {
+            let d = &w.seen;
+            d.mailbox == w.wait.mailbox
+                && work.used_on((w.wait.tenant, d.mailbox, d.local_date)) >= i64::from(d.used)
+        })
+        .map(|w| w.wait)
+        .collect();
+    if !mailbox_waits.is_empty() {
+        record_mailbox_waits(conn, &mailbox_waits, now).await?;
+    }
     Ok(out)
+}
+
+/// [`Outbox::mailbox_wait`](sequence_core::store::Outbox).
+pub(crate) async fn mailbox_wait(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    mailbox: MailboxId,
+    now: DateTime<Utc>,
+) -> Result<Option<MailboxWait>, StoreError> {
+    let until: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT until FROM mailbox_waits \
+         WHERE tenant_id = $1 AND mailbox_id = $2 AND until > $3",
+    )
+    .bind(tenant.0)
+    .bind(mailbox.0)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?;
+    Ok(until.map(|until| MailboxWait {
+        tenant,
+        mailbox,
+        until,
+    }))
+}
+
+/// Record mailbox waits that have not ended by `now`, each of a mailbox of its tenant: one
+/// insert, each replacing the mailbox's earlier wait; the waits that ended are dropped.
+async fn record_mailbox_waits(
+    conn: &mut PgConnection,
+    waits: &[MailboxWait],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (mut tenants, mut mailboxes, mut untils) = (Vec::new(), Vec::new(), Vec::new());
+    for w in waits.iter().filter(|w| w.until > now) {
+        tenants.push(w.tenant.0);
+        mailboxes.push(w.mailbox.0);
+        untils.push(w.until);
+    }
+    sqlx::query("DELETE FROM mailbox_waits WHERE until <= $1")
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query(
+        "INSERT INTO mailbox_waits (tenant_id, mailbox_id, until) \
+         SELECT w.tenant_id, w.mailbox_id, w.until \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) AS w(tenant_id, mailbox_id, until) \
+         JOIN mailboxes m ON m.tenant_id = w.tenant_id AND m.id = w.mailbox_id \
+         ON CONFLICT (tenant_id, mailbox_id) DO UPDATE SET until = EXCLUDED.until",
+    )
+    .bind(tenants)
+    .bind(mailboxes)
+    .bind(untils)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    Ok(())
 }
 
 /// [`Outbox::pool_wait`](sequence_core::store::Outbox).
@@ -266,9 +339,21 @@ async fn lock_capacity(
     // The pool days each wait saw, read under the same locks: a release of one of them
     // (which updates its row) either committed before, and is seen, or waits for this unit
     // and then ends the wait this unit records.
+    let of_tenant = |tenant: TenantId, mailbox: MailboxId| -> bool {
+        work.mailboxes
+            .get(&mailbox)
+            .is_some_and(|m| m.row.tenant == tenant)
+    };
     for w in &plan.waits {
         for d in &w.seen {
-            days.insert((w.wait.tenant, d.mailbox, d.local_date));
+            if of_tenant(w.wait.tenant, d.mailbox) {
+                days.insert((w.wait.tenant, d.mailbox, d.local_date));
+            }
+        }
+    }
+    for w in &plan.mailbox_waits {
+        if of_tenant(w.wait.tenant, w.seen.mailbox) {
+            days.insert((w.wait.tenant, w.seen.mailbox, w.seen.local_date));
         }
     }
     let mailboxes: Vec<(TenantId, MailboxId)> = mailboxes.into_iter().collect();

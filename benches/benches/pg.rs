@@ -119,7 +119,7 @@ impl Db {
     async fn reset_outbox(&self) {
         sqlx::query(
             "TRUNCATE sends, enrollments, mailbox_days, daily_new_starts, daily_domain_sends, \
-             events, pool_waits",
+             events, pool_waits, mailbox_waits",
         )
         .execute(self.store.pool())
         .await

@@ -360,6 +360,14 @@ impl Enrollment {
         self.status == EnrollmentStatus::Active && self.mailbox.is_none()
     }
 
+    /// The mailbox its next send goes to when it is active and an attempt made a mailbox
+    /// sticky: what a [`MailboxWait`](crate::store::MailboxWait) of that mailbox holds back.
+    #[must_use]
+    pub fn waits_on_mailbox(&self) -> Option<MailboxId> {
+        self.mailbox
+            .filter(|_| self.status == EnrollmentStatus::Active)
+    }
+
     /// Message-IDs of the steps sent so far, for threading.
     #[must_use]
     pub fn thread_message_ids(&self) -> &[String] {

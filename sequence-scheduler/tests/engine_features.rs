@@ -737,3 +737,69 @@ async fn a_paused_pools_backlog_is_parked_in_one_tick() {
         .count();
     assert_eq!(parked, 1_000);
 }
+
+/// Follow-ups of a full mailbox: the tick plans what fits, the mailbox's wait holds the rest
+/// (no deferral written for each), "why isn't it sending?" names the wait, and the mailbox
+/// sends its limit day after day until every follow-up went.
+#[tokio::test]
+async fn a_full_mailboxs_follow_ups_wait_for_it_without_a_deferral_each() {
+    let w = world(EngineConfig::with_seed(9), 2).await;
+    let steps = vec![
+        Step::new(Delay::ZERO, "Hello", "Hi!"),
+        Step::new(Delay::new(1, DelayUnit::Days), "Again", "Hi again"),
+    ];
+    let seq = w
+        .world
+        .sequence("Follow-ups", &[w.mailbox], steps, |_| {})
+        .await;
+    let cs = w.contacts(6).await;
+    // Six contacts whose first step went out from the mailbox: their follow-ups are due.
+    let rows: Vec<Enrollment> = cs
+        .iter()
+        .map(|c| {
+            Enrollment::new(w.tenant, seq, *c, start(), start()).with_progress(1, Some(w.mailbox))
+        })
+        .collect();
+    let store = w.engine.store();
+    store.enroll(w.tenant, start(), rows).await.unwrap();
+    let report = w.engine.tick().await.unwrap();
+    assert_eq!(
+        (report.planned, report.deferred, report.held),
+        (2, 0, 4),
+        "{report:?}"
+    );
+    assert!(
+        store
+            .due_enrollments(start(), 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the mailbox's wait holds its follow-ups"
+    );
+    let mut whys = Vec::new();
+    for e in store.list_enrollments(w.tenant, seq).await.unwrap() {
+        whys.push(w.engine.why_not_sending(w.tenant, e.id).await.unwrap());
+    }
+    let why = whys
+        .into_iter()
+        .find(|why| why.pending_send.is_none())
+        .unwrap();
+    let until = why.mailbox_wait.expect("the mailbox wait is named");
+    assert!(
+        until > start() && until <= start() + Duration::days(1),
+        "{why:?}"
+    );
+    assert!(
+        why.summary.contains("its mailbox is full"),
+        "{}",
+        why.summary
+    );
+    assert_eq!(why.pool_wait, None, "{why:?}");
+    // Day after day, the mailbox sends its two.
+    for (day, sent) in [(0, 2), (1, 4), (2, 6)] {
+        w.run_until(start() + Duration::days(day) + Duration::hours(23))
+            .await;
+        let stats = w.engine.stats(w.tenant, seq).await.unwrap();
+        assert_eq!(stats.sent, sent, "day {day}");
+    }
+}

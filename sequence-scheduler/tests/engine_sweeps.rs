@@ -18,8 +18,8 @@ use sequence_core::prelude::*;
 use sequence_core::send::Lease;
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanningLease,
-    PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, MailboxWait, PlanApplied, PlanCommit,
+    PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
 };
 use sequence_scheduler::testing::RecordingTransport;
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
@@ -364,6 +364,15 @@ impl Outbox for Meddling {
         now: DateTime<Utc>,
     ) -> Result<Option<PoolWait>, StoreError> {
         self.inner.pool_wait(tenant, sequence, now).await
+    }
+
+    async fn mailbox_wait(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MailboxWait>, StoreError> {
+        self.inner.mailbox_wait(tenant, mailbox, now).await
     }
 
     async fn record_events(

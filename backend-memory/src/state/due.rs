@@ -14,20 +14,36 @@ pub(super) struct DueKey {
     id: u128,
 }
 
-/// Where an enrollment sits in the due index: its key, in the set of the sequence whose pool
-/// it goes to ([`Enrollment::goes_to_pool`]), or in the rest.
+/// Which set of the due index an enrollment sits in: the set of the sequence whose pool it
+/// goes to ([`Enrollment::goes_to_pool`]), the set of the mailbox it is sticky to
+/// ([`Enrollment::waits_on_mailbox`], by tenant), or the rest (paused ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum Lane {
+    Rest,
+    Pool(SequenceId),
+    Mailbox(TenantId, MailboxId),
+}
+
+/// Where an enrollment sits in the due index: its key, in its [`Lane`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct DueSlot {
     pub(super) key: DueKey,
-    pub(super) pool: Option<SequenceId>,
+    pub(super) lane: Lane,
 }
 
 impl DueSlot {
     /// Where `e` sits, if it is due at all (see [`due_key`]).
     pub(super) fn of(e: &Enrollment) -> Option<Self> {
+        let lane = if e.goes_to_pool() {
+            Lane::Pool(e.sequence)
+        } else if let Some(mailbox) = e.waits_on_mailbox() {
+            Lane::Mailbox(e.tenant, mailbox)
+        } else {
+            Lane::Rest
+        };
         Some(Self {
             key: DueKey::new(due_key(e)?, e.id),
-            pool: e.goes_to_pool().then_some(e.sequence),
+            lane,
         })
     }
 }
@@ -113,53 +129,41 @@ fn cancel_common(a: &[DueKey], b: &[DueKey]) -> (Vec<DueKey>, Vec<DueKey>) {
     (ka, kb)
 }
 
-/// The due index: the enrollments that go to a pool, per sequence (a pool wait passes over a
-/// whole sequence of them at once), and the rest, each set by [`DueKey`].
+/// The due index: one set per [`Lane`] (a wait passes over a whole lane at once), each by
+/// [`DueKey`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct DueIndex {
-    rest: BTreeSet<DueKey>,
-    to_pool: HashMap<SequenceId, BTreeSet<DueKey>>,
+    lanes: HashMap<Lane, BTreeSet<DueKey>>,
 }
 
 impl DueIndex {
     pub(super) fn insert(&mut self, slot: DueSlot) {
-        match slot.pool {
-            Some(seq) => self.to_pool.entry(seq).or_default().insert(slot.key),
-            None => self.rest.insert(slot.key),
-        };
+        self.lanes.entry(slot.lane).or_default().insert(slot.key);
     }
 
     pub(super) fn remove(&mut self, slot: &DueSlot) {
-        let key = &slot.key;
-        match slot.pool {
-            Some(seq) => {
-                if let Some(set) = self.to_pool.get_mut(&seq) {
-                    set.remove(key);
-                    if set.is_empty() {
-                        self.to_pool.remove(&seq);
-                    }
-                }
-            }
-            None => {
-                self.rest.remove(key);
+        if let Some(set) = self.lanes.get_mut(&slot.lane) {
+            set.remove(&slot.key);
+            if set.is_empty() {
+                self.lanes.remove(&slot.lane);
             }
         }
     }
 
     /// The first `limit` keys from `from` to `to` (inclusive), in key order, across the
-    /// sets, taking at most `take(sequence)` keys of a pool sequence's set (0 passes it over).
-    /// Each set gives at most `limit` keys, in order: the sorted runs are merged by one stable
-    /// sort (which finds a single run sorted and leaves it).
+    /// lanes, taking at most `take(lane)` keys of each (0 passes it over). Each lane gives
+    /// at most `limit` keys, in order: the sorted runs are merged by one stable sort (which
+    /// finds a single run sorted and leaves it).
     pub(super) fn first_keys(
         &self,
         from: DueKey,
         to: DueKey,
         limit: usize,
-        take: impl Fn(SequenceId) -> usize,
+        take: impl Fn(Lane) -> usize,
     ) -> Vec<DueKey> {
-        let mut keys: Vec<DueKey> = self.rest.range(from..=to).take(limit).copied().collect();
-        for (&seq, set) in &self.to_pool {
-            let n = take(seq).min(limit);
+        let mut keys: Vec<DueKey> = Vec::new();
+        for (&lane, set) in &self.lanes {
+            let n = take(lane).min(limit);
             if n > 0 {
                 keys.extend(set.range(from..=to).take(n));
             }
@@ -169,48 +173,36 @@ impl DueIndex {
         keys
     }
 
-    /// The earliest key of the rest, and of each pool sequence's set (with its sequence).
-    pub(super) fn firsts(&self) -> impl Iterator<Item = (Option<SequenceId>, DueKey)> + '_ {
-        let rest = self.rest.first().map(|k| (None, *k));
-        let pools = self
-            .to_pool
+    /// The earliest key of each lane.
+    pub(super) fn firsts(&self) -> impl Iterator<Item = (Lane, DueKey)> + '_ {
+        self.lanes
             .iter()
-            .filter_map(|(&seq, set)| set.first().map(|k| (Some(seq), *k)));
-        rest.into_iter().chain(pools)
+            .filter_map(|(&lane, set)| set.first().map(|k| (lane, *k)))
     }
 
-    /// Every key with its set (for checks).
+    /// Every key with its lane (for checks).
     #[cfg(feature = "test-util")]
     pub(super) fn slots(&self) -> BTreeSet<DueSlot> {
-        let rest = self.rest.iter().map(|&key| DueSlot { key, pool: None });
-        let pools = self.to_pool.iter().flat_map(|(&seq, set)| {
-            set.iter().map(move |&key| DueSlot {
-                key,
-                pool: Some(seq),
-            })
-        });
-        rest.chain(pools).collect()
+        self.lanes
+            .iter()
+            .flat_map(|(&lane, set)| set.iter().map(move |&key| DueSlot { key, lane }))
+            .collect()
     }
 
     /// Take the slots `gone` out and put the slots `come` in, as a sequence of moves would (a
     /// slot both put in and taken out, by two moves of one enrollment, cancels).
     pub(super) fn move_keys(&mut self, gone: Vec<DueSlot>, come: Vec<DueSlot>) {
-        let mut groups: HashMap<Option<SequenceId>, (Vec<DueKey>, Vec<DueKey>)> =
-            HashMap::default();
+        let mut groups: HashMap<Lane, (Vec<DueKey>, Vec<DueKey>)> = HashMap::default();
         for s in gone {
-            groups.entry(s.pool).or_default().0.push(s.key);
+            groups.entry(s.lane).or_default().0.push(s.key);
         }
         for s in come {
-            groups.entry(s.pool).or_default().1.push(s.key);
+            groups.entry(s.lane).or_default().1.push(s.key);
         }
-        for (pool, (gone, come)) in groups {
-            let set = match pool {
-                Some(seq) => self.to_pool.entry(seq).or_default(),
-                None => &mut self.rest,
-            };
-            move_in_set(set, gone, come);
+        for (lane, (gone, come)) in groups {
+            move_in_set(self.lanes.entry(lane).or_default(), gone, come);
         }
-        self.to_pool.retain(|_, set| !set.is_empty());
+        self.lanes.retain(|_, set| !set.is_empty());
     }
 }
 

@@ -29,9 +29,9 @@ use sequence_core::send::{Lease, ScheduledSend, SendStatus};
 use sequence_core::sequence::{ReenrollmentRule, Sequence, SequenceStatus};
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
-    PlanWait, PlannedSlot, PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext,
-    SequenceTally, StoreError, MAX_MAILBOX_DAYS,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, MailboxWait, PlanApplied, PlanCommit,
+    PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlannedSlot, PlanningLease, PoolBound,
+    PoolWait, SendCompletion, SendContext, SequenceTally, StoreError, MAX_MAILBOX_DAYS,
 };
 use sequence_core::time::local_date;
 use uuid::Uuid;
@@ -44,7 +44,7 @@ mod outbox;
 mod plan;
 mod reads;
 
-use due::{DueIndex, DueKey, DueSlot};
+use due::{DueIndex, DueKey, DueSlot, Lane};
 
 fn not_found(entity: Entity, id: impl Display) -> StoreError {
     StoreError::not_found(entity, id)
@@ -290,6 +290,9 @@ pub(crate) struct State {
     /// The pool wait of each sequence that has one (some may have ended: see
     /// [`State::holds_back`]).
     waits: HashMap<SequenceId, PoolWait>,
+    /// The mailbox wait of each mailbox that has one (some may have ended: see
+    /// [`State::holds_back_on`]).
+    mailbox_waits: HashMap<MailboxId, MailboxWait>,
 }
 
 impl State {
@@ -446,8 +449,10 @@ impl State {
         self.end_waits_on(tenant, id);
     }
 
-    /// End the pool waits of the sequences of `tenant` whose pool holds `mailbox`.
+    /// End the wait of `mailbox` and the pool waits of the sequences of `tenant` whose pool
+    /// holds it.
     fn end_waits_on(&mut self, tenant: TenantId, mailbox: MailboxId) {
+        self.mailbox_waits.remove(&mailbox);
         if self.waits.is_empty() {
             return;
         }
@@ -464,6 +469,26 @@ impl State {
     /// `now`.
     fn holds_back(&self, sequence: SequenceId, now: DateTime<Utc>) -> bool {
         self.waits.get(&sequence).is_some_and(|w| w.until > now)
+    }
+
+    /// Whether a mailbox wait holds the enrollments of `tenant` sticky to `mailbox` back at
+    /// `now`.
+    fn holds_back_on(&self, tenant: TenantId, mailbox: MailboxId, now: DateTime<Utc>) -> bool {
+        self.mailbox_wait(tenant, mailbox, now).is_some()
+    }
+
+    /// The wait that holds a lane of the due index back at `now`, if any, as its `until`.
+    fn lane_held_until(&self, lane: Lane, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match lane {
+            Lane::Rest => None,
+            Lane::Pool(seq) => self.waits.get(&seq).map(|w| w.until),
+            Lane::Mailbox(tenant, mailbox) => self
+                .mailbox_waits
+                .get(&mailbox)
+                .filter(|w| w.tenant == tenant)
+                .map(|w| w.until),
+        }
+        .filter(|until| *until > now)
     }
 
     pub(crate) fn get_mailbox(&self, tenant: TenantId, id: MailboxId) -> Option<Mailbox> {

@@ -78,6 +78,7 @@ impl State {
             self.due.move_keys(gone, come);
         }
         self.record_waits(now, plan.waits);
+        self.record_mailbox_waits(now, plan.mailbox_waits);
         Ok(out)
     }
 
@@ -95,6 +96,23 @@ impl State {
                 .all(|d| self.used_on(d.mailbox, d.local_date) >= d.used);
             if known && still_full && w.until > now {
                 self.waits.insert(w.sequence, w);
+            }
+        }
+    }
+
+    /// Record the mailbox waits of a plan, each of a mailbox of its tenant whose day is used
+    /// at least as much as the plan saw, and drop the waits that ended by `now`.
+    fn record_mailbox_waits(&mut self, now: DateTime<Utc>, waits: Vec<PlanMailboxWait>) {
+        self.mailbox_waits.retain(|_, w| w.until > now);
+        for PlanMailboxWait { wait: w, seen } in waits {
+            let known = self
+                .mailboxes
+                .get(&w.mailbox)
+                .is_some_and(|m| m.tenant == w.tenant);
+            let still_full = seen.mailbox == w.mailbox
+                && self.used_on(seen.mailbox, seen.local_date) >= seen.used;
+            if known && still_full && w.until > now {
+                self.mailbox_waits.insert(w.mailbox, w);
             }
         }
     }

@@ -139,14 +139,21 @@ impl State {
     }
 
     /// The due enrollments, each sequence's that go to its pool taken up to its bound in
-    /// `bounds` (or `limit`), none of a sequence whose pool wait holds.
+    /// `bounds` (or `limit`), none of a sequence whose pool wait holds or sticky to a mailbox
+    /// whose wait holds.
     pub(crate) fn due_enrollments_bounded(
         &self,
         now: DateTime<Utc>,
         limit: usize,
         bounds: &[PoolBound],
     ) -> Vec<DueEnrollment> {
-        let take = |seq: SequenceId| {
+        let take = |lane: Lane| {
+            let Lane::Pool(seq) = lane else {
+                return match lane {
+                    Lane::Mailbox(tenant, m) if self.holds_back_on(tenant, m, now) => 0,
+                    _ => limit,
+                };
+            };
             if self.holds_back(seq, now) {
                 return 0;
             }
@@ -186,8 +193,10 @@ impl State {
     pub(crate) fn due_pools(&self, now: DateTime<Utc>) -> Vec<(TenantId, SequenceId)> {
         self.due
             .firsts()
-            .filter_map(|(pool, k)| {
-                let seq = pool?;
+            .filter_map(|(lane, k)| {
+                let Lane::Pool(seq) = lane else {
+                    return None;
+                };
                 let due = k.at().is_some_and(|at| at <= now);
                 let tenant = self.sequences.get(&seq)?.tenant;
                 (due && !self.holds_back(seq, now)).then_some((tenant, seq))
@@ -324,15 +333,19 @@ impl State {
         .min()
     }
 
-    /// The earliest instant an enrollment is due at, one that a pool wait holds back counting
-    /// at the wait's end: the earliest key of each set of the due index is enough.
+    /// The earliest instant an enrollment is due at, one that a pool or mailbox wait holds
+    /// back counting at the wait's end: the earliest key of each lane of the due index is
+    /// enough.
     fn next_due(&self) -> Option<DateTime<Utc>> {
         self.due
             .firsts()
-            .filter_map(|(pool, k)| {
+            .filter_map(|(lane, k)| {
                 let at = k.at()?;
-                let wait = pool.and_then(|seq| self.waits.get(&seq));
-                Some(wait.map_or(at, |w| w.until.max(at)))
+                // A wait that ended by `at` holds nothing then.
+                Some(
+                    self.lane_held_until(lane, at)
+                        .map_or(at, |until| until.max(at)),
+                )
             })
             .min()
     }
@@ -345,6 +358,18 @@ impl State {
     ) -> Option<PoolWait> {
         self.waits
             .get(&sequence)
+            .filter(|w| w.tenant == tenant && w.until > now)
+            .copied()
+    }
+
+    pub(crate) fn mailbox_wait(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        now: DateTime<Utc>,
+    ) -> Option<MailboxWait> {
+        self.mailbox_waits
+            .get(&mailbox)
             .filter(|w| w.tenant == tenant && w.until > now)
             .copied()
     }

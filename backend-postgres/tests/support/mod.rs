@@ -25,8 +25,8 @@ use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanningLease,
-    PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
+    EnrollmentCursor, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied, PlanCommit,
+    PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -470,6 +470,15 @@ impl Outbox for SchemaStore {
         now: DateTime<Utc>,
     ) -> Result<Option<PoolWait>, StoreError> {
         self.store.pool_wait(tenant, sequence, now).await
+    }
+
+    async fn mailbox_wait(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MailboxWait>, StoreError> {
+        self.store.mailbox_wait(tenant, mailbox, now).await
     }
     async fn record_events(
         &self,

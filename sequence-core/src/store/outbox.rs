@@ -61,6 +61,21 @@
 //! did not see (a released reservation, or a send of the plan not stored), and the held
 //! enrollments are simply due, for the next plan.
 //!
+//! # Mailbox waits
+//!
+//! The same holds for follow-ups, which go to their sticky mailbox: when a plan finds that
+//! mailbox full for its current local day (at its limit with nothing a follow-up may
+//! pre-empt, or with no open time left), none of its follow-ups can go before it opens
+//! again. The plan says so once, as a [`MailboxWait`] in [`PlanCommit::mailbox_waits`],
+//! instead of one deferral per follow-up. While a wait holds (`now < until`), the active
+//! enrollments of its tenant whose sticky mailbox it is
+//! ([`Enrollment::waits_on_mailbox`]) are left out of [`Outbox::due_enrollments`], and
+//! [`Outbox::next_wakeup`] counts each at the later of its due instant and `until`.
+//!
+//! A mailbox wait ends early, in the same unit of work, when a reservation on the mailbox is
+//! released or the mailbox is saved; and, as with pool waits, the store records it only if
+//! the mailbox's day is used at least as much as the plan saw ([`PlanMailboxWait::seen`]).
+//!
 //! # Reads bounded by the pool's room
 //!
 //! A backlog may be far larger than the pools that serve it: 35,000 new starts for pools
@@ -307,6 +322,28 @@ pub struct PlanWait {
     pub seen: Vec<PoolDaySeen>,
 }
 
+/// A mailbox full for its current local day: its follow-ups wait for it to open again (see
+/// the module docs on mailbox waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MailboxWait {
+    /// The mailbox's tenant.
+    pub tenant: TenantId,
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// When the mailbox can take a send again.
+    pub until: DateTime<Utc>,
+}
+
+/// A mailbox wait as a plan asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanMailboxWait {
+    /// The wait.
+    pub wait: MailboxWait,
+    /// What the plan saw of the mailbox's current day: the wait is recorded only if that
+    /// day is not used less now.
+    pub seen: PoolDaySeen,
+}
+
 /// "Read at most `at_most` of this sequence's due enrollments that go to its pool": what a
 /// planner passes to [`Outbox::due_enrollments_bounded`] for a pool with little room (see
 /// the module docs on bounded reads).
@@ -336,6 +373,10 @@ pub struct PlanCommit {
     /// Sequences whose pool is full until a later instant: each replaces the sequence's
     /// earlier wait (see the module docs on pool waits).
     pub waits: Vec<PlanWait>,
+    /// Mailboxes full until a later instant, for their follow-ups: each replaces the
+    /// mailbox's earlier wait (see the module docs on mailbox waits).
+    #[serde(default)]
+    pub mailbox_waits: Vec<PlanMailboxWait>,
 }
 
 /// What [`Outbox::apply_plan`] did.
@@ -545,7 +586,8 @@ pub trait Outbox: Send + Sync {
 
     /// At most `limit` enrollments whose `next_due_at <= now`, earliest first, with their
     /// contacts: active ones, and paused ones whose `paused_until` has come. An enrollment
-    /// that goes to the pool of a sequence whose [`PoolWait`] holds at `now` is left out.
+    /// that goes to the pool of a sequence whose [`PoolWait`] holds at `now` is left out, and
+    /// so is one that waits on a mailbox whose [`MailboxWait`] holds.
     async fn due_enrollments(
         &self,
         now: DateTime<Utc>,
@@ -769,8 +811,8 @@ pub trait Outbox: Send + Sync {
     /// paused one's `paused_until`), the instant a planned send becomes claimable (its
     /// planned instant, or its mailbox's latest attempt plus its gap, whichever is later),
     /// or the expiry of a lease in flight (`None` when nothing is waiting). An enrollment
-    /// that a [`PoolWait`] leaves out counts at the later of its due instant and the wait's
-    /// `until`.
+    /// that a [`PoolWait`] or a [`MailboxWait`] leaves out counts at the later of its due
+    /// instant and the wait's `until`.
     async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// The pool wait of a sequence of `tenant` that holds at `now`, if any.
@@ -780,6 +822,14 @@ pub trait Outbox: Send + Sync {
         sequence: SequenceId,
         now: DateTime<Utc>,
     ) -> Result<Option<PoolWait>, StoreError>;
+
+    /// The mailbox wait of a mailbox of `tenant` that holds at `now`, if any.
+    async fn mailbox_wait(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MailboxWait>, StoreError>;
 
     /// Record domain events (the outbox of events, for hosts that read them back).
     async fn record_events(

@@ -362,6 +362,15 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
         (**self).pool_wait(tenant, sequence, now).await
     }
 
+    async fn mailbox_wait(
+        &self,
+        tenant: TenantId,
+        mailbox: MailboxId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MailboxWait>, StoreError> {
+        (**self).mailbox_wait(tenant, mailbox, now).await
+    }
+
     async fn record_events(
         &self,
         tenant: TenantId,

@@ -20,8 +20,8 @@ use sequence_core::ids::{EnrollmentId, MailboxId, SequenceId, TenantId};
 use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
-    ChangeSet, DailyCounts, DueEnrollment, MailboxSnapshot, PlanCommit, PlanDeferral, PlanSend,
-    PlanWait, PlanningLease, PoolBound, PoolDaySeen, PoolWait,
+    ChangeSet, DailyCounts, DueEnrollment, MailboxSnapshot, MailboxWait, PlanCommit, PlanDeferral,
+    PlanMailboxWait, PlanSend, PlanWait, PlanningLease, PoolBound, PoolDaySeen, PoolWait,
 };
 use sequence_core::TransitionError;
 use tracing::instrument;
@@ -156,6 +156,8 @@ struct Row {
     contact_zone: Option<chrono_tz::Tz>,
     /// Whether its next send goes to the pool ([`Enrollment::goes_to_pool`]).
     goes_to_pool: bool,
+    /// The mailbox whose wait would hold it ([`Enrollment::waits_on_mailbox`]).
+    waits_on: Option<MailboxId>,
     /// Whether settling has work whatever the sequence: an uncertain send to count, a pause
     /// that ran out, a contact that is no longer active.
     flagged: bool,
@@ -174,6 +176,7 @@ impl Row {
             version: e.version(),
             contact_zone: due.contact.timezone,
             goes_to_pool: e.goes_to_pool(),
+            waits_on: e.waits_on_mailbox(),
             flagged: e.uncertain_send().is_some()
                 || e.status() != EnrollmentStatus::Active
                 || due.contact.status() != ContactStatus::Active,
@@ -365,12 +368,41 @@ impl Batch {
                 })
             })
             .collect();
+        let mailbox_waits: Vec<PlanMailboxWait> = the_plan
+            .mailboxes_full
+            .iter()
+            .filter_map(|full| {
+                let snap = snapshots.iter().find(|s| s.mailbox.id == full.mailbox)?;
+                let planned = reserved
+                    .get(&(full.mailbox, snap.local_date))
+                    .copied()
+                    .unwrap_or(0);
+                Some(PlanMailboxWait {
+                    wait: MailboxWait {
+                        tenant: snap.mailbox.tenant,
+                        mailbox: full.mailbox,
+                        until: full.until,
+                    },
+                    seen: PoolDaySeen {
+                        mailbox: full.mailbox,
+                        local_date: snap.local_date,
+                        used: snap.used.saturating_add(planned),
+                    },
+                })
+            })
+            .collect();
         // A handful of sequences: a list is searched faster than a set is hashed.
-        let waiting: Vec<SequenceId> = waits.iter().map(|w| w.wait.sequence).collect();
+        let waiting = Waiting {
+            sequences: waits.iter().map(|w| w.wait.sequence).collect(),
+            mailboxes: mailbox_waits
+                .iter()
+                .map(|w| (w.wait.tenant, w.wait.mailbox))
+                .collect(),
+        };
         let deferrals = the_plan
             .deferred
             .iter()
-            .filter(|d| !held_back(&self.due[d.index], d, &waiting))
+            .filter(|d| !waiting.holds_back(&self.due[d.index], d))
             .map(|d| PlanDeferral {
                 enrollment: d.enrollment,
                 enrollment_version: self.due[d.index].version,
@@ -386,6 +418,7 @@ impl Batch {
             sends,
             deferrals,
             waits,
+            mailbox_waits,
         }
     }
 }
@@ -443,18 +476,33 @@ fn read_to_bound(rows: &[Row], bounds: &[PoolBound]) -> Vec<SequenceId> {
         .collect()
 }
 
-/// Whether the deferral `d` of `row` is left to the pool wait of its sequence (one of
-/// `waiting`) instead of written: the row goes to the pool (the wait holds it back from every
-/// plan until the pool opens) and it waits for room, which no pool mailbox has before then.
-fn held_back(row: &Row, d: &Deferred, waiting: &[SequenceId]) -> bool {
-    row.goes_to_pool
-        && waiting.contains(&row.sequence)
-        && matches!(
+/// The waits a plan records: the sequences whose pool, and the (tenant, mailbox) pairs whose
+/// mailbox, it leaves full.
+struct Waiting {
+    sequences: Vec<SequenceId>,
+    mailboxes: HashSet<(TenantId, MailboxId)>,
+}
+
+impl Waiting {
+    /// Whether the deferral `d` of `row` is left to a wait instead of written: it waits for
+    /// room (capacity or open time, its recipient's hours included) and either goes to a
+    /// pool whose wait holds it back from every plan until the pool opens, or is sticky to a
+    /// mailbox whose wait does the same.
+    fn holds_back(&self, row: &Row, d: &Deferred) -> bool {
+        let waits_for_room = matches!(
             d.reason,
             DeferralReason::NoCapacity
                 | DeferralReason::OutsideMailboxWindow
                 | DeferralReason::OutsideRecipientWindow
-        )
+        );
+        let held = if row.goes_to_pool {
+            self.sequences.contains(&row.sequence)
+        } else {
+            row.waits_on
+                .is_some_and(|m| self.mailboxes.contains(&(row.tenant, m)))
+        };
+        waits_for_room && held
+    }
 }
 
 impl Engine {

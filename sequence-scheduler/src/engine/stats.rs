@@ -113,6 +113,10 @@ pub struct Explanation {
     /// When the pool wait that holds the enrollment back ends: every mailbox of its
     /// sequence's pool is full until then (see `sequence_core::store::PoolWait`).
     pub pool_wait: Option<DateTime<Utc>>,
+    /// When the mailbox wait that holds the enrollment back ends: its own mailbox is full
+    /// until then (see `sequence_core::store::MailboxWait`).
+    #[serde(default)]
+    pub mailbox_wait: Option<DateTime<Utc>>,
     /// The planned or in-flight send of the current step: (send, mailbox, instant, status).
     pub pending_send: Option<(SendId, MailboxId, DateTime<Utc>, SendStatus)>,
     /// Each mailbox that could send the step (the sequence's pool, and the enrollment's own
@@ -262,7 +266,13 @@ impl Engine {
         } else {
             None
         };
-        let mut summary = match (e.status(), &e.deferral(), &pending, pool_wait) {
+        let mailbox_wait = match e.waits_on_mailbox().filter(|_| pending.is_none()) {
+            Some(m) => store.mailbox_wait(tenant, m, now).await?.map(|w| w.until),
+            None => None,
+        };
+        let wait = pool_wait.map(|t| (t, "every mailbox of the pool is full"));
+        let wait = wait.or(mailbox_wait.map(|t| (t, "its mailbox is full for the day")));
+        let mut summary = match (e.status(), &e.deferral(), &pending, wait) {
             (EnrollmentStatus::Completed, _, _, _) => "completed: every step was sent".to_owned(),
             (EnrollmentStatus::Exited, _, _, _) => format!("exited: {:?}", e.exit_reason()),
             (EnrollmentStatus::Paused, _, _, _) => match e.paused_until() {
@@ -273,9 +283,9 @@ impl Engine {
                 "step {} is {status:?} on mailbox {m} for {at}",
                 e.current_step()
             ),
-            (_, _, None, Some(until)) => format!(
-                "waiting: every mailbox of the pool is full (NoCapacity); looked at again at {until}"
-            ),
+            (_, _, None, Some((until, why))) => {
+                format!("waiting: {why} (NoCapacity); looked at again at {until}")
+            }
             (_, Some(d), _, _) => match d.not_before {
                 Some(t) => format!("waiting: {:?}; looked at again at {t}", d.reason),
                 None => format!(
@@ -303,6 +313,7 @@ impl Engine {
             next_due_at: e.next_due_at(),
             deferral: e.deferral(),
             pool_wait,
+            mailbox_wait,
             pending_send: pending,
             mailboxes,
             summary,

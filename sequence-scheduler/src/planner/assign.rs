@@ -140,10 +140,12 @@ impl Planner<'_> {
     /// Step 3: assign each enrollment, in priority order, a mailbox: its sticky mailbox while
     /// that is active, else the least-loaded mailbox of its sequence's pool that can take it;
     /// or defer it. Returns the sequences (by index) whose pool ran out of room for some
-    /// enrollment.
-    pub(super) fn assign(&mut self, order: &Order) -> Vec<u32> {
+    /// enrollment, and the mailboxes (by index) that ran out of room for some enrollment
+    /// sticky to them.
+    pub(super) fn assign(&mut self, order: &Order) -> (Vec<u32>, Vec<u32>) {
         let sequences = self.input.sequences;
         let mut pools = Pools::new(sequences, &self.mailbox_index);
+        let mut sticky_ran_out: Vec<u32> = Vec::new();
         for (class, seq, entry) in order.iter() {
             let policy = &sequences[seq as usize];
             if let Some(reason) = self.caps.reached(policy, class, seq, entry) {
@@ -153,7 +155,13 @@ impl Planner<'_> {
             }
             let sticky = (entry.sticky < NO_SNAPSHOT).then_some(entry.sticky);
             let choice = match sticky.filter(|&mb| self.days[mb as usize].active) {
-                Some(mb) => self.assign_sticky(entry, class, seq, mb),
+                Some(mb) => {
+                    let choice = self.assign_sticky(entry, class, seq, mb);
+                    if choice.is_none() && self.out.deferred_for_room(entry) {
+                        sticky_ran_out.push(mb);
+                    }
+                    choice
+                }
                 // A new enrollment, or a sticky mailbox that is paused: least-loaded of the pool.
                 None => self.assign_from_pool(&mut pools, entry, seq),
             };
@@ -164,7 +172,9 @@ impl Planner<'_> {
         let mut ran_out: Vec<u32> = pools.exhausted.keys().map(|&(seq, _)| seq).collect();
         ran_out.sort_unstable();
         ran_out.dedup();
-        ran_out
+        sticky_ran_out.sort_unstable();
+        sticky_ran_out.dedup();
+        (ran_out, sticky_ran_out)
     }
 
     /// The sticky mailbox `mb` (active) for `entry`, of `class` and of the sequence `seq`;

@@ -9,7 +9,7 @@ use sequence_core::ids::{EnrollmentId, MailboxId, SendId};
 
 use super::day::Day;
 use super::order::Entry;
-use super::{instant, Deferred, Plan, PlannedSend, PoolFull, Reservation};
+use super::{instant, Deferred, MailboxFull, Plan, PlannedSend, PoolFull, Reservation};
 
 /// The plan as the phases make it: its sends, pre-emptions and deferrals, each list in the
 /// order they were decided.
@@ -51,6 +51,23 @@ impl Draft {
     /// Step 6: the pool of a sequence is full (see [`PoolFull`]).
     pub(super) fn pool_full(&mut self, full: PoolFull) {
         self.plan.pools_full.push(full);
+    }
+
+    /// Step 6: a mailbox is full (see [`MailboxFull`]).
+    pub(super) fn mailbox_full(&mut self, full: MailboxFull) {
+        self.plan.mailboxes_full.push(full);
+    }
+
+    /// Whether the enrollment of `entry` was just deferred for want of a mailbox's room:
+    /// capacity, or open time.
+    pub(super) fn deferred_for_room(&self, entry: &Entry) -> bool {
+        self.plan.deferred.last().is_some_and(|d| {
+            d.index == entry.idx as usize
+                && matches!(
+                    d.reason,
+                    DeferralReason::NoCapacity | DeferralReason::OutsideMailboxWindow
+                )
+        })
     }
 
     /// Cancel the planned send `send`, whose slot a follow-up takes.

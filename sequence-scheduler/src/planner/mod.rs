@@ -34,6 +34,10 @@
 //!    more due than it was given: [`SequencePolicy::more_due`]), gets a [`PoolFull`]: no new
 //!    start of it can go before the first of them opens again, which a store records once
 //!    as a [`PoolWait`](sequence_core::store::PoolWait) instead of a deferral per enrollment.
+//!    Likewise a mailbox that a sticky enrollment found no room on, and that is full with no
+//!    new start left for a follow-up to take over, gets a [`MailboxFull`]: none of the
+//!    enrollments sticky to it can go before it opens again (a
+//!    [`MailboxWait`](sequence_core::store::MailboxWait)).
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -211,6 +215,16 @@ pub struct PoolFull {
     pub until: DateTime<Utc>,
 }
 
+/// A mailbox full for its current local day: none of the enrollments sticky to it can go
+/// before `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxFull {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// When it opens again.
+    pub until: DateTime<Utc>,
+}
+
 /// Capacity a plan reserves on one mailbox-day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
@@ -239,6 +253,10 @@ pub struct Plan {
     /// Sequences whose pool this plan leaves full, each found short of room for at least
     /// one of its enrollments or with more due than the plan was given (step 6).
     pub pools_full: Vec<PoolFull>,
+    /// Mailboxes this plan leaves full, each found short of room for at least one of the
+    /// enrollments sticky to it (step 6).
+    #[serde(default)]
+    pub mailboxes_full: Vec<MailboxFull>,
 }
 
 /// Make a plan. See the [module docs](self) for what it decides and why.
@@ -261,9 +279,10 @@ pub fn plan_with(
     let mut planner = Planner::new(now, *input, config);
     planner.measure_days();
     let order = planner.order(&mut scratch.order);
-    let mut ran_out = planner.assign(&order);
+    let (mut ran_out, sticky_ran_out) = planner.assign(&order);
     scratch.order.recycle(order);
     planner.time();
+    planner.wait_for_full_mailboxes(&sticky_ran_out);
     ran_out.extend(
         (0..input.sequences.len())
             .filter(|&i| input.sequences.get(i).is_some_and(|s| s.more_due))

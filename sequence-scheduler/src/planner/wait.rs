@@ -1,7 +1,7 @@
 //! Step 6 of the module docs: the sequences whose pool the plan leaves full.
 
 use super::day::Day;
-use super::{instant, Planner, PoolFull};
+use super::{instant, MailboxFull, Planner, PoolFull};
 
 impl Planner<'_> {
     /// Step 6: for each sequence of `ran_out` (by index: its pool ran out of room for some
@@ -32,6 +32,28 @@ impl Planner<'_> {
                     sequence: policy.id,
                     until: instant(until),
                 });
+            }
+        }
+    }
+
+    /// Step 6, for sticky enrollments: for each mailbox of `ran_out` (by index: a sticky
+    /// enrollment found no room on it), a [`MailboxFull`] when it is active and full for its
+    /// current local day once the plan is made, with no planned new start left that a
+    /// follow-up could take over, until it opens again.
+    pub(super) fn wait_for_full_mailboxes(&mut self, ran_out: &[u32]) {
+        for &mb in ran_out {
+            let Some(day) = self.days.get(mb as usize) else {
+                continue;
+            };
+            if !day.active || !day.is_full() || !day.movable.is_empty() {
+                continue;
+            }
+            if let Some(until) = day.next_day_open.filter(|&t| t > self.now_s) {
+                let full = MailboxFull {
+                    mailbox: day.id,
+                    until: instant(until),
+                };
+                self.out.mailbox_full(full);
             }
         }
     }

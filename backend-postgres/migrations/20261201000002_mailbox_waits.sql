@@ -1,0 +1,15 @@
+-- Mailbox waits (see "Mailbox waits" in `sequence_core::store`): per mailbox that a plan found
+-- full for its current local day, the instant it opens again. Until then the active
+-- enrollments of its tenant sticky to it are left out of the due read, instead of being
+-- written one deferral each.
+CREATE TABLE mailbox_waits (
+    tenant_id  uuid        NOT NULL,
+    mailbox_id uuid        NOT NULL,
+    until      timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, mailbox_id)
+);
+
+-- The earliest due enrollment sticky to a mailbox, for `next_wakeup`: a held one counts at
+-- the later of its due instant and the wait's end.
+CREATE INDEX enrollments_due_on_mailbox ON enrollments (tenant_id, mailbox_id, due_at)
+    WHERE due_at IS NOT NULL AND status = 'active' AND mailbox_id IS NOT NULL;

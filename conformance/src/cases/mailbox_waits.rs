@@ -1,0 +1,254 @@
+//! Mailbox waits: the follow-ups of a full mailbox held back from planning, and the events
+//! that end a wait early (see "Mailbox waits" in `sequence_core::store`).
+
+use chrono::{DateTime, Utc};
+use sequence_core::enrollment::Enrollment;
+use sequence_core::ids::EnrollmentId;
+use sequence_core::store::{MailboxWait, PlanCommit, PlanMailboxWait, PoolDaySeen, Store};
+
+use crate::fixtures::{at, exit_and_call_off, ok, some, t0, World};
+
+/// The wait of the world's mailbox `mailbox` until `until`, having seen its day at `used`.
+fn wait_on(w: &World, mailbox: usize, until: DateTime<Utc>, used: u32) -> PlanMailboxWait {
+    PlanMailboxWait {
+        wait: MailboxWait {
+            tenant: w.tenant,
+            mailbox: w.mailboxes[mailbox].id,
+            until,
+        },
+        seen: PoolDaySeen {
+            mailbox: w.mailboxes[mailbox].id,
+            local_date: t0().date_naive(),
+            used,
+        },
+    }
+}
+
+/// Apply a plan at `now` of `sends` and mailbox waits alone.
+async fn plan_waits<S: Store + ?Sized>(
+    store: &S,
+    now: DateTime<Utc>,
+    sends: Vec<sequence_core::store::PlanSend>,
+    mailbox_waits: Vec<PlanMailboxWait>,
+) {
+    ok(
+        "apply_plan (mailbox waits)",
+        store
+            .apply_plan(
+                now,
+                PlanCommit {
+                    sends,
+                    mailbox_waits,
+                    ..PlanCommit::default()
+                },
+            )
+            .await,
+    );
+}
+
+/// The ids `due_enrollments` answers at `now`, sorted.
+async fn due_set<S: Store + ?Sized>(store: &S, now: DateTime<Utc>) -> Vec<EnrollmentId> {
+    let mut ids: Vec<EnrollmentId> = ok("due_enrollments", store.due_enrollments(now, 100).await)
+        .iter()
+        .map(|d| d.enrollment.id)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Sorted ids.
+fn sorted(ids: impl IntoIterator<Item = EnrollmentId>) -> Vec<EnrollmentId> {
+    let mut v: Vec<EnrollmentId> = ids.into_iter().collect();
+    v.sort_unstable();
+    v
+}
+
+/// Enroll the world's contact `i` at step 1, sticky to mailbox `mailbox`, due at `due`.
+async fn enroll_sticky<S: Store + ?Sized>(
+    store: &S,
+    w: &World,
+    i: usize,
+    mailbox: usize,
+    due: DateTime<Utc>,
+) -> Enrollment {
+    let e = Enrollment::new(w.tenant, w.sequence.id, w.contacts[i].id, t0(), due)
+        .with_progress(1, Some(w.mailboxes[mailbox].id));
+    ok(
+        "enroll",
+        store.enroll(w.tenant, t0(), vec![e.clone()]).await,
+    );
+    e
+}
+
+/// Mailbox waits: "While a wait holds (`now < until`), the active enrollments of its tenant
+/// whose sticky mailbox it is are left out of `due_enrollments`, and `next_wakeup` counts
+/// each at the later of its due instant and `until`"; enrollments sticky to another mailbox
+/// or going to the pool are not held, and a wait that holds none makes no wake-up;
+/// `mailbox_wait` answers the wait while it holds, to its
+/// tenant only; a wait naming a mailbox of another tenant is not recorded.
+pub async fn a_mailbox_wait_holds_back_the_follow_ups_sticky_to_it<S: Store + 'static>(store: S) {
+    let w = World::build(&store, 2, 1, 3, 4).await;
+    let until = at(24 * 60);
+    plan_waits(&store, t0(), Vec::new(), vec![wait_on(&w, 1, at(1), 0)]).await;
+    assert_eq!(
+        ok("next_wakeup", store.next_wakeup().await),
+        None,
+        "a wait that holds nothing back must not make next_wakeup answer"
+    );
+    let held = [
+        enroll_sticky(&store, &w, 0, 0, t0()).await,
+        enroll_sticky(&store, &w, 1, 0, at(1)).await,
+    ];
+    let other_mailbox = enroll_sticky(&store, &w, 2, 1, at(3000)).await;
+    let to_pool = Enrollment::new(w.tenant, w.sequence.id, w.contacts[3].id, t0(), at(3000));
+    ok(
+        "enroll",
+        store.enroll(w.tenant, t0(), vec![to_pool.clone()]).await,
+    );
+
+    let stranger = World::build(&store, 1, 1, 1, 0).await;
+    let mut foreign = wait_on(&w, 0, until, 0);
+    foreign.wait.tenant = stranger.tenant;
+    plan_waits(&store, t0(), Vec::new(), vec![foreign]).await;
+    assert_eq!(
+        due_set(&store, at(2)).await,
+        sorted(held.iter().map(|e| e.id)),
+        "a wait naming a mailbox of another tenant must not be recorded"
+    );
+
+    plan_waits(&store, t0(), Vec::new(), vec![wait_on(&w, 0, until, 0)]).await;
+    assert!(
+        due_set(&store, at(2)).await.is_empty(),
+        "the follow-ups sticky to a waiting mailbox must be left out while the wait holds"
+    );
+    assert_eq!(
+        ok(
+            "mailbox_wait",
+            store.mailbox_wait(w.tenant, w.mailboxes[0].id, at(2)).await
+        ),
+        Some(wait_on(&w, 0, until, 0).wait),
+        "mailbox_wait must answer the wait while it holds"
+    );
+    assert_eq!(
+        ok(
+            "mailbox_wait",
+            store
+                .mailbox_wait(stranger.tenant, w.mailboxes[0].id, at(2))
+                .await
+        ),
+        None,
+        "mailbox_wait must not answer to another tenant"
+    );
+    assert_eq!(
+        ok(
+            "mailbox_wait",
+            store.mailbox_wait(w.tenant, w.mailboxes[1].id, at(2)).await
+        ),
+        None,
+        "a mailbox without a wait has none"
+    );
+    assert_eq!(
+        ok("next_wakeup", store.next_wakeup().await),
+        Some(until),
+        "next_wakeup must count a held follow-up at the wait's end"
+    );
+    assert_eq!(
+        due_set(&store, at(3000)).await,
+        sorted(
+            held.iter()
+                .map(|e| e.id)
+                .chain([other_mailbox.id, to_pool.id])
+        ),
+        "once the wait ends, its follow-ups are due again, beside the others"
+    );
+    assert_eq!(
+        ok(
+            "mailbox_wait",
+            store.mailbox_wait(w.tenant, w.mailboxes[0].id, until).await
+        ),
+        None,
+        "mailbox_wait must not answer a wait that ended"
+    );
+}
+
+/// Mailbox waits: "A mailbox wait ends early, in the same unit of work, when a reservation on
+/// the mailbox is released or the mailbox is saved; ... the store records it only if the
+/// mailbox's day is used at least as much as the plan saw".
+pub async fn mailbox_waits_end_when_the_mailbox_may_have_room<S: Store + 'static>(store: S) {
+    let w = World::build(&store, 2, 1, 3, 3).await;
+    let until = at(24 * 60);
+    let held = enroll_sticky(&store, &w, 0, 0, t0()).await;
+    let new_start = Enrollment::new(w.tenant, w.sequence.id, w.contacts[1].id, t0(), t0());
+    ok(
+        "enroll",
+        store.enroll(w.tenant, t0(), vec![new_start.clone()]).await,
+    );
+    let new_start = w.enrollment(&store, new_start.id).await;
+
+    // The plan sends the new start on the mailbox and fills its day: the wait is recorded.
+    let send = w.plan_send(&new_start, 0, at(60), 1);
+    plan_waits(&store, t0(), vec![send], vec![wait_on(&w, 0, until, 1)]).await;
+    assert_eq!(
+        due_set(&store, at(1)).await,
+        Vec::<EnrollmentId>::new(),
+        "fixture: the wait holds"
+    );
+    // Its reservation released: the wait ends.
+    exit_and_call_off(&store, &w, new_start.id, at(2)).await;
+    assert_eq!(
+        due_set(&store, at(3)).await,
+        vec![held.id],
+        "a reservation released on the mailbox must end its wait"
+    );
+
+    // Another mailbox saved: the wait holds; the mailbox saved: it ends.
+    plan_waits(&store, at(3), Vec::new(), vec![wait_on(&w, 0, until, 0)]).await;
+    let other = some(
+        "get_mailbox",
+        ok(
+            "get_mailbox",
+            store.get_mailbox(w.tenant, w.mailboxes[1].id).await,
+        ),
+    );
+    ok(
+        "save_mailbox",
+        store.save_mailbox(&other, Some(other.version())).await,
+    );
+    assert!(
+        due_set(&store, at(4)).await.is_empty(),
+        "saving another mailbox must not end the wait"
+    );
+    let m = some(
+        "get_mailbox",
+        ok(
+            "get_mailbox",
+            store.get_mailbox(w.tenant, w.mailboxes[0].id).await,
+        ),
+    );
+    let raised = m.clone().with_daily_limit(5);
+    ok(
+        "save_mailbox",
+        store.save_mailbox(&raised, Some(m.version())).await,
+    );
+    assert_eq!(
+        due_set(&store, at(4)).await,
+        vec![held.id],
+        "saving the mailbox must end its wait"
+    );
+
+    // A plan that saw the day used more than it is now (a unit released since): no wait.
+    plan_waits(&store, at(4), Vec::new(), vec![wait_on(&w, 0, until, 1)]).await;
+    assert_eq!(
+        ok(
+            "mailbox_wait",
+            store.mailbox_wait(w.tenant, w.mailboxes[0].id, at(5)).await
+        ),
+        None,
+        "a wait whose mailbox day is used less than the plan saw must not be recorded"
+    );
+    assert_eq!(
+        due_set(&store, at(5)).await,
+        vec![held.id],
+        "without a wait the follow-up stays due"
+    );
+}
