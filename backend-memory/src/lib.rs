@@ -89,8 +89,9 @@ use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied, PlanCommit,
-    PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
+    EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied,
+    PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally,
+    StoreError,
 };
 
 use state::State;
@@ -384,13 +385,23 @@ impl Outbox for MemoryStore {
         Ok(self.lock()?.due_pools(now))
     }
 
+    async fn due_mailboxes(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, MailboxId)>, StoreError> {
+        Ok(self.lock()?.due_mailboxes(now))
+    }
+
     async fn due_enrollments_bounded(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-        bounds: &[PoolBound],
+        pools: &[PoolBound],
+        mailboxes: &[MailboxBound],
     ) -> Result<Vec<DueEnrollment>, StoreError> {
-        Ok(self.lock()?.due_enrollments_bounded(now, limit, bounds))
+        Ok(self
+            .lock()?
+            .due_enrollments_bounded(now, limit, pools, mailboxes))
     }
 
     async fn mailbox_snapshots(

@@ -9,7 +9,8 @@ CREATE TABLE mailbox_waits (
     PRIMARY KEY (tenant_id, mailbox_id)
 );
 
--- The earliest due enrollment sticky to a mailbox, for `next_wakeup`: a held one counts at
--- the later of its due instant and the wait's end.
-CREATE INDEX enrollments_due_on_mailbox ON enrollments (tenant_id, mailbox_id, due_at)
+-- The due enrollments sticky to a mailbox: for `next_wakeup` (a held one counts at the later
+-- of its due instant and the wait's end), `due_mailboxes`, and the due read of a mailbox
+-- read up to a bound.
+CREATE INDEX enrollments_due_on_mailbox ON enrollments (tenant_id, mailbox_id, due_at, id)
     WHERE due_at IS NOT NULL AND status = 'active' AND mailbox_id IS NOT NULL;

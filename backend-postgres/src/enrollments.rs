@@ -12,8 +12,8 @@ use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SequenceId, TenantI
 use sequence_core::send::ScheduledSend;
 use sequence_core::sequence::{ReenrollmentRule, Sequence};
 use sequence_core::store::{
-    DueEnrollment, EnrollOutcome, EnrollmentCursor, MailboxDay, PoolBound, StoreError,
-    MAX_MAILBOX_DAYS,
+    DueEnrollment, EnrollOutcome, EnrollmentCursor, MailboxBound, MailboxDay, PoolBound,
+    StoreError, MAX_MAILBOX_DAYS,
 };
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -398,13 +398,14 @@ pub(crate) async fn enrollments_of_contact(
     .await
 }
 
-/// The due read's SQL: two branches, each read in index order with its documents: the
+/// The due read's SQL: branches, each read in index order with its documents: the
 /// enrollments that go to no pool from `enrollments_due_rest` (passing over those sticky to
-/// a mailbox whose wait holds), and those that go to a pool per
-/// sequence from `enrollments_due_to_pool` (passing over the sequences whose pool wait holds),
-/// each sequence's read up to `$pool_limit`, after `$bounds` (a join that may name a bound).
+/// a mailbox whose wait holds, and those `$rest_filter` leaves to a bounded branch), and
+/// those that go to a pool per sequence from `enrollments_due_to_pool` (passing over the
+/// sequences whose pool wait holds), each sequence's read up to `$pool_limit`, after
+/// `$bounds` (a join that may name a bound); then `$more` (further branches).
 macro_rules! due_read {
-    ($bounds:literal, $pool_limit:literal) => {
+    ($rest_filter:literal, $bounds:literal, $pool_limit:literal, $more:literal) => {
         concat!(
             "(SELECT e.due_at, e.id, e.doc, c.doc AS contact_doc FROM enrollments e \
               JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id \
@@ -412,8 +413,9 @@ macro_rules! due_read {
                 AND (e.status <> 'active' OR NOT EXISTS ( \
                     SELECT 1 FROM mailbox_waits mw \
                     WHERE mw.tenant_id = e.tenant_id AND mw.mailbox_id = e.mailbox_id \
-                      AND mw.until > $1)) \
-              ORDER BY e.due_at, e.id LIMIT $2) \
+                      AND mw.until > $1)) ",
+            $rest_filter,
+            " ORDER BY e.due_at, e.id LIMIT $2) \
              UNION ALL \
              (SELECT p.due_at, p.id, p.doc, c.doc AS contact_doc FROM sequences s ",
             $bounds,
@@ -427,43 +429,70 @@ macro_rules! due_read {
               JOIN contacts c ON c.tenant_id = p.tenant_id AND c.id = p.contact_id \
               WHERE NOT EXISTS (SELECT 1 FROM pool_waits w \
                                 WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
-                                  AND w.until > $1))"
+                                  AND w.until > $1))",
+            $more
         )
     };
 }
 
 /// The due read with no bound: the limit a constant the server's planner can count on.
-const DUE_READ: &str = due_read!("", "$2");
+const DUE_READ: &str = due_read!("", "", "$2", "");
 
-/// The due read with bounds, passed as arrays ($3 tenants, $4 sequences, $5 bounds).
+/// The due read with bounds, passed as arrays: per sequence ($3 tenants, $4 sequences, $5
+/// bounds) and per sticky mailbox ($6 tenants, $7 mailboxes, $8 bounds). A bounded mailbox's
+/// enrollments are read in a branch of their own, from `enrollments_due_on_mailbox`.
 const DUE_READ_BOUNDED: &str = due_read!(
+    "AND NOT (e.status = 'active' AND EXISTS ( \
+         SELECT 1 FROM unnest($6::uuid[], $7::uuid[]) AS mb(tenant_id, mailbox_id) \
+         WHERE mb.tenant_id = e.tenant_id AND mb.mailbox_id = e.mailbox_id))",
     "CROSS JOIN LATERAL ( \
          SELECT min(b.at_most) AS at_most \
          FROM unnest($3::uuid[], $4::uuid[], $5::int8[]) AS b(tenant_id, sequence_id, at_most) \
          WHERE b.tenant_id = s.tenant_id AND b.sequence_id = s.id) b",
-    "least($2, coalesce(b.at_most, $2))"
+    "least($2, coalesce(b.at_most, $2))",
+    " UNION ALL \
+     (SELECT x.due_at, x.id, x.doc, c.doc AS contact_doc \
+      FROM (SELECT tenant_id, mailbox_id, min(at_most) AS at_most \
+            FROM unnest($6::uuid[], $7::uuid[], $8::int8[]) AS mb(tenant_id, mailbox_id, at_most) \
+            GROUP BY tenant_id, mailbox_id) mb \
+      CROSS JOIN LATERAL ( \
+          SELECT tenant_id, id, contact_id, due_at, doc FROM enrollments \
+          WHERE tenant_id = mb.tenant_id AND mailbox_id = mb.mailbox_id AND due_at <= $1 \
+            AND status = 'active' AND mailbox_id IS NOT NULL \
+          ORDER BY due_at, id LIMIT least($2, mb.at_most)) x \
+      JOIN contacts c ON c.tenant_id = x.tenant_id AND c.id = x.contact_id \
+      WHERE NOT EXISTS (SELECT 1 FROM mailbox_waits mw \
+                        WHERE mw.tenant_id = mb.tenant_id AND mw.mailbox_id = mb.mailbox_id \
+                          AND mw.until > $1))"
 );
 
 pub(crate) async fn due_enrollments(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     max: usize,
-    bounds: &[PoolBound],
+    pools: &[PoolBound],
+    mailboxes: &[MailboxBound],
 ) -> Result<Vec<DueEnrollment>, StoreError> {
     // The branches are merged here rather than sorted by the server, which would sort whole
     // documents.
-    let query = if bounds.is_empty() {
+    let query = if pools.is_empty() && mailboxes.is_empty() {
         sqlx::query(DUE_READ).bind(now).bind(limit(max))
     } else {
-        let tenants: Vec<Uuid> = bounds.iter().map(|b| b.tenant.0).collect();
-        let sequences: Vec<Uuid> = bounds.iter().map(|b| b.sequence.0).collect();
-        let sizes: Vec<i64> = bounds.iter().map(|b| limit(b.at_most)).collect();
+        let tenants: Vec<Uuid> = pools.iter().map(|b| b.tenant.0).collect();
+        let sequences: Vec<Uuid> = pools.iter().map(|b| b.sequence.0).collect();
+        let sizes: Vec<i64> = pools.iter().map(|b| limit(b.at_most)).collect();
+        let mailbox_tenants: Vec<Uuid> = mailboxes.iter().map(|b| b.tenant.0).collect();
+        let mailbox_ids: Vec<Uuid> = mailboxes.iter().map(|b| b.mailbox.0).collect();
+        let mailbox_sizes: Vec<i64> = mailboxes.iter().map(|b| limit(b.at_most)).collect();
         sqlx::query(DUE_READ_BOUNDED)
             .bind(now)
             .bind(limit(max))
             .bind(tenants)
             .bind(sequences)
             .bind(sizes)
+            .bind(mailbox_tenants)
+            .bind(mailbox_ids)
+            .bind(mailbox_sizes)
     };
     let rows = query.fetch_all(&mut *conn).await.db()?;
     let mut keyed = rows
@@ -509,6 +538,32 @@ pub(crate) async fn due_pools(
     Ok(rows
         .into_iter()
         .map(|(t, s)| (TenantId(t), SequenceId(s)))
+        .collect())
+}
+
+/// The mailboxes with an enrollment of their tenant due at `now` sticky to them, not held
+/// by a wait: one probe of `enrollments_due_on_mailbox` per mailbox.
+pub(crate) async fn due_mailboxes(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> Result<Vec<(TenantId, MailboxId)>, StoreError> {
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT m.tenant_id, m.id FROM mailboxes m \
+         WHERE EXISTS (SELECT 1 FROM enrollments e \
+                       WHERE e.tenant_id = m.tenant_id AND e.mailbox_id = m.id \
+                         AND e.due_at <= $1 AND e.status = 'active' \
+                         AND e.mailbox_id IS NOT NULL) \
+           AND NOT EXISTS (SELECT 1 FROM mailbox_waits mw \
+                           WHERE mw.tenant_id = m.tenant_id AND mw.mailbox_id = m.id \
+                             AND mw.until > $1)",
+    )
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    Ok(rows
+        .into_iter()
+        .map(|(t, m)| (TenantId(t), MailboxId(m)))
         .collect())
 }
 

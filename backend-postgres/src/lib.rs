@@ -101,8 +101,9 @@ use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied, PlanCommit,
-    PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError,
+    EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied,
+    PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally,
+    StoreError,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -543,6 +544,7 @@ impl Outbox for PostgresStore {
             conn,
             now,
             limit,
+            &[],
             &[]
         ))
     }
@@ -554,14 +556,22 @@ impl Outbox for PostgresStore {
         read!(self, |conn| enrollments::due_pools(conn, now))
     }
 
+    async fn due_mailboxes(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, MailboxId)>, StoreError> {
+        read!(self, |conn| enrollments::due_mailboxes(conn, now))
+    }
+
     async fn due_enrollments_bounded(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-        bounds: &[PoolBound],
+        pools: &[PoolBound],
+        mailboxes: &[MailboxBound],
     ) -> Result<Vec<DueEnrollment>, StoreError> {
         read!(self, |conn| enrollments::due_enrollments(
-            conn, now, limit, bounds
+            conn, now, limit, pools, mailboxes
         ))
     }
 

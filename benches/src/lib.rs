@@ -301,6 +301,7 @@ impl PlanningFixture {
             mailboxes: &self.mailboxes,
             sequences: &self.sequences,
             counts: &self.counts,
+            more_due_on: &[],
         }
     }
 }

@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 72);
+//! assert_eq!(sequence_conformance::CASES.len(), 73);
 //! # }
 //! ```
 //!
@@ -133,6 +133,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args pool_waits_end_when_the_pool_may_have_room }
         $($callback)*! { $args a_pool_wait_is_not_recorded_over_room_the_plan_did_not_see }
         $($callback)*! { $args a_bounded_read_takes_each_pool_no_further_than_its_bound }
+        $($callback)*! { $args a_bounded_read_takes_each_mailbox_no_further_than_its_bound }
         $($callback)*! { $args a_mailbox_wait_holds_back_the_follow_ups_sticky_to_it }
         $($callback)*! { $args mailbox_waits_end_when_the_mailbox_may_have_room }
     };

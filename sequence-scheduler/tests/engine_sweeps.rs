@@ -18,8 +18,8 @@ use sequence_core::prelude::*;
 use sequence_core::send::Lease;
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, MailboxWait, PlanApplied, PlanCommit,
-    PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
+    EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, PlanApplied,
+    PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
 };
 use sequence_scheduler::testing::RecordingTransport;
 use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
@@ -262,13 +262,23 @@ impl Outbox for Meddling {
         self.inner.due_pools(now).await
     }
 
+    async fn due_mailboxes(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, MailboxId)>, StoreError> {
+        self.inner.due_mailboxes(now).await
+    }
+
     async fn due_enrollments_bounded(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-        bounds: &[PoolBound],
+        pools: &[PoolBound],
+        mailboxes: &[MailboxBound],
     ) -> Result<Vec<DueEnrollment>, StoreError> {
-        self.inner.due_enrollments_bounded(now, limit, bounds).await
+        self.inner
+            .due_enrollments_bounded(now, limit, pools, mailboxes)
+            .await
     }
 
     async fn mailbox_snapshots(

@@ -49,6 +49,7 @@ impl Case {
             mailboxes: &self.mailboxes,
             sequences: &self.sequences,
             counts: &self.counts,
+            more_due_on: &[],
         };
         let p = plan(self.now, &input, &PlannerConfig::with_seed(7));
         let problems = check(self.now, &input, &p);

@@ -181,6 +181,7 @@ fn run(f: &Fleet, seed: u64) -> Plan {
         mailboxes: &f.mailboxes,
         sequences: &f.sequences,
         counts: &counts,
+        more_due_on: &[],
     };
     plan(f.now, &input, &PlannerConfig::with_seed(seed))
 }
@@ -194,7 +195,7 @@ proptest! {
     #[test]
     fn every_plan_keeps_the_rules(f in fleet_strategy(), seed in any::<u64>()) {
         let counts = DailyCounts::default();
-        let input = PlanningInput { due: &f.due, mailboxes: &f.mailboxes, sequences: &f.sequences, counts: &counts };
+        let input = PlanningInput { due: &f.due, mailboxes: &f.mailboxes, sequences: &f.sequences, counts: &counts, more_due_on: &[] };
         let p = plan(f.now, &input, &PlannerConfig::with_seed(seed));
         let problems = check(f.now, &input, &p);
         prop_assert!(problems.is_empty(), "{problems:#?}");
@@ -233,6 +234,7 @@ proptest! {
                 mailboxes: &fleet.mailboxes,
                 sequences: &fleet.sequences,
                 counts: &counts,
+                more_due_on: &[],
             };
             let kept = plan_with(&mut scratch, fleet.now, &input, &PlannerConfig::with_seed(seed));
             prop_assert_eq!(kept, run(fleet, seed));
@@ -242,7 +244,7 @@ proptest! {
     #[test]
     fn no_capacity_left_idle(f in fleet_strategy(), seed in any::<u64>()) {
         let counts = DailyCounts::default();
-        let input = PlanningInput { due: &f.due, mailboxes: &f.mailboxes, sequences: &f.sequences, counts: &counts };
+        let input = PlanningInput { due: &f.due, mailboxes: &f.mailboxes, sequences: &f.sequences, counts: &counts, more_due_on: &[] };
         let p = plan(f.now, &input, &PlannerConfig::with_seed(seed));
         // Every deferral, whatever its reason: none may leave a mailbox able to send it today.
         for d in &p.deferred {
@@ -281,7 +283,7 @@ proptest! {
             d.enrollment = EnrollmentId::from_u128(d.enrollment.0.as_u128() + 1_000_000);
         }
         let counts = DailyCounts::default();
-        let input = PlanningInput { due: &g.due, mailboxes: &g.mailboxes, sequences: &g.sequences, counts: &counts };
+        let input = PlanningInput { due: &g.due, mailboxes: &g.mailboxes, sequences: &g.sequences, counts: &counts, more_due_on: &[] };
         let second = plan(g.now, &input, &PlannerConfig::with_seed(seed ^ 1));
         let problems = check(g.now, &input, &second);
         prop_assert!(problems.is_empty(), "{problems:#?}");

@@ -29,9 +29,9 @@ use sequence_core::send::{Lease, ScheduledSend, SendStatus};
 use sequence_core::sequence::{ReenrollmentRule, Sequence, SequenceStatus};
 use sequence_core::store::{
     ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, MailboxWait, PlanApplied, PlanCommit,
-    PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlannedSlot, PlanningLease, PoolBound,
-    PoolWait, SendCompletion, SendContext, SequenceTally, StoreError, MAX_MAILBOX_DAYS,
+    EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, PlanApplied,
+    PlanCommit, PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlannedSlot, PlanningLease,
+    PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError, MAX_MAILBOX_DAYS,
 };
 use sequence_core::time::local_date;
 use uuid::Uuid;

@@ -135,35 +135,44 @@ impl State {
     }
 
     pub(crate) fn due_enrollments(&self, now: DateTime<Utc>, limit: usize) -> Vec<DueEnrollment> {
-        self.due_enrollments_bounded(now, limit, &[])
+        self.due_enrollments_bounded(now, limit, &[], &[])
     }
 
-    /// The due enrollments, each sequence's that go to its pool taken up to its bound in
-    /// `bounds` (or `limit`), none of a sequence whose pool wait holds or sticky to a mailbox
-    /// whose wait holds.
+    /// The due enrollments, each sequence's that go to its pool and each mailbox's sticky to
+    /// it taken up to its bound in `pools` and `mailboxes` (or `limit`), none of a sequence
+    /// whose pool wait holds or sticky to a mailbox whose wait holds.
     pub(crate) fn due_enrollments_bounded(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-        bounds: &[PoolBound],
+        pools: &[PoolBound],
+        mailboxes: &[MailboxBound],
     ) -> Vec<DueEnrollment> {
-        let take = |lane: Lane| {
-            let Lane::Pool(seq) = lane else {
-                return match lane {
-                    Lane::Mailbox(tenant, m) if self.holds_back_on(tenant, m, now) => 0,
-                    _ => limit,
-                };
-            };
-            if self.holds_back(seq, now) {
-                return 0;
+        let take = |lane: Lane| match lane {
+            Lane::Rest => limit,
+            Lane::Pool(seq) => {
+                if self.holds_back(seq, now) {
+                    return 0;
+                }
+                let tenant = self.sequences.get(&seq).map(|s| s.tenant);
+                pools
+                    .iter()
+                    .filter(|b| b.sequence == seq && Some(b.tenant) == tenant)
+                    .map(|b| b.at_most)
+                    .min()
+                    .unwrap_or(limit)
             }
-            let tenant = self.sequences.get(&seq).map(|s| s.tenant);
-            bounds
-                .iter()
-                .filter(|b| b.sequence == seq && Some(b.tenant) == tenant)
-                .map(|b| b.at_most)
-                .min()
-                .unwrap_or(limit)
+            Lane::Mailbox(tenant, mailbox) => {
+                if self.holds_back_on(tenant, mailbox, now) {
+                    return 0;
+                }
+                mailboxes
+                    .iter()
+                    .filter(|b| b.mailbox == mailbox && b.tenant == tenant)
+                    .map(|b| b.at_most)
+                    .min()
+                    .unwrap_or(limit)
+            }
         };
         // The rows first, so that the answer is allocated once at its size.
         let rows: Vec<(&Arc<Enrollment>, &Arc<Contact>)> = self
@@ -200,6 +209,21 @@ impl State {
                 let due = k.at().is_some_and(|at| at <= now);
                 let tenant = self.sequences.get(&seq)?.tenant;
                 (due && !self.holds_back(seq, now)).then_some((tenant, seq))
+            })
+            .collect()
+    }
+
+    /// The mailboxes with an enrollment of their tenant due at `now` sticky to them and not
+    /// held by a mailbox wait: the earliest key of each mailbox lane tells.
+    pub(crate) fn due_mailboxes(&self, now: DateTime<Utc>) -> Vec<(TenantId, MailboxId)> {
+        self.due
+            .firsts()
+            .filter_map(|(lane, k)| {
+                let Lane::Mailbox(tenant, mailbox) = lane else {
+                    return None;
+                };
+                let due = k.at().is_some_and(|at| at <= now);
+                (due && !self.holds_back_on(tenant, mailbox, now)).then_some((tenant, mailbox))
             })
             .collect()
     }

@@ -25,8 +25,8 @@ use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
     Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied, PlanCommit,
-    PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
+    EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied,
+    PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -377,13 +377,23 @@ impl Outbox for SchemaStore {
         self.store.due_pools(now).await
     }
 
+    async fn due_mailboxes(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, MailboxId)>, StoreError> {
+        self.store.due_mailboxes(now).await
+    }
+
     async fn due_enrollments_bounded(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-        bounds: &[PoolBound],
+        pools: &[PoolBound],
+        mailboxes: &[MailboxBound],
     ) -> Result<Vec<DueEnrollment>, StoreError> {
-        self.store.due_enrollments_bounded(now, limit, bounds).await
+        self.store
+            .due_enrollments_bounded(now, limit, pools, mailboxes)
+            .await
     }
     async fn mailbox_snapshots(
         &self,

@@ -6,8 +6,11 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sequence_core::enrollment::Enrollment;
-use sequence_core::ids::{EnrollmentId, SequenceId, TenantId};
-use sequence_core::store::{PlanCommit, PlanWait, PoolBound, PoolWait, Store};
+use sequence_core::ids::{EnrollmentId, MailboxId, SequenceId, TenantId};
+use sequence_core::store::{
+    MailboxBound, MailboxWait, PlanCommit, PlanMailboxWait, PlanWait, PoolBound, PoolDaySeen,
+    PoolWait, Store,
+};
 
 use crate::fixtures::{at, ok, t0, World};
 
@@ -31,7 +34,7 @@ async fn read<S: Store + ?Sized>(
 ) -> Vec<EnrollmentId> {
     ok(
         "due_enrollments_bounded",
-        store.due_enrollments_bounded(now, limit, bounds).await,
+        store.due_enrollments_bounded(now, limit, bounds, &[]).await,
     )
     .iter()
     .map(|d| d.enrollment.id)
@@ -161,5 +164,134 @@ pub async fn a_bounded_read_takes_each_pool_no_further_than_its_bound<S: Store +
         read(&store, now, 100, &[bound(&a, 5)]).await,
         vec![s, b_ids[0], b_ids[1]],
         "a bound must not let a held sequence's new starts through"
+    );
+}
+
+/// The follow-up of contact `i` of `w` sticky to mailbox `mailbox`, due at minute `due`.
+fn follow_up(w: &World, i: usize, mailbox: usize, due: i64) -> Enrollment {
+    new_start(w, i, due).with_progress(1, Some(w.mailboxes[mailbox].id))
+}
+
+/// Bounded reads per mailbox: "for each `mailboxes` entry, all but the earliest `at_most` of
+/// the due enrollments of its tenant sticky to the mailbox" are left out; new starts, other
+/// mailboxes and a bound naming another tenant are not bounded; of two bounds the smaller
+/// holds; pool and mailbox bounds apply together. `due_mailboxes` names the mailboxes with a
+/// due follow-up sticky to them, not those a wait holds.
+pub async fn a_bounded_read_takes_each_mailbox_no_further_than_its_bound<S: Store + 'static>(
+    store: S,
+) {
+    let w = World::build(&store, 2, 30, 3, 8).await;
+    // Mailbox 0: four follow-ups (minutes 0, 2, 4, 6); mailbox 1: two (1, 3); two new starts
+    // (5, 7); the follow-up at minute 6 is due only then.
+    let on_0: Vec<Enrollment> = (0..4).map(|i| follow_up(&w, i, 0, 2 * i as i64)).collect();
+    let on_1: Vec<Enrollment> = (0..2)
+        .map(|i| follow_up(&w, 4 + i, 1, 1 + 2 * i as i64))
+        .collect();
+    let starts: Vec<Enrollment> = (0..2)
+        .map(|i| new_start(&w, 6 + i, 5 + 2 * i as i64))
+        .collect();
+    for rows in [&on_0, &on_1, &starts] {
+        enroll(&store, w.tenant, rows).await;
+    }
+    let ids = |rows: &[&Enrollment]| -> Vec<EnrollmentId> { rows.iter().map(|e| e.id).collect() };
+    let mb = |mailbox: usize, at_most: usize| MailboxBound {
+        tenant: w.tenant,
+        mailbox: w.mailboxes[mailbox].id,
+        at_most,
+    };
+    let bounded = |pools: Vec<PoolBound>, mailboxes: Vec<MailboxBound>| {
+        let store = &store;
+        async move {
+            ok(
+                "due_enrollments_bounded",
+                store
+                    .due_enrollments_bounded(at(10), 100, &pools, &mailboxes)
+                    .await,
+            )
+            .iter()
+            .map(|d| d.enrollment.id)
+            .collect::<Vec<EnrollmentId>>()
+        }
+    };
+
+    assert_eq!(
+        bounded(Vec::new(), vec![mb(0, 2)]).await,
+        ids(&[&on_0[0], &on_1[0], &on_0[1], &on_1[1], &starts[0], &starts[1]]),
+        "a mailbox bound reads the earliest of its follow-ups, earliest first, and no other"
+    );
+    assert_eq!(
+        bounded(Vec::new(), vec![mb(0, 3), mb(0, 1), mb(1, 0)]).await,
+        ids(&[&on_0[0], &starts[0], &starts[1]]),
+        "of two bounds the smaller holds; a bound of 0 reads none"
+    );
+    let stranger = World::build(&store, 1, 30, 1, 0).await;
+    let foreign = MailboxBound {
+        tenant: stranger.tenant,
+        ..mb(0, 0)
+    };
+    assert_eq!(
+        bounded(Vec::new(), vec![foreign]).await.len(),
+        8,
+        "a bound naming another tenant does not bound"
+    );
+    assert_eq!(
+        bounded(vec![bound(&w, 1)], vec![mb(0, 1), mb(1, 1)]).await,
+        ids(&[&on_0[0], &on_1[0], &starts[0]]),
+        "pool and mailbox bounds apply together"
+    );
+
+    let due_on = |now: DateTime<Utc>| {
+        let store = &store;
+        let ours = [w.mailboxes[0].id, w.mailboxes[1].id];
+        async move {
+            let mut named: Vec<MailboxId> = ok("due_mailboxes", store.due_mailboxes(now).await)
+                .into_iter()
+                .filter(|(t, m)| *t == w.tenant && ours.contains(m))
+                .map(|(_, m)| m)
+                .collect();
+            named.sort_unstable();
+            named
+        }
+    };
+    let mut both = vec![w.mailboxes[0].id, w.mailboxes[1].id];
+    both.sort_unstable();
+    assert_eq!(
+        due_on(at(0)).await,
+        vec![w.mailboxes[0].id],
+        "due_mailboxes names only mailboxes with a due follow-up"
+    );
+    assert_eq!(
+        due_on(at(1)).await,
+        both,
+        "due_mailboxes names each of them"
+    );
+    let wait = PlanMailboxWait {
+        wait: MailboxWait {
+            tenant: w.tenant,
+            mailbox: w.mailboxes[0].id,
+            until: at(600),
+        },
+        seen: PoolDaySeen {
+            mailbox: w.mailboxes[0].id,
+            local_date: t0().date_naive(),
+            used: 0,
+        },
+    };
+    ok(
+        "apply_plan (a mailbox wait)",
+        store
+            .apply_plan(
+                at(2),
+                PlanCommit {
+                    mailbox_waits: vec![wait],
+                    ..PlanCommit::default()
+                },
+            )
+            .await,
+    );
+    assert_eq!(
+        due_on(at(3)).await,
+        vec![w.mailboxes[1].id],
+        "due_mailboxes leaves out a mailbox whose wait holds"
     );
 }

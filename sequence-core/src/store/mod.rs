@@ -22,9 +22,9 @@ use crate::ids::SendId;
 pub use catalog::{Catalog, DraftDeletion};
 pub use outbox::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied, PlanCommit, PlanDeferral,
-    PlanMailboxWait, PlanSend, PlanWait, PlannedSlot, PlanningLease, PoolBound, PoolDaySeen,
-    PoolWait, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
+    MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied, PlanCommit,
+    PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlannedSlot, PlanningLease, PoolBound,
+    PoolDaySeen, PoolWait, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
 };
 pub use tally::{EnrollmentTally, SendTally, SequenceTally};
 

@@ -87,7 +87,8 @@
 //! `at_most` enrollments that go to the pool are read; the rest stay due, unread. A planner
 //! that reads a sequence up to its bound treats the sequence as having more due than it
 //! read: if the plan then leaves the pool full, it records the pool's wait, which holds the
-//! unread ones too.
+//! unread ones too. Follow-ups are read the same way per sticky mailbox
+//! ([`Outbox::due_mailboxes`], [`MailboxBound`]), held by a [`MailboxWait`].
 //!
 //! # Several engines
 //!
@@ -357,6 +358,19 @@ pub struct PoolBound {
     pub at_most: usize,
 }
 
+/// "Read at most `at_most` of the due enrollments sticky to this mailbox": what a planner
+/// passes to [`Outbox::due_enrollments_bounded`] for a mailbox with little room for its
+/// follow-ups (see the module docs on bounded reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MailboxBound {
+    /// The mailbox's tenant.
+    pub tenant: TenantId,
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The most of the enrollments sticky to it to read, earliest first.
+    pub at_most: usize,
+}
+
 /// One plan, applied atomically by [`Outbox::apply_plan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanCommit {
@@ -607,12 +621,26 @@ pub trait Outbox: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// [`Outbox::due_enrollments`] with each bounded sequence read up to its bound: the
-    /// earliest `limit` of the enrollments due at `now`, after leaving out, for each `bounds`
-    /// entry, all but the earliest `at_most` of its sequence's due enrollments that go to the
-    /// pool. Enrollments of the sequence that do not go to the pool (follow-ups with a sticky
-    /// mailbox, paused ones) are not bounded; nor are sequences `bounds` does not name, or
-    /// names with another tenant. A sequence named twice is read up to the smaller bound.
+    /// The mailboxes (with their tenants) that have an enrollment of their tenant due at
+    /// `now` sticky to them ([`Enrollment::waits_on_mailbox`]) and not held by the mailbox's
+    /// [`MailboxWait`], in no particular order: the mailboxes a [`MailboxBound`] can bound.
+    ///
+    /// The default answers none, and a planner then reads their follow-ups unbounded.
+    async fn due_mailboxes(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, MailboxId)>, StoreError> {
+        let _ = now;
+        Ok(Vec::new())
+    }
+
+    /// [`Outbox::due_enrollments`] with each bounded sequence and mailbox read up to its
+    /// bound: the earliest `limit` of the enrollments due at `now`, after leaving out, for
+    /// each `pools` entry, all but the earliest `at_most` of its sequence's due enrollments
+    /// that go to the pool, and for each `mailboxes` entry, all but the earliest `at_most` of
+    /// the due enrollments of its tenant sticky to the mailbox. Other enrollments (paused
+    /// ones, those of sequences and mailboxes not named, or named with another tenant) are
+    /// not bounded. A sequence or mailbox named twice is read up to the smaller bound.
     ///
     /// The default reads every due enrollment and then leaves the bounded ones out; a
     /// backend overrides it to read no more than it returns.
@@ -620,24 +648,37 @@ pub trait Outbox: Send + Sync {
         &self,
         now: DateTime<Utc>,
         limit: usize,
-        bounds: &[PoolBound],
+        pools: &[PoolBound],
+        mailboxes: &[MailboxBound],
     ) -> Result<Vec<DueEnrollment>, StoreError> {
-        if bounds.is_empty() {
+        if pools.is_empty() && mailboxes.is_empty() {
             return self.due_enrollments(now, limit).await;
         }
-        let mut left: HashMap<(TenantId, SequenceId), usize> = HashMap::new();
-        for b in bounds {
-            left.entry((b.tenant, b.sequence))
+        let mut pool_left: HashMap<(TenantId, SequenceId), usize> = HashMap::new();
+        for b in pools {
+            pool_left
+                .entry((b.tenant, b.sequence))
+                .and_modify(|n| *n = (*n).min(b.at_most))
+                .or_insert(b.at_most);
+        }
+        let mut mailbox_left: HashMap<(TenantId, MailboxId), usize> = HashMap::new();
+        for b in mailboxes {
+            mailbox_left
+                .entry((b.tenant, b.mailbox))
                 .and_modify(|n| *n = (*n).min(b.at_most))
                 .or_insert(b.at_most);
         }
         let mut due = self.due_enrollments(now, usize::MAX).await?;
         due.retain(|d| {
             let e = &d.enrollment;
-            if !e.goes_to_pool() {
-                return true;
-            }
-            match left.get_mut(&(e.tenant, e.sequence)) {
+            let left = if e.goes_to_pool() {
+                pool_left.get_mut(&(e.tenant, e.sequence))
+            } else if let Some(m) = e.waits_on_mailbox() {
+                mailbox_left.get_mut(&(e.tenant, m))
+            } else {
+                None
+            };
+            match left {
                 None => true,
                 Some(0) => false,
                 Some(n) => {

@@ -244,13 +244,23 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
         (**self).due_pools(now).await
     }
 
+    async fn due_mailboxes(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, MailboxId)>, StoreError> {
+        (**self).due_mailboxes(now).await
+    }
+
     async fn due_enrollments_bounded(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-        bounds: &[PoolBound],
+        pools: &[PoolBound],
+        mailboxes: &[MailboxBound],
     ) -> Result<Vec<DueEnrollment>, StoreError> {
-        (**self).due_enrollments_bounded(now, limit, bounds).await
+        (**self)
+            .due_enrollments_bounded(now, limit, pools, mailboxes)
+            .await
     }
 
     async fn mailbox_snapshots(

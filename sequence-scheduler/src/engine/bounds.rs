@@ -5,13 +5,17 @@
 //! the contact's hours, or gives one pool more of a shared mailbox) costs another batch,
 //! never idle room: a sequence read to its bound is read again while its pool has room,
 //! with a wider bound in each later batch of the tick.
+//!
+//! Follow-ups are read the same way per sticky mailbox: each mailbox with due follow-ups gets
+//! a [`MailboxBound`] one more than its room for them (its room today plus the planned new
+//! starts a follow-up may take over).
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sequence_core::ids::{MailboxId, SequenceId, TenantId};
 use sequence_core::sequence::SequenceStatus;
-use sequence_core::store::{MailboxSnapshot, PoolBound};
+use sequence_core::store::{MailboxBound, MailboxSnapshot, PoolBound};
 
 use super::{Engine, EngineError};
 
@@ -38,13 +42,76 @@ fn room_by_mailbox(snapshots: &[MailboxSnapshot]) -> HashMap<MailboxId, (TenantI
         .collect()
 }
 
+/// The bounds of one batch's due read.
+#[derive(Debug, Default)]
+pub(super) struct ReadBounds {
+    /// Per sequence with due new starts.
+    pub(super) pools: Vec<PoolBound>,
+    /// Per mailbox with due follow-ups.
+    pub(super) mailboxes: Vec<MailboxBound>,
+}
+
+/// The room `snap`'s mailbox has for follow-ups on its current local day: its limit less
+/// what is used, plus the planned new starts still ahead, which a follow-up takes over.
+fn room_for_follow_ups(snap: &MailboxSnapshot, now: DateTime<Utc>) -> u64 {
+    let m = &snap.mailbox;
+    let room = m.limit_on(snap.local_date).saturating_sub(snap.used);
+    let movable = snap
+        .planned
+        .iter()
+        .filter(|p| p.step == 0 && p.at > now)
+        .count();
+    u64::from(room).saturating_add(u64::try_from(movable).unwrap_or(u64::MAX))
+}
+
 impl Engine {
+    /// The bounds of the `batch`-th batch of a tick: [`Engine::pool_bounds`] and
+    /// [`Engine::mailbox_bounds`].
+    pub(super) async fn read_bounds(
+        &self,
+        now: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<ReadBounds, EngineError> {
+        Ok(ReadBounds {
+            pools: self.pool_bounds(now, batch).await?,
+            mailboxes: self.mailbox_bounds(now, batch).await?,
+        })
+    }
+
+    /// A bound for each active mailbox with due follow-ups sticky to it, from its room for
+    /// them (see [`bound_for_room`]); none for a paused one (its follow-ups go to the pool).
+    async fn mailbox_bounds(
+        &self,
+        now: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<Vec<MailboxBound>, EngineError> {
+        let store = &self.inner.store;
+        let due = store.due_mailboxes(now).await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<MailboxId> = due.iter().map(|&(_, m)| m).collect();
+        let snapshots = store.mailbox_snapshots(now, &ids).await?;
+        Ok(due
+            .iter()
+            .filter_map(|&(tenant, mailbox)| {
+                let snap = snapshots.iter().find(|s| s.mailbox.id == mailbox)?;
+                let m = &snap.mailbox;
+                (m.tenant == tenant && m.is_active()).then(|| MailboxBound {
+                    tenant,
+                    mailbox,
+                    at_most: bound_for_room(room_for_follow_ups(snap, now), batch),
+                })
+            })
+            .collect())
+    }
+
     /// A bound for each active sequence with due new starts, from the room its pool's active
     /// mailboxes have left today, for the `batch`-th batch of the tick (see
     /// [`bound_for_room`]); none for a paused or archived sequence, nor for one whose pool has
     /// no active mailbox (their enrollments are settled, deferred or parked as they are read,
     /// whatever the room).
-    pub(super) async fn pool_bounds(
+    async fn pool_bounds(
         &self,
         now: DateTime<Utc>,
         batch: u32,

@@ -20,12 +20,14 @@ use sequence_core::ids::{EnrollmentId, MailboxId, SequenceId, TenantId};
 use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
-    ChangeSet, DailyCounts, DueEnrollment, MailboxSnapshot, MailboxWait, PlanCommit, PlanDeferral,
-    PlanMailboxWait, PlanSend, PlanWait, PlanningLease, PoolBound, PoolDaySeen, PoolWait,
+    ChangeSet, DailyCounts, DueEnrollment, MailboxBound, MailboxSnapshot, MailboxWait, PlanCommit,
+    PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlanningLease, PoolBound, PoolDaySeen,
+    PoolWait,
 };
 use sequence_core::TransitionError;
 use tracing::instrument;
 
+use super::bounds::ReadBounds;
 use super::tick::TickReport;
 use super::{Engine, EngineError};
 use crate::planner::{
@@ -476,6 +478,29 @@ fn read_to_bound(rows: &[Row], bounds: &[PoolBound]) -> Vec<SequenceId> {
         .collect()
 }
 
+/// The mailboxes of `bounds` whose follow-ups `rows` holds as many of as their bound: more
+/// of them may be due, unread.
+fn read_to_mailbox_bound(rows: &[Row], bounds: &[MailboxBound]) -> Vec<MailboxId> {
+    if bounds.is_empty() {
+        return Vec::new();
+    }
+    let mut read: HashMap<(TenantId, MailboxId), usize> =
+        bounds.iter().map(|b| ((b.tenant, b.mailbox), 0)).collect();
+    for row in rows.iter().filter(|row| !row.goes_to_pool) {
+        if let Some(n) = row.waits_on.and_then(|m| read.get_mut(&(row.tenant, m))) {
+            *n += 1;
+        }
+    }
+    bounds
+        .iter()
+        .filter(|b| {
+            read.get(&(b.tenant, b.mailbox))
+                .is_some_and(|n| *n >= b.at_most)
+        })
+        .map(|b| b.mailbox)
+        .collect()
+}
+
 /// The waits a plan records: the sequences whose pool, and the (tenant, mailbox) pairs whose
 /// mailbox, it leaves full.
 struct Waiting {
@@ -507,20 +532,21 @@ impl Waiting {
 
 impl Engine {
     /// Plan one batch of due enrollments, read with `bounds`, under the planning lease.
-    /// Returns whether anything changed that could make more work due at `now`, and, of the
-    /// sequences read up to their bound, those the plan did not leave waiting for their
-    /// pool: their unread enrollments are for the next batch.
+    /// Returns whether anything changed that could make more work due at `now`, and whether
+    /// a sequence or mailbox read up to its bound was not left waiting by the plan: its
+    /// unread enrollments are for the next batch.
     #[instrument(name = "plan", skip(self, due, report), fields(due = due.len()))]
     pub(super) async fn plan_due(
         &self,
         now: DateTime<Utc>,
         due: Vec<DueEnrollment>,
-        bounds: &[PoolBound],
+        bounds: &ReadBounds,
         lease: PlanningLease,
         report: &mut TickReport,
-    ) -> Result<(bool, Vec<SequenceId>), EngineError> {
+    ) -> Result<(bool, bool), EngineError> {
         let due: Vec<Row> = due.into_iter().map(Row::read).collect();
-        let more_due = read_to_bound(&due, bounds);
+        let more_due = read_to_bound(&due, &bounds.pools);
+        let more_due_on = read_to_mailbox_bound(&due, &bounds.mailboxes);
         let sequences = self.sequences_of(&due).await?;
         let mut batch = Batch {
             now,
@@ -529,7 +555,7 @@ impl Engine {
         };
         let mut progressed = self.settle_batch(&mut batch, report).await?;
         if batch.due.is_empty() {
-            return Ok((progressed, more_due));
+            return Ok((progressed, !more_due.is_empty() || !more_due_on.is_empty()));
         }
 
         let store = &self.inner.store;
@@ -547,6 +573,7 @@ impl Engine {
             mailboxes: &snapshots,
             sequences: &policies,
             counts: &counts,
+            more_due_on: &more_due_on,
         };
         let the_plan = self.plan_once(now, &input);
         let seed = self.inner.config.planner.seed;
@@ -561,10 +588,12 @@ impl Engine {
         report.held += the_plan.deferred.len() - deferred;
         report.preempted += the_plan.preempt.len();
         progressed |= !the_plan.preempt.is_empty() || !applied.over_capacity.is_empty();
-        let unread: Vec<SequenceId> = more_due
-            .into_iter()
-            .filter(|s| !the_plan.pools_full.iter().any(|f| f.sequence == *s))
-            .collect();
+        let unread = more_due
+            .iter()
+            .any(|s| !the_plan.pools_full.iter().any(|f| f.sequence == *s))
+            || more_due_on
+                .iter()
+                .any(|m| !the_plan.mailboxes_full.iter().any(|f| f.mailbox == *m));
         Ok((progressed, unread))
     }
 

@@ -130,17 +130,24 @@ impl Engine {
                     return Ok(());
                 };
                 held = Some(lease);
-                // New starts are read no further than their pools can serve today.
-                let bounds = self.pool_bounds(now, batch).await?;
+                // New starts are read no further than their pools can serve today, and
+                // follow-ups no further than their mailboxes can.
+                let bounds = self.read_bounds(now, batch).await?;
                 let due = store
-                    .due_enrollments_bounded(now, self.inner.config.plan_batch, &bounds)
+                    .due_enrollments_bounded(
+                        now,
+                        self.inner.config.plan_batch,
+                        &bounds.pools,
+                        &bounds.mailboxes,
+                    )
                     .await?;
                 if due.is_empty() {
                     break;
                 }
                 let full = due.len() >= self.inner.config.plan_batch;
-                // A sequence read to its bound whose pool the plan left with room has more to
-                // read now; one left waiting has its unread backlog held by the wait.
+                // A sequence (mailbox) read to its bound whose pool (mailbox) the plan left
+                // with room has more to read now; one left waiting has its unread backlog
+                // held by the wait.
                 let (progressed, unread) =
                     match self.plan_due(now, due, &bounds, lease, report).await {
                         Ok(outcome) => outcome,
@@ -151,7 +158,7 @@ impl Engine {
                         }
                         Err(e) => return Err(e),
                     };
-                if !full && !progressed && unread.is_empty() {
+                if !full && !progressed && !unread {
                     break;
                 }
             }

@@ -171,6 +171,10 @@ pub struct PlanningInput<'a> {
     pub sequences: &'a [SequencePolicy],
     /// Today's counts for per-sequence and per-domain caps.
     pub counts: &'a DailyCounts,
+    /// The mailboxes with more enrollments sticky to them due than the plan is given (the
+    /// due read was bounded by their room): if the plan leaves one full, it waits (step 6)
+    /// as if one of them had found no room.
+    pub more_due_on: &'a [MailboxId],
 }
 
 /// A send the plan makes.
@@ -282,6 +286,15 @@ pub fn plan_with(
     let (mut ran_out, sticky_ran_out) = planner.assign(&order);
     scratch.order.recycle(order);
     planner.time();
+    let mut sticky_ran_out = sticky_ran_out;
+    sticky_ran_out.extend(
+        input
+            .more_due_on
+            .iter()
+            .filter_map(|m| planner.mailbox_index.get(m).copied()),
+    );
+    sticky_ran_out.sort_unstable();
+    sticky_ran_out.dedup();
     planner.wait_for_full_mailboxes(&sticky_ran_out);
     ran_out.extend(
         (0..input.sequences.len())
