@@ -216,6 +216,8 @@ pub struct ExplanationView {
     pub deferral: Option<DeferralView>,
     /// When the pool wait holding it back ends: every mailbox of its pool is full until then.
     pub pool_wait: Option<DateTime<Utc>>,
+    /// When the wait of the enrollment's own mailbox ends: that mailbox is full until then.
+    pub mailbox_wait: Option<DateTime<Utc>>,
     /// The planned or in-flight send of the current step, as `[send id, mailbox id,
     /// instant, status]` (status `planned`, `sending`, `retry_wait`, ...).
     #[schema(value_type = Option<(uuid::Uuid, uuid::Uuid, DateTime<Utc>, String)>)]
@@ -238,6 +240,7 @@ impl From<&Explanation> for ExplanationView {
             next_due_at: e.next_due_at,
             deferral: e.deferral.as_ref().map(DeferralView::from),
             pool_wait: e.pool_wait,
+            mailbox_wait: e.mailbox_wait,
             pending_send: e.pending_send,
             mailboxes: e.mailboxes.iter().map(MailboxOutlookView::from).collect(),
             summary: e.summary.clone(),
@@ -341,6 +344,7 @@ mod tests {
             "next_due_at": null,
             "deferral": {"reason": "no_capacity", "not_before": "2026-03-10T00:00:00Z"},
             "pool_wait": "2026-03-10T09:00:00Z",
+            "mailbox_wait": null,
             "pending_send": ["6f519430-9b1d-5650-8e82-a240ed26ea9d",
                              "b185ba85-f92b-5f80-86cd-76b4a63ed046",
                              "2026-03-10T09:00:00Z", "planned"],
