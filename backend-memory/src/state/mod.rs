@@ -228,6 +228,15 @@ struct Outbox {
     ready_at: Option<DateTime<Utc>>,
 }
 
+/// The counts of one UTC date that per-sequence and per-domain caps read: those of
+/// [`DailyCounts`], in maps hashed as the store's others are (a plan adds to them once per
+/// send).
+#[derive(Debug, Default)]
+pub(crate) struct DayCounts {
+    new_starts: HashMap<SequenceId, u32>,
+    per_domain: HashMap<(TenantId, String), u32>,
+}
+
 /// Rows and indexes.
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -277,7 +286,7 @@ pub(crate) struct State {
     /// The planning lease, while an engine holds it.
     planning: Option<PlanningLease>,
     /// Daily counts per UTC date.
-    daily: HashMap<NaiveDate, DailyCounts>,
+    daily: HashMap<NaiveDate, DayCounts>,
 
     events: Vec<(TenantId, DateTime<Utc>, DomainEvent)>,
     tokens: Tokens,

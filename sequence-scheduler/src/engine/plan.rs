@@ -6,10 +6,10 @@
 //! its sets from the batch's few sequences rather than from every row, and copies no row
 //! it does not need.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use sequence_core::condition::OnConditionFail;
 use sequence_core::contact::{Contact, ContactStatus};
 use sequence_core::enrollment::{
