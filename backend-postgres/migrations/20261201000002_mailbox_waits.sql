@@ -14,3 +14,11 @@ CREATE TABLE mailbox_waits (
 -- read up to a bound.
 CREATE INDEX enrollments_due_on_mailbox ON enrollments (tenant_id, mailbox_id, due_at, id)
     WHERE due_at IS NOT NULL AND status = 'active' AND mailbox_id IS NOT NULL;
+
+-- The rest of the due index: only paused enrollments (whose pause ends). Active ones are
+-- read per pool or per sticky mailbox, so that a wait passes over its whole backlog at one
+-- probe instead of walking it. (The store keeps every sticky mailbox a mailbox of the
+-- enrollment's tenant: `enroll` and `apply_changes` refuse another.)
+DROP INDEX enrollments_due_rest;
+CREATE INDEX enrollments_due_rest ON enrollments (due_at, id)
+    WHERE due_at IS NOT NULL AND status <> 'active';

@@ -175,6 +175,13 @@ pub(crate) async fn load_changes(
         true,
     )
     .await?;
+    // The mailboxes the enrollments are sticky to, read (not locked) for their tenant.
+    let sticky: Vec<MailboxId> = changes
+        .enrollments
+        .iter()
+        .filter_map(|(e, _)| e.mailbox())
+        .collect();
+    load_mailboxes(conn, work, sticky, false).await?;
     load_sends(
         conn,
         work,
@@ -234,6 +241,14 @@ pub(crate) async fn check_changes(
             Some(s) if s.row.tenant == e.tenant && in_scope(e.tenant) => &s.row,
             _ => return Err(StoreError::not_found(Entity::Enrollment, e.id)),
         };
+        // Sticky only to a mailbox of its tenant: the due read finds it per mailbox.
+        if let Some(m) = e.mailbox().filter(|m| {
+            work.mailboxes
+                .get(m)
+                .is_none_or(|stored| stored.row.tenant != e.tenant)
+        }) {
+            return Err(StoreError::not_found(Entity::Mailbox, m));
+        }
         let current = versions.get(&e.id).copied().unwrap_or(stored.version());
         if current != *read {
             return Err(conflict(Entity::Enrollment, e.id, *read, current));

@@ -627,23 +627,24 @@ pub(crate) async fn expire_leases(
 
 /// [`Outbox::next_wakeup`](sequence_core::store::Outbox): the enrollments that go to a
 /// pool counted per sequence, at the later of the earliest one's instant and the sequence's
-/// pool wait, if any; those sticky to a mailbox with a wait (ended or not) per mailbox in the
-/// same way, the others at their instant.
+/// pool wait, if any; those sticky to a mailbox per mailbox in the same way, with its wait;
+/// paused ones at their instant.
 pub(crate) async fn next_wakeup(
     conn: &mut PgConnection,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     sqlx::query_scalar(
         "SELECT least( \
-             (SELECT min(due_at) FROM enrollments e \
-              WHERE due_at IS NOT NULL AND (status <> 'active' OR mailbox_id IS NOT NULL) \
-                AND (status <> 'active' OR NOT EXISTS ( \
-                    SELECT 1 FROM mailbox_waits mw \
-                    WHERE mw.tenant_id = e.tenant_id AND mw.mailbox_id = e.mailbox_id))), \
-             (SELECT min(greatest(f.first, mw.until)) FROM mailbox_waits mw \
+             (SELECT min(due_at) FROM enrollments \
+              WHERE due_at IS NOT NULL AND status <> 'active'), \
+             (SELECT min(CASE WHEN mw.until IS NULL THEN f.first \
+                              ELSE greatest(f.first, mw.until) END) \
+              FROM mailboxes m \
               CROSS JOIN LATERAL ( \
                   SELECT min(due_at) AS first FROM enrollments \
-                  WHERE tenant_id = mw.tenant_id AND mailbox_id = mw.mailbox_id \
-                    AND due_at IS NOT NULL AND status = 'active') f \
+                  WHERE tenant_id = m.tenant_id AND mailbox_id = m.id \
+                    AND due_at IS NOT NULL AND status = 'active' \
+                    AND mailbox_id IS NOT NULL) f \
+              LEFT JOIN mailbox_waits mw ON mw.tenant_id = m.tenant_id AND mw.mailbox_id = m.id \
               WHERE f.first IS NOT NULL), \
              (SELECT min(CASE WHEN w.until IS NULL OR f.first IS NULL THEN f.first \
                               ELSE greatest(f.first, w.until) END) \

@@ -84,6 +84,23 @@ pub(crate) async fn enroll(
             .map(|r| doc::<Contact>(r, "doc").map(|c| (c.id, c)))
             .collect::<Result<_, _>>()?;
 
+    // The mailboxes of the tenant among those the rows are sticky to.
+    let sticky_ids: Vec<Uuid> = unique(ours.iter().filter_map(|e| e.mailbox()).map(|m| m.0));
+    let mailboxes: HashSet<Uuid> = if sticky_ids.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar::<_, Uuid>(
+            "SELECT id FROM mailboxes WHERE tenant_id = $1 AND id = ANY($2)",
+        )
+        .bind(tenant.0)
+        .bind(&sticky_ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?
+        .into_iter()
+        .collect()
+    };
+
     // The ids taken, read before the pairs: an enrollment another writer commits in
     // between is then found open (answered `AlreadyEnrolled`, as the memory store would),
     // not only as a taken id.
@@ -159,6 +176,10 @@ pub(crate) async fn enroll(
             )));
             continue;
         };
+        if let Some(m) = e.mailbox().filter(|m| !mailboxes.contains(&m.0)) {
+            answers.push(invalid(format!("mailbox {m} not found in the tenant")));
+            continue;
+        }
         if let Some(reason) = suppression(contact, sequence) {
             answers.push(Some(EnrollOutcome::Suppressed {
                 reason: reason.as_str().to_owned(),
@@ -398,27 +419,24 @@ pub(crate) async fn enrollments_of_contact(
     .await
 }
 
-/// The due read's SQL: branches, each read in index order with its documents: the
-/// enrollments that go to no pool from `enrollments_due_rest` (passing over those sticky to
-/// a mailbox whose wait holds, and those `$rest_filter` leaves to a bounded branch), and
-/// those that go to a pool per sequence from `enrollments_due_to_pool` (passing over the
-/// sequences whose pool wait holds), each sequence's read up to `$pool_limit`, after
-/// `$bounds` (a join that may name a bound); then `$more` (further branches).
+/// The due read's SQL: three branches, each read in index order with its documents: the
+/// paused enrollments whose pause ends, from `enrollments_due_rest`; those that go to a pool,
+/// per sequence from `enrollments_due_to_pool` (passing over the sequences whose pool wait
+/// holds), each sequence's read up to `$pool_limit` after `$pool_bounds` (a join that may
+/// name a bound); and those sticky to a mailbox, per mailbox from
+/// `enrollments_due_on_mailbox` (passing over the mailboxes whose wait holds), each read up
+/// to `$mailbox_limit` after `$mailbox_bounds`. A held backlog is passed over at one probe,
+/// never walked.
 macro_rules! due_read {
-    ($rest_filter:literal, $bounds:literal, $pool_limit:literal, $more:literal) => {
+    ($pool_bounds:literal, $pool_limit:literal, $mailbox_bounds:literal, $mailbox_limit:literal) => {
         concat!(
             "(SELECT e.due_at, e.id, e.doc, c.doc AS contact_doc FROM enrollments e \
               JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id \
-              WHERE e.due_at <= $1 AND (e.status <> 'active' OR e.mailbox_id IS NOT NULL) \
-                AND (e.status <> 'active' OR NOT EXISTS ( \
-                    SELECT 1 FROM mailbox_waits mw \
-                    WHERE mw.tenant_id = e.tenant_id AND mw.mailbox_id = e.mailbox_id \
-                      AND mw.until > $1)) ",
-            $rest_filter,
-            " ORDER BY e.due_at, e.id LIMIT $2) \
+              WHERE e.due_at <= $1 AND e.status <> 'active' \
+              ORDER BY e.due_at, e.id LIMIT $2) \
              UNION ALL \
              (SELECT p.due_at, p.id, p.doc, c.doc AS contact_doc FROM sequences s ",
-            $bounds,
+            $pool_bounds,
             " CROSS JOIN LATERAL ( \
                   SELECT tenant_id, id, contact_id, due_at, doc FROM enrollments \
                   WHERE tenant_id = s.tenant_id AND sequence_id = s.id AND due_at <= $1 \
@@ -429,41 +447,41 @@ macro_rules! due_read {
               JOIN contacts c ON c.tenant_id = p.tenant_id AND c.id = p.contact_id \
               WHERE NOT EXISTS (SELECT 1 FROM pool_waits w \
                                 WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
-                                  AND w.until > $1))",
-            $more
+                                  AND w.until > $1)) \
+             UNION ALL \
+             (SELECT x.due_at, x.id, x.doc, c.doc AS contact_doc FROM mailboxes m ",
+            $mailbox_bounds,
+            " CROSS JOIN LATERAL ( \
+                  SELECT tenant_id, id, contact_id, due_at, doc FROM enrollments \
+                  WHERE tenant_id = m.tenant_id AND mailbox_id = m.id AND due_at <= $1 \
+                    AND status = 'active' AND mailbox_id IS NOT NULL \
+                  ORDER BY due_at, id LIMIT ",
+            $mailbox_limit,
+            ") x \
+              JOIN contacts c ON c.tenant_id = x.tenant_id AND c.id = x.contact_id \
+              WHERE NOT EXISTS (SELECT 1 FROM mailbox_waits mw \
+                                WHERE mw.tenant_id = m.tenant_id AND mw.mailbox_id = m.id \
+                                  AND mw.until > $1))"
         )
     };
 }
 
 /// The due read with no bound: the limit a constant the server's planner can count on.
-const DUE_READ: &str = due_read!("", "", "$2", "");
+const DUE_READ: &str = due_read!("", "$2", "", "$2");
 
 /// The due read with bounds, passed as arrays: per sequence ($3 tenants, $4 sequences, $5
-/// bounds) and per sticky mailbox ($6 tenants, $7 mailboxes, $8 bounds). A bounded mailbox's
-/// enrollments are read in a branch of their own, from `enrollments_due_on_mailbox`.
+/// bounds) and per sticky mailbox ($6 tenants, $7 mailboxes, $8 bounds).
 const DUE_READ_BOUNDED: &str = due_read!(
-    "AND NOT (e.status = 'active' AND EXISTS ( \
-         SELECT 1 FROM unnest($6::uuid[], $7::uuid[]) AS mb(tenant_id, mailbox_id) \
-         WHERE mb.tenant_id = e.tenant_id AND mb.mailbox_id = e.mailbox_id))",
     "CROSS JOIN LATERAL ( \
          SELECT min(b.at_most) AS at_most \
          FROM unnest($3::uuid[], $4::uuid[], $5::int8[]) AS b(tenant_id, sequence_id, at_most) \
          WHERE b.tenant_id = s.tenant_id AND b.sequence_id = s.id) b",
     "least($2, coalesce(b.at_most, $2))",
-    " UNION ALL \
-     (SELECT x.due_at, x.id, x.doc, c.doc AS contact_doc \
-      FROM (SELECT tenant_id, mailbox_id, min(at_most) AS at_most \
-            FROM unnest($6::uuid[], $7::uuid[], $8::int8[]) AS mb(tenant_id, mailbox_id, at_most) \
-            GROUP BY tenant_id, mailbox_id) mb \
-      CROSS JOIN LATERAL ( \
-          SELECT tenant_id, id, contact_id, due_at, doc FROM enrollments \
-          WHERE tenant_id = mb.tenant_id AND mailbox_id = mb.mailbox_id AND due_at <= $1 \
-            AND status = 'active' AND mailbox_id IS NOT NULL \
-          ORDER BY due_at, id LIMIT least($2, mb.at_most)) x \
-      JOIN contacts c ON c.tenant_id = x.tenant_id AND c.id = x.contact_id \
-      WHERE NOT EXISTS (SELECT 1 FROM mailbox_waits mw \
-                        WHERE mw.tenant_id = mb.tenant_id AND mw.mailbox_id = mb.mailbox_id \
-                          AND mw.until > $1))"
+    "CROSS JOIN LATERAL ( \
+         SELECT min(mb.at_most) AS at_most \
+         FROM unnest($6::uuid[], $7::uuid[], $8::int8[]) AS mb(tenant_id, mailbox_id, at_most) \
+         WHERE mb.tenant_id = m.tenant_id AND mb.mailbox_id = m.id) mb",
+    "least($2, coalesce(mb.at_most, $2))"
 );
 
 pub(crate) async fn due_enrollments(

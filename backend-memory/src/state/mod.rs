@@ -474,6 +474,14 @@ impl State {
         });
     }
 
+    /// Whether `mailbox` is a mailbox of `tenant`: the only mailbox an enrollment of the
+    /// tenant may be sticky to (a due read per mailbox would never find it otherwise).
+    fn is_mailbox_of(&self, tenant: TenantId, mailbox: MailboxId) -> bool {
+        self.mailboxes
+            .get(&mailbox)
+            .is_some_and(|m| m.tenant == tenant)
+    }
+
     /// Whether a pool wait of `sequence` holds its enrollments that go to the pool back at
     /// `now`.
     fn holds_back(&self, sequence: SequenceId, now: DateTime<Utc>) -> bool {
@@ -545,6 +553,9 @@ impl State {
         let Some(contact) = self.contacts.get(&e.contact).filter(|c| c.tenant == tenant) else {
             return invalid(format!("contact {} not found in the tenant", e.contact));
         };
+        if let Some(m) = e.mailbox().filter(|m| !self.is_mailbox_of(tenant, *m)) {
+            return invalid(format!("mailbox {m} not found in the tenant"));
+        }
         if let Some(reason) = suppression(contact, sequence) {
             return EnrollOutcome::Suppressed {
                 reason: reason.as_str().to_owned(),

@@ -329,6 +329,9 @@ impl State {
                 Some(s) if s.tenant == e.tenant && in_scope(e.tenant) => s,
                 _ => return Err(not_found(Entity::Enrollment, e.id)),
             };
+            if let Some(m) = e.mailbox().filter(|m| !self.is_mailbox_of(e.tenant, *m)) {
+                return Err(not_found(Entity::Mailbox, m));
+            }
             let current = versions.get(&e.id).copied().unwrap_or(stored.version());
             if current != *read {
                 return Err(conflict(Entity::Enrollment, e.id, *read, current));

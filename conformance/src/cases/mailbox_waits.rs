@@ -252,3 +252,62 @@ pub async fn mailbox_waits_end_when_the_mailbox_may_have_room<S: Store + 'static
         "without a wait the follow-up stays due"
     );
 }
+
+/// "The store keeps every sticky mailbox a mailbox of the enrollment's tenant": `enroll`
+/// answers a row sticky to another tenant's mailbox, or to no mailbox at all, `Invalid`
+/// naming the mailbox (the other rows are stored), and `apply_changes` refuses such a write
+/// as `NotFound` without writing any of the set.
+pub async fn an_enrollment_is_sticky_only_to_a_mailbox_of_its_tenant<S: Store + 'static>(store: S) {
+    let w = World::build(&store, 1, 5, 2, 3).await;
+    let stranger = World::build(&store, 1, 5, 1, 0).await;
+    let foreign = stranger.mailboxes[0].id;
+    let nowhere = sequence_core::ids::MailboxId::new();
+    let rows = vec![
+        Enrollment::new(w.tenant, w.sequence.id, w.contacts[0].id, t0(), t0())
+            .with_progress(1, Some(foreign)),
+        Enrollment::new(w.tenant, w.sequence.id, w.contacts[1].id, t0(), t0())
+            .with_progress(1, Some(nowhere)),
+        Enrollment::new(w.tenant, w.sequence.id, w.contacts[2].id, t0(), t0())
+            .with_progress(1, Some(w.mailboxes[0].id)),
+    ];
+    let answers = ok("enroll", store.enroll(w.tenant, t0(), rows.clone()).await);
+    for (answer, m) in answers.iter().zip([foreign, nowhere]) {
+        match answer {
+            sequence_core::store::EnrollOutcome::Invalid { reason } => assert!(
+                reason.contains("mailbox") && reason.contains(&m.to_string()),
+                "the answer must name the mailbox: {reason}"
+            ),
+            other => panic!("a row sticky to mailbox {m} of no mailbox of the tenant: {other:?}"),
+        }
+    }
+    assert!(
+        matches!(
+            answers[2],
+            sequence_core::store::EnrollOutcome::Enrolled { .. }
+        ),
+        "a row sticky to the tenant's own mailbox is stored: {:?}",
+        answers[2]
+    );
+
+    let stored = w.enrollment(&store, rows[2].id).await;
+    let moved = stored
+        .clone()
+        .with_progress(stored.steps_sent(), Some(foreign));
+    let refused = crate::fixtures::write_enrollment(&store, moved, stored.version()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(sequence_core::store::StoreError::NotFound {
+                entity: sequence_core::error::Entity::Mailbox,
+                ..
+            })
+        ),
+        "a write making an enrollment sticky to another tenant's mailbox must be refused: \
+         {refused:?}"
+    );
+    assert_eq!(
+        w.enrollment(&store, rows[2].id).await,
+        stored,
+        "a refused write changes nothing"
+    );
+}
