@@ -300,7 +300,7 @@ pub(crate) struct State {
     /// [`State::holds_back`]).
     waits: HashMap<SequenceId, PoolWait>,
     /// The mailbox wait of each mailbox that has one (some may have ended: see
-    /// [`State::holds_back_on`]).
+    /// [`State::holds_back`]).
     mailbox_waits: HashMap<MailboxId, MailboxWait>,
 }
 
@@ -482,30 +482,25 @@ impl State {
             .is_some_and(|m| m.tenant == tenant)
     }
 
-    /// Whether a pool wait of `sequence` holds its enrollments that go to the pool back at
-    /// `now`.
-    fn holds_back(&self, sequence: SequenceId, now: DateTime<Utc>) -> bool {
-        self.waits.get(&sequence).is_some_and(|w| w.until > now)
+    /// Whether a wait holds a lane of the due index back at `now`.
+    fn holds_back(&self, lane: Lane, now: DateTime<Utc>) -> bool {
+        self.lane_held_until(lane, now).is_some()
     }
 
-    /// Whether a mailbox wait holds the enrollments of `tenant` sticky to `mailbox` back at
-    /// `now`.
-    fn holds_back_on(&self, tenant: TenantId, mailbox: MailboxId, now: DateTime<Utc>) -> bool {
-        self.mailbox_wait(tenant, mailbox, now).is_some()
-    }
-
-    /// The wait that holds a lane of the due index back at `now`, if any, as its `until`.
+    /// The wait that holds a lane of the due index back at `now`, if any, as its `until`: the
+    /// pool wait of a pool lane's sequence, the mailbox wait of a mailbox lane's mailbox.
     fn lane_held_until(&self, lane: Lane, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match lane {
             Lane::Rest => None,
-            Lane::Pool(seq) => self.waits.get(&seq).map(|w| w.until),
-            Lane::Mailbox(tenant, mailbox) => self
-                .mailbox_waits
-                .get(&mailbox)
-                .filter(|w| w.tenant == tenant)
-                .map(|w| w.until),
+            Lane::Pool(seq) => self
+                .waits
+                .get(&seq)
+                .map(|w| w.until)
+                .filter(|until| *until > now),
+            Lane::Mailbox(tenant, mailbox) => {
+                self.mailbox_wait(tenant, mailbox, now).map(|w| w.until)
+            }
         }
-        .filter(|until| *until > now)
     }
 
     pub(crate) fn get_mailbox(&self, tenant: TenantId, id: MailboxId) -> Option<Mailbox> {

@@ -105,10 +105,7 @@ impl State {
     fn record_mailbox_waits(&mut self, now: DateTime<Utc>, waits: Vec<PlanMailboxWait>) {
         self.mailbox_waits.retain(|_, w| w.until > now);
         for PlanMailboxWait { wait: w, seen } in waits {
-            let known = self
-                .mailboxes
-                .get(&w.mailbox)
-                .is_some_and(|m| m.tenant == w.tenant);
+            let known = self.is_mailbox_of(w.tenant, w.mailbox);
             let still_full = seen.mailbox == w.mailbox
                 && self.used_on(seen.mailbox, seen.local_date) >= seen.used;
             if known && still_full && w.until > now {

@@ -148,31 +148,27 @@ impl State {
         pools: &[PoolBound],
         mailboxes: &[MailboxBound],
     ) -> Vec<DueEnrollment> {
-        let take = |lane: Lane| match lane {
-            Lane::Rest => limit,
-            Lane::Pool(seq) => {
-                if self.holds_back(seq, now) {
-                    return 0;
-                }
-                let tenant = self.sequences.get(&seq).map(|s| s.tenant);
-                pools
-                    .iter()
-                    .filter(|b| b.sequence == seq && Some(b.tenant) == tenant)
-                    .map(|b| b.at_most)
-                    .min()
-                    .unwrap_or(limit)
+        let take = |lane: Lane| {
+            if self.holds_back(lane, now) {
+                return 0;
             }
-            Lane::Mailbox(tenant, mailbox) => {
-                if self.holds_back_on(tenant, mailbox, now) {
-                    return 0;
+            let bound = match lane {
+                Lane::Rest => None,
+                Lane::Pool(seq) => {
+                    let tenant = self.sequences.get(&seq).map(|s| s.tenant);
+                    pools
+                        .iter()
+                        .filter(|b| b.sequence == seq && Some(b.tenant) == tenant)
+                        .map(|b| b.at_most)
+                        .min()
                 }
-                mailboxes
+                Lane::Mailbox(tenant, mailbox) => mailboxes
                     .iter()
                     .filter(|b| b.mailbox == mailbox && b.tenant == tenant)
                     .map(|b| b.at_most)
-                    .min()
-                    .unwrap_or(limit)
-            }
+                    .min(),
+            };
+            bound.unwrap_or(limit)
         };
         // The rows first, so that the answer is allocated once at its size.
         let rows: Vec<(&Arc<Enrollment>, &Arc<Contact>)> = self
@@ -200,15 +196,10 @@ impl State {
     /// The sequences with an enrollment due at `now` that goes to the pool and is not held
     /// by a pool wait: the earliest key of each pool sequence's set tells.
     pub(crate) fn due_pools(&self, now: DateTime<Utc>) -> Vec<(TenantId, SequenceId)> {
-        self.due
-            .firsts()
-            .filter_map(|(lane, k)| {
-                let Lane::Pool(seq) = lane else {
-                    return None;
-                };
-                let due = k.at().is_some_and(|at| at <= now);
-                let tenant = self.sequences.get(&seq)?.tenant;
-                (due && !self.holds_back(seq, now)).then_some((tenant, seq))
+        self.due_lanes(now)
+            .filter_map(|lane| match lane {
+                Lane::Pool(seq) => Some((self.sequences.get(&seq)?.tenant, seq)),
+                _ => None,
             })
             .collect()
     }
@@ -216,16 +207,22 @@ impl State {
     /// The mailboxes with an enrollment of their tenant due at `now` sticky to them and not
     /// held by a mailbox wait: the earliest key of each mailbox lane tells.
     pub(crate) fn due_mailboxes(&self, now: DateTime<Utc>) -> Vec<(TenantId, MailboxId)> {
-        self.due
-            .firsts()
-            .filter_map(|(lane, k)| {
-                let Lane::Mailbox(tenant, mailbox) = lane else {
-                    return None;
-                };
-                let due = k.at().is_some_and(|at| at <= now);
-                (due && !self.holds_back_on(tenant, mailbox, now)).then_some((tenant, mailbox))
+        self.due_lanes(now)
+            .filter_map(|lane| match lane {
+                Lane::Mailbox(tenant, mailbox) => Some((tenant, mailbox)),
+                _ => None,
             })
             .collect()
+    }
+
+    /// The lanes of the due index with an enrollment due at `now` that no wait holds.
+    fn due_lanes(&self, now: DateTime<Utc>) -> impl Iterator<Item = Lane> + '_ {
+        self.due
+            .firsts()
+            .filter(move |(lane, k)| {
+                k.at().is_some_and(|at| at <= now) && !self.holds_back(*lane, now)
+            })
+            .map(|(lane, _)| lane)
     }
 
     // ---- sends: reads --------------------------------------------------------------------------
