@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sequence_core::ids::{MailboxId, SequenceId, TenantId};
-use sequence_core::sequence::SequenceStatus;
+use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{MailboxBound, MailboxSnapshot, PoolBound};
 
 use super::{Engine, EngineError};
@@ -65,104 +65,107 @@ fn room_for_follow_ups(snap: &MailboxSnapshot, now: DateTime<Utc>) -> u64 {
 }
 
 impl Engine {
-    /// The bounds of the `batch`-th batch of a tick: [`Engine::pool_bounds`] and
-    /// [`Engine::mailbox_bounds`].
+    /// The bounds of the `batch`-th batch of a tick, from one read of the snapshots of the
+    /// mailboxes they depend on: [`pool_bounds`] for the sequences with due new starts and
+    /// [`mailbox_bounds`] for the mailboxes with due follow-ups.
     pub(super) async fn read_bounds(
         &self,
         now: DateTime<Utc>,
         batch: u32,
     ) -> Result<ReadBounds, EngineError> {
-        Ok(ReadBounds {
-            pools: self.pool_bounds(now, batch).await?,
-            mailboxes: self.mailbox_bounds(now, batch).await?,
-        })
-    }
-
-    /// A bound for each active mailbox with due follow-ups sticky to it, from its room for
-    /// them (see [`bound_for_room`]); none for a paused one (its follow-ups go to the pool).
-    async fn mailbox_bounds(
-        &self,
-        now: DateTime<Utc>,
-        batch: u32,
-    ) -> Result<Vec<MailboxBound>, EngineError> {
         let store = &self.inner.store;
-        let due = store.due_mailboxes(now).await?;
-        if due.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<MailboxId> = due.iter().map(|&(_, m)| m).collect();
-        let snapshots = store.mailbox_snapshots(now, &ids).await?;
-        Ok(due
-            .iter()
-            .filter_map(|&(tenant, mailbox)| {
-                let snap = snapshots.iter().find(|s| s.mailbox.id == mailbox)?;
-                let m = &snap.mailbox;
-                (m.tenant == tenant && m.is_active()).then(|| MailboxBound {
-                    tenant,
-                    mailbox,
-                    at_most: bound_for_room(room_for_follow_ups(snap, now), batch),
-                })
-            })
-            .collect())
-    }
-
-    /// A bound for each active sequence with due new starts, from the room its pool's active
-    /// mailboxes have left today, for the `batch`-th batch of the tick (see
-    /// [`bound_for_room`]); none for a paused or archived sequence, nor for one whose pool has
-    /// no active mailbox (their enrollments are settled, deferred or parked as they are read,
-    /// whatever the room).
-    async fn pool_bounds(
-        &self,
-        now: DateTime<Utc>,
-        batch: u32,
-    ) -> Result<Vec<PoolBound>, EngineError> {
-        let store = &self.inner.store;
-        let due: HashSet<(TenantId, SequenceId)> =
+        let due_pools: HashSet<(TenantId, SequenceId)> =
             store.due_pools(now).await?.into_iter().collect();
-        if due.is_empty() {
-            return Ok(Vec::new());
+        let due_mailboxes = store.due_mailboxes(now).await?;
+        if due_pools.is_empty() && due_mailboxes.is_empty() {
+            return Ok(ReadBounds::default());
         }
-        let ids: Vec<SequenceId> = due.iter().map(|&(_, s)| s).collect();
-        let sequences: Vec<_> = store
-            .get_sequences(&ids)
-            .await?
-            .into_iter()
-            .filter(|s| due.contains(&(s.tenant, s.id)) && s.status() == SequenceStatus::Active)
-            .collect();
-        let mailboxes: HashSet<MailboxId> = sequences
+        let sequences: Vec<Sequence> = if due_pools.is_empty() {
+            Vec::new()
+        } else {
+            let ids: Vec<SequenceId> = due_pools.iter().map(|&(_, s)| s).collect();
+            store
+                .get_sequences(&ids)
+                .await?
+                .into_iter()
+                .filter(|s| {
+                    due_pools.contains(&(s.tenant, s.id)) && s.status() == SequenceStatus::Active
+                })
+                .collect()
+        };
+        let ids: HashSet<MailboxId> = sequences
             .iter()
             .flat_map(|s| s.mailbox_pool.iter().copied())
+            .chain(due_mailboxes.iter().map(|&(_, m)| m))
             .collect();
-        let mailboxes: Vec<MailboxId> = mailboxes.into_iter().collect();
-        let room = room_by_mailbox(&store.mailbox_snapshots(now, &mailboxes).await?);
-        // A mailbox in the pools of several of these sequences shares its room among them.
-        let mut sharing: HashMap<MailboxId, u64> = HashMap::new();
-        for s in &sequences {
-            for m in &s.mailbox_pool {
-                *sharing.entry(*m).or_default() += 1;
-            }
-        }
-        let share = |m: &MailboxId, tenant: TenantId| {
-            let (owner, active, left) = room.get(m).copied()?;
-            let k = sharing.get(m).copied().unwrap_or(1).max(1);
-            (owner == tenant && active).then(|| left.div_ceil(k))
-        };
-        Ok(sequences
-            .iter()
-            .filter_map(|s| {
-                let shares: Vec<u64> = s
-                    .mailbox_pool
-                    .iter()
-                    .filter_map(|m| share(m, s.tenant))
-                    .collect();
-                (!shares.is_empty()).then(|| PoolBound {
-                    tenant: s.tenant,
-                    sequence: s.id,
-                    at_most: bound_for_room(shares.iter().sum(), batch),
-                })
-            })
-            .collect())
+        let ids: Vec<MailboxId> = ids.into_iter().collect();
+        let snapshots = store.mailbox_snapshots(now, &ids).await?;
+        Ok(ReadBounds {
+            pools: pool_bounds(&sequences, &snapshots, batch),
+            mailboxes: mailbox_bounds(&due_mailboxes, &snapshots, now, batch),
+        })
     }
+}
+
+/// A bound for each mailbox of `due` (with due follow-ups sticky to it) that is an active
+/// mailbox of its tenant, from its room for them (see [`bound_for_room`]); none for a paused
+/// one (its follow-ups go to the pool).
+fn mailbox_bounds(
+    due: &[(TenantId, MailboxId)],
+    snapshots: &[MailboxSnapshot],
+    now: DateTime<Utc>,
+    batch: u32,
+) -> Vec<MailboxBound> {
+    due.iter()
+        .filter_map(|&(tenant, mailbox)| {
+            let snap = snapshots.iter().find(|s| s.mailbox.id == mailbox)?;
+            let m = &snap.mailbox;
+            (m.tenant == tenant && m.is_active()).then(|| MailboxBound {
+                tenant,
+                mailbox,
+                at_most: bound_for_room(room_for_follow_ups(snap, now), batch),
+            })
+        })
+        .collect()
+}
+
+/// A bound for each of `sequences` (active, with due new starts), from the room its pool's
+/// active mailboxes have left today, for the `batch`-th batch of the tick (see
+/// [`bound_for_room`]); none for one whose pool has no active mailbox (its enrollments are
+/// parked as they are read, whatever the room).
+fn pool_bounds(
+    sequences: &[Sequence],
+    snapshots: &[MailboxSnapshot],
+    batch: u32,
+) -> Vec<PoolBound> {
+    let room = room_by_mailbox(snapshots);
+    // A mailbox in the pools of several of these sequences shares its room among them.
+    let mut sharing: HashMap<MailboxId, u64> = HashMap::new();
+    for s in sequences {
+        for m in &s.mailbox_pool {
+            *sharing.entry(*m).or_default() += 1;
+        }
+    }
+    let share = |m: &MailboxId, tenant: TenantId| {
+        let (owner, active, left) = room.get(m).copied()?;
+        let k = sharing.get(m).copied().unwrap_or(1).max(1);
+        (owner == tenant && active).then(|| left.div_ceil(k))
+    };
+    sequences
+        .iter()
+        .filter_map(|s| {
+            let shares: Vec<u64> = s
+                .mailbox_pool
+                .iter()
+                .filter_map(|m| share(m, s.tenant))
+                .collect();
+            (!shares.is_empty()).then(|| PoolBound {
+                tenant: s.tenant,
+                sequence: s.id,
+                at_most: bound_for_room(shares.iter().sum(), batch),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -20,9 +20,8 @@ use sequence_core::ids::{EnrollmentId, MailboxId, SequenceId, TenantId};
 use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
-    ChangeSet, DailyCounts, DueEnrollment, MailboxBound, MailboxSnapshot, MailboxWait, PlanCommit,
-    PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlanningLease, PoolBound, PoolDaySeen,
-    PoolWait,
+    ChangeSet, DailyCounts, DueEnrollment, MailboxSnapshot, MailboxWait, PlanCommit, PlanDeferral,
+    PlanMailboxWait, PlanSend, PlanWait, PlanningLease, PoolDaySeen, PoolWait,
 };
 use sequence_core::TransitionError;
 use tracing::instrument;
@@ -375,21 +374,13 @@ impl Batch {
             .iter()
             .filter_map(|full| {
                 let snap = snapshots.iter().find(|s| s.mailbox.id == full.mailbox)?;
-                let planned = reserved
-                    .get(&(full.mailbox, snap.local_date))
-                    .copied()
-                    .unwrap_or(0);
                 Some(PlanMailboxWait {
                     wait: MailboxWait {
                         tenant: snap.mailbox.tenant,
                         mailbox: full.mailbox,
                         until: full.until,
                     },
-                    seen: PoolDaySeen {
-                        mailbox: full.mailbox,
-                        local_date: snap.local_date,
-                        used: snap.used.saturating_add(planned),
-                    },
+                    seen: day_seen(snap, &reserved),
                 })
             })
             .collect();
@@ -440,64 +431,47 @@ fn pool_days_seen(
                 && s.mailbox.is_active()
                 && seq.mailbox_pool.contains(&s.mailbox.id)
         })
-        .map(|s| {
-            let planned = reserved
-                .get(&(s.mailbox.id, s.local_date))
-                .copied()
-                .unwrap_or(0);
-            PoolDaySeen {
-                mailbox: s.mailbox.id,
-                local_date: s.local_date,
-                used: s.used.saturating_add(planned),
-            }
-        })
+        .map(|s| day_seen(s, reserved))
         .collect()
 }
 
-/// The sequences of `bounds` whose new starts `rows` holds as many of as their bound: more of
-/// them may be due, unread. (A batch has a handful of bounds: a list is searched faster than
-/// a map of 50,000 rows' keys is hashed.)
-fn read_to_bound(rows: &[Row], bounds: &[PoolBound]) -> Vec<SequenceId> {
-    if bounds.is_empty() {
-        return Vec::new();
+/// What a plan saw of the current local day of `snap`'s mailbox: the snapshot's use plus the
+/// plan's own reservations.
+fn day_seen(
+    snap: &MailboxSnapshot,
+    reserved: &HashMap<(MailboxId, NaiveDate), u32>,
+) -> PoolDaySeen {
+    let planned = reserved
+        .get(&(snap.mailbox.id, snap.local_date))
+        .copied()
+        .unwrap_or(0);
+    PoolDaySeen {
+        mailbox: snap.mailbox.id,
+        local_date: snap.local_date,
+        used: snap.used.saturating_add(planned),
     }
-    let mut read = vec![0_usize; bounds.len()];
-    for row in rows.iter().filter(|row| row.goes_to_pool) {
-        if let Some(i) = bounds
-            .iter()
-            .position(|b| b.sequence == row.sequence && b.tenant == row.tenant)
-        {
-            read[i] += 1;
-        }
-    }
-    bounds
-        .iter()
-        .zip(read)
-        .filter(|(b, n)| *n >= b.at_most)
-        .map(|(b, _)| b.sequence)
-        .collect()
 }
 
-/// The mailboxes of `bounds` whose follow-ups `rows` holds as many of as their bound: more
-/// of them may be due, unread.
-fn read_to_mailbox_bound(rows: &[Row], bounds: &[MailboxBound]) -> Vec<MailboxId> {
+/// The keys of `bounds` (each with its bound) of which `rows` holds as many rows as the bound,
+/// a row counting under `key_of` it: more of them may be due, unread.
+fn read_to_bound<K: Copy + Eq + std::hash::Hash>(
+    rows: &[Row],
+    bounds: &[(K, usize)],
+    key_of: impl Fn(&Row) -> Option<K>,
+) -> Vec<K> {
     if bounds.is_empty() {
         return Vec::new();
     }
-    let mut read: HashMap<(TenantId, MailboxId), usize> =
-        bounds.iter().map(|b| ((b.tenant, b.mailbox), 0)).collect();
-    for row in rows.iter().filter(|row| !row.goes_to_pool) {
-        if let Some(n) = row.waits_on.and_then(|m| read.get_mut(&(row.tenant, m))) {
+    let mut read: HashMap<K, usize> = bounds.iter().map(|&(k, _)| (k, 0)).collect();
+    for row in rows {
+        if let Some(n) = key_of(row).and_then(|k| read.get_mut(&k)) {
             *n += 1;
         }
     }
     bounds
         .iter()
-        .filter(|b| {
-            read.get(&(b.tenant, b.mailbox))
-                .is_some_and(|n| *n >= b.at_most)
-        })
-        .map(|b| b.mailbox)
+        .filter(|(k, at_most)| read.get(k).is_some_and(|n| n >= at_most))
+        .map(|&(k, _)| k)
         .collect()
 }
 
@@ -545,8 +519,29 @@ impl Engine {
         report: &mut TickReport,
     ) -> Result<(bool, bool), EngineError> {
         let due: Vec<Row> = due.into_iter().map(Row::read).collect();
-        let more_due = read_to_bound(&due, &bounds.pools);
-        let more_due_on = read_to_mailbox_bound(&due, &bounds.mailboxes);
+        // The sequences and mailboxes read up to their bound.
+        let pools: Vec<_> = bounds
+            .pools
+            .iter()
+            .map(|b| ((b.tenant, b.sequence), b.at_most))
+            .collect();
+        let more_due: Vec<SequenceId> = read_to_bound(&due, &pools, |row| {
+            row.goes_to_pool.then_some((row.tenant, row.sequence))
+        })
+        .into_iter()
+        .map(|(_, sequence)| sequence)
+        .collect();
+        let mailboxes: Vec<_> = bounds
+            .mailboxes
+            .iter()
+            .map(|b| ((b.tenant, b.mailbox), b.at_most))
+            .collect();
+        let more_due_on: Vec<MailboxId> = read_to_bound(&due, &mailboxes, |row| {
+            row.waits_on.map(|m| (row.tenant, m))
+        })
+        .into_iter()
+        .map(|(_, mailbox)| mailbox)
+        .collect();
         let sequences = self.sequences_of(&due).await?;
         let mut batch = Batch {
             now,
