@@ -15,6 +15,7 @@ mod catalog;
 mod outbox;
 mod shared;
 mod tally;
+mod waits;
 
 use crate::error::Entity;
 use crate::ids::SendId;
@@ -22,11 +23,13 @@ use crate::ids::SendId;
 pub use catalog::{Catalog, DraftDeletion};
 pub use outbox::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied, PlanCommit,
-    PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlannedSlot, PlanningLease, PoolBound,
-    PoolDaySeen, PoolWait, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
+    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
+    PlannedSlot, PlanningLease, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
 };
 pub use tally::{EnrollmentTally, SendTally, SequenceTally};
+pub use waits::{
+    MailboxBound, MailboxWait, PlanMailboxWait, PlanWait, PoolBound, PoolDaySeen, PoolWait,
+};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
