@@ -540,7 +540,9 @@ pub(crate) async fn due_pools(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
 ) -> Result<Vec<(TenantId, SequenceId)>, StoreError> {
-    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let pairs = due_pairs(
+        conn,
+        now,
         "SELECT s.tenant_id, s.id FROM sequences s \
          WHERE EXISTS (SELECT 1 FROM enrollments e \
                        WHERE e.tenant_id = s.tenant_id AND e.sequence_id = s.id \
@@ -549,11 +551,8 @@ pub(crate) async fn due_pools(
                            WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
                              AND w.until > $1)",
     )
-    .bind(now)
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
-    Ok(rows
+    .await?;
+    Ok(pairs
         .into_iter()
         .map(|(t, s)| (TenantId(t), SequenceId(s)))
         .collect())
@@ -565,7 +564,9 @@ pub(crate) async fn due_mailboxes(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
 ) -> Result<Vec<(TenantId, MailboxId)>, StoreError> {
-    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let pairs = due_pairs(
+        conn,
+        now,
         "SELECT m.tenant_id, m.id FROM mailboxes m \
          WHERE EXISTS (SELECT 1 FROM enrollments e \
                        WHERE e.tenant_id = m.tenant_id AND e.mailbox_id = m.id \
@@ -575,14 +576,24 @@ pub(crate) async fn due_mailboxes(
                            WHERE mw.tenant_id = m.tenant_id AND mw.mailbox_id = m.id \
                              AND mw.until > $1)",
     )
-    .bind(now)
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
-    Ok(rows
+    .await?;
+    Ok(pairs
         .into_iter()
         .map(|(t, m)| (TenantId(t), MailboxId(m)))
         .collect())
+}
+
+/// The (tenant, id) pairs `sql` answers with `$1` bound to `now`.
+async fn due_pairs(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    sql: &'static str,
+) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+    sqlx::query_as(sql)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await
+        .db()
 }
 
 // ---- sends: reads ------------------------------------------------------------------------
