@@ -18,45 +18,11 @@ use sequence_core::sequence::ReenrollmentRule;
 use sequence_core::store::EnrollOutcome;
 use sequence_scheduler::testing::{AttemptOutcome, RecordingTransport};
 use sequence_scheduler::{DeliverySemantics, Engine, EngineConfig, SequenceStats, VirtualClock};
-use support::{start, World};
-
-/// The shared world with one always-open UTC mailbox (a fixed id) of `limit` a day.
-struct Features {
-    world: World,
-    mailbox: MailboxId,
-}
-
-impl std::ops::Deref for Features {
-    type Target = World;
-    fn deref(&self) -> &World {
-        &self.world
-    }
-}
-
-async fn world(config: EngineConfig, limit: u32) -> Features {
-    let world = World::new(config);
-    let m = Mailbox::new(world.tenant, "ana@sender.example", chrono_tz::UTC)
-        .unwrap()
-        .with_id(MailboxId::from_u128(1))
-        .with_daily_limit(limit);
-    let mailbox = world.engine.create_mailbox(m).await.unwrap().id;
-    Features { world, mailbox }
-}
-
-impl Features {
-    /// An active one-step sequence named `name` on the mailbox, after `change` (fixed ids:
-    /// the variant drawn for an enrollment follows from the seed and its id).
-    async fn sequence(&self, name: &str, change: impl FnOnce(&mut Sequence)) -> SequenceId {
-        let step = Step::new(Delay::ZERO, "Hello {{ first_name }}", "Hi!");
-        self.world
-            .sequence(name, &[self.mailbox], vec![step], change)
-            .await
-    }
-}
+use support::{one_mailbox, start};
 
 #[tokio::test]
 async fn triggers_enroll_and_the_reenrollment_rule_decides_again() {
-    let w = world(EngineConfig::with_seed(1), 100).await;
+    let w = one_mailbox(EngineConfig::with_seed(1), 100).await;
     let trial = Trigger::TagAdded("trial".into());
     let seq = w
         .sequence("Trial", |s| {
@@ -98,7 +64,7 @@ async fn triggers_enroll_and_the_reenrollment_rule_decides_again() {
 #[tokio::test]
 async fn ab_variants_are_chosen_by_weight_reproducibly_and_reported() {
     async fn run(seed: u64) -> (Vec<(ContactId, String)>, SequenceStats) {
-        let w = world(EngineConfig::with_seed(seed), 1_000).await;
+        let w = one_mailbox(EngineConfig::with_seed(seed), 1_000).await;
         let seq = w
             .sequence("AB", |s| {
                 let step = Step::new(Delay::ZERO, "A: hello", "A").with_variant(Variant {
@@ -142,7 +108,7 @@ async fn ab_variants_are_chosen_by_weight_reproducibly_and_reported() {
 
 #[tokio::test]
 async fn opens_clicks_and_replies_feed_the_statistics_once_each() {
-    let w = world(EngineConfig::with_seed(2), 100).await;
+    let w = one_mailbox(EngineConfig::with_seed(2), 100).await;
     let seq = w
         .sequence("Tracked", |s| {
             s.add_step(Step::new(Delay::new(1, DelayUnit::Days), "Again", "."))
@@ -190,7 +156,7 @@ async fn opens_clicks_and_replies_feed_the_statistics_once_each() {
 
 #[tokio::test]
 async fn soft_bounces_use_up_the_retry_budget() {
-    let w = world(EngineConfig::with_seed(3), 100).await;
+    let w = one_mailbox(EngineConfig::with_seed(3), 100).await;
     let seq = w
         .sequence("Soft", |s| {
             s.add_step(Step::new(Delay::new(1, DelayUnit::Days), "Again", "."))
@@ -247,7 +213,7 @@ async fn soft_bounces_use_up_the_retry_budget() {
 #[tokio::test]
 async fn why_not_sending_names_the_deferral_and_when_it_is_looked_at_again() {
     // One a day: the second contact waits for tomorrow.
-    let w = world(EngineConfig::with_seed(4), 1).await;
+    let w = one_mailbox(EngineConfig::with_seed(4), 1).await;
     let seq = w.sequence("Narrow", |_| {}).await;
     let cs = w.contacts(2).await;
     w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
@@ -463,7 +429,7 @@ async fn run_sends_on_its_own_until_shutdown() {
 
 #[tokio::test]
 async fn enrollments_wait_parked_while_their_pool_is_paused_and_wake_on_resume() {
-    let w = world(EngineConfig::with_seed(10), 100).await;
+    let w = one_mailbox(EngineConfig::with_seed(10), 100).await;
     let seq = w.sequence("Paused pool", |_| {}).await;
     let cs = w.contacts(3).await;
     w.engine.pause_mailbox(w.tenant, w.mailbox).await.unwrap();
@@ -568,237 +534,5 @@ async fn a_servers_answer_is_recorded_as_one_clean_line() {
     for text in texts.iter().chain(&stored) {
         assert!(!text.chars().any(char::is_control), "{text:?}");
         assert!(text.contains("bad credentials X-Injected: yes"), "{text:?}");
-    }
-}
-
-/// A full pool's backlog waits on one pool wait of its sequence, not on a deferral written
-/// per enrollment, and goes out day after day as the pool opens again.
-#[tokio::test]
-async fn a_full_pools_backlog_waits_on_one_pool_wait_and_drains_day_by_day() {
-    let w = world(EngineConfig::with_seed(9), 2).await;
-    let seq = w.sequence("Backlog", |_| {}).await;
-    let cs = w.contacts(5).await;
-    w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
-    let report = w.engine.tick().await.unwrap();
-    // Held: those of the backlog the tick read (no further than the pool's room allows);
-    // the wait holds the others, unread.
-    assert_eq!((report.planned, report.deferred), (2, 0), "{report:?}");
-    assert!(report.held <= 3, "{report:?}");
-    let store = w.engine.store();
-    let tomorrow = start() + Duration::days(1);
-    let wait = store.pool_wait(w.tenant, seq, start()).await.unwrap();
-    assert_eq!(wait.map(|x| x.until), Some(tomorrow));
-    let waiting: Vec<Enrollment> = store
-        .list_enrollments(w.tenant, seq)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.next_due_at().is_some())
-        .collect();
-    assert_eq!(waiting.len(), 3);
-    assert!(
-        waiting.iter().all(|e| e.deferral().is_none()),
-        "nothing is written per enrollment: {waiting:?}"
-    );
-    assert!(store.due_enrollments(start(), 10).await.unwrap().is_empty());
-    // Two a day: 2, 4, then all 5.
-    for (day, sent) in [(0, 2), (1, 4), (2, 5)] {
-        w.run_until(start() + Duration::days(day) + Duration::hours(23))
-            .await;
-        let stats = w.engine.stats(w.tenant, seq).await.unwrap();
-        assert_eq!(stats.sent, sent, "day {day}");
-    }
-}
-
-/// A backlog far larger than its pool's room is read no further than the room allows: the
-/// tick plans what fits, the pool's wait holds the rest (read or not), and "why isn't it
-/// sending?" names the wait for an enrollment the tick never read.
-#[tokio::test]
-async fn a_backlog_is_read_no_further_than_its_pools_room() {
-    let w = world(EngineConfig::with_seed(9), 2).await;
-    let seq = w.sequence("Backlog", |_| {}).await;
-    let cs = w.contacts(200).await;
-    w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
-    let report = w.engine.tick().await.unwrap();
-    assert_eq!((report.planned, report.deferred), (2, 0), "{report:?}");
-    assert!(
-        report.planned + report.held < 20,
-        "a pool with room for 2 read {} of a backlog of 200: {report:?}",
-        report.planned + report.held
-    );
-    let store = w.engine.store();
-    assert!(
-        store
-            .due_enrollments(start(), 1_000)
-            .await
-            .unwrap()
-            .is_empty(),
-        "the wait holds the unread backlog too"
-    );
-    let last = store
-        .list_enrollments(w.tenant, seq)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.next_due_at().is_some())
-        .max_by_key(|e| (e.next_due_at(), e.id))
-        .unwrap();
-    let why = w.engine.why_not_sending(w.tenant, last.id).await.unwrap();
-    assert_eq!(why.pool_wait, Some(start() + Duration::days(1)), "{why:?}");
-    // Day after day, the pool sends its two.
-    for (day, sent) in [(0, 2), (1, 4), (2, 6)] {
-        w.run_until(start() + Duration::days(day) + Duration::hours(23))
-            .await;
-        let stats = w.engine.stats(w.tenant, seq).await.unwrap();
-        assert_eq!(stats.sent, sent, "day {day}");
-    }
-}
-
-/// A bounded read that meets only enrollments the plan defers for their own reasons (the
-/// contact's hours) leaves the pool room: the same tick reads on and fills the pool from
-/// the enrollments behind them, instead of leaving the room idle until the next tick.
-#[tokio::test]
-async fn a_bounded_read_reads_on_while_its_pool_has_room() {
-    let w = world(EngineConfig::with_seed(9), 10).await;
-    let weekends = WeekdaySet::from_days(&[chrono::Weekday::Sat, chrono::Weekday::Sun]);
-    let hours =
-        SendWindow::new(weekends, "09:00".parse().unwrap(), "17:00".parse().unwrap()).unwrap();
-    let seq = w
-        .sequence("Weekends", |s| {
-            s.recipient_windows = Some(WeeklySchedule::windows(vec![hours]));
-        })
-        .await;
-    // Monday 00:00Z: Monday 09:00 in Tokyo (outside the contacts' weekend hours until
-    // Saturday), Sunday 14:00 in Honolulu (inside until 03:00Z). The Tokyo contacts come
-    // first, more of them than the pool's room (10) and its read bound.
-    let people = |zone: chrono_tz::Tz, from: u128, n: u128| -> Vec<Contact> {
-        (from..from + n)
-            .map(|i| {
-                Contact::new(w.tenant, format!("p{i}@client{i}.example"))
-                    .unwrap()
-                    .with_id(ContactId::from_u128(i))
-                    .with_timezone(zone)
-            })
-            .collect()
-    };
-    let tokyo = people(chrono_tz::Asia::Tokyo, 1, 15);
-    let honolulu = people(chrono_tz::Pacific::Honolulu, 100, 20);
-    for (k, group) in [&tokyo, &honolulu].into_iter().enumerate() {
-        w.clock.set(start() + Duration::seconds(k as i64));
-        w.engine.upsert_contacts(w.tenant, group).await.unwrap();
-        let ids: Vec<ContactId> = group.iter().map(|c| c.id).collect();
-        w.engine.enroll(w.tenant, seq, &ids).await.unwrap();
-    }
-    w.clock.set(start() + Duration::seconds(5));
-    let report = w.engine.tick().await.unwrap();
-    assert_eq!(
-        report.planned, 10,
-        "the pool is filled in one tick: {report:?}"
-    );
-    let sends = w
-        .engine
-        .store()
-        .sends_of_sequence(w.tenant, seq)
-        .await
-        .unwrap();
-    let honolulu_ids: Vec<ContactId> = honolulu.iter().map(|c| c.id).collect();
-    assert!(
-        sends.iter().all(|s| honolulu_ids.contains(&s.contact)),
-        "only contacts inside their hours are planned"
-    );
-    assert!(w
-        .engine
-        .store()
-        .pool_wait(w.tenant, seq, w.clock.now())
-        .await
-        .unwrap()
-        .is_some());
-}
-
-/// A pool with no active mailbox is not bounded by its room: one tick parks its whole
-/// backlog (a resume wakes it), instead of a room's worth at a time.
-#[tokio::test]
-async fn a_paused_pools_backlog_is_parked_in_one_tick() {
-    let w = world(EngineConfig::with_seed(9), 5).await;
-    let seq = w.sequence("Paused pool", |_| {}).await;
-    let cs = w.contacts(1_000).await;
-    w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
-    w.engine.pause_mailbox(w.tenant, w.mailbox).await.unwrap();
-    let report = w.engine.tick().await.unwrap();
-    assert_eq!((report.planned, report.deferred), (0, 1_000), "{report:?}");
-    let parked = w
-        .engine
-        .store()
-        .list_enrollments(w.tenant, seq)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.deferral().map(|d| d.reason) == Some(DeferralReason::NoActiveMailboxInPool))
-        .count();
-    assert_eq!(parked, 1_000);
-}
-
-/// Follow-ups of a full mailbox: the tick reads them no further than the mailbox's room, plans
-/// what fits, the mailbox's wait holds the rest, read or not (no deferral written for each),
-/// "why isn't it sending?" names the wait, and the mailbox sends its limit day after day
-/// until every follow-up went.
-#[tokio::test]
-async fn a_full_mailboxs_follow_ups_wait_for_it_without_a_deferral_each() {
-    let w = world(EngineConfig::with_seed(9), 2).await;
-    let steps = vec![
-        Step::new(Delay::ZERO, "Hello", "Hi!"),
-        Step::new(Delay::new(1, DelayUnit::Days), "Again", "Hi again"),
-    ];
-    let seq = w
-        .world
-        .sequence("Follow-ups", &[w.mailbox], steps, |_| {})
-        .await;
-    let cs = w.contacts(6).await;
-    // Six contacts whose first step went out from the mailbox: their follow-ups are due.
-    let rows: Vec<Enrollment> = cs
-        .iter()
-        .map(|c| {
-            Enrollment::new(w.tenant, seq, *c, start(), start()).with_progress(1, Some(w.mailbox))
-        })
-        .collect();
-    let store = w.engine.store();
-    store.enroll(w.tenant, start(), rows).await.unwrap();
-    let report = w.engine.tick().await.unwrap();
-    assert_eq!((report.planned, report.deferred), (2, 0), "{report:?}");
-    // Read no further than the mailbox's room (2) and one more: the wait holds the rest.
-    assert_eq!(report.planned + report.held, 3, "{report:?}");
-    assert!(
-        store
-            .due_enrollments(start(), 100)
-            .await
-            .unwrap()
-            .is_empty(),
-        "the mailbox's wait holds its follow-ups"
-    );
-    let mut whys = Vec::new();
-    for e in store.list_enrollments(w.tenant, seq).await.unwrap() {
-        whys.push(w.engine.why_not_sending(w.tenant, e.id).await.unwrap());
-    }
-    let why = whys
-        .into_iter()
-        .find(|why| why.pending_send.is_none())
-        .unwrap();
-    let until = why.mailbox_wait.expect("the mailbox wait is named");
-    assert!(
-        until > start() && until <= start() + Duration::days(1),
-        "{why:?}"
-    );
-    assert!(
-        why.summary.contains("its mailbox is full"),
-        "{}",
-        why.summary
-    );
-    assert_eq!(why.pool_wait, None, "{why:?}");
-    // Day after day, the mailbox sends its two.
-    for (day, sent) in [(0, 2), (1, 4), (2, 6)] {
-        w.run_until(start() + Duration::days(day) + Duration::hours(23))
-            .await;
-        let stats = w.engine.stats(w.tenant, seq).await.unwrap();
-        assert_eq!(stats.sent, sent, "day {day}");
     }
 }

@@ -154,3 +154,42 @@ pub fn three_steps() -> Vec<Step> {
         Step::new(Delay::new(2, DelayUnit::Days), "Last note", "Bye.").in_thread(),
     ]
 }
+
+/// The shared world with one always-open UTC mailbox (a fixed id) of `limit` a day.
+pub struct Features {
+    pub world: World,
+    pub mailbox: MailboxId,
+}
+
+impl std::ops::Deref for Features {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.world
+    }
+}
+
+pub async fn one_mailbox(config: EngineConfig, limit: u32) -> Features {
+    let world = World::new(config);
+    let m = Mailbox::new(world.tenant, "ana@sender.example", chrono_tz::UTC)
+        .expect("fixture: a valid mailbox")
+        .with_id(MailboxId::from_u128(1))
+        .with_daily_limit(limit);
+    let mailbox = world
+        .engine
+        .create_mailbox(m)
+        .await
+        .expect("fixture: the mailbox is stored")
+        .id;
+    Features { world, mailbox }
+}
+
+impl Features {
+    /// An active one-step sequence named `name` on the mailbox, after `change` (fixed ids:
+    /// the variant drawn for an enrollment follows from the seed and its id).
+    pub async fn sequence(&self, name: &str, change: impl FnOnce(&mut Sequence)) -> SequenceId {
+        let step = Step::new(Delay::ZERO, "Hello {{ first_name }}", "Hi!");
+        self.world
+            .sequence(name, &[self.mailbox], vec![step], change)
+            .await
+    }
+}
