@@ -145,7 +145,8 @@ impl Planner<'_> {
     pub(super) fn assign(&mut self, order: &Order) -> (Vec<u32>, Vec<u32>) {
         let sequences = self.input.sequences;
         let mut pools = Pools::new(sequences, &self.mailbox_index);
-        let mut sticky_ran_out: Vec<u32> = Vec::new();
+        // Per mailbox (by index), whether a sticky enrollment found no room on it.
+        let mut sticky_ran_out = vec![false; self.days.len()];
         for (class, seq, entry) in order.iter() {
             let policy = &sequences[seq as usize];
             if let Some(reason) = self.caps.reached(policy, class, seq, entry) {
@@ -158,7 +159,9 @@ impl Planner<'_> {
                 Some(mb) => {
                     let choice = self.assign_sticky(entry, class, seq, mb);
                     if choice.is_none() && self.out.deferred_for_room(entry) {
-                        sticky_ran_out.push(mb);
+                        if let Some(seen) = sticky_ran_out.get_mut(mb as usize) {
+                            *seen = true;
+                        }
                     }
                     choice
                 }
@@ -172,8 +175,10 @@ impl Planner<'_> {
         let mut ran_out: Vec<u32> = pools.exhausted.keys().map(|&(seq, _)| seq).collect();
         ran_out.sort_unstable();
         ran_out.dedup();
-        sticky_ran_out.sort_unstable();
-        sticky_ran_out.dedup();
+        let sticky_ran_out = (0_u32..)
+            .zip(sticky_ran_out)
+            .filter_map(|(mb, ran_out)| ran_out.then_some(mb))
+            .collect();
         (ran_out, sticky_ran_out)
     }
 

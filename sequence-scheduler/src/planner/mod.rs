@@ -283,10 +283,9 @@ pub fn plan_with(
     let mut planner = Planner::new(now, *input, config);
     planner.measure_days();
     let order = planner.order(&mut scratch.order);
-    let (mut ran_out, sticky_ran_out) = planner.assign(&order);
+    let (mut ran_out, mut sticky_ran_out) = planner.assign(&order);
     scratch.order.recycle(order);
     planner.time();
-    let mut sticky_ran_out = sticky_ran_out;
     sticky_ran_out.extend(
         input
             .more_due_on
