@@ -13,12 +13,14 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{ChangeSet, StoreError};
 use sequence_core::time::local_date;
+use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::catalog::{self, conflict, written_version};
+use crate::enrollments::Seen;
 use crate::error::Db;
-use crate::rows::{doc, send_columns, SendRow};
+use crate::rows::{big, doc, send_columns, SendRow};
 use crate::work::{Tracked, Work};
 
 // ---- loading ---------------------------------------------------------------------------------
@@ -53,20 +55,73 @@ pub(crate) async fn load_enrollments(
     work: &mut Work,
     ids: impl IntoIterator<Item = EnrollmentId>,
 ) -> Result<(), StoreError> {
-    let ids: Vec<Uuid> = missing(ids.into_iter().map(|i| i.0), |id| {
-        work.enrollments.contains_key(&EnrollmentId(id))
-    });
+    let items: Vec<(EnrollmentId, Option<u64>)> = ids.into_iter().map(|id| (id, None)).collect();
+    load_enrollments_seen(conn, work, &items, &Seen::default()).await
+}
+
+/// Lock and load enrollments by id (any tenant) into the working set, each with the version
+/// its caller read, if any. An enrollment still at that version whose row `seen` holds at
+/// that version is taken from `seen`: the server sends no document for it and none is
+/// decoded again (a plan's enrollments, read by the due read a moment before).
+///
+/// A version names one document: every change of an enrollment goes through the domain,
+/// which bumps it, and the store writes a row back only when its version moved (the same
+/// contract a plan's optimistic check rests on).
+pub(crate) async fn load_enrollments_seen(
+    conn: &mut PgConnection,
+    work: &mut Work,
+    items: &[(EnrollmentId, Option<u64>)],
+    seen: &Seen,
+) -> Result<(), StoreError> {
+    let mut wanted = HashSet::new();
+    let (ids, versions): (Vec<Uuid>, Vec<Option<i64>>) = items
+        .iter()
+        .copied()
+        .filter(|(id, _)| !work.enrollments.contains_key(id) && wanted.insert(*id))
+        .map(|(id, version)| (id.0, version.map(big)))
+        .unzip();
     if ids.is_empty() {
         return Ok(());
     }
-    let rows = sqlx::query("SELECT doc FROM enrollments WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-    for r in &rows {
-        let e: Enrollment = doc(r, "doc")?;
-        work.enrollments.insert(e.id, Tracked::clean(e));
+    // One statement locks them all, in id order (the store's lock order).
+    let rows: Vec<(Uuid, i64, Option<Json<Enrollment>>)> = sqlx::query_as(
+        "SELECT e.id, e.version, \
+             CASE WHEN e.version IS NOT DISTINCT FROM k.version THEN NULL ELSE e.doc END \
+         FROM enrollments e JOIN unnest($1::uuid[], $2::int8[]) AS k(id, version) \
+             ON e.id = k.id \
+         ORDER BY e.id FOR UPDATE OF e",
+    )
+    .bind(&ids)
+    .bind(&versions)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut again = Vec::new();
+    for (id, version, row) in rows {
+        let id = EnrollmentId(id);
+        let e = match row {
+            Some(Json(e)) => e,
+            None => match seen.get(&id).filter(|e| big(e.version()) == version) {
+                Some(e) => Enrollment::clone(e),
+                None => {
+                    again.push(id.0);
+                    continue;
+                }
+            },
+        };
+        work.enrollments.insert(id, Tracked::clean(e));
+    }
+    if !again.is_empty() {
+        // Unchanged, but not among those `seen` holds: their documents, locked already.
+        let rows: Vec<(Json<Enrollment>,)> =
+            sqlx::query_as("SELECT doc FROM enrollments WHERE id = ANY($1)")
+                .bind(&again)
+                .fetch_all(&mut *conn)
+                .await
+                .db()?;
+        for (Json(e),) in rows {
+            work.enrollments.insert(e.id, Tracked::clean(e));
+        }
     }
     Ok(())
 }

@@ -2,9 +2,10 @@
 //! of enrollments and sends.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use futures::{StreamExt, TryStreamExt};
 use sequence_core::contact::Contact;
 use sequence_core::enrollment::{suppression, Enrollment, EnrollmentStatus};
 use sequence_core::error::Entity;
@@ -419,6 +420,45 @@ pub(crate) async fn enrollments_of_contact(
     .await
 }
 
+/// The enrollments the latest due read of a store handed out, by id, so that the plan made
+/// from them locks them without reading their documents again (see
+/// `changes::load_enrollments_seen`). Shared by a store's clones; replaced by each due read
+/// and emptied once a plan is applied.
+#[derive(Debug, Default)]
+pub(crate) struct SeenEnrollments(Mutex<Arc<Seen>>);
+
+/// Enrollments as a due read handed them out, by id.
+pub(crate) type Seen = HashMap<EnrollmentId, Arc<Enrollment>>;
+
+impl SeenEnrollments {
+    /// Hold the enrollments of `due` (dropping what was held).
+    pub(crate) fn replace(&self, due: &[DueEnrollment]) {
+        let read: Seen = due
+            .iter()
+            .map(|d| (d.enrollment.id, Arc::clone(&d.enrollment)))
+            .collect();
+        *self.lock() = Arc::new(read);
+    }
+
+    /// What is held now.
+    pub(crate) fn current(&self) -> Arc<Seen> {
+        Arc::clone(&self.lock())
+    }
+
+    /// Drop what is held, if it is still `held` (a later due read's rows stay).
+    pub(crate) fn release(&self, held: &Arc<Seen>) {
+        let mut current = self.lock();
+        if Arc::ptr_eq(&current, held) {
+            *current = Arc::default();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Arc<Seen>> {
+        // A panic while holding the lock leaves a whole map (every write replaces it).
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// The due read's SQL: three branches, each read in index order with its documents: the
 /// paused enrollments whose pause ends, from `enrollments_due_rest`; those that go to a pool,
 /// per sequence from `enrollments_due_to_pool` (passing over the sequences whose pool wait
@@ -512,26 +552,25 @@ pub(crate) async fn due_enrollments(
             .bind(mailbox_ids)
             .bind(mailbox_sizes)
     };
-    let rows = query.fetch_all(&mut *conn).await.db()?;
-    let mut keyed = rows
-        .iter()
-        .map(|r| {
+    // Each row is decoded as it arrives, while the server still reads the next ones: the
+    // documents' decoding overlaps the read instead of following it.
+    let mut keyed: Vec<((DateTime<Utc>, Uuid), DueEnrollment)> = query
+        .fetch(&mut *conn)
+        .map(|row| {
+            let r = row.db()?;
             let at: DateTime<Utc> = r.try_get("due_at").db()?;
             let id: Uuid = r.try_get("id").db()?;
-            Ok(((at, id), r))
+            let due = DueEnrollment {
+                enrollment: Arc::new(doc(&r, "doc")?),
+                contact: Arc::new(doc(&r, "contact_doc")?),
+            };
+            Ok(((at, id), due))
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .try_collect()
+        .await?;
     keyed.sort_unstable_by_key(|(key, _)| *key);
     keyed.truncate(max);
-    keyed
-        .into_iter()
-        .map(|(_, r)| {
-            Ok(DueEnrollment {
-                enrollment: Arc::new(doc(r, "doc")?),
-                contact: Arc::new(doc(r, "contact_doc")?),
-            })
-        })
-        .collect()
+    Ok(keyed.into_iter().map(|(_, due)| due).collect())
 }
 
 /// The sequences with an enrollment due at `now` that goes to the pool, not held by a wait:

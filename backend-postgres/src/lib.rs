@@ -88,6 +88,7 @@ mod tally;
 mod work;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -111,6 +112,7 @@ use sqlx::types::Json;
 
 pub use prune::Pruned;
 
+use crate::enrollments::SeenEnrollments;
 use crate::error::Db;
 
 /// The embedded migrations, for a host that runs them itself (`MIGRATOR.run(&pool)`);
@@ -200,6 +202,8 @@ macro_rules! read {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The enrollments of the latest due read, for the plan made from them.
+    seen: Arc<SeenEnrollments>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -227,13 +231,16 @@ impl PostgresStore {
             .connect(url)
             .await
             .db()?;
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
     /// A store on a pool the host built (its size, timeouts, TLS, `search_path`).
     #[must_use]
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            seen: Arc::default(),
+        }
     }
 
     /// The store's pool.
@@ -540,13 +547,15 @@ impl Outbox for PostgresStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError> {
-        read!(self, |conn| enrollments::due_enrollments(
+        let due = read!(self, |conn| enrollments::due_enrollments(
             conn,
             now,
             limit,
             &[],
             &[]
-        ))
+        ))?;
+        self.seen.replace(&due);
+        Ok(due)
     }
 
     async fn due_pools(
@@ -570,9 +579,11 @@ impl Outbox for PostgresStore {
         pools: &[PoolBound],
         mailboxes: &[MailboxBound],
     ) -> Result<Vec<DueEnrollment>, StoreError> {
-        read!(self, |conn| enrollments::due_enrollments(
+        let due = read!(self, |conn| enrollments::due_enrollments(
             conn, now, limit, pools, mailboxes
-        ))
+        ))?;
+        self.seen.replace(&due);
+        Ok(due)
     }
 
     async fn mailbox_snapshots(
@@ -614,7 +625,10 @@ impl Outbox for PostgresStore {
         now: DateTime<Utc>,
         plan: PlanCommit,
     ) -> Result<PlanApplied, StoreError> {
-        transaction!(self, |conn| plan::apply_plan(conn, now, &plan))
+        let seen = self.seen.current();
+        let applied = transaction!(self, |conn| plan::apply_plan(conn, now, &plan, &seen))?;
+        self.seen.release(&seen);
+        Ok(applied)
     }
 
     async fn claim_sends(

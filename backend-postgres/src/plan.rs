@@ -16,7 +16,8 @@ use sequence_core::time::local_date;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use crate::changes::{load_enrollments, load_mailboxes, load_sends};
+use crate::changes::{load_enrollments_seen, load_mailboxes, load_sends};
+use crate::enrollments::Seen;
 use crate::error::Db;
 use crate::rows::{doc, uint, SendRow};
 use crate::work::{lock_mailbox_days, lock_mailbox_state, DayKey, Work};
@@ -86,10 +87,13 @@ enum PlanOne {
     Stale,
 }
 
+/// Apply `plan`; `seen` holds the enrollments of the due read it was made from, if this
+/// store made that read (their documents are then not read again).
 pub(crate) async fn apply_plan(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     plan: &PlanCommit,
+    seen: &Seen,
 ) -> Result<PlanApplied, StoreError> {
     if let Some(lease) = plan.planning {
         if !holds_planning(conn, lease, now).await? {
@@ -103,15 +107,22 @@ pub(crate) async fn apply_plan(
         .iter()
         .filter_map(|id| work.sends.get(id).map(|t| t.row.send.enrollment))
         .collect();
-    load_enrollments(
-        conn,
-        &mut work,
-        preempted_enrollments
-            .into_iter()
-            .chain(plan.sends.iter().map(|ps| ps.enrollment))
-            .chain(plan.deferrals.iter().map(|d| d.enrollment)),
-    )
-    .await?;
+    // The plan's enrollments with the versions it read them at (not a pre-empted one's).
+    let enrollments: Vec<(EnrollmentId, Option<u64>)> = preempted_enrollments
+        .into_iter()
+        .map(|id| (id, None))
+        .chain(
+            plan.sends
+                .iter()
+                .map(|ps| (ps.enrollment, Some(ps.enrollment_version))),
+        )
+        .chain(
+            plan.deferrals
+                .iter()
+                .map(|d| (d.enrollment, Some(d.enrollment_version))),
+        )
+        .collect();
+    load_enrollments_seen(conn, &mut work, &enrollments, seen).await?;
     load_sends(
         conn,
         &mut work,

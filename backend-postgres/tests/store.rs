@@ -393,3 +393,86 @@ async fn delete_draft_waits_for_an_enrollment_being_stored_and_then_keeps_the_dr
         .unwrap()
         .is_some());
 }
+
+/// A plan locks its enrollments without their documents when they are still at the version
+/// the due read handed out, and takes them from that read; every other item is applied to
+/// the enrollment as stored. Three enrollments read due by one store: the first is planned
+/// from the read; the second, changed since by another store (another engine process), is
+/// stale; the third, planned by that other store (which made no due read), is read from its
+/// row and planned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_takes_unchanged_enrollments_from_the_due_read_and_reads_the_rest() {
+    use sequence_core::enrollment::{Deferral, DeferralReason};
+    use sequence_core::send::SendStatus;
+    use sequence_core::store::{PlanCommit, PlanDeferral};
+
+    let s = support::fresh_store().await;
+    let other = PostgresStore::from_pool(support::schema_pool(&s.schema, 2).await);
+    let world = World::build(&s.store, 1, 100, 2, 3).await;
+    let now = t0();
+    world.enroll_all(&s.store, now).await;
+    let due = s.store.due_enrollments(now, 10).await.unwrap();
+    assert_eq!(due.len(), 3);
+    let read: Vec<_> = due.iter().map(|d| (*d.enrollment).clone()).collect();
+
+    let later = now + Duration::hours(1);
+    let deferred = other
+        .apply_plan(
+            now,
+            PlanCommit {
+                deferrals: vec![PlanDeferral {
+                    enrollment: read[1].id,
+                    enrollment_version: read[1].version(),
+                    deferral: Deferral {
+                        reason: DeferralReason::OutsideMailboxWindow,
+                        not_before: Some(later),
+                    },
+                }],
+                ..PlanCommit::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(deferred.stale.is_empty(), "{deferred:?}");
+
+    let applied = plan(
+        &s.store,
+        now,
+        vec![
+            world.plan_send(&read[0], 0, now, 100),
+            world.plan_send(&read[1], 0, now, 100),
+        ],
+    )
+    .await;
+    assert_eq!(applied.planned.len(), 1, "{applied:?}");
+    assert_eq!(applied.stale, vec![read[1].id], "{applied:?}");
+    let by_other = plan(&other, now, vec![world.plan_send(&read[2], 0, now, 100)]).await;
+    assert_eq!(by_other.planned.len(), 1, "{by_other:?}");
+
+    for e in [&read[0], &read[2]] {
+        let stored = world.enrollment(&s.store, e.id).await;
+        assert_eq!(
+            stored.version(),
+            e.version() + 1,
+            "planned once: {stored:?}"
+        );
+        assert_eq!(stored.contact, e.contact);
+        assert_eq!(stored.next_due_at(), None, "planned, not due: {stored:?}");
+        assert_eq!(
+            world.send(&s.store, e.id, 0).await.status(),
+            SendStatus::Planned
+        );
+    }
+    let changed = world.enrollment(&s.store, read[1].id).await;
+    assert_eq!(
+        changed.next_due_at(),
+        Some(later),
+        "the deferral stands: {changed:?}"
+    );
+    let sends = s
+        .store
+        .sends_of_enrollment(world.tenant, read[1].id)
+        .await
+        .unwrap();
+    assert!(sends.is_empty(), "{sends:?}");
+}
