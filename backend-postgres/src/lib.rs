@@ -80,6 +80,7 @@ mod changes;
 mod claims;
 mod enrollments;
 mod error;
+mod notices;
 mod plan;
 mod prune;
 mod rows;
@@ -110,6 +111,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
+pub use notices::{WorkListener, WORK_CHANNEL};
 pub use prune::Pruned;
 
 use crate::enrollments::SeenEnrollments;
@@ -290,6 +292,32 @@ impl PostgresStore {
                 .db()?;
         Ok(rows.into_iter().map(|(at, e)| (at, e.0)).collect())
     }
+
+    /// Listen for work notices from other processes on this store's schema: contacts
+    /// enrolled, a host's change, a sequence or a mailbox saved (see [`WORK_CHANNEL`]). A
+    /// host wakes its engine on each, so that work another process made due is picked up at
+    /// once rather than at the next poll:
+    ///
+    /// ```no_run
+    /// # async fn wire(engine: sequence_scheduler::Engine, store: backend_postgres::PostgresStore)
+    /// # -> Result<(), sequence_core::store::StoreError> {
+    /// let mut notices = store.listen_for_work().await?;
+    /// tokio::spawn(async move {
+    ///     while notices.next().await.is_ok() {
+    ///         engine.wake();
+    ///     }
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// The listener holds one connection of the store's pool while it lives.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when no connection is available or `LISTEN` fails.
+    pub async fn listen_for_work(&self) -> Result<WorkListener, StoreError> {
+        WorkListener::new(&self.pool).await
+    }
 }
 
 #[async_trait]
@@ -299,11 +327,10 @@ impl Catalog for PostgresStore {
         sequence: &Sequence,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
-        transaction!(self, |conn| catalog::save_sequence(
-            conn,
-            sequence,
-            expected_version
-        ))
+        transaction!(self, |conn| async {
+            catalog::save_sequence(conn, sequence, expected_version).await?;
+            notices::notify_work(conn, true).await
+        })
     }
 
     async fn get_sequence(
@@ -337,11 +364,10 @@ impl Catalog for PostgresStore {
         mailbox: &Mailbox,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
-        transaction!(self, |conn| catalog::save_mailbox(
-            conn,
-            mailbox,
-            expected_version
-        ))
+        transaction!(self, |conn| async {
+            catalog::save_mailbox(conn, mailbox, expected_version).await?;
+            notices::notify_work(conn, true).await
+        })
     }
 
     async fn get_mailbox(
@@ -411,12 +437,14 @@ impl Outbox for PostgresStore {
         now: DateTime<Utc>,
         enrollments: Vec<Enrollment>,
     ) -> Result<Vec<EnrollOutcome>, StoreError> {
-        transaction!(self, |conn| enrollments::enroll(
-            conn,
-            tenant,
-            now,
-            &enrollments
-        ))
+        transaction!(self, |conn| async {
+            let answers = enrollments::enroll(conn, tenant, now, &enrollments).await?;
+            let enrolled = answers
+                .iter()
+                .any(|a| matches!(a, EnrollOutcome::Enrolled { .. }));
+            notices::notify_work(conn, enrolled).await?;
+            Ok(answers)
+        })
     }
 
     async fn get_enrollment(
@@ -539,7 +567,10 @@ impl Outbox for PostgresStore {
         now: DateTime<Utc>,
         changes: ChangeSet,
     ) -> Result<(), StoreError> {
-        transaction!(self, |conn| changes::apply_changes(conn, now, &changes))
+        transaction!(self, |conn| async {
+            changes::apply_changes(conn, now, &changes).await?;
+            notices::notify_work(conn, true).await
+        })
     }
 
     async fn due_enrollments(

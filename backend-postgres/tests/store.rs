@@ -476,3 +476,53 @@ async fn a_plan_takes_unchanged_enrollments_from_the_due_read_and_reads_the_rest
         .unwrap();
     assert!(sends.is_empty(), "{sends:?}");
 }
+
+/// Contacts enrolled through one store are a work notice to a listener on another pool of the
+/// same schema (another process), delivered when the enrollment commits; a listener on
+/// another schema of the database is not told, and an enrollment that stores nothing
+/// notifies no one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolling_is_a_work_notice_to_listeners_of_the_schema() {
+    use std::time::Duration as StdDuration;
+
+    let s = support::fresh_store().await;
+    let elsewhere = support::fresh_store().await;
+    let other = PostgresStore::from_pool(support::schema_pool(&s.schema, 2).await);
+    let world = World::build(&s.store, 1, 100, 1, 2).await;
+    let mut here = other.listen_for_work().await.unwrap();
+    let mut there = elsewhere.store.listen_for_work().await.unwrap();
+    let quiet = StdDuration::from_millis(500);
+
+    world.enroll_all(&s.store, t0()).await;
+    tokio::time::timeout(StdDuration::from_secs(10), here.next())
+        .await
+        .expect("a listener of the schema hears of the enrollment")
+        .unwrap();
+    assert!(
+        tokio::time::timeout(quiet, there.next()).await.is_err(),
+        "a listener of another schema hears nothing"
+    );
+
+    // The same contacts again: both refused (already enrolled), nothing stored.
+    let again: Vec<_> = world
+        .contacts
+        .iter()
+        .map(|c| {
+            sequence_core::enrollment::Enrollment::new(
+                world.tenant,
+                world.sequence.id,
+                c.id,
+                t0(),
+                t0(),
+            )
+        })
+        .collect();
+    let answers = s.store.enroll(world.tenant, t0(), again).await.unwrap();
+    assert!(answers
+        .iter()
+        .all(|a| !matches!(a, sequence_core::store::EnrollOutcome::Enrolled { .. })));
+    assert!(
+        tokio::time::timeout(quiet, here.next()).await.is_err(),
+        "an enrollment that stored nothing is no notice"
+    );
+}

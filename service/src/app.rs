@@ -60,6 +60,9 @@ impl Service {
     /// The store cannot be reached or migrated, or the SMTP or tracking settings are bad.
     pub async fn from_config(config: &Config) -> Result<Self, StartError> {
         let tracker = tracker_for(config)?;
+        // On PostgreSQL, the work notices of other processes on the database (another
+        // instance of this service enrolled contacts) wake this one's engine.
+        let mut notices = None;
         let store: Arc<dyn Store> = match &config.store {
             StoreConfig::Memory => Arc::new(MemoryStore::new()),
             StoreConfig::Postgres(url) => {
@@ -67,6 +70,7 @@ impl Service {
                     .await
                     .map_err(StartError::Store)?;
                 store.migrate().await.map_err(StartError::Store)?;
+                notices = Some(store.listen_for_work().await.map_err(StartError::Store)?);
                 info!("PostgreSQL store connected and migrated");
                 Arc::new(store)
             }
@@ -82,7 +86,7 @@ impl Service {
             }
         };
         let engine_config = EngineConfig::default().poll_interval(chrono::Duration::seconds(5));
-        Ok(Self::new(
+        let service = Self::new(
             store,
             transport,
             Arc::new(SystemClock),
@@ -90,7 +94,17 @@ impl Service {
             keys,
             tracker,
             config.limits,
-        ))
+        );
+        if let Some(mut notices) = notices {
+            let engine = service.engine().clone();
+            tokio::spawn(async move {
+                while notices.next().await.is_ok() {
+                    engine.wake();
+                }
+                warn!("work notices stopped: the engine polls every 5 s");
+            });
+        }
+        Ok(service)
     }
 
     /// A service on these parts. The engine loop runs in the background while serving
