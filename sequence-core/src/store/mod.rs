@@ -13,6 +13,7 @@
 
 mod catalog;
 mod outbox;
+mod plan;
 mod shared;
 mod tally;
 mod waits;
@@ -23,9 +24,10 @@ use crate::ids::SendId;
 pub use catalog::{Catalog, DraftDeletion};
 pub use outbox::{
     ChangeSet, ClaimedSend, DailyCounts, DueEnrollment, EnrollOutcome, EnrollmentCursor,
-    MailboxDay, MailboxSnapshot, Outbox, PlanApplied, PlanCommit, PlanDeferral, PlanSend,
-    PlannedSlot, PlanningLease, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
+    MailboxDay, MailboxSnapshot, Outbox, PlannedSlot, SendCompletion, SendContext,
+    MAX_MAILBOX_DAYS,
 };
+pub use plan::{PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlanningLease};
 pub use tally::{EnrollmentTally, SendTally, SequenceTally};
 pub use waits::{
     MailboxBound, MailboxWait, PlanMailboxWait, PlanWait, PoolBound, PoolDaySeen, PoolWait,
