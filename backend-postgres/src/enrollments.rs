@@ -579,9 +579,10 @@ pub(crate) async fn due_pools(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
 ) -> Result<Vec<(TenantId, SequenceId)>, StoreError> {
-    let pairs = due_pairs(
+    due_pairs(
         conn,
         now,
+        SequenceId,
         "SELECT s.tenant_id, s.id FROM sequences s \
          WHERE EXISTS (SELECT 1 FROM enrollments e \
                        WHERE e.tenant_id = s.tenant_id AND e.sequence_id = s.id \
@@ -590,11 +591,7 @@ pub(crate) async fn due_pools(
                            WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
                              AND w.until > $1)",
     )
-    .await?;
-    Ok(pairs
-        .into_iter()
-        .map(|(t, s)| (TenantId(t), SequenceId(s)))
-        .collect())
+    .await
 }
 
 /// The mailboxes with an enrollment of their tenant due at `now` sticky to them, not held
@@ -603,9 +600,10 @@ pub(crate) async fn due_mailboxes(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
 ) -> Result<Vec<(TenantId, MailboxId)>, StoreError> {
-    let pairs = due_pairs(
+    due_pairs(
         conn,
         now,
+        MailboxId,
         "SELECT m.tenant_id, m.id FROM mailboxes m \
          WHERE EXISTS (SELECT 1 FROM enrollments e \
                        WHERE e.tenant_id = m.tenant_id AND e.mailbox_id = m.id \
@@ -615,24 +613,25 @@ pub(crate) async fn due_mailboxes(
                            WHERE mw.tenant_id = m.tenant_id AND mw.mailbox_id = m.id \
                              AND mw.until > $1)",
     )
-    .await?;
-    Ok(pairs
-        .into_iter()
-        .map(|(t, m)| (TenantId(t), MailboxId(m)))
-        .collect())
+    .await
 }
 
-/// The (tenant, id) pairs `sql` answers with `$1` bound to `now`.
-async fn due_pairs(
+/// The (tenant, id) pairs `sql` answers with `$1` bound to `now`, each id made with `id`.
+async fn due_pairs<K>(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
+    id: fn(Uuid) -> K,
     sql: &'static str,
-) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
-    sqlx::query_as(sql)
+) -> Result<Vec<(TenantId, K)>, StoreError> {
+    let pairs: Vec<(Uuid, Uuid)> = sqlx::query_as(sql)
         .bind(now)
         .fetch_all(&mut *conn)
         .await
-        .db()
+        .db()?;
+    Ok(pairs
+        .into_iter()
+        .map(|(t, k)| (TenantId(t), id(k)))
+        .collect())
 }
 
 // ---- sends: reads ------------------------------------------------------------------------

@@ -187,7 +187,8 @@ pub(crate) async fn apply_plan(
         .map(|w| w.wait)
         .collect();
     if !waits.is_empty() {
-        record_waits(conn, &waits, now).await?;
+        let rows = waits.iter().map(|w| (w.tenant, w.sequence.0, w.until));
+        record(conn, &POOL_WAITS, rows, now).await?;
     }
     // Likewise a mailbox wait whose mailbox has room the plan did not see.
     let mailbox_waits: Vec<MailboxWait> = plan
@@ -201,66 +202,94 @@ pub(crate) async fn apply_plan(
         .map(|w| w.wait)
         .collect();
     if !mailbox_waits.is_empty() {
-        record_mailbox_waits(conn, &mailbox_waits, now).await?;
+        let rows = mailbox_waits
+            .iter()
+            .map(|w| (w.tenant, w.mailbox.0, w.until));
+        record(conn, &MAILBOX_WAITS, rows, now).await?;
     }
     Ok(out)
 }
 
-/// [`Outbox::mailbox_wait`](sequence_core::store::Outbox).
-pub(crate) async fn mailbox_wait(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    mailbox: MailboxId,
-    now: DateTime<Utc>,
-) -> Result<Option<MailboxWait>, StoreError> {
-    let until: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT until FROM mailbox_waits \
-         WHERE tenant_id = $1 AND mailbox_id = $2 AND until > $3",
-    )
-    .bind(tenant.0)
-    .bind(mailbox.0)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await
-    .db()?;
-    Ok(until.map(|until| MailboxWait {
-        tenant,
-        mailbox,
-        until,
-    }))
+/// The statements of one kind of wait, keyed by tenant and one id: pool waits by sequence,
+/// mailbox waits by mailbox. Each is a literal (no SQL is built from strings); `$1` is the
+/// tenant and `$2` the id, or their arrays with `$3` the instants.
+struct WaitStatements {
+    /// The wait of (`$1`, `$2`) if it has not ended by `$3`.
+    until: &'static str,
+    /// Drop the waits that ended by `$1`.
+    drop_ended: &'static str,
+    /// Record waits (one row each), each replacing the earlier one of its key, and only
+    /// for an id of its tenant.
+    record: &'static str,
 }
 
-/// Record mailbox waits that have not ended by `now`, each of a mailbox of its tenant: one
-/// insert, each replacing the mailbox's earlier wait; the waits that ended are dropped.
-async fn record_mailbox_waits(
+const POOL_WAITS: WaitStatements = WaitStatements {
+    until: "SELECT until FROM pool_waits \
+            WHERE tenant_id = $1 AND sequence_id = $2 AND until > $3",
+    drop_ended: "DELETE FROM pool_waits WHERE until <= $1",
+    record: "INSERT INTO pool_waits (tenant_id, sequence_id, until) \
+             SELECT w.tenant_id, w.sequence_id, w.until \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) \
+                 AS w(tenant_id, sequence_id, until) \
+             JOIN sequences s ON s.tenant_id = w.tenant_id AND s.id = w.sequence_id \
+             ON CONFLICT (tenant_id, sequence_id) DO UPDATE SET until = EXCLUDED.until",
+};
+
+const MAILBOX_WAITS: WaitStatements = WaitStatements {
+    until: "SELECT until FROM mailbox_waits \
+            WHERE tenant_id = $1 AND mailbox_id = $2 AND until > $3",
+    drop_ended: "DELETE FROM mailbox_waits WHERE until <= $1",
+    record: "INSERT INTO mailbox_waits (tenant_id, mailbox_id, until) \
+             SELECT w.tenant_id, w.mailbox_id, w.until \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) \
+                 AS w(tenant_id, mailbox_id, until) \
+             JOIN mailboxes m ON m.tenant_id = w.tenant_id AND m.id = w.mailbox_id \
+             ON CONFLICT (tenant_id, mailbox_id) DO UPDATE SET until = EXCLUDED.until",
+};
+
+/// When the wait of (`tenant`, `id`) ends, if it has not ended by `now`.
+async fn wait_until(
     conn: &mut PgConnection,
-    waits: &[MailboxWait],
+    sql: &WaitStatements,
+    tenant: TenantId,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    sqlx::query_scalar(sql.until)
+        .bind(tenant.0)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await
+        .db()
+}
+
+/// Record the waits (tenant, id, until) that have not ended by `now`: one statement, each
+/// replacing its key's earlier wait; the waits that ended are dropped.
+async fn record(
+    conn: &mut PgConnection,
+    sql: &WaitStatements,
+    waits: impl Iterator<Item = (TenantId, Uuid, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (mut tenants, mut mailboxes, mut untils) = (Vec::new(), Vec::new(), Vec::new());
-    for w in waits.iter().filter(|w| w.until > now) {
-        tenants.push(w.tenant.0);
-        mailboxes.push(w.mailbox.0);
-        untils.push(w.until);
+    let (mut tenants, mut ids, mut untils) = (Vec::new(), Vec::new(), Vec::new());
+    for (tenant, id, until) in waits.filter(|w| w.2 > now) {
+        tenants.push(tenant.0);
+        ids.push(id);
+        untils.push(until);
     }
-    sqlx::query("DELETE FROM mailbox_waits WHERE until <= $1")
+    sqlx::query(sql.drop_ended)
         .bind(now)
         .execute(&mut *conn)
         .await
         .db()?;
-    sqlx::query(
-        "INSERT INTO mailbox_waits (tenant_id, mailbox_id, until) \
-         SELECT w.tenant_id, w.mailbox_id, w.until \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) AS w(tenant_id, mailbox_id, until) \
-         JOIN mailboxes m ON m.tenant_id = w.tenant_id AND m.id = w.mailbox_id \
-         ON CONFLICT (tenant_id, mailbox_id) DO UPDATE SET until = EXCLUDED.until",
-    )
-    .bind(tenants)
-    .bind(mailboxes)
-    .bind(untils)
-    .execute(&mut *conn)
-    .await
-    .db()?;
+    sqlx::query(sql.record)
+        .bind(tenants)
+        .bind(ids)
+        .bind(untils)
+        .execute(&mut *conn)
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -271,16 +300,7 @@ pub(crate) async fn pool_wait(
     sequence: SequenceId,
     now: DateTime<Utc>,
 ) -> Result<Option<PoolWait>, StoreError> {
-    let until: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT until FROM pool_waits \
-         WHERE tenant_id = $1 AND sequence_id = $2 AND until > $3",
-    )
-    .bind(tenant.0)
-    .bind(sequence.0)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await
-    .db()?;
+    let until = wait_until(conn, &POOL_WAITS, tenant, sequence.0, now).await?;
     Ok(until.map(|until| PoolWait {
         tenant,
         sequence,
@@ -288,38 +308,19 @@ pub(crate) async fn pool_wait(
     }))
 }
 
-/// Record pool waits that have not ended by `now`, each of a sequence of its tenant: one
-/// statement, each replacing the sequence's earlier wait; the waits that ended are dropped.
-async fn record_waits(
+/// [`Outbox::mailbox_wait`](sequence_core::store::Outbox).
+pub(crate) async fn mailbox_wait(
     conn: &mut PgConnection,
-    waits: &[PoolWait],
+    tenant: TenantId,
+    mailbox: MailboxId,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let (mut tenants, mut sequences, mut untils) = (Vec::new(), Vec::new(), Vec::new());
-    for w in waits.iter().filter(|w| w.until > now) {
-        tenants.push(w.tenant.0);
-        sequences.push(w.sequence.0);
-        untils.push(w.until);
-    }
-    sqlx::query("DELETE FROM pool_waits WHERE until <= $1")
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .db()?;
-    sqlx::query(
-        "INSERT INTO pool_waits (tenant_id, sequence_id, until) \
-         SELECT w.tenant_id, w.sequence_id, w.until \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) AS w(tenant_id, sequence_id, until) \
-         JOIN sequences s ON s.tenant_id = w.tenant_id AND s.id = w.sequence_id \
-         ON CONFLICT (tenant_id, sequence_id) DO UPDATE SET until = EXCLUDED.until",
-    )
-    .bind(tenants)
-    .bind(sequences)
-    .bind(untils)
-    .execute(&mut *conn)
-    .await
-    .db()?;
-    Ok(())
+) -> Result<Option<MailboxWait>, StoreError> {
+    let until = wait_until(conn, &MAILBOX_WAITS, tenant, mailbox.0, now).await?;
+    Ok(until.map(|until| MailboxWait {
+        tenant,
+        mailbox,
+        until,
+    }))
 }
 
 /// Lock the `mailbox_state` and `mailbox_days` rows the plan may change, and the days its
