@@ -116,9 +116,11 @@ fn mailbox_bounds(
     now: DateTime<Utc>,
     batch: u32,
 ) -> Vec<MailboxBound> {
+    let by_id: HashMap<MailboxId, &MailboxSnapshot> =
+        snapshots.iter().map(|s| (s.mailbox.id, s)).collect();
     due.iter()
         .filter_map(|&(tenant, mailbox)| {
-            let snap = snapshots.iter().find(|s| s.mailbox.id == mailbox)?;
+            let snap = by_id.get(&mailbox)?;
             let m = &snap.mailbox;
             (m.tenant == tenant && m.is_active()).then(|| MailboxBound {
                 tenant,

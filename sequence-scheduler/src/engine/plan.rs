@@ -312,10 +312,8 @@ impl Batch {
         seed: u64,
         lease: PlanningLease,
     ) -> PlanCommit {
-        let addresses: HashMap<MailboxId, &str> = snapshots
-            .iter()
-            .map(|s| (s.mailbox.id, s.mailbox.address.as_str()))
-            .collect();
+        let by_id: HashMap<MailboxId, &MailboxSnapshot> =
+            snapshots.iter().map(|s| (s.mailbox.id, s)).collect();
         let sends = the_plan
             .sends
             .iter()
@@ -342,7 +340,9 @@ impl Batch {
                     message_id: message_id(
                         s.enrollment,
                         s.step,
-                        addresses.get(&s.mailbox).copied().unwrap_or(""),
+                        by_id
+                            .get(&s.mailbox)
+                            .map_or("", |m| m.mailbox.address.as_str()),
                     ),
                     variant,
                     recipient_domain: row.due.contact.email_domain(),
@@ -373,7 +373,7 @@ impl Batch {
             .mailboxes_full
             .iter()
             .filter_map(|full| {
-                let snap = snapshots.iter().find(|s| s.mailbox.id == full.mailbox)?;
+                let snap = by_id.get(&full.mailbox)?;
                 Some(PlanMailboxWait {
                     wait: MailboxWait {
                         tenant: snap.mailbox.tenant,
