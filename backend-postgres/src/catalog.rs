@@ -378,18 +378,44 @@ pub(crate) async fn list_mailboxes(
 
 // ---- contacts --------------------------------------------------------------------------------
 
-/// A transaction-level advisory lock per tenant that serializes `upsert_contacts` of one
-/// tenant, so that two imports resolving the same new address cannot both insert it (the
-/// unique index would refuse the second, and the whole batch with it).
-async fn lock_tenant_contacts(conn: &mut PgConnection, tenant: TenantId) -> Result<(), StoreError> {
-    let (hi, lo) = tenant.0.as_u64_pair();
-    let key = i64::from_ne_bytes((hi ^ lo ^ 0x636f_6e74_6163_7473).to_ne_bytes());
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(key)
+/// How a unit holds its tenant's contact lock (see [`lock_tenant_contacts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContactsLock {
+    /// A unit that writes contacts.
+    Exclusive,
+    /// `enroll`: each enrollment stores a copy of its contact (see the migration
+    /// `contact_copies`), so no contact of the tenant may be written between the moment it
+    /// reads them and its commit, and a contact write that commits first is seen by its
+    /// insert. Enrollments of one tenant are stored side by side.
+    Shared,
+}
+
+/// A transaction-level advisory lock per tenant, taken before any row lock, by every unit
+/// that writes the tenant's contacts: it serializes `upsert_contacts` of one tenant, so that
+/// two imports resolving the same new address cannot both insert it (the unique index would
+/// refuse the second, and the whole batch with it); and it orders contact writes against
+/// `enroll`, which holds it shared.
+pub(crate) async fn lock_tenant_contacts(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    how: ContactsLock,
+) -> Result<(), StoreError> {
+    let sql = match how {
+        ContactsLock::Exclusive => "SELECT pg_advisory_xact_lock($1)",
+        ContactsLock::Shared => "SELECT pg_advisory_xact_lock_shared($1)",
+    };
+    sqlx::query(sql)
+        .bind(tenant_contacts_key(tenant))
         .execute(&mut *conn)
         .await
         .db()?;
     Ok(())
+}
+
+/// The advisory lock key of a tenant's contacts.
+fn tenant_contacts_key(tenant: TenantId) -> i64 {
+    let (hi, lo) = tenant.0.as_u64_pair();
+    i64::from_ne_bytes((hi ^ lo ^ 0x636f_6e74_6163_7473).to_ne_bytes())
 }
 
 pub(crate) async fn upsert_contacts(
@@ -400,7 +426,7 @@ pub(crate) async fn upsert_contacts(
     if contacts.is_empty() {
         return Ok(Vec::new());
     }
-    lock_tenant_contacts(conn, tenant).await?;
+    lock_tenant_contacts(conn, tenant, ContactsLock::Exclusive).await?;
     let ids: Vec<Uuid> = contacts.iter().map(|c| c.id.0).collect();
     let emails: Vec<String> = contacts.iter().map(|c| normalize_email(&c.email)).collect();
     // Every stored contact the rows may name, by id (any tenant) or by address.

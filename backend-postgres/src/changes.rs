@@ -2,7 +2,8 @@
 //! enrollment per pair), written all at once; and the wake-up of waiting enrollments by a
 //! released unit of capacity.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sequence_core::contact::{normalize_email, Contact};
@@ -56,7 +57,7 @@ pub(crate) async fn load_enrollments(
     ids: impl IntoIterator<Item = EnrollmentId>,
 ) -> Result<(), StoreError> {
     let items: Vec<(EnrollmentId, Option<u64>)> = ids.into_iter().map(|id| (id, None)).collect();
-    load_enrollments_seen(conn, work, &items, &Seen::default()).await
+    load_enrollments_seen(conn, work, &items, &Seen::default(), true).await
 }
 
 /// Lock and load enrollments by id (any tenant) into the working set, each with the version
@@ -67,22 +68,45 @@ pub(crate) async fn load_enrollments(
 /// A version names one document: every change of an enrollment goes through the domain,
 /// which bumps it, and the store writes a row back only when its version moved (the same
 /// contract a plan's optimistic check rests on).
+///
+/// With `lock` false, when every one of them is in `seen` at the version given, they are
+/// taken from `seen` without reading or locking anything, and recorded in `work.unlocked`:
+/// writing one then checks that it is still stored at that version (see
+/// `plan::apply_plan`).
 pub(crate) async fn load_enrollments_seen(
     conn: &mut PgConnection,
     work: &mut Work,
     items: &[(EnrollmentId, Option<u64>)],
     seen: &Seen,
+    lock: bool,
 ) -> Result<(), StoreError> {
     let mut wanted = HashSet::new();
-    let (ids, versions): (Vec<Uuid>, Vec<Option<i64>>) = items
+    let items: Vec<(EnrollmentId, Option<u64>)> = items
         .iter()
         .copied()
         .filter(|(id, _)| !work.enrollments.contains_key(id) && wanted.insert(*id))
-        .map(|(id, version)| (id.0, version.map(big)))
-        .unzip();
-    if ids.is_empty() {
+        .collect();
+    if items.is_empty() {
         return Ok(());
     }
+    if !lock {
+        let from_seen: Option<Vec<&Arc<Enrollment>>> = items
+            .iter()
+            .map(|(id, version)| seen.get(id).filter(|e| Some(e.version()) == *version))
+            .collect();
+        if let Some(rows) = from_seen {
+            for e in rows {
+                work.unlocked.insert(e.id, e.version());
+                work.enrollments
+                    .insert(e.id, Tracked::clean(Enrollment::clone(e)));
+            }
+            return Ok(());
+        }
+    }
+    let (ids, versions): (Vec<Uuid>, Vec<Option<i64>>) = items
+        .into_iter()
+        .map(|(id, version)| (id.0, version.map(big)))
+        .unzip();
     // One statement locks them all, in id order (the store's lock order).
     let rows: Vec<(Uuid, i64, Option<Json<Enrollment>>)> = sqlx::query_as(
         "SELECT e.id, e.version, \
@@ -220,6 +244,12 @@ pub(crate) async fn load_changes(
     work: &mut Work,
     changes: &ChangeSet,
 ) -> Result<(), StoreError> {
+    // Contact writes take their tenants' contact locks first, in one order (see
+    // `catalog::lock_tenant_contacts`).
+    let tenants: BTreeSet<TenantId> = changes.contacts.iter().map(|(c, _)| c.tenant).collect();
+    for tenant in tenants {
+        catalog::lock_tenant_contacts(conn, tenant, catalog::ContactsLock::Exclusive).await?;
+    }
     load_contacts(conn, work, changes.contacts.iter().map(|(c, _)| c.id)).await?;
     load_enrollments(conn, work, changes.enrollments.iter().map(|(e, _)| e.id)).await?;
     load_sequences(conn, work, changes.sequences.iter().map(|(s, _)| s.id)).await?;

@@ -19,6 +19,7 @@ use sequence_core::store::{
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
+use crate::catalog;
 use crate::error::Db;
 use crate::rows::{self, doc, doc_by, docs_by, limit, uint};
 
@@ -57,6 +58,10 @@ pub(crate) async fn enroll(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
+    // Before any row lock: no contact of the tenant changes until this unit commits, so the
+    // copies the enrollments store are the contacts as stored (see the migration
+    // `contact_copies`).
+    catalog::lock_tenant_contacts(conn, tenant, catalog::ContactsLock::Shared).await?;
     let ours: Vec<&Enrollment> = rows.iter().filter(|e| e.tenant == tenant).collect();
     let sequence_ids: Vec<Uuid> = unique(ours.iter().map(|e| e.sequence.0));
     let contact_ids: Vec<Uuid> = unique(ours.iter().map(|e| e.contact.0));
@@ -470,35 +475,32 @@ impl SeenEnrollments {
 macro_rules! due_read {
     ($pool_bounds:literal, $pool_limit:literal, $mailbox_bounds:literal, $mailbox_limit:literal) => {
         concat!(
-            "(SELECT e.due_at, e.id, e.doc, c.doc AS contact_doc FROM enrollments e \
-              JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id \
+            "(SELECT e.due_at, e.id, e.doc, e.contact_doc FROM enrollments e \
               WHERE e.due_at <= $1 AND e.status <> 'active' \
               ORDER BY e.due_at, e.id LIMIT $2) \
              UNION ALL \
-             (SELECT p.due_at, p.id, p.doc, c.doc AS contact_doc FROM sequences s ",
+             (SELECT p.due_at, p.id, p.doc, p.contact_doc FROM sequences s ",
             $pool_bounds,
             " CROSS JOIN LATERAL ( \
-                  SELECT tenant_id, id, contact_id, due_at, doc FROM enrollments \
+                  SELECT id, due_at, doc, contact_doc FROM enrollments \
                   WHERE tenant_id = s.tenant_id AND sequence_id = s.id AND due_at <= $1 \
                     AND status = 'active' AND mailbox_id IS NULL \
                   ORDER BY due_at, id LIMIT ",
             $pool_limit,
             ") p \
-              JOIN contacts c ON c.tenant_id = p.tenant_id AND c.id = p.contact_id \
               WHERE NOT EXISTS (SELECT 1 FROM pool_waits w \
                                 WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
                                   AND w.until > $1)) \
              UNION ALL \
-             (SELECT x.due_at, x.id, x.doc, c.doc AS contact_doc FROM mailboxes m ",
+             (SELECT x.due_at, x.id, x.doc, x.contact_doc FROM mailboxes m ",
             $mailbox_bounds,
             " CROSS JOIN LATERAL ( \
-                  SELECT tenant_id, id, contact_id, due_at, doc FROM enrollments \
+                  SELECT id, due_at, doc, contact_doc FROM enrollments \
                   WHERE tenant_id = m.tenant_id AND mailbox_id = m.id AND due_at <= $1 \
                     AND status = 'active' AND mailbox_id IS NOT NULL \
                   ORDER BY due_at, id LIMIT ",
             $mailbox_limit,
             ") x \
-              JOIN contacts c ON c.tenant_id = x.tenant_id AND c.id = x.contact_id \
               WHERE NOT EXISTS (SELECT 1 FROM mailbox_waits mw \
                                 WHERE mw.tenant_id = m.tenant_id AND mw.mailbox_id = m.id \
                                   AND mw.until > $1))"

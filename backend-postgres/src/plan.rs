@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use sequence_core::enrollment::{Deferral, DeferralReason, EnrollmentStatus};
+use sequence_core::error::Entity;
 use sequence_core::ids::{EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{ScheduledSend, SendStatus};
@@ -13,7 +14,7 @@ use sequence_core::store::{
     PlanningLease, PoolWait, StoreError,
 };
 use sequence_core::time::local_date;
-use sqlx::{PgConnection, Row};
+use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::changes::{load_enrollments_seen, load_mailboxes, load_sends};
@@ -89,6 +90,13 @@ enum PlanOne {
 
 /// Apply `plan`; `seen` holds the enrollments of the due read it was made from, if this
 /// store made that read (their documents are then not read again).
+///
+/// A plan made from this store's due read is first applied without locking its enrollments
+/// beforehand: each is taken as the read handed it out, and written only if it is still
+/// stored at that version (the write locks it; a change committed since, a host's reply say,
+/// is seen by the write). When one moved, the attempt is rolled back to a savepoint and the
+/// plan applied again with its enrollments locked and read first, so that the moved one is
+/// found stale and the rest planned. A plan that pre-empts sends is always applied locked.
 pub(crate) async fn apply_plan(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
@@ -100,6 +108,32 @@ pub(crate) async fn apply_plan(
             return Err(StoreError::PlanningLeaseLost);
         }
     }
+    if plan.preempt.is_empty() && !seen.is_empty() {
+        let mut attempt = conn.begin().await.db()?;
+        match apply_items(&mut attempt, now, plan, seen, false).await {
+            Ok(out) => {
+                attempt.commit().await.db()?;
+                return Ok(out);
+            }
+            Err(StoreError::VersionConflict {
+                entity: Entity::Enrollment,
+                ..
+            }) => attempt.rollback().await.db()?,
+            Err(e) => return Err(e),
+        }
+    }
+    apply_items(conn, now, plan, seen, true).await
+}
+
+/// Apply `plan`'s items: its enrollments locked first when `lock`, else taken from `seen`
+/// where they all are (see [`apply_plan`]).
+async fn apply_items(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    plan: &PlanCommit,
+    seen: &Seen,
+    lock: bool,
+) -> Result<PlanApplied, StoreError> {
     let mut work = Work::default();
     load_sends(conn, &mut work, plan.preempt.iter().copied()).await?;
     let preempted_enrollments: Vec<EnrollmentId> = plan
@@ -122,7 +156,7 @@ pub(crate) async fn apply_plan(
                 .map(|d| (d.enrollment, Some(d.enrollment_version))),
         )
         .collect();
-    load_enrollments_seen(conn, &mut work, &enrollments, seen).await?;
+    load_enrollments_seen(conn, &mut work, &enrollments, seen, lock).await?;
     load_sends(
         conn,
         &mut work,

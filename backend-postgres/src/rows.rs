@@ -1,10 +1,13 @@
 //! Rows: the documents and the columns kept beside them, read from and written to the
 //! tables in batches (`UNNEST` of one array per column, one statement per kind of write).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use sequence_core::contact::Contact;
 use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
-use sequence_core::ids::TenantId;
+use sequence_core::error::Entity;
+use sequence_core::ids::{EnrollmentId, TenantId};
 use sequence_core::send::ScheduledSend;
 use sequence_core::store::StoreError;
 use serde::de::DeserializeOwned;
@@ -164,7 +167,9 @@ impl EnrollmentColumns {
 }
 
 /// Insert enrollments that are not stored yet (a row whose id or open (sequence, contact)
-/// is taken is left out); the ids inserted.
+/// is taken is left out), each with a copy of its contact as stored, under the tenant's
+/// contact lock the caller holds shared (a row whose contact is not stored is left out too);
+/// the ids inserted.
 pub(crate) async fn insert_enrollments(
     conn: &mut PgConnection,
     rows: &[&Enrollment],
@@ -175,10 +180,13 @@ pub(crate) async fn insert_enrollments(
     let c = EnrollmentColumns::of(rows.iter().copied())?;
     sqlx::query_scalar(
         "INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
-             deferral_reason, mailbox_id, enrolled_at, version, doc) \
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
-             $6::timestamptz[], $7::text[], $8::uuid[], $9::timestamptz[], $10::int8[], \
-             $11::json[]) \
+             deferral_reason, mailbox_id, enrolled_at, version, doc, contact_doc) \
+         SELECT u.*, c.doc FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
+             $5::text[], $6::timestamptz[], $7::text[], $8::uuid[], $9::timestamptz[], \
+             $10::int8[], $11::json[]) \
+             AS u(tenant_id, id, sequence_id, contact_id, status, due_at, deferral_reason, \
+                 mailbox_id, enrolled_at, version, doc) \
+         JOIN contacts c ON c.tenant_id = u.tenant_id AND c.id = u.contact_id \
          ON CONFLICT DO NOTHING \
          RETURNING id",
     )
@@ -198,23 +206,34 @@ pub(crate) async fn insert_enrollments(
     .db()
 }
 
-/// Replace stored enrollments (by tenant and id) with `rows`.
+/// Replace stored enrollments (by tenant and id) with `rows`. A row named in `unlocked`
+/// (taken from a due read without a lock, see `plan::apply_plan`) is replaced only while
+/// it is still stored at the version given there; when one is not, nothing more is written
+/// and the answer is a `VersionConflict` (the caller rolls the statement back with the rest).
 pub(crate) async fn update_enrollments(
     conn: &mut PgConnection,
     rows: &[&Enrollment],
+    unlocked: &HashMap<EnrollmentId, u64>,
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
     let c = EnrollmentColumns::of(rows.iter().copied())?;
-    sqlx::query(
+    let stored_at: Vec<Option<i64>> = rows
+        .iter()
+        .map(|e| unlocked.get(&e.id).map(|v| big(*v)))
+        .collect();
+    let checked = stored_at.iter().any(Option::is_some);
+    let done = sqlx::query(
         "UPDATE enrollments e SET status = u.status, due_at = u.due_at, \
              deferral_reason = u.deferral_reason, mailbox_id = u.mailbox_id, \
              version = u.version, doc = u.doc \
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], \
-             $6::uuid[], $7::int8[], $8::json[]) \
-             AS u(tenant_id, id, status, due_at, deferral_reason, mailbox_id, version, doc) \
-         WHERE e.tenant_id = u.tenant_id AND e.id = u.id",
+             $6::uuid[], $7::int8[], $8::json[], $9::int8[]) \
+             AS u(tenant_id, id, status, due_at, deferral_reason, mailbox_id, version, doc, \
+                 stored_at) \
+         WHERE e.tenant_id = u.tenant_id AND e.id = u.id \
+           AND (u.stored_at IS NULL OR e.version = u.stored_at)",
     )
     .bind(c.tenant)
     .bind(c.id)
@@ -224,9 +243,18 @@ pub(crate) async fn update_enrollments(
     .bind(c.mailbox)
     .bind(c.version)
     .bind(c.doc)
+    .bind(stored_at)
     .execute(&mut *conn)
     .await
     .db()?;
+    if checked && done.rows_affected() < rows.len() as u64 {
+        return Err(StoreError::VersionConflict {
+            entity: Entity::Enrollment,
+            id: "an enrollment taken from the due read, changed since".to_owned(),
+            expected: 0,
+            found: 0,
+        });
+    }
     Ok(())
 }
 
@@ -246,13 +274,16 @@ pub(crate) async fn upsert_contacts(
     let mut status = Vec::with_capacity(rows.len());
     let mut version = Vec::with_capacity(rows.len());
     let mut docs = Vec::with_capacity(rows.len());
+    // In one order, so that writers of overlapping contacts lock them without deadlocks.
+    let mut rows = rows.to_vec();
+    rows.sort_unstable_by_key(|c| (c.tenant, c.id));
     for c in rows {
         tenant.push(c.tenant.0);
         id.push(c.id.0);
         email.push(c.normalized_email());
         status.push(name(&c.status())?);
         version.push(big(c.version()));
-        docs.push(json_text(*c)?);
+        docs.push(json_text(c)?);
     }
     sqlx::query(
         "INSERT INTO contacts (tenant_id, id, email, status, version, doc) \
@@ -261,12 +292,26 @@ pub(crate) async fn upsert_contacts(
          ON CONFLICT (tenant_id, id) DO UPDATE SET email = EXCLUDED.email, \
              status = EXCLUDED.status, version = EXCLUDED.version, doc = EXCLUDED.doc",
     )
-    .bind(tenant)
-    .bind(id)
+    .bind(&tenant)
+    .bind(&id)
     .bind(email)
     .bind(status)
     .bind(version)
     .bind(docs)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    // The copies their enrollments keep for the due read (see the migration
+    // `contact_copies`), under the tenants' contact locks the caller holds: an `enroll` of
+    // one of them either committed before (its rows are seen here) or waits for this unit.
+    sqlx::query(
+        "UPDATE enrollments e SET contact_doc = c.doc \
+         FROM unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, id) \
+         JOIN contacts c ON c.tenant_id = k.tenant_id AND c.id = k.id \
+         WHERE e.tenant_id = k.tenant_id AND e.contact_id = k.id",
+    )
+    .bind(tenant)
+    .bind(id)
     .execute(&mut *conn)
     .await
     .db()?;

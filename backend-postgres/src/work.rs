@@ -94,6 +94,9 @@ pub(crate) struct Work {
     /// Reservations released by cancellations, as (tenant, mailbox, local date): the unit
     /// wakes enrollments that can use them (see `changes::wake_for_released`).
     pub(crate) released: Vec<DayKey>,
+    /// Enrollments loaded without a lock, from the due read a plan was made from, with the
+    /// version each must still be stored at when it is written (see `plan::apply_plan`).
+    pub(crate) unlocked: HashMap<EnrollmentId, u64>,
 }
 
 impl Work {
@@ -319,21 +322,23 @@ impl Work {
         let (ending, open): (Vec<&Enrollment>, Vec<&Enrollment>) = dirty(&self.enrollments)
             .into_iter()
             .partition(|e| e.is_final());
-        rows::update_enrollments(conn, &ending).await?;
-        rows::update_enrollments(conn, &open).await.map_err(|e| {
-            // The check before the write passed, so another unit opened an enrollment
-            // of the same (sequence, contact) meanwhile: the index refuses this one.
-            if is_unique_violation(&e) {
-                StoreError::AlreadyExists {
-                    entity: Entity::Enrollment,
-                    id: "an open enrollment of the same sequence and contact was stored \
+        rows::update_enrollments(conn, &ending, &self.unlocked).await?;
+        rows::update_enrollments(conn, &open, &self.unlocked)
+            .await
+            .map_err(|e| {
+                // The check before the write passed, so another unit opened an enrollment
+                // of the same (sequence, contact) meanwhile: the index refuses this one.
+                if is_unique_violation(&e) {
+                    StoreError::AlreadyExists {
+                        entity: Entity::Enrollment,
+                        id: "an open enrollment of the same sequence and contact was stored \
                              meanwhile"
-                        .to_owned(),
+                            .to_owned(),
+                    }
+                } else {
+                    e
                 }
-            } else {
-                e
-            }
-        })?;
+            })?;
         for s in dirty(&self.sequences) {
             catalog::write_sequence(conn, s).await?;
         }

@@ -364,8 +364,8 @@ async fn delete_draft_waits_for_an_enrollment_being_stored_and_then_keeps_the_dr
         .unwrap();
     sqlx::query(
         "INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
-             deferral_reason, mailbox_id, enrolled_at, version, doc) \
-         VALUES ($1, gen_random_uuid(), $2, $3, 'active', $4, NULL, NULL, $4, 0, '{}')",
+             deferral_reason, mailbox_id, enrolled_at, version, doc, contact_doc) \
+         VALUES ($1, gen_random_uuid(), $2, $3, 'active', $4, NULL, NULL, $4, 0, '{}', '{}')",
     )
     .bind(tenant.0)
     .bind(draft.id.0)
@@ -524,5 +524,133 @@ async fn enrolling_is_a_work_notice_to_listeners_of_the_schema() {
     assert!(
         tokio::time::timeout(quiet, here.next()).await.is_err(),
         "an enrollment that stored nothing is no notice"
+    );
+}
+
+/// Each enrollment keeps a copy of its contact for the due read; a contact written while
+/// its enrollments are being stored must reach them. Rounds of `enroll` and
+/// `upsert_contacts` (a new zone) of the same 300 contacts, started at once from two
+/// stores (two pools, as two processes): after each, every due enrollment carries its
+/// contact as stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_written_while_it_is_enrolled_reaches_the_due_read() {
+    use sequence_core::enrollment::Enrollment;
+    use sequence_core::store::Catalog;
+    let s = support::fresh_store().await;
+    let other = PostgresStore::from_pool(support::schema_pool(&s.schema, 4).await);
+    let zones = [
+        chrono_tz::Asia::Kathmandu,
+        chrono_tz::America::St_Johns,
+        chrono_tz::Australia::Eucla,
+        chrono_tz::Pacific::Chatham,
+    ];
+    for zone in zones {
+        let w = World::build(&s.store, 1, 30, 1, 300).await;
+        let rows: Vec<Enrollment> = w
+            .contacts
+            .iter()
+            .map(|c| Enrollment::new(w.tenant, w.sequence.id, c.id, t0(), t0()))
+            .collect();
+        let moved: Vec<_> = w
+            .contacts
+            .iter()
+            .map(|c| c.clone().with_timezone(zone))
+            .collect();
+        let enrolling = {
+            let store = s.store.clone();
+            let tenant = w.tenant;
+            tokio::spawn(async move { store.enroll(tenant, t0(), rows).await })
+        };
+        other.upsert_contacts(w.tenant, &moved).await.unwrap();
+        enrolling.await.unwrap().unwrap();
+
+        let due = s.store.due_enrollments(t0(), 10_000).await.unwrap();
+        let ours: Vec<_> = due
+            .iter()
+            .filter(|d| d.enrollment.tenant == w.tenant)
+            .collect();
+        assert_eq!(ours.len(), 300, "every contact is enrolled");
+        for d in ours {
+            assert_eq!(
+                d.contact.timezone,
+                Some(zone),
+                "the due read must carry the contact as written, not as it was enrolled"
+            );
+        }
+    }
+}
+
+/// A plan made from this store's due read is applied without locking its enrollments first
+/// (each is written only if still stored at the version read). A host's change that holds
+/// one of them while the plan is applied, and commits, is seen: the plan finds that one
+/// stale, plans the other, and the host's change stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_committed_while_a_plan_is_applied_makes_its_enrollment_stale() {
+    use sequence_core::enrollment::{Deferral, DeferralReason};
+    use sequence_core::send::SendStatus;
+
+    let s = support::fresh_store().await;
+    let world = World::build(&s.store, 1, 100, 2, 2).await;
+    let now = t0();
+    world.enroll_all(&s.store, now).await;
+    let due = s.store.due_enrollments(now, 10).await.unwrap();
+    let read: Vec<_> = due.iter().map(|d| (*d.enrollment).clone()).collect();
+    assert_eq!(read.len(), 2);
+
+    // The host's change, as a unit of work makes it: the row locked, then rewritten.
+    let later = now + Duration::hours(3);
+    let mut deferred = read[0].clone();
+    deferred
+        .defer(Deferral {
+            reason: DeferralReason::OutsideMailboxWindow,
+            not_before: Some(later),
+        })
+        .unwrap();
+    let mut host = s.store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM enrollments WHERE id = $1 FOR UPDATE")
+        .bind(read[0].id.0)
+        .execute(&mut *host)
+        .await
+        .unwrap();
+
+    let planning = {
+        let store = s.store.clone();
+        let sends = vec![
+            world.plan_send(&read[0], 0, now, 100),
+            world.plan_send(&read[1], 0, now, 100),
+        ];
+        tokio::spawn(async move { plan(&store, now, sends).await })
+    };
+    assert!(
+        still_waiting(&planning).await,
+        "the plan's write must wait for the host's lock"
+    );
+    sqlx::query(
+        "UPDATE enrollments SET version = $2, due_at = $3, deferral_reason = $4, doc = $5 \
+         WHERE id = $1",
+    )
+    .bind(read[0].id.0)
+    .bind(i64::try_from(deferred.version()).unwrap())
+    .bind(later)
+    .bind("outside_mailbox_window")
+    .bind(sqlx::types::Json(&deferred))
+    .execute(&mut *host)
+    .await
+    .unwrap();
+    host.commit().await.unwrap();
+
+    let applied = planning.await.unwrap();
+    assert_eq!(applied.stale, vec![read[0].id], "{applied:?}");
+    assert_eq!(applied.planned.len(), 1, "{applied:?}");
+    assert_eq!(world.enrollment(&s.store, read[0].id).await, deferred);
+    let sends = s
+        .store
+        .sends_of_enrollment(world.tenant, read[0].id)
+        .await
+        .unwrap();
+    assert!(sends.is_empty(), "{sends:?}");
+    assert_eq!(
+        world.send(&s.store, read[1].id, 0).await.status(),
+        SendStatus::Planned
     );
 }

@@ -420,12 +420,14 @@ async fn due_setup(now: DateTime<Utc>) -> Db {
     // g % DUE_EVERY = 0, else next year plus g seconds.
     sqlx::query(
         "INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
-             deferral_reason, mailbox_id, enrolled_at, version, doc) \
+             deferral_reason, mailbox_id, enrolled_at, version, doc, contact_doc) \
          SELECT t.tenant_id, x.id, t.sequence_id, x.contact, t.status, x.due, NULL, NULL, \
              t.enrolled_at, t.version, \
              jsonb_set(jsonb_set(jsonb_set(jsonb_set(t.doc::jsonb, \
                  '{id}', to_jsonb(x.id::text)), '{contact}', to_jsonb(x.contact::text)), \
-                 '{due_at}', to_jsonb(x.due)), '{next_due_at}', to_jsonb(x.due)) \
+                 '{due_at}', to_jsonb(x.due)), '{next_due_at}', to_jsonb(x.due)), \
+             (SELECT c.doc FROM contacts c \
+              WHERE c.tenant_id = t.tenant_id AND c.id = x.contact) \
          FROM enrollments t, generate_series(1, $1::bigint - 1) g, \
              LATERAL (SELECT md5('e' || g)::uuid AS id, md5('c' || g)::uuid AS contact, \
                  CASE WHEN g % $2 = 0 THEN $3 - make_interval(secs => g) \

@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 74);
+//! assert_eq!(sequence_conformance::CASES.len(), 75);
 //! # }
 //! ```
 //!
@@ -80,6 +80,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args due_enrollments_include_paused_whose_pause_ran_out }
         $($callback)*! { $args due_enrollments_hand_out_snapshots }
         $($callback)*! { $args due_enrollments_follow_every_write }
+        $($callback)*! { $args due_enrollments_carry_the_contact_as_it_is_now }
         $($callback)*! { $args apply_changes_is_all_or_nothing }
         $($callback)*! { $args apply_changes_cancels_planned_sends_and_frees_capacity }
         $($callback)*! { $args apply_changes_keeps_the_first_tracking_mark }

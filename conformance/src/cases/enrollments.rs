@@ -8,7 +8,10 @@ use sequence_core::ids::{ContactId, EnrollmentId, TenantId};
 use sequence_core::sequence::ReenrollmentRule;
 use sequence_core::store::{EnrollOutcome, Store};
 
-use crate::fixtures::{at, contact, ok, sequence, t0, write_enrollment, World};
+use sequence_core::contact::ContactStatus;
+use sequence_core::store::ChangeSet;
+
+use crate::fixtures::{at, contact, ok, sequence, some, t0, write_enrollment, World};
 
 /// `enroll`: "one answer per row in order. A row is refused when its contact is unknown in
 /// the tenant, is not sendable, or already has an active or paused enrollment in the
@@ -469,4 +472,84 @@ pub async fn due_enrollments_follow_every_write<S: Store + 'static>(store: S) {
         store.due_enrollments(t0() + Duration::days(365), 10).await,
     );
     assert!(due.is_empty(), "an ended enrollment must never be due");
+}
+
+/// `due_enrollments`: each enrollment comes "with its contacts" as the contact is now, not
+/// as it was when the enrollment was stored: a contact replaced by `upsert_contacts` (a new
+/// zone) and one written by `apply_changes` (marked bounced) are read changed, and a
+/// contact of two enrollments is read changed in both.
+pub async fn due_enrollments_carry_the_contact_as_it_is_now<S: Store + 'static>(store: S) {
+    let w = World::build(&store, 1, 30, 1, 2).await;
+    let t = w.tenant;
+    let second = sequence(t, "Second", 1, &w.mailboxes);
+    ok("save_sequence", store.save_sequence(&second, None).await);
+    let mut rows: Vec<Enrollment> = w
+        .contacts
+        .iter()
+        .map(|c| Enrollment::new(t, w.sequence.id, c.id, t0(), at(-5)))
+        .collect();
+    rows.push(Enrollment::new(
+        t,
+        second.id,
+        w.contacts[0].id,
+        t0(),
+        at(-5),
+    ));
+    ok("enroll", store.enroll(t, t0(), rows).await);
+
+    let moved = w.contacts[0]
+        .clone()
+        .with_timezone(chrono_tz::Asia::Kathmandu);
+    ok(
+        "upsert_contacts",
+        store.upsert_contacts(t, std::slice::from_ref(&moved)).await,
+    );
+    let read = some(
+        "get_contact",
+        ok("get_contact", store.get_contact(t, w.contacts[1].id).await),
+    );
+    let mut bounced = read.clone();
+    bounced.mark_bounced();
+    ok(
+        "apply_changes (contact)",
+        store
+            .apply_changes(
+                t0(),
+                ChangeSet {
+                    contacts: vec![(bounced, read.version())],
+                    ..ChangeSet::default()
+                },
+            )
+            .await,
+    );
+
+    let due = ok("due_enrollments", store.due_enrollments(t0(), 10).await);
+    assert_eq!(due.len(), 3, "all three enrollments are due");
+    for d in &due {
+        let stored = some(
+            "get_contact",
+            ok(
+                "get_contact",
+                store.get_contact(t, d.enrollment.contact).await,
+            ),
+        );
+        assert_eq!(
+            *d.contact, stored,
+            "due_enrollments must carry each contact as it is stored now"
+        );
+    }
+    let of_moved = due
+        .iter()
+        .filter(|d| d.contact.id == moved.id)
+        .filter(|d| d.contact.timezone == Some(chrono_tz::Asia::Kathmandu))
+        .count();
+    assert_eq!(
+        of_moved, 2,
+        "both enrollments of a contact must carry its new zone"
+    );
+    assert!(
+        due.iter()
+            .any(|d| d.contact.id == read.id && d.contact.status() == ContactStatus::Bounced),
+        "a contact written by apply_changes must be read as written"
+    );
 }
