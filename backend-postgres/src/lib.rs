@@ -21,6 +21,13 @@
 //! * **Capacity.** A plan locks the `mailbox_days` rows it reserves on, in key order, reads
 //!   what is used and refuses what would exceed the limit, so racing planners never
 //!   over-book a mailbox-local day. Local dates are computed in Rust with chrono-tz.
+//! * **Due reads and plans.** The due read takes each due enrollment and its contact from
+//!   one row: an enrollment keeps a copy of its contact's document, which every contact
+//!   write rewrites under the tenant's contact lock (an advisory lock that `enroll` holds
+//!   shared while it copies). A plan made from the store's own due read writes each of its
+//!   enrollments only while it is still at the version read, without a locking read first;
+//!   when one moved, the plan is applied again with its enrollments locked and read first,
+//!   and the moved one is answered stale.
 //! * **Claims** start from `mailbox_state`, one small row per mailbox that says when its
 //!   earliest planned send becomes claimable (never while one is in flight, never before
 //!   the latest attempt plus the gap), through a partial index: `FOR UPDATE SKIP LOCKED`
