@@ -82,6 +82,8 @@
 //! Hand the store to `Engine::builder(store, transport)` (in `sequence-scheduler`, or the
 //! `sequence-engine` facade with its `postgres` feature) to run sequences on it.
 
+#[macro_use]
+mod unit;
 mod catalog;
 mod changes;
 mod claims;
@@ -131,78 +133,6 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// The claim statement, for hosts and tests that want to `EXPLAIN` it: `$1` is `now`, `$2`
 /// the limit.
 pub const CLAIM_QUERY: &str = claims::CLAIM_MAILBOXES;
-
-/// How many times a unit of work that lost a race (deadlock, serialization failure) is run
-/// again before the failure is returned.
-const RETRIES: u32 = 5;
-
-/// A pause before running a unit of work again, growing with each attempt.
-fn backoff(attempt: u32) -> StdDuration {
-    StdDuration::from_millis(2_u64 << attempt.min(8))
-}
-
-/// Run `$body` (an expression of a future that uses `$conn: &mut PgConnection`) as one
-/// transaction, committed when it succeeds, rolled back when it fails, and run again from
-/// the start when it lost a race.
-macro_rules! transaction {
-    ($store:expr, |$conn:ident| $body:expr) => {{
-        let mut attempt: u32 = 0;
-        loop {
-            let mut tx = $store.pool.begin().await.db()?;
-            let result = {
-                let $conn: &mut sqlx::PgConnection = &mut *tx;
-                $body.await
-            };
-            let result = match result {
-                Ok(value) => tx.commit().await.map(|()| value).db(),
-                Err(e) => {
-                    let _ = tx.rollback().await;
-                    Err(e)
-                }
-            };
-            match result {
-                Err(e) if attempt < RETRIES && crate::error::is_transient(&e) => {
-                    attempt += 1;
-                    tracing::debug!(attempt, error = %e, "postgres store: unit of work retried");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => break other,
-            }
-        }
-    }};
-}
-
-/// Run `$body` (reads only) on one connection in a read-only REPEATABLE READ transaction,
-/// so that its statements see one snapshot.
-macro_rules! snapshot {
-    ($store:expr, |$conn:ident| $body:expr) => {{
-        let mut tx = $store.pool.begin().await.db()?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        let result = {
-            let $conn: &mut sqlx::PgConnection = &mut *tx;
-            $body.await
-        };
-        match result {
-            Ok(value) => tx.commit().await.map(|()| value).db(),
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        }
-    }};
-}
-
-/// Run `$body` (one read statement) on a connection of the pool.
-macro_rules! read {
-    ($store:expr, |$conn:ident| $body:expr) => {{
-        let mut pooled = $store.pool.acquire().await.db()?;
-        let $conn: &mut sqlx::PgConnection = &mut *pooled;
-        $body.await
-    }};
-}
 
 /// The PostgreSQL [`Store`](sequence_core::Store): clones share one connection pool.
 ///
