@@ -209,7 +209,8 @@ pub(crate) async fn insert_enrollments(
 /// Replace stored enrollments (by tenant and id) with `rows`. A row named in `unlocked`
 /// (taken from a due read without a lock, see `plan::apply_plan`) is replaced only while
 /// it is still stored at the version given there; when one is not, nothing more is written
-/// and the answer is a `VersionConflict` (the caller rolls the statement back with the rest).
+/// and the answer is a `VersionConflict` naming it (the caller rolls the statement back with
+/// the rest).
 pub(crate) async fn update_enrollments(
     conn: &mut PgConnection,
     rows: &[&Enrollment],
@@ -235,27 +236,52 @@ pub(crate) async fn update_enrollments(
          WHERE e.tenant_id = u.tenant_id AND e.id = u.id \
            AND (u.stored_at IS NULL OR e.version = u.stored_at)",
     )
-    .bind(c.tenant)
-    .bind(c.id)
+    .bind(&c.tenant)
+    .bind(&c.id)
     .bind(c.status)
     .bind(c.due_at)
     .bind(c.deferral)
     .bind(c.mailbox)
     .bind(c.version)
     .bind(c.doc)
-    .bind(stored_at)
+    .bind(&stored_at)
     .execute(&mut *conn)
     .await
     .db()?;
     if checked && done.rows_affected() < rows.len() as u64 {
-        return Err(StoreError::VersionConflict {
-            entity: Entity::Enrollment,
-            id: "an enrollment taken from the due read, changed since".to_owned(),
-            expected: 0,
-            found: 0,
-        });
+        return Err(moved_enrollment(conn, &c.tenant, &c.id, &stored_at).await?);
     }
     Ok(())
+}
+
+/// The conflict of the first of the enrollments (`tenant`, `id`) stored at another version
+/// than `stored_at` (where one is given): what an unlocked write found.
+async fn moved_enrollment(
+    conn: &mut PgConnection,
+    tenant: &[Uuid],
+    id: &[Uuid],
+    stored_at: &[Option<i64>],
+) -> Result<StoreError, StoreError> {
+    let moved: Option<(Uuid, i64, i64)> = sqlx::query_as(
+        "SELECT e.id, k.stored_at, e.version \
+         FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS k(tenant_id, id, stored_at) \
+         JOIN enrollments e ON e.tenant_id = k.tenant_id AND e.id = k.id \
+         WHERE e.version <> k.stored_at \
+         LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(stored_at)
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?;
+    let (id, expected, found) = moved.unwrap_or_default();
+    Ok(StoreError::VersionConflict {
+        entity: Entity::Enrollment,
+        id: id.to_string(),
+        expected: u64::try_from(expected).unwrap_or(0),
+        found: u64::try_from(found).unwrap_or(0),
+    })
 }
 
 // ---- contacts ----------------------------------------------------------------------------
@@ -274,16 +300,13 @@ pub(crate) async fn upsert_contacts(
     let mut status = Vec::with_capacity(rows.len());
     let mut version = Vec::with_capacity(rows.len());
     let mut docs = Vec::with_capacity(rows.len());
-    // In one order, so that writers of overlapping contacts lock them without deadlocks.
-    let mut rows = rows.to_vec();
-    rows.sort_unstable_by_key(|c| (c.tenant, c.id));
     for c in rows {
         tenant.push(c.tenant.0);
         id.push(c.id.0);
         email.push(c.normalized_email());
         status.push(name(&c.status())?);
         version.push(big(c.version()));
-        docs.push(json_text(c)?);
+        docs.push(json_text(*c)?);
     }
     sqlx::query(
         "INSERT INTO contacts (tenant_id, id, email, status, version, doc) \
