@@ -179,7 +179,7 @@ pub(crate) async fn delete_draft_sequence(
         .db()?;
     let deleted = sqlx::query(
         "DELETE FROM sequences WHERE tenant_id = $1 AND id = $2 AND status = 'draft' \
-             AND NOT EXISTS (SELECT 1 FROM enrollments \
+             AND NOT EXISTS (SELECT 1 FROM enrollment_identities \
                              WHERE tenant_id = $1 AND sequence_id = $2)",
     )
     .bind(tenant.0)

@@ -111,8 +111,9 @@ pub(crate) async fn load_enrollments_seen(
     let rows: Vec<(Uuid, i64, Option<Json<Enrollment>>)> = sqlx::query_as(
         "SELECT e.id, e.version, \
              CASE WHEN e.version IS NOT DISTINCT FROM k.version THEN NULL ELSE e.doc END \
-         FROM enrollments e JOIN unnest($1::uuid[], $2::int8[]) AS k(id, version) \
-             ON e.id = k.id \
+         FROM unnest($1::uuid[], $2::int8[]) AS k(id, version) \
+         JOIN enrollment_identities i ON i.id = k.id \
+         JOIN enrollments e ON e.tenant_id = i.tenant_id AND e.id = i.id \
          ORDER BY e.id FOR UPDATE OF e",
     )
     .bind(&ids)
@@ -137,12 +138,15 @@ pub(crate) async fn load_enrollments_seen(
     }
     if !again.is_empty() {
         // Unchanged, but not among those `seen` holds: their documents, locked already.
-        let rows: Vec<(Json<Enrollment>,)> =
-            sqlx::query_as("SELECT doc FROM enrollments WHERE id = ANY($1)")
-                .bind(&again)
-                .fetch_all(&mut *conn)
-                .await
-                .db()?;
+        let rows: Vec<(Json<Enrollment>,)> = sqlx::query_as(
+            "SELECT e.doc FROM enrollment_identities i \
+                 JOIN enrollments e ON e.tenant_id = i.tenant_id AND e.id = i.id \
+                 WHERE i.id = ANY($1)",
+        )
+        .bind(&again)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
         for (Json(e),) in rows {
             work.enrollments.insert(e.id, Tracked::clean(e));
         }
@@ -396,10 +400,10 @@ pub(crate) async fn open_enrollments_of_pairs(
         return Ok(HashMap::new());
     }
     let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT e.id, e.sequence_id, e.contact_id FROM enrollments e \
+        "SELECT i.id, i.sequence_id, i.contact_id FROM enrollment_identities i \
          JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS p(t, s, c) \
-             ON e.tenant_id = p.t AND e.sequence_id = p.s AND e.contact_id = p.c \
-         WHERE e.status IN ('active', 'paused')",
+             ON i.tenant_id = p.t AND i.sequence_id = p.s AND i.contact_id = p.c \
+         WHERE i.open",
     )
     .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
     .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())

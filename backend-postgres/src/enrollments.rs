@@ -112,7 +112,7 @@ pub(crate) async fn enroll(
     // not only as a taken id.
     let wanted_ids: Vec<Uuid> = rows.iter().map(|e| e.id.0).collect();
     let mut used: HashSet<Uuid> =
-        sqlx::query_scalar::<_, Uuid>("SELECT id FROM enrollments WHERE id = ANY($1)")
+        sqlx::query_scalar::<_, Uuid>("SELECT id FROM enrollment_identities WHERE id = ANY($1)")
             .bind(&wanted_ids)
             .fetch_all(&mut *conn)
             .await
@@ -122,11 +122,12 @@ pub(crate) async fn enroll(
     // The open and the latest enrollment of every (sequence, contact) of the rows.
     let pairs: Vec<(Uuid, Uuid)> = unique(ours.iter().map(|e| (e.sequence.0, e.contact.0)));
     let history = sqlx::query(
-        "SELECT DISTINCT ON (e.sequence_id, e.contact_id) e.doc FROM enrollments e \
+        "SELECT DISTINCT ON (i.sequence_id, i.contact_id) e.doc FROM enrollment_identities i \
          JOIN unnest($2::uuid[], $3::uuid[]) AS p(s, c) \
-             ON e.sequence_id = p.s AND e.contact_id = p.c \
-         WHERE e.tenant_id = $1 \
-         ORDER BY e.sequence_id, e.contact_id, e.enrolled_at DESC, e.id DESC",
+             ON i.sequence_id = p.s AND i.contact_id = p.c \
+         JOIN enrollments e ON e.tenant_id = i.tenant_id AND e.id = i.id \
+         WHERE i.tenant_id = $1 \
+         ORDER BY i.sequence_id, i.contact_id, i.enrolled_at DESC, i.id DESC",
     )
     .bind(tenant.0)
     .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
@@ -135,10 +136,10 @@ pub(crate) async fn enroll(
     .await
     .db()?;
     let open: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT e.id, e.sequence_id, e.contact_id FROM enrollments e \
+        "SELECT i.id, i.sequence_id, i.contact_id FROM enrollment_identities i \
          JOIN unnest($2::uuid[], $3::uuid[]) AS p(s, c) \
-             ON e.sequence_id = p.s AND e.contact_id = p.c \
-         WHERE e.tenant_id = $1 AND e.status IN ('active', 'paused')",
+             ON i.sequence_id = p.s AND i.contact_id = p.c \
+         WHERE i.tenant_id = $1 AND i.open",
     )
     .bind(tenant.0)
     .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
@@ -241,10 +242,10 @@ pub(crate) async fn enroll(
     let mut open_now: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::new();
     if !lost.is_empty() {
         let found: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-            "SELECT e.id, e.sequence_id, e.contact_id FROM enrollments e \
+            "SELECT i.id, i.sequence_id, i.contact_id FROM enrollment_identities i \
              JOIN unnest($2::uuid[], $3::uuid[]) AS p(s, c) \
-                 ON e.sequence_id = p.s AND e.contact_id = p.c \
-             WHERE e.tenant_id = $1 AND e.status IN ('active', 'paused')",
+                 ON i.sequence_id = p.s AND i.contact_id = p.c \
+             WHERE i.tenant_id = $1 AND i.open",
         )
         .bind(tenant.0)
         .bind(lost.iter().map(|e| e.sequence.0).collect::<Vec<_>>())
@@ -312,8 +313,10 @@ pub(crate) async fn list_enrollments(
 ) -> Result<Vec<Enrollment>, StoreError> {
     docs_by(
         conn,
-        "SELECT doc FROM enrollments WHERE tenant_id = $1 AND sequence_id = $2 \
-         ORDER BY enrolled_at, id",
+        "SELECT e.doc FROM enrollment_identities i \
+         JOIN enrollments e ON e.tenant_id = i.tenant_id AND e.id = i.id \
+         WHERE i.tenant_id = $1 AND i.sequence_id = $2 \
+         ORDER BY i.enrolled_at, i.id",
         tenant,
         sequence.0,
     )
@@ -351,23 +354,42 @@ pub(crate) async fn enrollments_page(
     .await
 }
 
+/// A page of a sequence's enrollments: its identities walked in order, each enrollment read
+/// by key in a subquery of its own (so that the server's planner keeps the walk and the
+/// limit instead of joining the whole tables).
+macro_rules! sequence_page_sql {
+    () => {
+        "SELECT e.doc FROM enrollment_identities i \
+         CROSS JOIN LATERAL ( \
+             SELECT doc, status FROM enrollments \
+             WHERE tenant_id = i.tenant_id AND id = i.id LIMIT 1) e"
+    };
+}
+
 /// The first page of [`sequence_page`]: `$3` the statuses (NULL: any), `$4` the limit.
-const SEQUENCE_PAGE_FIRST: &str = "SELECT doc FROM enrollments \
-     WHERE tenant_id = $1 AND sequence_id = $2 AND ($3::text[] IS NULL OR status = ANY($3)) \
-     ORDER BY enrolled_at, id LIMIT $4";
+const SEQUENCE_PAGE_FIRST: &str = concat!(
+    sequence_page_sql!(),
+    " WHERE i.tenant_id = $1 AND i.sequence_id = $2 \
+       AND ($3::text[] IS NULL OR e.status = ANY($3)) \
+     ORDER BY i.enrolled_at, i.id LIMIT $4"
+);
 
 /// A later page of [`sequence_page`]: after the cursor (`$4`, `$5`), `$6` the limit. A
 /// statement of its own rather than `$4 IS NULL OR ...`, so that the cursor is a condition
 /// of the index scan even in a generic plan (a prepared statement's plan after a few runs)
 /// instead of a filter over every row before it.
-const SEQUENCE_PAGE_AFTER: &str = "SELECT doc FROM enrollments \
-     WHERE tenant_id = $1 AND sequence_id = $2 AND ($3::text[] IS NULL OR status = ANY($3)) \
-         AND (enrolled_at, id) > ($4, $5) \
-     ORDER BY enrolled_at, id LIMIT $6";
+const SEQUENCE_PAGE_AFTER: &str = concat!(
+    sequence_page_sql!(),
+    " WHERE i.tenant_id = $1 AND i.sequence_id = $2 \
+       AND ($3::text[] IS NULL OR e.status = ANY($3)) \
+       AND (i.enrolled_at, i.id) > ($4, $5) \
+     ORDER BY i.enrolled_at, i.id LIMIT $6"
+);
 
 /// At most `max` enrollments of the tenant's `sequence` in `statuses` (any when `None`),
 /// by (enrolled instant, id) after `after`: a walk of `enrollments_by_sequence`
-/// (tenant_id, sequence_id, enrolled_at, id) from the cursor, stopped by the limit.
+/// (tenant_id, sequence_id, enrolled_at, id, on `enrollment_identities`) from the cursor,
+/// stopped by the limit.
 async fn sequence_page(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -402,8 +424,9 @@ pub(crate) async fn open_enrollments_of_contact(
 ) -> Result<Vec<Enrollment>, StoreError> {
     docs_by(
         conn,
-        "SELECT doc FROM enrollments WHERE tenant_id = $1 AND contact_id = $2 \
-             AND status IN ('active', 'paused') ORDER BY id",
+        "SELECT e.doc FROM enrollment_identities i \
+         JOIN enrollments e ON e.tenant_id = i.tenant_id AND e.id = i.id \
+         WHERE i.tenant_id = $1 AND i.contact_id = $2 AND i.open ORDER BY i.id",
         tenant,
         contact.0,
     )
@@ -417,8 +440,10 @@ pub(crate) async fn enrollments_of_contact(
 ) -> Result<Vec<Enrollment>, StoreError> {
     docs_by(
         conn,
-        "SELECT doc FROM enrollments WHERE tenant_id = $1 AND contact_id = $2 \
-         ORDER BY enrolled_at, id",
+        "SELECT e.doc FROM enrollment_identities i \
+         JOIN enrollments e ON e.tenant_id = i.tenant_id AND e.id = i.id \
+         WHERE i.tenant_id = $1 AND i.contact_id = $2 \
+         ORDER BY i.enrolled_at, i.id",
         tenant,
         contact.0,
     )

@@ -28,6 +28,12 @@
 //!   enrollments only while it is still at the version read, without a locking read first;
 //!   when one moved, the plan is applied again with its enrollments locked and read first,
 //!   and the moved one is answered stale.
+//! * **Identities apart.** `enrollments` carries only its key and the due indexes, so that
+//!   rewriting an enrollment (each plan and completion does) writes one index entry, not
+//!   five: what never changes after enrolling (sequence, contact, enrolled instant) and
+//!   whether it is still open live in `enrollment_identities`, with the indexes by id, by
+//!   sequence, by contact and the one that allows one open enrollment per pair. Both are
+//!   written in one statement; reads by sequence, contact or id alone go through it.
 //! * **Claims** start from `mailbox_state`, one small row per mailbox that says when its
 //!   earliest planned send becomes claimable (never while one is in flight, never before
 //!   the latest attempt plus the gap), through a partial index: `FOR UPDATE SKIP LOCKED`

@@ -178,16 +178,28 @@ pub(crate) async fn insert_enrollments(
         return Ok(Vec::new());
     }
     let c = EnrollmentColumns::of(rows.iter().copied())?;
+    // The identity first: its unique indexes (the id, one open enrollment per pair) decide
+    // which rows are taken, and only those are written to `enrollments`.
     sqlx::query_scalar(
-        "INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
+        "WITH u AS ( \
+             SELECT u.*, c.doc AS contact_doc \
+             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
+                 $6::timestamptz[], $7::text[], $8::uuid[], $9::timestamptz[], $10::int8[], \
+                 $11::json[]) \
+                 AS u(tenant_id, id, sequence_id, contact_id, status, due_at, deferral_reason, \
+                     mailbox_id, enrolled_at, version, doc) \
+             JOIN contacts c ON c.tenant_id = u.tenant_id AND c.id = u.contact_id), \
+         i AS ( \
+             INSERT INTO enrollment_identities (tenant_id, id, sequence_id, contact_id, \
+                 enrolled_at, open) \
+             SELECT tenant_id, id, sequence_id, contact_id, enrolled_at, \
+                 status IN ('active', 'paused') \
+             FROM u \
+             ON CONFLICT DO NOTHING \
+             RETURNING tenant_id, id) \
+         INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
              deferral_reason, mailbox_id, enrolled_at, version, doc, contact_doc) \
-         SELECT u.*, c.doc FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
-             $5::text[], $6::timestamptz[], $7::text[], $8::uuid[], $9::timestamptz[], \
-             $10::int8[], $11::json[]) \
-             AS u(tenant_id, id, sequence_id, contact_id, status, due_at, deferral_reason, \
-                 mailbox_id, enrolled_at, version, doc) \
-         JOIN contacts c ON c.tenant_id = u.tenant_id AND c.id = u.contact_id \
-         ON CONFLICT DO NOTHING \
+         SELECT u.* FROM u JOIN i ON i.tenant_id = u.tenant_id AND i.id = u.id \
          RETURNING id",
     )
     .bind(c.tenant)
@@ -225,16 +237,23 @@ pub(crate) async fn update_enrollments(
         .map(|e| unlocked.get(&e.id).map(|v| big(*v)))
         .collect();
     let checked = stored_at.iter().any(Option::is_some);
-    let done = sqlx::query(
-        "UPDATE enrollments e SET status = u.status, due_at = u.due_at, \
-             deferral_reason = u.deferral_reason, mailbox_id = u.mailbox_id, \
-             version = u.version, doc = u.doc \
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], \
-             $6::uuid[], $7::int8[], $8::json[], $9::int8[]) \
-             AS u(tenant_id, id, status, due_at, deferral_reason, mailbox_id, version, doc, \
-                 stored_at) \
-         WHERE e.tenant_id = u.tenant_id AND e.id = u.id \
-           AND (u.stored_at IS NULL OR e.version = u.stored_at)",
+    // An enrollment that stops being open (completed, exited) says so in its identity.
+    let done: i64 = sqlx::query_scalar(
+        "WITH e AS ( \
+             UPDATE enrollments e SET status = u.status, due_at = u.due_at, \
+                 deferral_reason = u.deferral_reason, mailbox_id = u.mailbox_id, \
+                 version = u.version, doc = u.doc \
+             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], \
+                 $6::uuid[], $7::int8[], $8::json[], $9::int8[]) \
+                 AS u(tenant_id, id, status, due_at, deferral_reason, mailbox_id, version, doc, \
+                     stored_at) \
+             WHERE e.tenant_id = u.tenant_id AND e.id = u.id \
+               AND (u.stored_at IS NULL OR e.version = u.stored_at) \
+             RETURNING e.tenant_id, e.id, e.status IN ('active', 'paused') AS open), \
+         i AS ( \
+             UPDATE enrollment_identities i SET open = e.open FROM e \
+             WHERE i.tenant_id = e.tenant_id AND i.id = e.id AND i.open <> e.open) \
+         SELECT count(*) FROM e",
     )
     .bind(&c.tenant)
     .bind(&c.id)
@@ -245,10 +264,10 @@ pub(crate) async fn update_enrollments(
     .bind(c.version)
     .bind(c.doc)
     .bind(&stored_at)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
     .db()?;
-    if checked && done.rows_affected() < rows.len() as u64 {
+    if checked && usize::try_from(done).is_ok_and(|n| n < rows.len()) {
         return Err(moved_enrollment(conn, &c.tenant, &c.id, &stored_at).await?);
     }
     Ok(())
@@ -331,7 +350,8 @@ pub(crate) async fn upsert_contacts(
         "UPDATE enrollments e SET contact_doc = c.doc \
          FROM unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, id) \
          JOIN contacts c ON c.tenant_id = k.tenant_id AND c.id = k.id \
-         WHERE e.tenant_id = k.tenant_id AND e.contact_id = k.id",
+         JOIN enrollment_identities i ON i.tenant_id = k.tenant_id AND i.contact_id = k.id \
+         WHERE e.tenant_id = i.tenant_id AND e.id = i.id",
     )
     .bind(tenant)
     .bind(id)

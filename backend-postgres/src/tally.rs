@@ -18,9 +18,11 @@ const ENROLLMENTS: &str = "\
         count(*) FILTER (WHERE d.ended_at IS NOT NULL) AS ended, \
         COALESCE(sum(trunc(EXTRACT(EPOCH FROM (d.ended_at - e.enrolled_at)))), 0)::int8 \
             AS seconds \
-    FROM enrollments e, json_to_record(e.doc) AS d(exit_reason text, steps_sent int8, \
-        replied_at timestamptz, ended_at timestamptz) \
-    WHERE e.tenant_id = $1 AND e.sequence_id = $2 \
+    FROM enrollment_identities i \
+    JOIN enrollments e ON e.tenant_id = i.tenant_id AND e.id = i.id, \
+        json_to_record(e.doc) AS d(exit_reason text, steps_sent int8, \
+            replied_at timestamptz, ended_at timestamptz) \
+    WHERE i.tenant_id = $1 AND i.sequence_id = $2 \
     GROUP BY e.status, d.exit_reason";
 
 /// Sends by (step, variant, status), with their first opens and clicks.

@@ -200,6 +200,20 @@ async fn four_engine_processes_on_one_database_keep_every_rule() {
         unfinished.len(),
         unfinished.first()
     );
+    // Each identity row (what reads by sequence, contact or id go through) agrees with its
+    // enrollment, written by all four processes: none left open.
+    let (identities, disagree): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE e.id IS NULL \
+             OR i.open <> (e.status IN ('active', 'paused')) \
+             OR i.sequence_id <> e.sequence_id OR i.contact_id <> e.contact_id \
+             OR i.enrolled_at <> e.enrolled_at) \
+         FROM enrollment_identities i \
+         LEFT JOIN enrollments e ON e.tenant_id = i.tenant_id AND e.id = i.id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((identities, disagree), (size as i64, 0));
     let sends = store
         .sends_of_sequence(fx.tenant, fx.sequence)
         .await

@@ -363,9 +363,14 @@ async fn delete_draft_waits_for_an_enrollment_being_stored_and_then_keeps_the_dr
         .await
         .unwrap();
     sqlx::query(
-        "INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
+        "WITH i AS ( \
+             INSERT INTO enrollment_identities (tenant_id, id, sequence_id, contact_id, \
+                 enrolled_at, open) \
+             VALUES ($1, gen_random_uuid(), $2, $3, $4, true) \
+             RETURNING id) \
+         INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
              deferral_reason, mailbox_id, enrolled_at, version, doc, contact_doc) \
-         VALUES ($1, gen_random_uuid(), $2, $3, 'active', $4, NULL, NULL, $4, 0, '{}', '{}')",
+         SELECT $1, i.id, $2, $3, 'active', $4, NULL, NULL, $4, 0, '{}', '{}' FROM i",
     )
     .bind(tenant.0)
     .bind(draft.id.0)

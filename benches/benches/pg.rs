@@ -118,7 +118,7 @@ impl Db {
     /// enrolled: the state before each run of a bench that enrolls or plans.
     async fn reset_outbox(&self) {
         sqlx::query(
-            "TRUNCATE sends, enrollments, mailbox_days, daily_new_starts, daily_domain_sends, \
+            "TRUNCATE sends, enrollments, enrollment_identities, mailbox_days, daily_new_starts, daily_domain_sends, \
              events, pool_waits, mailbox_waits",
         )
         .execute(self.store.pool())
@@ -446,6 +446,16 @@ async fn due_setup(now: DateTime<Utc>) -> Db {
         .execute(store.pool())
         .await
         .unwrap();
+    // Their identities, as the store keeps them beside them.
+    sqlx::query(
+        "INSERT INTO enrollment_identities (tenant_id, id, sequence_id, contact_id, \
+             enrolled_at, open) \
+         SELECT tenant_id, id, sequence_id, contact_id, enrolled_at, true FROM enrollments \
+         ON CONFLICT DO NOTHING",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
     sqlx::query("VACUUM ANALYZE")
         .execute(store.pool())
         .await
