@@ -50,13 +50,16 @@ pub(crate) async fn load_contacts(
     Ok(())
 }
 
-/// Lock and load enrollments by id (any tenant) into the working set.
+/// Lock and load enrollments by tenant and id into the working set.
 pub(crate) async fn load_enrollments(
     conn: &mut PgConnection,
     work: &mut Work,
-    ids: impl IntoIterator<Item = EnrollmentId>,
+    ids: impl IntoIterator<Item = (TenantId, EnrollmentId)>,
 ) -> Result<(), StoreError> {
-    let items: Vec<(EnrollmentId, Option<u64>)> = ids.into_iter().map(|id| (id, None)).collect();
+    let items: Vec<EnrollmentItem> = ids
+        .into_iter()
+        .map(|(tenant, id)| (Some(tenant), id, None))
+        .collect();
     load_enrollments_seen(conn, work, &items, &Seen::default(), true).await
 }
 
@@ -76,16 +79,25 @@ pub(crate) async fn load_enrollments(
 pub(crate) async fn load_enrollments_seen(
     conn: &mut PgConnection,
     work: &mut Work,
-    items: &[(EnrollmentId, Option<u64>)],
+    given: &[EnrollmentItem],
     seen: &Seen,
     lock: bool,
 ) -> Result<(), StoreError> {
     let mut wanted = HashSet::new();
-    let items: Vec<(EnrollmentId, Option<u64>)> = items
+    let items: Vec<(EnrollmentId, Option<u64>)> = given
         .iter()
-        .copied()
-        .filter(|(id, _)| !work.enrollments.contains_key(id) && wanted.insert(*id))
+        .filter(|(_, id, _)| !work.enrollments.contains_key(id) && wanted.insert(*id))
+        .map(|&(_, id, version)| (id, version))
         .collect();
+    let mut tenants: HashMap<EnrollmentId, TenantId> = items
+        .iter()
+        .filter_map(|(id, _)| seen.get(id).map(|e| (*id, e.tenant)))
+        .collect();
+    for &(tenant, id, _) in given {
+        if let Some(tenant) = tenant {
+            tenants.entry(id).or_insert(tenant);
+        }
+    }
     if items.is_empty() {
         return Ok(());
     }
@@ -103,25 +115,31 @@ pub(crate) async fn load_enrollments_seen(
             return Ok(());
         }
     }
-    let (ids, versions): (Vec<Uuid>, Vec<Option<i64>>) = items
-        .into_iter()
-        .map(|(id, version)| (id.0, version.map(big)))
-        .unzip();
+    tenants_of(conn, &items, &mut tenants).await?;
+    let (mut keys, mut ids, mut versions) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, version) in &items {
+        // An id without an identity is no stored enrollment: nothing to load.
+        if let Some(tenant) = tenants.get(id) {
+            keys.push(tenant.0);
+            ids.push(id.0);
+            versions.push(version.map(big));
+        }
+    }
     // One statement locks them all, in id order (the store's lock order).
     let rows: Vec<(Uuid, i64, Option<Json<Enrollment>>)> = sqlx::query_as(
         "SELECT e.id, e.version, \
              CASE WHEN e.version IS NOT DISTINCT FROM k.version THEN NULL ELSE e.doc END \
-         FROM unnest($1::uuid[], $2::int8[]) AS k(id, version) \
-         JOIN enrollment_identities i ON i.id = k.id \
-         JOIN enrollments e ON e.tenant_id = i.tenant_id AND e.id = i.id \
+         FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS k(tenant_id, id, version) \
+         JOIN enrollments e ON e.tenant_id = k.tenant_id AND e.id = k.id \
          ORDER BY e.id FOR UPDATE OF e",
     )
+    .bind(&keys)
     .bind(&ids)
     .bind(&versions)
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    let mut again = Vec::new();
+    let mut again = (Vec::new(), Vec::new());
     for (id, version, row) in rows {
         let id = EnrollmentId(id);
         let e = match row {
@@ -129,21 +147,24 @@ pub(crate) async fn load_enrollments_seen(
             None => match seen.get(&id).filter(|e| big(e.version()) == version) {
                 Some(e) => Enrollment::clone(e),
                 None => {
-                    again.push(id.0);
+                    if let Some(tenant) = tenants.get(&id) {
+                        again.0.push(tenant.0);
+                        again.1.push(id.0);
+                    }
                     continue;
                 }
             },
         };
         work.enrollments.insert(id, Tracked::clean(e));
     }
-    if !again.is_empty() {
+    if !again.1.is_empty() {
         // Unchanged, but not among those `seen` holds: their documents, locked already.
         let rows: Vec<(Json<Enrollment>,)> = sqlx::query_as(
-            "SELECT e.doc FROM enrollment_identities i \
-                 JOIN enrollments e ON e.tenant_id = i.tenant_id AND e.id = i.id \
-                 WHERE i.id = ANY($1)",
+            "SELECT e.doc FROM unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, id) \
+             JOIN enrollments e ON e.tenant_id = k.tenant_id AND e.id = k.id",
         )
-        .bind(&again)
+        .bind(&again.0)
+        .bind(&again.1)
         .fetch_all(&mut *conn)
         .await
         .db()?;
@@ -151,6 +172,39 @@ pub(crate) async fn load_enrollments_seen(
             work.enrollments.insert(e.id, Tracked::clean(e));
         }
     }
+    Ok(())
+}
+
+/// An enrollment to load: its tenant when the caller knows it, its id, and the version the
+/// caller read it at, if any.
+pub(crate) type EnrollmentItem = (Option<TenantId>, EnrollmentId, Option<u64>);
+
+/// Fill in `tenants` for the `items` it lacks, from their identities (by id alone: a plan's
+/// enrollment the due read did not hand out, a rare path).
+async fn tenants_of(
+    conn: &mut PgConnection,
+    items: &[(EnrollmentId, Option<u64>)],
+    tenants: &mut HashMap<EnrollmentId, TenantId>,
+) -> Result<(), StoreError> {
+    let unknown: Vec<Uuid> = items
+        .iter()
+        .filter(|(id, _)| !tenants.contains_key(id))
+        .map(|(id, _)| id.0)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT id, tenant_id FROM enrollment_identities WHERE id = ANY($1)")
+            .bind(&unknown)
+            .fetch_all(&mut *conn)
+            .await
+            .db()?;
+    tenants.extend(
+        found
+            .into_iter()
+            .map(|(id, tenant)| (EnrollmentId(id), TenantId(tenant))),
+    );
     Ok(())
 }
 
@@ -255,7 +309,12 @@ pub(crate) async fn load_changes(
         catalog::lock_tenant_contacts(conn, tenant, catalog::ContactsLock::Exclusive).await?;
     }
     load_contacts(conn, work, changes.contacts.iter().map(|(c, _)| c.id)).await?;
-    load_enrollments(conn, work, changes.enrollments.iter().map(|(e, _)| e.id)).await?;
+    load_enrollments(
+        conn,
+        work,
+        changes.enrollments.iter().map(|(e, _)| (e.tenant, e.id)),
+    )
+    .await?;
     load_sequences(conn, work, changes.sequences.iter().map(|(s, _)| s.id)).await?;
     load_mailboxes(
         conn,

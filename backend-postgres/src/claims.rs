@@ -387,7 +387,12 @@ pub(crate) async fn complete_sends(
             .filter(|(_, k)| k.is_ok())
             .map(|(c, _)| *c)
     };
-    load_enrollments(conn, &mut work, passing().map(|c| c.enrollment.id)).await?;
+    load_enrollments(
+        conn,
+        &mut work,
+        passing().map(|c| (c.enrollment.tenant, c.enrollment.id)),
+    )
+    .await?;
     let all: Vec<ChangeSet> = completions.iter().map(|c| changes_of(c)).collect();
     let together = ChangeSet {
         enrollments: passing()
@@ -512,7 +517,7 @@ pub(crate) async fn release_send(
         }
         work.flush(conn).await
     } else {
-        load_enrollments(conn, &mut work, [send.enrollment]).await?;
+        load_enrollments(conn, &mut work, [(send.tenant, send.enrollment)]).await?;
         if work.cancel_send(id, "given back before sending") {
             work.release_enrollment(send.enrollment, now);
         }
@@ -610,7 +615,12 @@ pub(crate) async fn expire_leases(
         // Nothing of the mailbox is in flight any more.
         work.touch(s.tenant, s.mailbox());
     }
-    load_enrollments(conn, &mut work, out.iter().map(|s| s.enrollment)).await?;
+    load_enrollments(
+        conn,
+        &mut work,
+        out.iter().map(|s| (s.tenant, s.enrollment)),
+    )
+    .await?;
     for s in &out {
         if resend {
             // At least once: the step is planned again by the planner, inside capacity,

@@ -17,7 +17,7 @@ use sequence_core::time::local_date;
 use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
-use crate::changes::{load_enrollments_seen, load_mailboxes, load_sends};
+use crate::changes::{load_enrollments_seen, load_mailboxes, load_sends, EnrollmentItem};
 use crate::enrollments::Seen;
 use crate::error::Db;
 use crate::rows::{doc, uint, SendRow};
@@ -136,24 +136,28 @@ async fn apply_items(
 ) -> Result<PlanApplied, StoreError> {
     let mut work = Work::default();
     load_sends(conn, &mut work, plan.preempt.iter().copied()).await?;
-    let preempted_enrollments: Vec<EnrollmentId> = plan
+    let preempted_enrollments: Vec<(TenantId, EnrollmentId)> = plan
         .preempt
         .iter()
-        .filter_map(|id| work.sends.get(id).map(|t| t.row.send.enrollment))
+        .filter_map(|id| {
+            let send = &work.sends.get(id)?.row.send;
+            Some((send.tenant, send.enrollment))
+        })
         .collect();
-    // The plan's enrollments with the versions it read them at (not a pre-empted one's).
-    let enrollments: Vec<(EnrollmentId, Option<u64>)> = preempted_enrollments
+    // The plan's enrollments with the versions it read them at (not a pre-empted one's);
+    // their tenants are those of the due read's rows.
+    let enrollments: Vec<EnrollmentItem> = preempted_enrollments
         .into_iter()
-        .map(|id| (id, None))
+        .map(|(tenant, id)| (Some(tenant), id, None))
         .chain(
             plan.sends
                 .iter()
-                .map(|ps| (ps.enrollment, Some(ps.enrollment_version))),
+                .map(|ps| (None, ps.enrollment, Some(ps.enrollment_version))),
         )
         .chain(
             plan.deferrals
                 .iter()
-                .map(|d| (d.enrollment, Some(d.enrollment_version))),
+                .map(|d| (None, d.enrollment, Some(d.enrollment_version))),
         )
         .collect();
     load_enrollments_seen(conn, &mut work, &enrollments, seen, lock).await?;
