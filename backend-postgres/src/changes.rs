@@ -89,15 +89,6 @@ pub(crate) async fn load_enrollments_seen(
         .filter(|(_, id, _)| !work.enrollments.contains_key(id) && wanted.insert(*id))
         .map(|&(_, id, version)| (id, version))
         .collect();
-    let mut tenants: HashMap<EnrollmentId, TenantId> = items
-        .iter()
-        .filter_map(|(id, _)| seen.get(id).map(|e| (*id, e.tenant)))
-        .collect();
-    for &(tenant, id, _) in given {
-        if let Some(tenant) = tenant {
-            tenants.entry(id).or_insert(tenant);
-        }
-    }
     if items.is_empty() {
         return Ok(());
     }
@@ -115,6 +106,16 @@ pub(crate) async fn load_enrollments_seen(
             return Ok(());
         }
     }
+    // Each one's tenant: given by the caller, else the due read's row, else its identity.
+    let mut tenants: HashMap<EnrollmentId, TenantId> = given
+        .iter()
+        .filter_map(|&(tenant, id, _)| Some((id, tenant?)))
+        .collect();
+    for (id, _) in &items {
+        if let Some(e) = seen.get(id) {
+            tenants.entry(*id).or_insert(e.tenant);
+        }
+    }
     tenants_of(conn, &items, &mut tenants).await?;
     let (mut keys, mut ids, mut versions) = (Vec::new(), Vec::new(), Vec::new());
     for (id, version) in &items {
@@ -126,8 +127,8 @@ pub(crate) async fn load_enrollments_seen(
         }
     }
     // One statement locks them all, in id order (the store's lock order).
-    let rows: Vec<(Uuid, i64, Option<Json<Enrollment>>)> = sqlx::query_as(
-        "SELECT e.id, e.version, \
+    let rows: Vec<(Uuid, Uuid, i64, Option<Json<Enrollment>>)> = sqlx::query_as(
+        "SELECT e.tenant_id, e.id, e.version, \
              CASE WHEN e.version IS NOT DISTINCT FROM k.version THEN NULL ELSE e.doc END \
          FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS k(tenant_id, id, version) \
          JOIN enrollments e ON e.tenant_id = k.tenant_id AND e.id = k.id \
@@ -140,17 +141,15 @@ pub(crate) async fn load_enrollments_seen(
     .await
     .db()?;
     let mut again = (Vec::new(), Vec::new());
-    for (id, version, row) in rows {
+    for (tenant, id, version, row) in rows {
         let id = EnrollmentId(id);
         let e = match row {
             Some(Json(e)) => e,
             None => match seen.get(&id).filter(|e| big(e.version()) == version) {
                 Some(e) => Enrollment::clone(e),
                 None => {
-                    if let Some(tenant) = tenants.get(&id) {
-                        again.0.push(tenant.0);
-                        again.1.push(id.0);
-                    }
+                    again.0.push(tenant);
+                    again.1.push(id.0);
                     continue;
                 }
             },
