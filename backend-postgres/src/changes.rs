@@ -448,12 +448,22 @@ pub(crate) async fn open_enrollments_of_pairs(
     conn: &mut PgConnection,
     changes: &ChangeSet,
 ) -> Result<HashMap<(SequenceId, ContactId), EnrollmentId>, StoreError> {
-    let pairs: Vec<(Uuid, Uuid, Uuid)> = changes
+    let pairs = changes
         .enrollments
         .iter()
         .filter(|(e, _)| !e.is_final())
-        .map(|(e, _)| (e.tenant.0, e.sequence.0, e.contact.0))
-        .collect();
+        .map(|(e, _)| (e.tenant, e.sequence, e.contact));
+    open_of_pairs(conn, pairs).await
+}
+
+/// The stored open enrollment of each (tenant, sequence, contact) of `pairs` that has one,
+/// by (sequence, contact).
+pub(crate) async fn open_of_pairs(
+    conn: &mut PgConnection,
+    pairs: impl IntoIterator<Item = (TenantId, SequenceId, ContactId)>,
+) -> Result<HashMap<(SequenceId, ContactId), EnrollmentId>, StoreError> {
+    let pairs: Vec<(Uuid, Uuid, Uuid)> =
+        pairs.into_iter().map(|(t, s, c)| (t.0, s.0, c.0)).collect();
     if pairs.is_empty() {
         return Ok(HashMap::new());
     }

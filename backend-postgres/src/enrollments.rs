@@ -20,6 +20,7 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::catalog;
+use crate::changes::open_of_pairs;
 use crate::error::Db;
 use crate::rows::{self, doc, doc_by, docs_by, limit, uint};
 
@@ -135,26 +136,21 @@ pub(crate) async fn enroll(
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    let open: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT i.id, i.sequence_id, i.contact_id FROM enrollment_identities i \
-         JOIN unnest($2::uuid[], $3::uuid[]) AS p(s, c) \
-             ON i.sequence_id = p.s AND i.contact_id = p.c \
-         WHERE i.tenant_id = $1 AND i.open",
+    let open = open_of_pairs(
+        conn,
+        pairs
+            .iter()
+            .map(|&(s, c)| (tenant, SequenceId(s), ContactId(c))),
     )
-    .bind(tenant.0)
-    .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
-    .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
+    .await?;
     let mut known: HashMap<(SequenceId, ContactId), Pair> = HashMap::new();
     for r in &history {
         let e: Enrollment = doc(r, "doc")?;
         let key = (e.sequence, e.contact);
         known.entry(key).or_default().latest = Some(e);
     }
-    for (id, s, c) in open {
-        known.entry((SequenceId(s), ContactId(c))).or_default().open = Some(EnrollmentId(id));
+    for (pair, id) in open {
+        known.entry(pair).or_default().open = Some(id);
     }
 
     // Each row in order, as the memory store answers it.
@@ -239,24 +235,8 @@ pub(crate) async fn enroll(
         .copied()
         .filter(|e| !inserted.contains(&e.id.0))
         .collect();
-    let mut open_now: HashMap<(SequenceId, ContactId), EnrollmentId> = HashMap::new();
-    if !lost.is_empty() {
-        let found: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-            "SELECT i.id, i.sequence_id, i.contact_id FROM enrollment_identities i \
-             JOIN unnest($2::uuid[], $3::uuid[]) AS p(s, c) \
-                 ON i.sequence_id = p.s AND i.contact_id = p.c \
-             WHERE i.tenant_id = $1 AND i.open",
-        )
-        .bind(tenant.0)
-        .bind(lost.iter().map(|e| e.sequence.0).collect::<Vec<_>>())
-        .bind(lost.iter().map(|e| e.contact.0).collect::<Vec<_>>())
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-        for (id, s, c) in found {
-            open_now.insert((SequenceId(s), ContactId(c)), EnrollmentId(id));
-        }
-    }
+    let open_now =
+        open_of_pairs(conn, lost.iter().map(|e| (tenant, e.sequence, e.contact))).await?;
     let mut accepted = accepted.into_iter();
     Ok(answers
         .into_iter()
