@@ -237,7 +237,9 @@ pub(crate) async fn update_enrollments(
         .map(|e| unlocked.get(&e.id).map(|v| big(*v)))
         .collect();
     let checked = stored_at.iter().any(Option::is_some);
-    // An enrollment that stops being open (completed, exited) says so in its identity.
+    // An enrollment that stops being open (completed, exited) says so in its identity. One
+    // the due read handed out (`stored_at` given) was open at the version still stored, so
+    // while it stays open its identity is not looked at: a plan's enrollments cost no probe.
     let done: i64 = sqlx::query_scalar(
         "WITH e AS ( \
              UPDATE enrollments e SET status = u.status, due_at = u.due_at, \
@@ -249,10 +251,12 @@ pub(crate) async fn update_enrollments(
                      stored_at) \
              WHERE e.tenant_id = u.tenant_id AND e.id = u.id \
                AND (u.stored_at IS NULL OR e.version = u.stored_at) \
-             RETURNING e.tenant_id, e.id, e.status IN ('active', 'paused') AS open), \
+             RETURNING e.tenant_id, e.id, e.status IN ('active', 'paused') AS open, \
+                 u.stored_at IS NOT NULL AS read_open), \
          i AS ( \
              UPDATE enrollment_identities i SET open = e.open FROM e \
-             WHERE i.tenant_id = e.tenant_id AND i.id = e.id AND i.open <> e.open) \
+             WHERE NOT (e.open AND e.read_open) \
+               AND i.tenant_id = e.tenant_id AND i.id = e.id AND i.open <> e.open) \
          SELECT count(*) FROM e",
     )
     .bind(&c.tenant)
