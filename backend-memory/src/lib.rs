@@ -62,7 +62,8 @@
 //! // The enrollment is due now, with its contact; addresses match case-insensitively.
 //! let due = store.due_enrollments(now, 100).await?;
 //! assert_eq!(due.len(), 1);
-//! assert_eq!(due[0].contact.id, contact.id);
+//! assert_eq!(due[0].contact, contact.id);
+//! assert_eq!(due[0].recipient_domain, "client.example");
 //! let found = store.find_contact_by_email(tenant, "bo@client.EXAMPLE").await?;
 //! assert_eq!(found.map(|c| c.id), Some(contact.id));
 //! assert_eq!(store.next_wakeup().await?, Some(now));
@@ -88,10 +89,10 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
-    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied,
-    PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally,
-    StoreError,
+    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueDocuments, DueEnrollment,
+    EnrollOutcome, EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait,
+    Outbox, PlanApplied, PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion,
+    SendContext, SequenceTally, StoreError,
 };
 
 use state::State;
@@ -376,6 +377,13 @@ impl Outbox for MemoryStore {
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError> {
         Ok(self.lock()?.due_enrollments(now, limit))
+    }
+
+    async fn due_documents(
+        &self,
+        due: &[(TenantId, EnrollmentId)],
+    ) -> Result<Vec<DueDocuments>, StoreError> {
+        Ok(self.lock()?.due_documents(due))
     }
 
     async fn due_pools(

@@ -3,7 +3,6 @@
 //! released unit of capacity.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sequence_core::contact::{normalize_email, Contact};
@@ -64,18 +63,13 @@ pub(crate) async fn load_enrollments(
 }
 
 /// Lock and load enrollments by id (any tenant) into the working set, each with the version
-/// its caller read, if any. An enrollment still at that version whose row `seen` holds at
-/// that version is taken from `seen`: the server sends no document for it and none is
-/// decoded again (a plan's enrollments, read by the due read a moment before).
-///
-/// A version names one document: every change of an enrollment goes through the domain,
-/// which bumps it, and the store writes a row back only when its version moved (the same
-/// contract a plan's optimistic check rests on).
+/// its caller read, if any; `seen` holds the tenant and version of each row of the due read
+/// the caller's versions come from, if any.
 ///
 /// With `lock` false, when every one of them is in `seen` at the version given, they are
-/// taken from `seen` without reading or locking anything, and recorded in `work.unlocked`:
-/// writing one then checks that it is still stored at that version (see
-/// `plan::apply_plan`).
+/// read without a lock at those versions (by key), and recorded in `work.unlocked`: writing
+/// one then checks that it is still stored at that version (see `plan::apply_plan`). When
+/// one moved since, they are all locked and read as with `lock`.
 pub(crate) async fn load_enrollments_seen(
     conn: &mut PgConnection,
     work: &mut Work,
@@ -92,19 +86,8 @@ pub(crate) async fn load_enrollments_seen(
     if items.is_empty() {
         return Ok(());
     }
-    if !lock {
-        let from_seen: Option<Vec<&Arc<Enrollment>>> = items
-            .iter()
-            .map(|(id, version)| seen.get(id).filter(|e| Some(e.version()) == *version))
-            .collect();
-        if let Some(rows) = from_seen {
-            for e in rows {
-                work.unlocked.insert(e.id, e.version());
-                work.enrollments
-                    .insert(e.id, Tracked::clean(Enrollment::clone(e)));
-            }
-            return Ok(());
-        }
+    if !lock && read_unlocked(conn, work, &items, seen).await? {
+        return Ok(());
     }
     // Each one's tenant: given by the caller, else the due read's row, else its identity.
     let mut tenants: HashMap<EnrollmentId, TenantId> = given
@@ -112,66 +95,75 @@ pub(crate) async fn load_enrollments_seen(
         .filter_map(|&(tenant, id, _)| Some((id, tenant?)))
         .collect();
     for (id, _) in &items {
-        if let Some(e) = seen.get(id) {
-            tenants.entry(*id).or_insert(e.tenant);
+        if let Some((tenant, _)) = seen.get(id) {
+            tenants.entry(*id).or_insert(*tenant);
         }
     }
     tenants_of(conn, &items, &mut tenants).await?;
-    let (mut keys, mut ids, mut versions) = (Vec::new(), Vec::new(), Vec::new());
-    for (id, version) in &items {
+    let (mut keys, mut ids) = (Vec::new(), Vec::new());
+    for (id, _) in &items {
         // An id without an identity is no stored enrollment: nothing to load.
         if let Some(tenant) = tenants.get(id) {
             keys.push(tenant.0);
             ids.push(id.0);
-            versions.push(version.map(big));
         }
     }
     // One statement locks them all, in id order (the store's lock order).
-    let rows: Vec<(Uuid, Uuid, i64, Option<Json<Enrollment>>)> = sqlx::query_as(
-        "SELECT e.tenant_id, e.id, e.version, \
-             CASE WHEN e.version IS NOT DISTINCT FROM k.version THEN NULL ELSE e.doc END \
-         FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS k(tenant_id, id, version) \
+    let rows: Vec<(Json<Enrollment>,)> = sqlx::query_as(
+        "SELECT e.doc FROM unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, id) \
          JOIN enrollments e ON e.tenant_id = k.tenant_id AND e.id = k.id \
          ORDER BY e.id FOR UPDATE OF e",
     )
     .bind(&keys)
     .bind(&ids)
-    .bind(&versions)
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    let mut again = (Vec::new(), Vec::new());
-    for (tenant, id, version, row) in rows {
-        let id = EnrollmentId(id);
-        let e = match row {
-            Some(Json(e)) => e,
-            None => match seen.get(&id).filter(|e| big(e.version()) == version) {
-                Some(e) => Enrollment::clone(e),
-                None => {
-                    again.0.push(tenant);
-                    again.1.push(id.0);
-                    continue;
-                }
-            },
-        };
-        work.enrollments.insert(id, Tracked::clean(e));
-    }
-    if !again.1.is_empty() {
-        // Unchanged, but not among those `seen` holds: their documents, locked already.
-        let rows: Vec<(Json<Enrollment>,)> = sqlx::query_as(
-            "SELECT e.doc FROM unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, id) \
-             JOIN enrollments e ON e.tenant_id = k.tenant_id AND e.id = k.id",
-        )
-        .bind(&again.0)
-        .bind(&again.1)
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-        for (Json(e),) in rows {
-            work.enrollments.insert(e.id, Tracked::clean(e));
-        }
+    for (Json(e),) in rows {
+        work.enrollments.insert(e.id, Tracked::clean(e));
     }
     Ok(())
+}
+
+/// Read `items` without a lock where each is in `seen` at the version given and still
+/// stored at it, into the working set as unlocked (see [`load_enrollments_seen`]); whether
+/// they all were (else none is taken).
+async fn read_unlocked(
+    conn: &mut PgConnection,
+    work: &mut Work,
+    items: &[(EnrollmentId, Option<u64>)],
+    seen: &Seen,
+) -> Result<bool, StoreError> {
+    let mut keys = (Vec::new(), Vec::new(), Vec::new());
+    for (id, version) in items {
+        match seen.get(id) {
+            Some((tenant, at)) if Some(*at) == *version => {
+                keys.0.push(tenant.0);
+                keys.1.push(id.0);
+                keys.2.push(big(*at));
+            }
+            _ => return Ok(false),
+        }
+    }
+    let rows: Vec<(Json<Enrollment>,)> = sqlx::query_as(
+        "SELECT e.doc FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS k(tenant_id, id, version) \
+         JOIN enrollments e ON e.tenant_id = k.tenant_id AND e.id = k.id \
+         WHERE e.version = k.version",
+    )
+    .bind(&keys.0)
+    .bind(&keys.1)
+    .bind(&keys.2)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    if rows.len() < items.len() {
+        return Ok(false);
+    }
+    for (Json(e),) in rows {
+        work.unlocked.insert(e.id, e.version());
+        work.enrollments.insert(e.id, Tracked::clean(e));
+    }
+    Ok(true)
 }
 
 /// An enrollment to load: its tenant when the caller knows it, its id, and the version the

@@ -13,9 +13,11 @@ use sequence_core::ids::{ContactId, EnrollmentId, MailboxId, SequenceId, TenantI
 use sequence_core::send::ScheduledSend;
 use sequence_core::sequence::{ReenrollmentRule, Sequence};
 use sequence_core::store::{
-    DueEnrollment, EnrollOutcome, EnrollmentCursor, MailboxBound, MailboxDay, PoolBound,
-    StoreError, MAX_MAILBOX_DAYS,
+    DueDocuments, DueEnrollment, EnrollOutcome, EnrollmentCursor, MailboxBound, MailboxDay,
+    PoolBound, StoreError, MAX_MAILBOX_DAYS,
 };
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
@@ -431,22 +433,19 @@ pub(crate) async fn enrollments_of_contact(
 }
 
 /// The enrollments the latest due read of a store handed out, by id, so that the plan made
-/// from them locks them without reading their documents again (see
+/// from them is applied without locking them first, at the versions read (see
 /// `changes::load_enrollments_seen`). Shared by a store's clones; replaced by each due read
 /// and emptied once a plan is applied.
 #[derive(Debug, Default)]
 pub(crate) struct SeenEnrollments(Mutex<Arc<Seen>>);
 
-/// Enrollments as a due read handed them out, by id.
-pub(crate) type Seen = HashMap<EnrollmentId, Arc<Enrollment>>;
+/// The tenant and version of each enrollment a due read handed out, by id.
+pub(crate) type Seen = HashMap<EnrollmentId, (TenantId, u64)>;
 
 impl SeenEnrollments {
     /// Hold the enrollments of `due` (dropping what was held).
     pub(crate) fn replace(&self, due: &[DueEnrollment]) {
-        let read: Seen = due
-            .iter()
-            .map(|d| (d.enrollment.id, Arc::clone(&d.enrollment)))
-            .collect();
+        let read: Seen = due.iter().map(|d| (d.id, (d.tenant, d.version))).collect();
         *self.lock() = Arc::new(read);
     }
 
@@ -469,25 +468,38 @@ impl SeenEnrollments {
     }
 }
 
-/// The due read's SQL: three branches, each read in index order with its documents: the
-/// paused enrollments whose pause ends, from `enrollments_due_rest`; those that go to a pool,
-/// per sequence from `enrollments_due_to_pool` (passing over the sequences whose pool wait
-/// holds), each sequence's read up to `$pool_limit` after `$pool_bounds` (a join that may
-/// name a bound); and those sticky to a mailbox, per mailbox from
+/// The columns of a due enrollment the due read hands out (see [`due_row`]), the first two
+/// its sort key.
+macro_rules! due_columns {
+    () => {
+        "due_at, id, tenant_id, sequence_id, contact_id, status, step, earliest, mailbox_id, \
+         version, uncertain, contact_status, contact_zone, recipient_domain"
+    };
+}
+
+/// The due read's SQL: three branches, each read in index order with the columns planning
+/// reads: the paused enrollments whose pause ends, from `enrollments_due_rest`; those that go
+/// to a pool, per sequence from `enrollments_due_to_pool` (passing over the sequences whose
+/// pool wait holds), each sequence's read up to `$pool_limit` after `$pool_bounds` (a join
+/// that may name a bound); and those sticky to a mailbox, per mailbox from
 /// `enrollments_due_on_mailbox` (passing over the mailboxes whose wait holds), each read up
 /// to `$mailbox_limit` after `$mailbox_bounds`. A held backlog is passed over at one probe,
 /// never walked.
 macro_rules! due_read {
     ($pool_bounds:literal, $pool_limit:literal, $mailbox_bounds:literal, $mailbox_limit:literal) => {
         concat!(
-            "(SELECT e.due_at, e.id, e.doc, e.contact_doc FROM enrollments e \
-              WHERE e.due_at <= $1 AND e.status <> 'active' \
-              ORDER BY e.due_at, e.id LIMIT $2) \
+            "(SELECT ",
+            due_columns!(),
+            " FROM enrollments \
+              WHERE due_at <= $1 AND status <> 'active' \
+              ORDER BY due_at, id LIMIT $2) \
              UNION ALL \
-             (SELECT p.due_at, p.id, p.doc, p.contact_doc FROM sequences s ",
+             (SELECT p.* FROM sequences s ",
             $pool_bounds,
             " CROSS JOIN LATERAL ( \
-                  SELECT id, due_at, doc, contact_doc FROM enrollments \
+                  SELECT ",
+            due_columns!(),
+            " FROM enrollments \
                   WHERE tenant_id = s.tenant_id AND sequence_id = s.id AND due_at <= $1 \
                     AND status = 'active' AND mailbox_id IS NULL \
                   ORDER BY due_at, id LIMIT ",
@@ -497,10 +509,12 @@ macro_rules! due_read {
                                 WHERE w.tenant_id = s.tenant_id AND w.sequence_id = s.id \
                                   AND w.until > $1)) \
              UNION ALL \
-             (SELECT x.due_at, x.id, x.doc, x.contact_doc FROM mailboxes m ",
+             (SELECT x.* FROM mailboxes m ",
             $mailbox_bounds,
             " CROSS JOIN LATERAL ( \
-                  SELECT id, due_at, doc, contact_doc FROM enrollments \
+                  SELECT ",
+            due_columns!(),
+            " FROM enrollments \
                   WHERE tenant_id = m.tenant_id AND mailbox_id = m.id AND due_at <= $1 \
                     AND status = 'active' AND mailbox_id IS NOT NULL \
                   ORDER BY due_at, id LIMIT ",
@@ -559,25 +573,65 @@ pub(crate) async fn due_enrollments(
             .bind(mailbox_ids)
             .bind(mailbox_sizes)
     };
-    // Each row is decoded as it arrives, while the server still reads the next ones: the
-    // documents' decoding overlaps the read instead of following it.
+    // Each row is decoded as it arrives, while the server still reads the next ones.
     let mut keyed: Vec<((DateTime<Utc>, Uuid), DueEnrollment)> = query
         .fetch(&mut *conn)
-        .map(|row| {
-            let r = row.db()?;
-            let at: DateTime<Utc> = r.try_get("due_at").db()?;
-            let id: Uuid = r.try_get("id").db()?;
-            let due = DueEnrollment {
-                enrollment: Arc::new(doc(&r, "doc")?),
-                contact: Arc::new(doc(&r, "contact_doc")?),
-            };
-            Ok(((at, id), due))
-        })
+        .map(|row| due_row(&row.db()?))
         .try_collect()
         .await?;
     keyed.sort_unstable_by_key(|(key, _)| *key);
     keyed.truncate(max);
     Ok(keyed.into_iter().map(|(_, due)| due).collect())
+}
+
+/// A row of the due read ([`due_columns`], by position): its sort key and the enrollment.
+fn due_row(r: &PgRow) -> Result<((DateTime<Utc>, Uuid), DueEnrollment), StoreError> {
+    let at: DateTime<Utc> = r.try_get(0).db()?;
+    let id: Uuid = r.try_get(1).db()?;
+    let zone: Option<&str> = r.try_get(12).db()?;
+    let due = DueEnrollment {
+        id: EnrollmentId(id),
+        tenant: TenantId(r.try_get(2).db()?),
+        sequence: SequenceId(r.try_get(3).db()?),
+        contact: ContactId(r.try_get(4).db()?),
+        status: rows::enrollment_status(r.try_get(5).db()?)?,
+        step: uint(r.try_get(6).db()?),
+        earliest: r.try_get(7).db()?,
+        mailbox: r.try_get::<Option<Uuid>, _>(8).db()?.map(MailboxId),
+        version: u64::try_from(r.try_get::<i64, _>(9).db()?).unwrap_or(0),
+        uncertain: r.try_get(10).db()?,
+        contact_status: rows::contact_status(r.try_get(11).db()?)?,
+        contact_zone: zone.map(rows::zone).transpose()?,
+        recipient_domain: r.try_get(13).db()?,
+        documents: None,
+    };
+    Ok(((at, id), due))
+}
+
+/// The documents of the enrollments `due` names, each with its contact: one read by key.
+pub(crate) async fn due_documents(
+    conn: &mut PgConnection,
+    due: &[(TenantId, EnrollmentId)],
+) -> Result<Vec<DueDocuments>, StoreError> {
+    let tenants: Vec<Uuid> = due.iter().map(|(t, _)| t.0).collect();
+    let ids: Vec<Uuid> = due.iter().map(|(_, id)| id.0).collect();
+    let rows: Vec<(Json<Enrollment>, Json<Contact>)> = sqlx::query_as(
+        "SELECT e.doc, c.doc FROM unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, id) \
+         JOIN enrollments e ON e.tenant_id = k.tenant_id AND e.id = k.id \
+         JOIN contacts c ON c.tenant_id = e.tenant_id AND c.id = e.contact_id",
+    )
+    .bind(tenants)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    Ok(rows
+        .into_iter()
+        .map(|(Json(e), Json(c))| DueDocuments {
+            enrollment: Arc::new(e),
+            contact: Arc::new(c),
+        })
+        .collect())
 }
 
 /// The sequences with an enrollment due at `now` that goes to the pool, not held by a wait:

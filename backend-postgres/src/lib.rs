@@ -21,13 +21,17 @@
 //! * **Capacity.** A plan locks the `mailbox_days` rows it reserves on, in key order, reads
 //!   what is used and refuses what would exceed the limit, so racing planners never
 //!   over-book a mailbox-local day. Local dates are computed in Rust with chrono-tz.
-//! * **Due reads and plans.** The due read takes each due enrollment and its contact from
-//!   one row: an enrollment keeps a copy of its contact's document, which every contact
-//!   write rewrites under the tenant's contact lock (an advisory lock that `enroll` holds
-//!   shared while it copies). A plan made from the store's own due read writes each of its
-//!   enrollments only while it is still at the version read, without a locking read first;
-//!   when one moved, the plan is applied again with its enrollments locked and read first,
-//!   and the moved one is answered stale.
+//! * **Due reads and plans.** The due read hands out what planning decides on as
+//!   columns of one row per due enrollment (step, earliest instant, status, sticky
+//!   mailbox, version, and its contact's status, zone and address domain), not the
+//!   documents: the planner reads documents only for the rows it settles
+//!   (`Outbox::due_documents`). The contact's columns are copied onto its enrollments,
+//!   and every contact write that changes them rewrites the copies under the tenant's
+//!   contact lock (an advisory lock that `enroll` holds shared while it copies). A plan
+//!   made from the store's own due read reads its enrollments by key at the versions read,
+//!   without a lock, and writes each only while it is still at that version; when one
+//!   moved, the plan is applied again with its enrollments locked and read first, and the
+//!   moved one is answered stale.
 //! * **Identities apart.** `enrollments` carries only its key and the due indexes, so that
 //!   rewriting an enrollment (each plan and completion does) writes one index entry, not
 //!   five: what never changes after enrolling (sequence, contact, enrolled instant) and
@@ -117,10 +121,10 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
-    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied,
-    PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally,
-    StoreError,
+    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueDocuments, DueEnrollment,
+    EnrollOutcome, EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait,
+    Outbox, PlanApplied, PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion,
+    SendContext, SequenceTally, StoreError,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -530,6 +534,13 @@ impl Outbox for PostgresStore {
         ))?;
         self.seen.replace(&due);
         Ok(due)
+    }
+
+    async fn due_documents(
+        &self,
+        due: &[(TenantId, EnrollmentId)],
+    ) -> Result<Vec<DueDocuments>, StoreError> {
+        read!(self, |conn| enrollments::due_documents(conn, due))
     }
 
     async fn due_pools(

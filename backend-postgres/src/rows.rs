@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sequence_core::contact::Contact;
+use chrono_tz::Tz;
+use sequence_core::contact::{Contact, ContactStatus};
 use sequence_core::enrollment::{Enrollment, EnrollmentStatus};
 use sequence_core::error::Entity;
 use sequence_core::ids::{EnrollmentId, TenantId};
@@ -53,6 +54,30 @@ pub(crate) fn name<T: Serialize>(v: &T) -> Result<String, StoreError> {
 /// The unit enum variant a status column names (the reverse of [`name`]).
 pub(crate) fn from_name<T: DeserializeOwned>(s: &str) -> Result<T, StoreError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(encode)
+}
+
+/// An enrollment status from its stored name (the usual ones matched here, without the
+/// detour through serde that [`from_name`] takes).
+pub(crate) fn enrollment_status(s: &str) -> Result<EnrollmentStatus, StoreError> {
+    match s {
+        "active" => Ok(EnrollmentStatus::Active),
+        "paused" => Ok(EnrollmentStatus::Paused),
+        other => from_name(other),
+    }
+}
+
+/// A contact status from its stored name (the usual one matched here).
+pub(crate) fn contact_status(s: &str) -> Result<ContactStatus, StoreError> {
+    match s {
+        "active" => Ok(ContactStatus::Active),
+        other => from_name(other),
+    }
+}
+
+/// A time zone from its stored IANA name.
+pub(crate) fn zone(s: &str) -> Result<Tz, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::backend(format!("stored time zone {s:?} is not known")))
 }
 
 /// A document as the text stored in a `json` column (enrollments, contacts and sends keep
@@ -143,6 +168,9 @@ struct EnrollmentColumns {
     enrolled_at: Vec<DateTime<Utc>>,
     version: Vec<i64>,
     doc: Vec<String>,
+    step: Vec<i32>,
+    earliest: Vec<Option<DateTime<Utc>>>,
+    uncertain: Vec<bool>,
 }
 
 impl EnrollmentColumns {
@@ -161,6 +189,9 @@ impl EnrollmentColumns {
             c.enrolled_at.push(e.enrolled_at);
             c.version.push(big(e.version()));
             c.doc.push(json_text(e)?);
+            c.step.push(int(e.current_step()));
+            c.earliest.push(e.due_at());
+            c.uncertain.push(e.uncertain_send().is_some());
         }
         Ok(c)
     }
@@ -182,12 +213,13 @@ pub(crate) async fn insert_enrollments(
     // which rows are taken, and only those are written to `enrollments`.
     sqlx::query_scalar(
         "WITH u AS ( \
-             SELECT u.*, c.doc AS contact_doc \
+             SELECT u.*, c.status AS contact_status, c.timezone AS contact_zone, \
+                 c.domain AS recipient_domain \
              FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
                  $6::timestamptz[], $7::text[], $8::uuid[], $9::timestamptz[], $10::int8[], \
-                 $11::json[]) \
+                 $11::json[], $12::int4[], $13::timestamptz[], $14::bool[]) \
                  AS u(tenant_id, id, sequence_id, contact_id, status, due_at, deferral_reason, \
-                     mailbox_id, enrolled_at, version, doc) \
+                     mailbox_id, enrolled_at, version, doc, step, earliest, uncertain) \
              JOIN contacts c ON c.tenant_id = u.tenant_id AND c.id = u.contact_id), \
          i AS ( \
              INSERT INTO enrollment_identities (tenant_id, id, sequence_id, contact_id, \
@@ -198,7 +230,8 @@ pub(crate) async fn insert_enrollments(
              ON CONFLICT DO NOTHING \
              RETURNING tenant_id, id) \
          INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
-             deferral_reason, mailbox_id, enrolled_at, version, doc, contact_doc) \
+             deferral_reason, mailbox_id, enrolled_at, version, doc, step, earliest, uncertain, \
+             contact_status, contact_zone, recipient_domain) \
          SELECT u.* FROM u JOIN i ON i.tenant_id = u.tenant_id AND i.id = u.id \
          RETURNING id",
     )
@@ -213,6 +246,9 @@ pub(crate) async fn insert_enrollments(
     .bind(c.enrolled_at)
     .bind(c.version)
     .bind(c.doc)
+    .bind(c.step)
+    .bind(c.earliest)
+    .bind(c.uncertain)
     .fetch_all(&mut *conn)
     .await
     .db()
@@ -244,11 +280,13 @@ pub(crate) async fn update_enrollments(
         "WITH e AS ( \
              UPDATE enrollments e SET status = u.status, due_at = u.due_at, \
                  deferral_reason = u.deferral_reason, mailbox_id = u.mailbox_id, \
-                 version = u.version, doc = u.doc \
+                 version = u.version, doc = u.doc, step = u.step, earliest = u.earliest, \
+                 uncertain = u.uncertain \
              FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], \
-                 $6::uuid[], $7::int8[], $8::json[], $9::int8[]) \
+                 $6::uuid[], $7::int8[], $8::json[], $9::int8[], $10::int4[], \
+                 $11::timestamptz[], $12::bool[]) \
                  AS u(tenant_id, id, status, due_at, deferral_reason, mailbox_id, version, doc, \
-                     stored_at) \
+                     stored_at, step, earliest, uncertain) \
              WHERE e.tenant_id = u.tenant_id AND e.id = u.id \
                AND (u.stored_at IS NULL OR e.version = u.stored_at) \
              RETURNING e.tenant_id, e.id, e.status IN ('active', 'paused') AS open, \
@@ -268,6 +306,9 @@ pub(crate) async fn update_enrollments(
     .bind(c.version)
     .bind(c.doc)
     .bind(&stored_at)
+    .bind(c.step)
+    .bind(c.earliest)
+    .bind(c.uncertain)
     .fetch_one(&mut *conn)
     .await
     .db()?;
@@ -323,6 +364,8 @@ pub(crate) async fn upsert_contacts(
     let mut status = Vec::with_capacity(rows.len());
     let mut version = Vec::with_capacity(rows.len());
     let mut docs = Vec::with_capacity(rows.len());
+    let mut zone = Vec::with_capacity(rows.len());
+    let mut domain = Vec::with_capacity(rows.len());
     for c in rows {
         tenant.push(c.tenant.0);
         id.push(c.id.0);
@@ -330,13 +373,16 @@ pub(crate) async fn upsert_contacts(
         status.push(name(&c.status())?);
         version.push(big(c.version()));
         docs.push(json_text(*c)?);
+        zone.push(c.timezone.map(Tz::name));
+        domain.push(c.email_domain());
     }
     sqlx::query(
-        "INSERT INTO contacts (tenant_id, id, email, status, version, doc) \
+        "INSERT INTO contacts (tenant_id, id, email, status, version, doc, timezone, domain) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
-             $6::json[]) \
+             $6::json[], $7::text[], $8::text[]) \
          ON CONFLICT (tenant_id, id) DO UPDATE SET email = EXCLUDED.email, \
-             status = EXCLUDED.status, version = EXCLUDED.version, doc = EXCLUDED.doc",
+             status = EXCLUDED.status, version = EXCLUDED.version, doc = EXCLUDED.doc, \
+             timezone = EXCLUDED.timezone, domain = EXCLUDED.domain",
     )
     .bind(&tenant)
     .bind(&id)
@@ -344,18 +390,24 @@ pub(crate) async fn upsert_contacts(
     .bind(status)
     .bind(version)
     .bind(docs)
+    .bind(zone)
+    .bind(domain)
     .execute(&mut *conn)
     .await
     .db()?;
-    // The copies their enrollments keep for the due read (see the migration
-    // `contact_copies`), under the tenants' contact locks the caller holds: an `enroll` of
-    // one of them either committed before (its rows are seen here) or waits for this unit.
+    // What their enrollments keep of them for the due read (see the migration
+    // `due_columns`), under the tenants' contact locks the caller holds: an `enroll` of one
+    // of them either committed before (its rows are seen here) or waits for this unit. Only
+    // the rows whose copy changes are written.
     sqlx::query(
-        "UPDATE enrollments e SET contact_doc = c.doc \
+        "UPDATE enrollments e SET contact_status = c.status, contact_zone = c.timezone, \
+             recipient_domain = c.domain \
          FROM unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, id) \
          JOIN contacts c ON c.tenant_id = k.tenant_id AND c.id = k.id \
          JOIN enrollment_identities i ON i.tenant_id = k.tenant_id AND i.contact_id = k.id \
-         WHERE e.tenant_id = i.tenant_id AND e.id = i.id",
+         WHERE e.tenant_id = i.tenant_id AND e.id = i.id \
+           AND (e.contact_status, e.contact_zone, e.recipient_domain) \
+               IS DISTINCT FROM (c.status, c.timezone, c.domain)",
     )
     .bind(tenant)
     .bind(id)

@@ -5,8 +5,11 @@ mod support;
 
 use backend_postgres::{PostgresStore, CLAIM_QUERY};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sequence_conformance::fixtures::{claim, plan, sent, World};
+use sequence_conformance::fixtures::{claim, due_documents, plan, sent, World};
+use sequence_core::contact::{Contact, ContactStatus};
+use sequence_core::enrollment::EnrollmentStatus;
 use sequence_core::event::DomainEvent;
+use sequence_core::ids::TenantId;
 use sequence_core::store::{Outbox, StoreError};
 
 fn t0() -> chrono::DateTime<Utc> {
@@ -244,6 +247,153 @@ async fn prune_deletes_what_is_finished_in_batches() {
     assert_eq!((again.sends, again.events, again.counters), (0, 0, 0));
 }
 
+/// The migration that hands planning columns to the due read fills them in from the
+/// documents stored before it: enrollments of each kind the due read answers (a new start,
+/// a follow-up sticky to its mailbox, one with an uncertain send, a paused one whose pause
+/// ran out, one of a bounced contact), with contacts in odd zones and addresses in capitals,
+/// stored the way the store stored them before the migration, read due after it: every
+/// row's columns are those of its documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_due_columns_migration_fills_in_stored_enrollments() {
+    use sequence_conformance::fixtures::{contact, mailbox, sequence};
+    use sequence_core::enrollment::Enrollment;
+    use sequence_core::store::Catalog;
+
+    const DUE_COLUMNS: i64 = 20_261_202_000_001;
+    let s = support::empty_store().await;
+    let pool = s.store.pool();
+    for m in backend_postgres::MIGRATOR.iter() {
+        if m.version < DUE_COLUMNS {
+            sqlx::raw_sql(&m.sql).execute(pool).await.unwrap();
+        }
+    }
+    let tenant = TenantId::from_u128(7);
+    let sender = mailbox(tenant, "ana", chrono_tz::Europe::Berlin, 100);
+    s.store.save_mailbox(&sender, None).await.unwrap();
+    let seq = sequence(tenant, "Before", 3, std::slice::from_ref(&sender));
+    s.store.save_sequence(&seq, None).await.unwrap();
+    let zones = [
+        Some(chrono_tz::Asia::Kathmandu),
+        Some(chrono_tz::America::St_Johns),
+        None,
+        Some(chrono_tz::Australia::Eucla),
+        Some(chrono_tz::Pacific::Chatham),
+    ];
+    let contacts: Vec<Contact> = zones
+        .iter()
+        .enumerate()
+        .map(|(i, zone)| {
+            let mut c = contact(tenant, &format!("C{i}"), &format!("Client{i}.EXAMPLE"));
+            c.timezone = *zone;
+            if i == 4 {
+                c.mark_bounced();
+            }
+            c
+        })
+        .collect();
+    let now = t0();
+    let mut rows: Vec<Enrollment> = contacts
+        .iter()
+        .map(|c| Enrollment::new(tenant, seq.id, c.id, now - Duration::days(3), now))
+        .collect();
+    rows[1].attempted_on(sender.id);
+    rows[1]
+        .step_sent(
+            0,
+            now - Duration::days(2),
+            "<m0@x>".into(),
+            Some(now - Duration::hours(1)),
+        )
+        .unwrap();
+    rows[2]
+        .send_uncertain(0, "<m1@x>".into(), sender.id, now - Duration::hours(2))
+        .unwrap();
+    rows[3].pause(Some(now - Duration::minutes(5))).unwrap();
+    for c in &contacts {
+        sqlx::query(
+            "INSERT INTO contacts (tenant_id, id, email, status, version, doc) \
+             VALUES ($1, $2, $3, $4, $5, $6::json)",
+        )
+        .bind(tenant.0)
+        .bind(c.id.0)
+        .bind(c.normalized_email())
+        .bind(if c.status() == ContactStatus::Active {
+            "active"
+        } else {
+            "bounced"
+        })
+        .bind(i64::try_from(c.version()).unwrap())
+        .bind(serde_json::to_string(c).unwrap())
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    for (e, c) in rows.iter().zip(&contacts) {
+        let due_at = match e.status() {
+            EnrollmentStatus::Paused => e.paused_until(),
+            _ => e.next_due_at(),
+        };
+        let status = match e.status() {
+            EnrollmentStatus::Paused => "paused",
+            _ => "active",
+        };
+        sqlx::query(
+            "WITH i AS ( \
+                 INSERT INTO enrollment_identities (tenant_id, id, sequence_id, contact_id, \
+                     enrolled_at, open) \
+                 VALUES ($1, $2, $3, $4, $5, true) RETURNING id) \
+             INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
+                 mailbox_id, enrolled_at, version, doc, contact_doc) \
+             SELECT $1, i.id, $3, $4, $6, $7, $8, $5, $9, $10::json, $11::json FROM i",
+        )
+        .bind(tenant.0)
+        .bind(e.id.0)
+        .bind(seq.id.0)
+        .bind(c.id.0)
+        .bind(e.enrolled_at)
+        .bind(status)
+        .bind(due_at)
+        .bind(e.mailbox().map(|m| m.0))
+        .bind(i64::try_from(e.version()).unwrap())
+        .bind(serde_json::to_string(e).unwrap())
+        .bind(serde_json::to_string(c).unwrap())
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    for m in backend_postgres::MIGRATOR.iter() {
+        if m.version >= DUE_COLUMNS {
+            sqlx::raw_sql(&m.sql).execute(pool).await.unwrap();
+        }
+    }
+
+    let due = s.store.due_enrollments(now, 100).await.unwrap();
+    assert_eq!(
+        due.len(),
+        rows.len(),
+        "every stored enrollment is due: {due:?}"
+    );
+    // Panics when a row's columns disagree with its documents.
+    let documents = due_documents(&s.store, &due).await;
+    for d in &documents {
+        let stored = rows.iter().find(|e| e.id == d.enrollment.id).unwrap();
+        assert_eq!(*d.enrollment, *stored);
+    }
+    let by_id = |e: &Enrollment| due.iter().find(|d| d.id == e.id).unwrap();
+    assert_eq!(
+        by_id(&rows[0]).contact_zone,
+        Some(chrono_tz::Asia::Kathmandu)
+    );
+    assert_eq!(by_id(&rows[0]).recipient_domain, "client0.example");
+    assert_eq!(
+        (by_id(&rows[1]).step, by_id(&rows[1]).mailbox),
+        (1, Some(sender.id))
+    );
+    assert!(by_id(&rows[2]).uncertain);
+    assert_eq!(by_id(&rows[3]).status, EnrollmentStatus::Paused);
+    assert_eq!(by_id(&rows[4]).contact_status, ContactStatus::Bounced);
+}
+
 /// Migrations already applied are not applied again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_twice_is_harmless() {
@@ -369,8 +519,10 @@ async fn delete_draft_waits_for_an_enrollment_being_stored_and_then_keeps_the_dr
              VALUES ($1, gen_random_uuid(), $2, $3, $4, true) \
              RETURNING id) \
          INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
-             deferral_reason, mailbox_id, enrolled_at, version, doc, contact_doc) \
-         SELECT $1, i.id, $2, $3, 'active', $4, NULL, NULL, $4, 0, '{}', '{}' FROM i",
+             deferral_reason, mailbox_id, enrolled_at, version, doc, step, uncertain, \
+             contact_status, recipient_domain) \
+         SELECT $1, i.id, $2, $3, 'active', $4, NULL, NULL, $4, 0, '{}', 0, false, 'active', '' \
+         FROM i",
     )
     .bind(tenant.0)
     .bind(draft.id.0)
@@ -418,7 +570,11 @@ async fn a_plan_takes_unchanged_enrollments_from_the_due_read_and_reads_the_rest
     world.enroll_all(&s.store, now).await;
     let due = s.store.due_enrollments(now, 10).await.unwrap();
     assert_eq!(due.len(), 3);
-    let read: Vec<_> = due.iter().map(|d| (*d.enrollment).clone()).collect();
+    let read: Vec<_> = due_documents(&s.store, &due)
+        .await
+        .into_iter()
+        .map(|d| (*d.enrollment).clone())
+        .collect();
 
     let later = now + Duration::hours(1);
     let deferred = other
@@ -570,14 +726,11 @@ async fn a_contact_written_while_it_is_enrolled_reaches_the_due_read() {
         enrolling.await.unwrap().unwrap();
 
         let due = s.store.due_enrollments(t0(), 10_000).await.unwrap();
-        let ours: Vec<_> = due
-            .iter()
-            .filter(|d| d.enrollment.tenant == w.tenant)
-            .collect();
+        let ours: Vec<_> = due.iter().filter(|d| d.tenant == w.tenant).collect();
         assert_eq!(ours.len(), 300, "every contact is enrolled");
         for d in ours {
             assert_eq!(
-                d.contact.timezone,
+                d.contact_zone,
                 Some(zone),
                 "the due read must carry the contact as written, not as it was enrolled"
             );
@@ -599,7 +752,11 @@ async fn a_change_committed_while_a_plan_is_applied_makes_its_enrollment_stale()
     let now = t0();
     world.enroll_all(&s.store, now).await;
     let due = s.store.due_enrollments(now, 10).await.unwrap();
-    let read: Vec<_> = due.iter().map(|d| (*d.enrollment).clone()).collect();
+    let read: Vec<_> = due_documents(&s.store, &due)
+        .await
+        .into_iter()
+        .map(|d| (*d.enrollment).clone())
+        .collect();
     assert_eq!(read.len(), 2);
 
     // The host's change, as a unit of work makes it: the row locked, then rewritten.

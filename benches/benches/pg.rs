@@ -11,7 +11,8 @@
 //!   engine with its own connection pool, as a process would be, ticking until all are
 //!   sent (claim, re-check, send, complete). Throughput in sends.
 //! * `pg/due_query`: `due_enrollments` over 1,000,000 stored enrollments of which 1% are
-//!   due, with the engine's batch size: the 10,000 due with their contacts. The fixture is
+//!   due, with the engine's batch size: the 10,000 due with what planning reads of them
+//!   and their contacts (the store leaves the documents out). The fixture is
 //!   built once, in SQL (`generate_series` from one enrollment the store wrote).
 //! * `pg/tick_50k_due`: one full `Engine::tick` (due read, plan, persist) of 50,000 due
 //!   enrollments over 200 mailboxes (the `tick/50k_due` fixture of `engine.rs`): the
@@ -405,29 +406,32 @@ async fn due_setup(now: DateTime<Utc>) -> Db {
     store.enroll(tenant, now, vec![e]).await.unwrap();
     // Contact g: id md5('c' || g), address c<g>@client<g % 500>.example.
     sqlx::query(
-        "INSERT INTO contacts (tenant_id, id, email, status, version, doc) \
+        "INSERT INTO contacts (tenant_id, id, email, status, version, doc, timezone, domain) \
          SELECT t.tenant_id, md5('c' || g)::uuid, \
              'c' || g || '@client' || (g % 500) || '.example', t.status, t.version, \
              jsonb_set(jsonb_set(t.doc::jsonb, '{id}', to_jsonb(md5('c' || g)::uuid::text)), \
-                 '{email}', to_jsonb('c' || g || '@client' || (g % 500) || '.example')) \
+                 '{email}', to_jsonb('c' || g || '@client' || (g % 500) || '.example')), \
+             t.timezone, 'client' || (g % 500) || '.example' \
          FROM contacts t, generate_series(1, $1::bigint - 1) g",
     )
     .bind(STORED)
     .execute(store.pool())
     .await
     .unwrap();
-    // Enrollment g: id md5('e' || g), of contact g, due at `now` minus g seconds when
+    // Enrollment g: id md5('e' || g), of contact g (what it keeps of its contact: the
+    // template's status and zone, contact g's domain), due at `now` minus g seconds when
     // g % DUE_EVERY = 0, else next year plus g seconds.
     sqlx::query(
         "INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
-             deferral_reason, mailbox_id, enrolled_at, version, doc, contact_doc) \
+             deferral_reason, mailbox_id, enrolled_at, version, doc, step, earliest, uncertain, \
+             contact_status, contact_zone, recipient_domain) \
          SELECT t.tenant_id, x.id, t.sequence_id, x.contact, t.status, x.due, NULL, NULL, \
              t.enrolled_at, t.version, \
              jsonb_set(jsonb_set(jsonb_set(jsonb_set(t.doc::jsonb, \
                  '{id}', to_jsonb(x.id::text)), '{contact}', to_jsonb(x.contact::text)), \
                  '{due_at}', to_jsonb(x.due)), '{next_due_at}', to_jsonb(x.due)), \
-             (SELECT c.doc FROM contacts c \
-              WHERE c.tenant_id = t.tenant_id AND c.id = x.contact) \
+             t.step, x.due, t.uncertain, t.contact_status, t.contact_zone, \
+             'client' || (g % 500) || '.example' \
          FROM enrollments t, generate_series(1, $1::bigint - 1) g, \
              LATERAL (SELECT md5('e' || g)::uuid AS id, md5('c' || g)::uuid AS contact, \
                  CASE WHEN g % $2 = 0 THEN $3 - make_interval(secs => g) \

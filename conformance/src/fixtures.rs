@@ -10,8 +10,8 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{message_id, ScheduledSend};
 use sequence_core::sequence::{Sequence, Step};
 use sequence_core::store::{
-    ChangeSet, ClaimedSend, EnrollOutcome, MailboxSnapshot, PlanApplied, PlanCommit, PlanSend,
-    SendCompletion, Store, StoreError,
+    ChangeSet, ClaimedSend, DueDocuments, DueEnrollment, EnrollOutcome, MailboxSnapshot,
+    PlanApplied, PlanCommit, PlanSend, SendCompletion, Store, StoreError,
 };
 use sequence_core::time::{local_date, Delay, DelayUnit};
 
@@ -52,6 +52,50 @@ pub fn some<T>(what: &str, v: Option<T>) -> T {
         Some(v) => v,
         None => panic!("{what}: expected a value, found none"),
     }
+}
+
+/// The documents of each row of a due read, in its order: those the row came with, else
+/// read with [`Outbox::due_documents`](sequence_core::store::Outbox::due_documents). Each
+/// row's planning fields must be those of its documents, and the documents those of its
+/// enrollment and contact.
+///
+/// # Panics
+/// When the store fails, leaves a row's documents out, or a row disagrees with them.
+pub async fn due_documents<S: Store>(store: &S, due: &[DueEnrollment]) -> Vec<DueDocuments> {
+    let missing: Vec<(TenantId, EnrollmentId)> = due
+        .iter()
+        .filter(|d| d.documents.is_none())
+        .map(|d| (d.tenant, d.id))
+        .collect();
+    let mut read: std::collections::HashMap<EnrollmentId, DueDocuments> =
+        ok("due_documents", store.due_documents(&missing).await)
+            .into_iter()
+            .map(|d| (d.enrollment.id, d))
+            .collect();
+    due.iter()
+        .map(|d| {
+            let documents = match &d.documents {
+                Some(documents) => documents.clone(),
+                None => some("due_documents (of a due row)", read.remove(&d.id)),
+            };
+            let whole = DueEnrollment::of(
+                std::sync::Arc::clone(&documents.enrollment),
+                std::sync::Arc::clone(&documents.contact),
+            );
+            assert_eq!(
+                DueEnrollment {
+                    documents: None,
+                    ..whole
+                },
+                DueEnrollment {
+                    documents: None,
+                    ..d.clone()
+                },
+                "a due enrollment's planning fields must be those of its stored enrollment and contact"
+            );
+            documents
+        })
+        .collect()
 }
 
 /// A draft sequence with `steps` steps (step 0 at once, then one a day), ready to save.

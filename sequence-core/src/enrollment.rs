@@ -149,6 +149,21 @@ pub struct UncertainSend {
     pub at: DateTime<Utc>,
 }
 
+/// Whether an enrollment with `status` and sticky `mailbox` sends next from whichever
+/// mailbox of its sequence's pool has room ([`Enrollment::goes_to_pool`]).
+pub(crate) fn goes_to_pool(status: EnrollmentStatus, mailbox: Option<MailboxId>) -> bool {
+    status == EnrollmentStatus::Active && mailbox.is_none()
+}
+
+/// The mailbox an enrollment with `status` and sticky `mailbox` waits on
+/// ([`Enrollment::waits_on_mailbox`]).
+pub(crate) fn waits_on_mailbox(
+    status: EnrollmentStatus,
+    mailbox: Option<MailboxId>,
+) -> Option<MailboxId> {
+    mailbox.filter(|_| status == EnrollmentStatus::Active)
+}
+
 /// One contact in one sequence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -357,15 +372,14 @@ impl Enrollment {
     /// [`PoolWait`](crate::store::PoolWait) holds back.
     #[must_use]
     pub fn goes_to_pool(&self) -> bool {
-        self.status == EnrollmentStatus::Active && self.mailbox.is_none()
+        goes_to_pool(self.status, self.mailbox)
     }
 
     /// The mailbox its next send goes to when it is active and an attempt made a mailbox
     /// sticky: what a [`MailboxWait`](crate::store::MailboxWait) of that mailbox holds back.
     #[must_use]
     pub fn waits_on_mailbox(&self) -> Option<MailboxId> {
-        self.mailbox
-            .filter(|_| self.status == EnrollmentStatus::Active)
+        waits_on_mailbox(self.status, self.mailbox)
     }
 
     /// Message-IDs of the steps sent so far, for threading.

@@ -17,7 +17,7 @@ use sequence_core::event::DomainEvent;
 use sequence_core::prelude::*;
 use sequence_core::send::Lease;
 use sequence_core::store::{
-    ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
+    ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueDocuments, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, PlanApplied,
     PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
 };
@@ -253,6 +253,13 @@ impl Outbox for Meddling {
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError> {
         self.inner.due_enrollments(now, limit).await
+    }
+
+    async fn due_documents(
+        &self,
+        due: &[(TenantId, EnrollmentId)],
+    ) -> Result<Vec<DueDocuments>, StoreError> {
+        self.inner.due_documents(due).await
     }
 
     async fn due_pools(

@@ -28,7 +28,7 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend, SendStatus};
 use sequence_core::sequence::{ReenrollmentRule, Sequence, SequenceStatus};
 use sequence_core::store::{
-    ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
+    ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueDocuments, DueEnrollment, EnrollOutcome,
     EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, PlanApplied,
     PlanCommit, PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlannedSlot, PlanningLease,
     PoolBound, PoolWait, SendCompletion, SendContext, SequenceTally, StoreError, MAX_MAILBOX_DAYS,

@@ -134,6 +134,21 @@ impl State {
             .collect()
     }
 
+    /// The documents of the enrollments `due` names (by tenant and id), each with its
+    /// contact, shared.
+    pub(crate) fn due_documents(&self, due: &[(TenantId, EnrollmentId)]) -> Vec<DueDocuments> {
+        due.iter()
+            .filter_map(|(tenant, id)| {
+                let enrollment = self.enrollments.get(id).filter(|e| e.tenant == *tenant)?;
+                let contact = self.contacts.get(&enrollment.contact)?;
+                Some(DueDocuments {
+                    enrollment: Arc::clone(enrollment),
+                    contact: Arc::clone(contact),
+                })
+            })
+            .collect()
+    }
+
     pub(crate) fn due_enrollments(&self, now: DateTime<Utc>, limit: usize) -> Vec<DueEnrollment> {
         self.due_enrollments_bounded(now, limit, &[], &[])
     }
@@ -186,10 +201,10 @@ impl State {
             })
             .collect();
         let mut out = Vec::with_capacity(rows.len());
-        out.extend(rows.into_iter().map(|(e, c)| DueEnrollment {
-            enrollment: Arc::clone(e),
-            contact: Arc::clone(c),
-        }));
+        out.extend(
+            rows.into_iter()
+                .map(|(e, c)| DueEnrollment::of(Arc::clone(e), Arc::clone(c))),
+        );
         out
     }
 

@@ -24,9 +24,10 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::send::{Lease, ScheduledSend};
 use sequence_core::sequence::Sequence;
 use sequence_core::store::{
-    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait, Outbox, PlanApplied,
-    PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion, SendContext, StoreError,
+    Catalog, ChangeSet, ClaimedSend, DailyCounts, DraftDeletion, DueDocuments, DueEnrollment,
+    EnrollOutcome, EnrollmentCursor, MailboxBound, MailboxDay, MailboxSnapshot, MailboxWait,
+    Outbox, PlanApplied, PlanCommit, PlanningLease, PoolBound, PoolWait, SendCompletion,
+    SendContext, StoreError,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -156,6 +157,15 @@ pub(crate) struct SchemaStore {
 
 /// A store on a fresh schema with the migrations applied.
 pub(crate) async fn fresh_store() -> SchemaStore {
+    let s = empty_store().await;
+    if let Err(e) = s.store.migrate().await {
+        panic!("migrations failed in {}: {e:?}", s.schema);
+    }
+    s
+}
+
+/// A store on a fresh, empty schema: no migration applied.
+pub(crate) async fn empty_store() -> SchemaStore {
     let mut admin = connect_admin().await;
     sweep(&mut admin).await;
     let schema = format!(
@@ -175,9 +185,6 @@ pub(crate) async fn fresh_store() -> SchemaStore {
         schema: schema.clone(),
     });
     let store = PostgresStore::from_pool(schema_pool(&schema, 10).await);
-    if let Err(e) = store.migrate().await {
-        panic!("migrations failed in {schema}: {e:?}");
-    }
     SchemaStore {
         store,
         schema,
@@ -368,6 +375,13 @@ impl Outbox for SchemaStore {
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError> {
         self.store.due_enrollments(now, limit).await
+    }
+
+    async fn due_documents(
+        &self,
+        due: &[(TenantId, EnrollmentId)],
+    ) -> Result<Vec<DueDocuments>, StoreError> {
+        self.store.due_documents(due).await
     }
 
     async fn due_pools(

@@ -37,7 +37,7 @@ async fn read<S: Store + ?Sized>(
         store.due_enrollments_bounded(now, limit, bounds, &[]).await,
     )
     .iter()
-    .map(|d| d.enrollment.id)
+    .map(|d| d.id)
     .collect()
 }
 
@@ -209,7 +209,7 @@ pub async fn a_bounded_read_takes_each_mailbox_no_further_than_its_bound<S: Stor
                     .await,
             )
             .iter()
-            .map(|d| d.enrollment.id)
+            .map(|d| d.id)
             .collect::<Vec<EnrollmentId>>()
         }
     };

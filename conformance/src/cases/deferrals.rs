@@ -59,7 +59,7 @@ pub async fn apply_plan_records_deferrals_whose_version_matches<S: Store + 'stat
     );
     let due = ok("due_enrollments", store.due_enrollments(at(1), 10).await);
     assert_eq!(
-        due.iter().map(|d| d.enrollment.id).collect::<Vec<_>>(),
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![es[1].id],
         "a deferred enrollment must not be due before its not_before"
     );
@@ -118,7 +118,7 @@ pub async fn apply_plan_records_a_deferral_as_the_domain_does<S: Store + 'static
     );
     let due = ok("due_enrollments", store.due_enrollments(at(599), 10).await);
     assert_eq!(
-        due.iter().map(|d| d.enrollment.id).collect::<Vec<_>>(),
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![es[0].id],
         "only the row deferred to before its step was due is due again at the step's instant"
     );

@@ -443,12 +443,12 @@ pub async fn release_send_without_an_instant_cancels_and_frees_capacity<S: Store
     );
     let due = ok("due_enrollments", store.due_enrollments(at(1), 10).await);
     assert_eq!(
-        due.iter().map(|d| d.enrollment.id).collect::<Vec<_>>(),
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![e.id],
         "release_send without an instant must make the enrollment due again at now"
     );
     assert_eq!(
-        due[0].enrollment.status(),
+        due[0].status,
         EnrollmentStatus::Active,
         "the enrollment stays active"
     );
@@ -553,7 +553,7 @@ pub async fn expire_leases_marks_uncertain_only_after_expiry<S: Store + 'static>
     );
     let due = ok("due_enrollments", store.due_enrollments(at(6), 10).await);
     assert_eq!(
-        due.iter().map(|d| d.enrollment.id).collect::<Vec<_>>(),
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![e.id],
         "the enrollment of an uncertain send must be found by due_enrollments"
     );

@@ -11,7 +11,9 @@ use sequence_core::store::{EnrollOutcome, Store};
 use sequence_core::contact::ContactStatus;
 use sequence_core::store::ChangeSet;
 
-use crate::fixtures::{at, contact, ok, sequence, some, t0, write_enrollment, World};
+use crate::fixtures::{
+    at, contact, due_documents, ok, sequence, some, t0, write_enrollment, World,
+};
 
 /// `enroll`: "one answer per row in order. A row is refused when its contact is unknown in
 /// the tenant, is not sendable, or already has an active or paused enrollment in the
@@ -336,20 +338,21 @@ pub async fn due_enrollments_earliest_first_with_contacts_and_limit<S: Store + '
         .collect();
     ok("enroll", store.enroll(t, t0(), rows.clone()).await);
     let due = ok("due_enrollments", store.due_enrollments(t0(), 100).await);
-    let got: Vec<EnrollmentId> = due.iter().map(|d| d.enrollment.id).collect();
+    let got: Vec<EnrollmentId> = due.iter().map(|d| d.id).collect();
     let expected = vec![rows[1].id, rows[4].id, rows[0].id, rows[2].id];
     assert_eq!(
         got, expected,
         "due_enrollments must return exactly those with next_due_at <= now, earliest first"
     );
-    for d in &due {
+    for (d, documents) in due.iter().zip(due_documents(&store, &due).await) {
         assert_eq!(
-            d.contact.id, d.enrollment.contact,
+            (documents.enrollment.id, documents.contact.id),
+            (d.id, d.contact),
             "due_enrollments must return each enrollment with its own contact"
         );
     }
     let two = ok("due_enrollments", store.due_enrollments(t0(), 2).await);
-    let got: Vec<EnrollmentId> = two.iter().map(|d| d.enrollment.id).collect();
+    let got: Vec<EnrollmentId> = two.iter().map(|d| d.id).collect();
     assert_eq!(
         got,
         vec![rows[1].id, rows[4].id],
@@ -363,9 +366,10 @@ pub async fn due_enrollments_earliest_first_with_contacts_and_limit<S: Store + '
 pub async fn due_enrollments_hand_out_snapshots<S: Store + 'static>(store: S) {
     let w = World::build(&store, 1, 30, 1, 2).await;
     let es = w.enroll_all(&store, at(-5)).await;
-    let mut due = ok("due_enrollments", store.due_enrollments(t0(), 10).await);
+    let due = ok("due_enrollments", store.due_enrollments(t0(), 10).await);
     assert_eq!(due.len(), 2, "both enrollments are due");
-    let row = std::sync::Arc::make_mut(&mut due[0].enrollment);
+    let mut documents = due_documents(&store, &due).await.remove(0);
+    let row = std::sync::Arc::make_mut(&mut documents.enrollment);
     let id = row.id;
     if let Err(err) = row.exit(ExitReason::Manual, t0()) {
         panic!("fixture: exit: {err}");
@@ -378,9 +382,7 @@ pub async fn due_enrollments_hand_out_snapshots<S: Store + 'static>(store: S) {
     );
     let again = ok("due_enrollments", store.due_enrollments(t0(), 10).await);
     assert!(
-        again
-            .iter()
-            .any(|d| d.enrollment.id == id && !d.enrollment.is_final()),
+        again.iter().any(|d| d.id == id && !d.status.is_final()),
         "the stored row must still be due and open"
     );
 }
@@ -400,14 +402,14 @@ pub async fn due_enrollments_include_paused_whose_pause_ran_out<S: Store + 'stat
         );
     }
     let due = ok("due_enrollments", store.due_enrollments(t0(), 100).await);
-    let got: Vec<EnrollmentId> = due.iter().map(|d| d.enrollment.id).collect();
+    let got: Vec<EnrollmentId> = due.iter().map(|d| d.id).collect();
     assert_eq!(
         got,
         vec![es[0].id],
         "due_enrollments must return a paused enrollment whose pause ran out, and no paused one whose pause runs on or has no end"
     );
     assert_eq!(
-        due[0].enrollment.status(),
+        due[0].status,
         EnrollmentStatus::Paused,
         "a due paused enrollment must come back as it is stored (paused)"
     );
@@ -525,23 +527,21 @@ pub async fn due_enrollments_carry_the_contact_as_it_is_now<S: Store + 'static>(
 
     let due = ok("due_enrollments", store.due_enrollments(t0(), 10).await);
     assert_eq!(due.len(), 3, "all three enrollments are due");
-    for d in &due {
+    let documents = due_documents(&store, &due).await;
+    for (d, documents) in due.iter().zip(&documents) {
         let stored = some(
             "get_contact",
-            ok(
-                "get_contact",
-                store.get_contact(t, d.enrollment.contact).await,
-            ),
+            ok("get_contact", store.get_contact(t, d.contact).await),
         );
         assert_eq!(
-            *d.contact, stored,
+            *documents.contact, stored,
             "due_enrollments must carry each contact as it is stored now"
         );
     }
     let of_moved = due
         .iter()
-        .filter(|d| d.contact.id == moved.id)
-        .filter(|d| d.contact.timezone == Some(chrono_tz::Asia::Kathmandu))
+        .filter(|d| d.contact == moved.id)
+        .filter(|d| d.contact_zone == Some(chrono_tz::Asia::Kathmandu))
         .count();
     assert_eq!(
         of_moved, 2,
@@ -549,7 +549,7 @@ pub async fn due_enrollments_carry_the_contact_as_it_is_now<S: Store + 'static>(
     );
     assert!(
         due.iter()
-            .any(|d| d.contact.id == read.id && d.contact.status() == ContactStatus::Bounced),
+            .any(|d| d.contact == read.id && d.contact_status == ContactStatus::Bounced),
         "a contact written by apply_changes must be read as written"
     );
 }

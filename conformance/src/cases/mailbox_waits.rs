@@ -50,7 +50,7 @@ async fn plan_waits<S: Store + ?Sized>(
 async fn due_set<S: Store + ?Sized>(store: &S, now: DateTime<Utc>) -> Vec<EnrollmentId> {
     let mut ids: Vec<EnrollmentId> = ok("due_enrollments", store.due_enrollments(now, 100).await)
         .iter()
-        .map(|d| d.enrollment.id)
+        .map(|d| d.id)
         .collect();
     ids.sort_unstable();
     ids

@@ -117,7 +117,7 @@ pub async fn apply_plan_refuses_sends_over_the_limit<S: Store + 'static>(store: 
     assert_eq!(snap.used, 2, "the count must stop at the limit");
     let due = ok("due_enrollments", store.due_enrollments(t0(), 10).await);
     assert!(
-        due.iter().any(|d| d.enrollment.id == es[2].id),
+        due.iter().any(|d| d.id == es[2].id),
         "an enrollment refused as over capacity must be due at now again"
     );
     assert!(
@@ -359,7 +359,7 @@ pub async fn apply_plan_preempts_first<S: Store + 'static>(store: S) {
     );
     let due = ok("due_enrollments", store.due_enrollments(at(5), 10).await);
     assert!(
-        due.iter().any(|d| d.enrollment.id == es[0].id),
+        due.iter().any(|d| d.id == es[0].id),
         "the pre-empted send's enrollment must be due again at now"
     );
     let e0 = w.enrollment(&store, es[0].id).await;

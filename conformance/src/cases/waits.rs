@@ -51,7 +51,7 @@ async fn plan_with_seen_waits<S: Store + ?Sized>(
 async fn due_ids<S: Store + ?Sized>(store: &S, now: DateTime<Utc>) -> Vec<EnrollmentId> {
     ok("due_enrollments", store.due_enrollments(now, 100).await)
         .iter()
-        .map(|d| d.enrollment.id)
+        .map(|d| d.id)
         .collect()
 }
 

@@ -99,17 +99,19 @@
 //! ([`StoreError::PlanningLeaseLost`]), so two engines never plan the same mailbox-day from
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{PlanApplied, PlanCommit, PlanningLease};
 use super::tally::SequenceTally;
 use super::waits::{MailboxBound, MailboxWait, PoolBound, PoolWait};
 use super::StoreError;
-use crate::contact::Contact;
-use crate::enrollment::{Enrollment, EnrollmentStatus};
+use crate::contact::{Contact, ContactStatus};
+use crate::enrollment::{self, Enrollment, EnrollmentStatus};
 use crate::event::DomainEvent;
 use crate::ids::{ContactId, EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use crate::mailbox::Mailbox;
@@ -144,17 +146,97 @@ pub enum EnrollOutcome {
     },
 }
 
-/// An enrollment that is due, with its contact.
+/// An enrollment that is due, as planning reads it: the fields a plan decides on, of the
+/// enrollment and of its contact, and their documents where the store holds them at hand.
+///
+/// A store that keeps its rows in memory hands out the documents with each row (shared,
+/// not copied); one that keeps them on a server may leave them out ([`Self::documents`]
+/// `None`), so that a due read of 10,000 enrollments sends and decodes a few columns per
+/// row rather than two documents: a planner that needs the documents of a row (to settle
+/// it: a pause that ran out, a step's condition) reads them with
+/// [`Outbox::due_documents`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueEnrollment {
-    /// The enrollment (active, or paused whose pause has run out), shared: a store that
-    /// keeps enrollments in memory hands out the row it holds, and a planner that changes it
-    /// copies it first (`Arc::make_mut`), so that a tick of 50,000 due enrollments copies
-    /// only the few it settles.
-    pub enrollment: std::sync::Arc<Enrollment>,
-    /// Its contact (shared: a store that keeps contacts in memory hands out the row it
-    /// holds, not a copy).
-    pub contact: std::sync::Arc<Contact>,
+    /// The enrollment.
+    pub id: EnrollmentId,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Its sequence.
+    pub sequence: SequenceId,
+    /// Its contact.
+    pub contact: ContactId,
+    /// Its status ([`Enrollment::status`]): active, or paused whose pause has run out.
+    pub status: EnrollmentStatus,
+    /// The step to send next ([`Enrollment::current_step`]).
+    pub step: u32,
+    /// The earliest instant that step may go ([`Enrollment::due_at`]).
+    pub earliest: Option<DateTime<Utc>>,
+    /// The mailbox it sends from, once sticky ([`Enrollment::mailbox`]).
+    pub mailbox: Option<MailboxId>,
+    /// The version it was read at ([`Enrollment::version`]).
+    pub version: u64,
+    /// Whether a send of its current step has an unknown outcome
+    /// ([`Enrollment::uncertain_send`]).
+    pub uncertain: bool,
+    /// Its contact's status ([`Contact::status`]).
+    pub contact_status: ContactStatus,
+    /// Its contact's time zone ([`Contact::timezone`]).
+    pub contact_zone: Option<Tz>,
+    /// Its contact's address domain ([`Contact::email_domain`]).
+    pub recipient_domain: String,
+    /// The enrollment and contact documents, when the store handed them out with the row.
+    pub documents: Option<DueDocuments>,
+}
+
+/// The documents of a due enrollment: the enrollment and its contact, shared. A store that
+/// keeps them in memory hands out the rows it holds, and a planner that changes one copies
+/// it first (`Arc::make_mut`), so that a tick of 50,000 due enrollments copies only the few
+/// it settles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueDocuments {
+    /// The enrollment.
+    pub enrollment: Arc<Enrollment>,
+    /// Its contact.
+    pub contact: Arc<Contact>,
+}
+
+impl DueEnrollment {
+    /// The row of `enrollment` and `contact`, with both documents.
+    #[must_use]
+    pub fn of(enrollment: Arc<Enrollment>, contact: Arc<Contact>) -> Self {
+        let e = &*enrollment;
+        Self {
+            id: e.id,
+            tenant: e.tenant,
+            sequence: e.sequence,
+            contact: e.contact,
+            status: e.status(),
+            step: e.current_step(),
+            earliest: e.due_at(),
+            mailbox: e.mailbox(),
+            version: e.version(),
+            uncertain: e.uncertain_send().is_some(),
+            contact_status: contact.status(),
+            contact_zone: contact.timezone,
+            recipient_domain: contact.email_domain(),
+            documents: Some(DueDocuments {
+                enrollment,
+                contact,
+            }),
+        }
+    }
+
+    /// Whether its next send goes to its sequence's pool ([`Enrollment::goes_to_pool`]).
+    #[must_use]
+    pub fn goes_to_pool(&self) -> bool {
+        enrollment::goes_to_pool(self.status, self.mailbox)
+    }
+
+    /// The mailbox whose wait holds it back ([`Enrollment::waits_on_mailbox`]).
+    #[must_use]
+    pub fn waits_on_mailbox(&self) -> Option<MailboxId> {
+        enrollment::waits_on_mailbox(self.status, self.mailbox)
+    }
 }
 
 /// A mailbox with what planning needs to know of its current local day.
@@ -448,6 +530,15 @@ pub trait Outbox: Send + Sync {
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError>;
 
+    /// The documents of due enrollments, each with its contact as stored now, by tenant and
+    /// id: for the rows of a due read that came without them ([`DueEnrollment::documents`]).
+    /// An enrollment or contact no longer stored is left out; the answer is in no particular
+    /// order.
+    async fn due_documents(
+        &self,
+        due: &[(TenantId, EnrollmentId)],
+    ) -> Result<Vec<DueDocuments>, StoreError>;
+
     /// The sequences (with their tenants) that have an enrollment due at `now` that goes to
     /// their pool ([`Enrollment::goes_to_pool`]) and is not held by the sequence's
     /// [`PoolWait`], in no particular order: the sequences a [`PoolBound`] can bound.
@@ -510,11 +601,10 @@ pub trait Outbox: Send + Sync {
         }
         let mut due = self.due_enrollments(now, usize::MAX).await?;
         due.retain(|d| {
-            let e = &d.enrollment;
-            let left = if e.goes_to_pool() {
-                pool_left.get_mut(&(e.tenant, e.sequence))
-            } else if let Some(m) = e.waits_on_mailbox() {
-                mailbox_left.get_mut(&(e.tenant, m))
+            let left = if d.goes_to_pool() {
+                pool_left.get_mut(&(d.tenant, d.sequence))
+            } else if let Some(m) = d.waits_on_mailbox() {
+                mailbox_left.get_mut(&(d.tenant, m))
             } else {
                 None
             };

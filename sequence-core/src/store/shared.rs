@@ -237,6 +237,13 @@ impl<S: Outbox + ?Sized> Outbox for Arc<S> {
         (**self).due_enrollments(now, limit).await
     }
 
+    async fn due_documents(
+        &self,
+        due: &[(TenantId, EnrollmentId)],
+    ) -> Result<Vec<DueDocuments>, StoreError> {
+        (**self).due_documents(due).await
+    }
+
     async fn due_pools(
         &self,
         now: DateTime<Utc>,

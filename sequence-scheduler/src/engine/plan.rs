@@ -20,8 +20,8 @@ use sequence_core::ids::{EnrollmentId, MailboxId, SequenceId, TenantId};
 use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
-    ChangeSet, DailyCounts, DueEnrollment, MailboxSnapshot, MailboxWait, PlanCommit, PlanDeferral,
-    PlanMailboxWait, PlanSend, PlanWait, PlanningLease, PoolDaySeen, PoolWait,
+    ChangeSet, DailyCounts, DueDocuments, DueEnrollment, MailboxSnapshot, MailboxWait, PlanCommit,
+    PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlanningLease, PoolDaySeen, PoolWait,
 };
 use sequence_core::TransitionError;
 use tracing::instrument;
@@ -142,11 +142,9 @@ fn next_step_due(
         .map(|s| s.delay.after(from, zone, &seq.holidays))
 }
 
-/// A due enrollment with what planning reads of it, read once. The store shares its rows
-/// with the batch, and a batch may hold 100,000 of them spread over the heap: each pass
-/// after the first reads these few fields, side by side, instead of every row again.
+/// A due enrollment with what planning reads of it, read once. A batch may hold 100,000
+/// of them: each pass reads these few fields, side by side.
 struct Row {
-    due: DueEnrollment,
     id: EnrollmentId,
     tenant: TenantId,
     sequence: SequenceId,
@@ -155,6 +153,7 @@ struct Row {
     mailbox: Option<MailboxId>,
     version: u64,
     contact_zone: Option<chrono_tz::Tz>,
+    recipient_domain: String,
     /// Whether its next send goes to the pool ([`Enrollment::goes_to_pool`]).
     goes_to_pool: bool,
     /// The mailbox whose wait would hold it ([`Enrollment::waits_on_mailbox`]).
@@ -162,26 +161,29 @@ struct Row {
     /// Whether settling has work whatever the sequence: an uncertain send to count, a pause
     /// that ran out, a contact that is no longer active.
     flagged: bool,
+    /// The enrollment and contact documents, when the store handed them out or settling
+    /// read them.
+    documents: Option<DueDocuments>,
 }
 
 impl Row {
     fn read(due: DueEnrollment) -> Self {
-        let e = &due.enrollment;
         Self {
-            id: e.id,
-            tenant: e.tenant,
-            sequence: e.sequence,
-            step: e.current_step(),
-            earliest: e.due_at(),
-            mailbox: e.mailbox(),
-            version: e.version(),
-            contact_zone: due.contact.timezone,
-            goes_to_pool: e.goes_to_pool(),
-            waits_on: e.waits_on_mailbox(),
-            flagged: e.uncertain_send().is_some()
-                || e.status() != EnrollmentStatus::Active
-                || due.contact.status() != ContactStatus::Active,
-            due,
+            id: due.id,
+            tenant: due.tenant,
+            sequence: due.sequence,
+            step: due.step,
+            earliest: due.earliest,
+            mailbox: due.mailbox,
+            version: due.version,
+            contact_zone: due.contact_zone,
+            goes_to_pool: due.goes_to_pool(),
+            waits_on: due.waits_on_mailbox(),
+            flagged: due.uncertain
+                || due.status != EnrollmentStatus::Active
+                || due.contact_status != ContactStatus::Active,
+            recipient_domain: due.recipient_domain,
+            documents: due.documents,
         }
     }
 
@@ -233,7 +235,7 @@ impl Batch {
             .iter()
             .map(|row| {
                 if capped.contains(&row.sequence) {
-                    row.due.contact.email_domain()
+                    row.recipient_domain.clone()
                 } else {
                     String::new()
                 }
@@ -345,7 +347,7 @@ impl Batch {
                             .map_or("", |m| m.mailbox.address.as_str()),
                     ),
                     variant,
-                    recipient_domain: row.due.contact.email_domain(),
+                    recipient_domain: row.recipient_domain.clone(),
                 }
             })
             .collect();
@@ -619,18 +621,23 @@ impl Engine {
         let now = batch.now;
         let mut changes = ChangeSet::default();
         let mut events: Vec<(TenantId, DomainEvent)> = Vec::new();
-        let rows = std::mem::take(&mut batch.due);
+        let mut rows = std::mem::take(&mut batch.due);
+        self.read_documents(&mut rows, &batch.sequences).await?;
         batch.due.reserve(rows.len());
         for mut row in rows {
             let seq = batch.sequences.get(&row.sequence);
-            if !row.may_settle(seq) {
+            let may_settle = row.may_settle(seq);
+            let Some(documents) = row.documents.as_mut().filter(|_| may_settle) else {
                 batch.due.push(row);
                 continue;
-            }
+            };
+            // The version settling read the enrollment at: the one its change is written
+            // over (the due read's row may be older than the documents read since).
+            let read_at = documents.enrollment.version();
             let mut own = Vec::new();
             match settle(
-                &mut row.due.enrollment,
-                &row.due.contact,
+                &mut documents.enrollment,
+                &documents.contact,
                 seq,
                 now,
                 &mut own,
@@ -640,8 +647,11 @@ impl Engine {
                     settled.tally(report);
                     events.extend(own.into_iter().map(|e| (row.tenant, e)));
                     // Settling made the row its own copy: it moves into the change.
-                    let e = Arc::unwrap_or_clone(row.due.enrollment);
-                    changes.enrollments.push((e, row.version));
+                    let Some(documents) = row.documents else {
+                        continue;
+                    };
+                    let e = Arc::unwrap_or_clone(documents.enrollment);
+                    changes.enrollments.push((e, read_at));
                 }
             }
         }
@@ -651,6 +661,40 @@ impl Engine {
             self.emit(*tenant, std::slice::from_ref(e));
         }
         Ok(progressed)
+    }
+
+    /// Read the documents of the rows that settling may change and whose due read left
+    /// them out (one read for all); a row whose enrollment or contact is gone since the
+    /// due read is dropped from the batch.
+    async fn read_documents(
+        &self,
+        rows: &mut Vec<Row>,
+        sequences: &HashMap<SequenceId, Sequence>,
+    ) -> Result<(), EngineError> {
+        let wanted: Vec<(TenantId, EnrollmentId)> = rows
+            .iter()
+            .filter(|row| row.documents.is_none() && row.may_settle(sequences.get(&row.sequence)))
+            .map(|row| (row.tenant, row.id))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut read: HashMap<EnrollmentId, DueDocuments> = self
+            .inner
+            .store
+            .due_documents(&wanted)
+            .await?
+            .into_iter()
+            .map(|d| (d.enrollment.id, d))
+            .collect();
+        rows.retain_mut(|row| {
+            if row.documents.is_some() || !row.may_settle(sequences.get(&row.sequence)) {
+                return true;
+            }
+            row.documents = read.remove(&row.id);
+            row.documents.is_some()
+        });
+        Ok(())
     }
 
     /// Run the planner on `input`, with the engine's working memory when no other tick of
