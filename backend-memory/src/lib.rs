@@ -63,7 +63,7 @@
 //! let due = store.due_enrollments(now, 100).await?;
 //! assert_eq!(due.len(), 1);
 //! assert_eq!(due[0].contact, contact.id);
-//! assert_eq!(due[0].recipient_domain, "client.example");
+//! assert_eq!(due[0].recipient_domain(), "client.example");
 //! let found = store.find_contact_by_email(tenant, "bo@client.EXAMPLE").await?;
 //! assert_eq!(found.map(|c| c.id), Some(contact.id));
 //! assert_eq!(store.next_wakeup().await?, Some(now));

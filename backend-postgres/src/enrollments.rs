@@ -602,7 +602,7 @@ fn due_row(r: &PgRow) -> Result<((DateTime<Utc>, Uuid), DueEnrollment), StoreErr
         uncertain: r.try_get(10).db()?,
         contact_status: rows::contact_status(r.try_get(11).db()?)?,
         contact_zone: zone.map(rows::zone).transpose()?,
-        recipient_domain: r.try_get(13).db()?,
+        domain: Some(r.try_get(13).db()?),
         documents: None,
     };
     Ok(((at, id), due))

@@ -384,7 +384,7 @@ async fn the_due_columns_migration_fills_in_stored_enrollments() {
         by_id(&rows[0]).contact_zone,
         Some(chrono_tz::Asia::Kathmandu)
     );
-    assert_eq!(by_id(&rows[0]).recipient_domain, "client0.example");
+    assert_eq!(by_id(&rows[0]).domain.as_deref(), Some("client0.example"));
     assert_eq!(
         (by_id(&rows[1]).step, by_id(&rows[1]).mailbox),
         (1, Some(sender.id))

@@ -23,9 +23,9 @@ use crate::ids::SendId;
 
 pub use catalog::{Catalog, DraftDeletion};
 pub use outbox::{
-    ChangeSet, ClaimedSend, DailyCounts, DueDocuments, DueEnrollment, EnrollOutcome,
-    EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlannedSlot, SendCompletion,
-    SendContext, MAX_MAILBOX_DAYS,
+    recipient_domain, ChangeSet, ClaimedSend, DailyCounts, DueDocuments, DueEnrollment,
+    EnrollOutcome, EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlannedSlot,
+    SendCompletion, SendContext, MAX_MAILBOX_DAYS,
 };
 pub use plan::{PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlanningLease};
 pub use tally::{EnrollmentTally, SendTally, SequenceTally};

@@ -182,8 +182,11 @@ pub struct DueEnrollment {
     pub contact_status: ContactStatus,
     /// Its contact's time zone ([`Contact::timezone`]).
     pub contact_zone: Option<Tz>,
-    /// Its contact's address domain ([`Contact::email_domain`]).
-    pub recipient_domain: String,
+    /// Its contact's address domain ([`Contact::email_domain`]) as the store read it, or
+    /// `None` when [`Self::documents`] carries the contact, from which it is then derived
+    /// where needed (a planner needs it only for the sends it plans and for sequences that
+    /// cap sends per domain): see [`Self::recipient_domain`]. One of the two is given.
+    pub domain: Option<String>,
     /// The enrollment and contact documents, when the store handed them out with the row.
     pub documents: Option<DueDocuments>,
 }
@@ -200,8 +203,20 @@ pub struct DueDocuments {
     pub contact: Arc<Contact>,
 }
 
+/// A due enrollment's contact's address domain: `domain` as a store read it, else derived
+/// from the contact of `documents` (empty when neither is given).
+#[must_use]
+pub fn recipient_domain(domain: Option<&str>, documents: Option<&DueDocuments>) -> String {
+    match (domain, documents) {
+        (Some(domain), _) => domain.to_owned(),
+        (None, Some(documents)) => documents.contact.email_domain(),
+        (None, None) => String::new(),
+    }
+}
+
 impl DueEnrollment {
-    /// The row of `enrollment` and `contact`, with both documents.
+    /// The row of `enrollment` and `contact`, with both documents (its domain is derived
+    /// from the contact when asked for, not copied).
     #[must_use]
     pub fn of(enrollment: Arc<Enrollment>, contact: Arc<Contact>) -> Self {
         let e = &*enrollment;
@@ -218,12 +233,19 @@ impl DueEnrollment {
             uncertain: e.uncertain_send().is_some(),
             contact_status: contact.status(),
             contact_zone: contact.timezone,
-            recipient_domain: contact.email_domain(),
+            domain: None,
             documents: Some(DueDocuments {
                 enrollment,
                 contact,
             }),
         }
+    }
+
+    /// Its contact's address domain: [`Self::domain`], else derived from the contact
+    /// [`Self::documents`] carries (empty when neither is given).
+    #[must_use]
+    pub fn recipient_domain(&self) -> String {
+        recipient_domain(self.domain.as_deref(), self.documents.as_ref())
     }
 
     /// Whether its next send goes to its sequence's pool ([`Enrollment::goes_to_pool`]).

@@ -20,8 +20,9 @@ use sequence_core::ids::{EnrollmentId, MailboxId, SequenceId, TenantId};
 use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
-    ChangeSet, DailyCounts, DueDocuments, DueEnrollment, MailboxSnapshot, MailboxWait, PlanCommit,
-    PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlanningLease, PoolDaySeen, PoolWait,
+    recipient_domain, ChangeSet, DailyCounts, DueDocuments, DueEnrollment, MailboxSnapshot,
+    MailboxWait, PlanCommit, PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlanningLease,
+    PoolDaySeen, PoolWait,
 };
 use sequence_core::TransitionError;
 use tracing::instrument;
@@ -153,7 +154,8 @@ struct Row {
     mailbox: Option<MailboxId>,
     version: u64,
     contact_zone: Option<chrono_tz::Tz>,
-    recipient_domain: String,
+    /// The recipient domain as the store read it (see [`DueEnrollment::domain`]).
+    domain: Option<String>,
     /// Whether its next send goes to the pool ([`Enrollment::goes_to_pool`]).
     goes_to_pool: bool,
     /// The mailbox whose wait would hold it ([`Enrollment::waits_on_mailbox`]).
@@ -182,9 +184,14 @@ impl Row {
             flagged: due.uncertain
                 || due.status != EnrollmentStatus::Active
                 || due.contact_status != ContactStatus::Active,
-            recipient_domain: due.recipient_domain,
+            domain: due.domain,
             documents: due.documents,
         }
+    }
+
+    /// Its contact's address domain (an allocation: asked for only where needed).
+    fn recipient_domain(&self) -> String {
+        recipient_domain(self.domain.as_deref(), self.documents.as_ref())
     }
 
     /// Whether [`settle`] may do something to the row: else it would leave it unchanged,
@@ -235,7 +242,7 @@ impl Batch {
             .iter()
             .map(|row| {
                 if capped.contains(&row.sequence) {
-                    row.recipient_domain.clone()
+                    row.recipient_domain()
                 } else {
                     String::new()
                 }
@@ -347,7 +354,7 @@ impl Batch {
                             .map_or("", |m| m.mailbox.address.as_str()),
                     ),
                     variant,
-                    recipient_domain: row.recipient_domain.clone(),
+                    recipient_domain: row.recipient_domain(),
                 }
             })
             .collect();
