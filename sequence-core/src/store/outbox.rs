@@ -542,10 +542,12 @@ pub trait Outbox: Send + Sync {
     async fn apply_changes(&self, now: DateTime<Utc>, changes: ChangeSet)
         -> Result<(), StoreError>;
 
-    /// At most `limit` enrollments whose `next_due_at <= now`, earliest first, with their
-    /// contacts: active ones, and paused ones whose `paused_until` has come. An enrollment
-    /// that goes to the pool of a sequence whose [`PoolWait`] holds at `now` is left out, and
-    /// so is one that waits on a mailbox whose [`MailboxWait`] holds.
+    /// At most `limit` enrollments whose `next_due_at <= now`, earliest first, each with
+    /// what planning reads of it and of its contact as stored now ([`DueEnrollment`]; the
+    /// documents too where the store holds them at hand): active ones, and paused ones whose
+    /// `paused_until` has come. An enrollment that goes to the pool of a sequence whose
+    /// [`PoolWait`] holds at `now` is left out, and so is one that waits on a mailbox whose
+    /// [`MailboxWait`] holds.
     async fn due_enrollments(
         &self,
         now: DateTime<Utc>,
