@@ -270,22 +270,15 @@ async fn a_crash_right_after_an_expiry_strands_nothing() {
         .clock(clock.clone())
         .config(EngineConfig::with_seed(1))
         .build();
-    let tenant = TenantId::new();
-    let m = Mailbox::new(tenant, "a@sender.example", chrono_tz::UTC).unwrap();
-    let m = engine.create_mailbox(m).await.unwrap();
-    let mut s = Sequence::new(tenant, "S", t0).unwrap();
-    s.add_step(Step::new(Delay::ZERO, "One", "1")).unwrap();
-    s.add_step(Step::new(Delay::new(1, DelayUnit::Days), "Two", "2"))
-        .unwrap();
-    s.set_mailbox_pool(vec![m.id]).unwrap();
-    let s = engine.create_sequence(s).await.unwrap();
-    engine.activate_sequence(tenant, s.id).await.unwrap();
-    let c = Contact::new(tenant, "b@client.example").unwrap();
-    engine
-        .upsert_contacts(tenant, std::slice::from_ref(&c))
-        .await
-        .unwrap();
-    engine.enroll(tenant, s.id, &[c.id]).await.unwrap();
+    let (tenant, s, _) = support::one_enrolled(
+        &engine,
+        t0,
+        vec![
+            Step::new(Delay::ZERO, "One", "1"),
+            Step::new(Delay::new(1, DelayUnit::Days), "Two", "2"),
+        ],
+    )
+    .await;
     // A tick plans step 0 (later in the day).
     engine.tick().await.unwrap();
     let planned = store.sends_of_sequence(tenant, s.id).await.unwrap();

@@ -430,6 +430,50 @@ async fn enrolling_again_and_again_on_one_connection_stays_linear() {
     }
 }
 
+/// A due row is settled only as the due read saw it. Here the contact bounced, so the
+/// engine reads the row's documents to exit it; a host pauses the enrollment (with no end)
+/// after the due read and before that read. The engine took the newer documents for the
+/// row, resumed the host's pause and then exited it; the host's pause must stand (the row
+/// moved since the due read: it is left to the next one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_moved_after_the_due_read_is_not_settled_from_newer_documents() {
+    use sequence_core::prelude::*;
+    use sequence_core::store::Catalog;
+    use sequence_scheduler::testing::RecordingTransport;
+    use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
+
+    let store = support::fresh_store().await;
+    let clock = VirtualClock::new(t0());
+    let engine = Engine::builder(store.clone(), RecordingTransport::new(clock.clone()))
+        .clock(clock.clone())
+        .config(EngineConfig::with_seed(1))
+        .build();
+    let (tenant, s, c) =
+        support::one_enrolled(&engine, t0(), vec![Step::new(Delay::ZERO, "One", "1")]).await;
+    let e = store
+        .list_enrollments(tenant, s.id)
+        .await
+        .unwrap()
+        .remove(0);
+    // The contact bounces in the store, behind the engine: the row is flagged when read due.
+    let mut bounced = store.get_contact(tenant, c.id).await.unwrap().unwrap();
+    bounced.mark_bounced();
+    store.upsert_contacts(tenant, &[bounced]).await.unwrap();
+
+    *store.pause_before_documents.lock().unwrap() = Some((tenant, e.id));
+    engine.tick().await.unwrap();
+    assert!(
+        store.pause_before_documents.lock().unwrap().is_none(),
+        "the engine read the row's documents"
+    );
+    let after = store.get_enrollment(tenant, e.id).await.unwrap().unwrap();
+    assert_eq!(
+        after.status(),
+        EnrollmentStatus::Paused,
+        "the host's pause must stand: {after:?}"
+    );
+}
+
 /// Migrations already applied are not applied again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_twice_is_harmless() {

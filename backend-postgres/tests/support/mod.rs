@@ -152,6 +152,10 @@ impl Drop for SchemaGuard {
 pub(crate) struct SchemaStore {
     pub(crate) store: PostgresStore,
     pub(crate) schema: String,
+    /// An enrollment a host pauses (with no end) right before the next
+    /// [`Outbox::due_documents`] reads: a change that lands between a due read and the
+    /// documents' read.
+    pub(crate) pause_before_documents: Arc<std::sync::Mutex<Option<(TenantId, EnrollmentId)>>>,
     _guard: Arc<SchemaGuard>,
 }
 
@@ -188,7 +192,40 @@ pub(crate) async fn empty_store() -> SchemaStore {
     SchemaStore {
         store,
         schema,
+        pause_before_documents: Arc::default(),
         _guard: guard,
+    }
+}
+
+/// One mailbox (UTC, no window) and an active sequence of `steps` on it, one contact
+/// enrolled in it, made through `engine` at `now` in a new tenant: the tenant, the sequence
+/// and the contact.
+pub(crate) async fn one_enrolled(
+    engine: &sequence_scheduler::Engine,
+    now: DateTime<Utc>,
+    steps: Vec<sequence_core::sequence::Step>,
+) -> (TenantId, Sequence, Contact) {
+    let tenant = TenantId::new();
+    let made = async {
+        let m = Mailbox::new(tenant, "a@sender.example", chrono_tz::UTC)?;
+        let m = engine.create_mailbox(m).await?;
+        let mut s = Sequence::new(tenant, "S", now)?;
+        for step in steps {
+            s.add_step(step)?;
+        }
+        s.set_mailbox_pool(vec![m.id])?;
+        let s = engine.create_sequence(s).await?;
+        engine.activate_sequence(tenant, s.id).await?;
+        let c = Contact::new(tenant, "b@client.example")?;
+        engine
+            .upsert_contacts(tenant, std::slice::from_ref(&c))
+            .await?;
+        engine.enroll(tenant, s.id, &[c.id]).await?;
+        Ok::<_, Box<dyn std::error::Error>>((s, c))
+    };
+    match made.await {
+        Ok((s, c)) => (tenant, s, c),
+        Err(e) => panic!("fixture: one enrolled contact: {e}"),
     }
 }
 
@@ -381,6 +418,24 @@ impl Outbox for SchemaStore {
         &self,
         due: &[(TenantId, EnrollmentId)],
     ) -> Result<Vec<DueDocuments>, StoreError> {
+        let pause = match self.pause_before_documents.lock() {
+            Ok(mut armed) => armed.take(),
+            Err(_) => None,
+        };
+        if let Some((tenant, id)) = pause {
+            let Some(mut e) = self.store.get_enrollment(tenant, id).await? else {
+                panic!("fixture: the enrollment to pause is not stored");
+            };
+            let read_at = e.version();
+            if let Err(err) = e.pause(None) {
+                panic!("fixture: pause: {err}");
+            }
+            let changes = ChangeSet {
+                enrollments: vec![(e.clone(), read_at)],
+                ..ChangeSet::default()
+            };
+            self.store.apply_changes(e.enrolled_at, changes).await?;
+        }
         self.store.due_documents(due).await
     }
 

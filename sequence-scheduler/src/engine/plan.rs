@@ -638,9 +638,6 @@ impl Engine {
                 batch.due.push(row);
                 continue;
             };
-            // The version settling read the enrollment at: the one its change is written
-            // over (the due read's row may be older than the documents read since).
-            let read_at = documents.enrollment.version();
             let mut own = Vec::new();
             match settle(
                 &mut documents.enrollment,
@@ -658,7 +655,7 @@ impl Engine {
                         continue;
                     };
                     let e = Arc::unwrap_or_clone(documents.enrollment);
-                    changes.enrollments.push((e, read_at));
+                    changes.enrollments.push((e, row.version));
                 }
             }
         }
@@ -671,8 +668,8 @@ impl Engine {
     }
 
     /// Read the documents of the rows that settling may change and whose due read left
-    /// them out (one read for all); a row whose enrollment or contact is gone since the
-    /// due read is dropped from the batch.
+    /// them out (one read for all); a row whose enrollment moved or is gone since the due
+    /// read (or whose contact is gone) is dropped from the batch.
     async fn read_documents(
         &self,
         rows: &mut Vec<Row>,
@@ -698,7 +695,11 @@ impl Engine {
             if row.documents.is_some() || !row.may_settle(sequences.get(&row.sequence)) {
                 return true;
             }
-            row.documents = read.remove(&row.id);
+            // Settled only as the due read saw it: a row that moved since (a host's pause,
+            // say) is left to the next due read, which sees it as it is.
+            row.documents = read
+                .remove(&row.id)
+                .filter(|d| d.enrollment.version() == row.version);
             row.documents.is_some()
         });
         Ok(())
