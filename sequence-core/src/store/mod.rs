@@ -12,6 +12,7 @@
 //! one store can be shared by several engines and the host.
 
 mod catalog;
+mod due;
 mod outbox;
 mod plan;
 mod shared;
@@ -22,10 +23,10 @@ use crate::error::Entity;
 use crate::ids::SendId;
 
 pub use catalog::{Catalog, DraftDeletion};
+pub use due::{DueDocuments, DueEnrollment};
 pub use outbox::{
-    recipient_domain, ChangeSet, ClaimedSend, DailyCounts, DueDocuments, DueEnrollment,
-    EnrollOutcome, EnrollmentCursor, MailboxDay, MailboxSnapshot, Outbox, PlannedSlot,
-    SendCompletion, SendContext, MAX_MAILBOX_DAYS,
+    ChangeSet, ClaimedSend, DailyCounts, EnrollOutcome, EnrollmentCursor, MailboxDay,
+    MailboxSnapshot, Outbox, PlannedSlot, SendCompletion, SendContext, MAX_MAILBOX_DAYS,
 };
 pub use plan::{PlanApplied, PlanCommit, PlanDeferral, PlanSend, PlanningLease};
 pub use tally::{EnrollmentTally, SendTally, SequenceTally};

@@ -20,9 +20,8 @@ use sequence_core::ids::{EnrollmentId, MailboxId, SequenceId, TenantId};
 use sequence_core::send::message_id;
 use sequence_core::sequence::{Sequence, SequenceStatus};
 use sequence_core::store::{
-    recipient_domain, ChangeSet, DailyCounts, DueDocuments, DueEnrollment, MailboxSnapshot,
-    MailboxWait, PlanCommit, PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlanningLease,
-    PoolDaySeen, PoolWait,
+    ChangeSet, DailyCounts, DueDocuments, DueEnrollment, MailboxSnapshot, MailboxWait, PlanCommit,
+    PlanDeferral, PlanMailboxWait, PlanSend, PlanWait, PlanningLease, PoolDaySeen, PoolWait,
 };
 use sequence_core::TransitionError;
 use tracing::instrument;
@@ -143,75 +142,27 @@ fn next_step_due(
         .map(|s| s.delay.after(from, zone, &seq.holidays))
 }
 
-/// A due enrollment with what planning reads of it, read once. A batch may hold 100,000
-/// of them: each pass reads these few fields, side by side.
-struct Row {
-    id: EnrollmentId,
-    tenant: TenantId,
-    sequence: SequenceId,
-    step: u32,
-    earliest: Option<DateTime<Utc>>,
-    mailbox: Option<MailboxId>,
-    version: u64,
-    contact_zone: Option<chrono_tz::Tz>,
-    /// The recipient domain as the store read it (see [`DueEnrollment::domain`]).
-    domain: Option<String>,
-    /// Whether its next send goes to the pool ([`Enrollment::goes_to_pool`]).
-    goes_to_pool: bool,
-    /// The mailbox whose wait would hold it ([`Enrollment::waits_on_mailbox`]).
-    waits_on: Option<MailboxId>,
-    /// Whether settling has work whatever the sequence: an uncertain send to count, a pause
-    /// that ran out, a contact that is no longer active.
-    flagged: bool,
-    /// The enrollment and contact documents, when the store handed them out or settling
-    /// read them.
-    documents: Option<DueDocuments>,
-}
-
-impl Row {
-    fn read(due: DueEnrollment) -> Self {
-        Self {
-            id: due.id,
-            tenant: due.tenant,
-            sequence: due.sequence,
-            step: due.step,
-            earliest: due.earliest,
-            mailbox: due.mailbox,
-            version: due.version,
-            contact_zone: due.contact_zone,
-            goes_to_pool: due.goes_to_pool(),
-            waits_on: due.waits_on_mailbox(),
-            flagged: due.uncertain
-                || due.status != EnrollmentStatus::Active
-                || due.contact_status != ContactStatus::Active,
-            domain: due.domain,
-            documents: due.documents,
-        }
-    }
-
-    /// Its contact's address domain (an allocation: asked for only where needed).
-    fn recipient_domain(&self) -> String {
-        recipient_domain(self.domain.as_deref(), self.documents.as_ref())
-    }
-
-    /// Whether [`settle`] may do something to the row: else it would leave it unchanged,
-    /// and the row is not looked at again.
-    fn may_settle(&self, seq: Option<&Sequence>) -> bool {
-        let Some(seq) = seq else {
-            return true;
-        };
-        self.flagged
-            || seq.status() == SequenceStatus::Archived
-            || seq
-                .step(self.step)
-                .is_none_or(|step| step.condition.is_some())
-    }
+/// Whether [`settle`] may do something to the due enrollment `row` of `seq`: else it
+/// would leave it unchanged, and the row is not looked at again. Settling has work whatever
+/// the sequence for an uncertain send to count, a pause that ran out, a contact that is no
+/// longer active.
+fn may_settle(row: &DueEnrollment, seq: Option<&Sequence>) -> bool {
+    let Some(seq) = seq else {
+        return true;
+    };
+    row.uncertain
+        || row.status != EnrollmentStatus::Active
+        || row.contact_status != ContactStatus::Active
+        || seq.status() == SequenceStatus::Archived
+        || seq
+            .step(row.step)
+            .is_none_or(|step| step.condition.is_some())
 }
 
 /// The batch being planned: the enrollments left after settling and their sequences.
 struct Batch {
     now: DateTime<Utc>,
-    due: Vec<Row>,
+    due: Vec<DueEnrollment>,
     sequences: HashMap<SequenceId, Sequence>,
 }
 
@@ -464,9 +415,9 @@ fn day_seen(
 /// The keys of `bounds` (each with its bound) of which `rows` holds as many rows as the bound,
 /// a row counting under `key_of` it: more of them may be due, unread.
 fn read_to_bound<K: Copy + Eq + std::hash::Hash>(
-    rows: &[Row],
+    rows: &[DueEnrollment],
     bounds: &[(K, usize)],
-    key_of: impl Fn(&Row) -> Option<K>,
+    key_of: impl Fn(&DueEnrollment) -> Option<K>,
 ) -> Vec<K> {
     if bounds.is_empty() {
         return Vec::new();
@@ -496,17 +447,17 @@ impl Waiting {
     /// room (capacity or open time, its recipient's hours included) and either goes to a
     /// pool whose wait holds it back from every plan until the pool opens, or is sticky to a
     /// mailbox whose wait does the same.
-    fn holds_back(&self, row: &Row, d: &Deferred) -> bool {
+    fn holds_back(&self, row: &DueEnrollment, d: &Deferred) -> bool {
         let waits_for_room = matches!(
             d.reason,
             DeferralReason::NoCapacity
                 | DeferralReason::OutsideMailboxWindow
                 | DeferralReason::OutsideRecipientWindow
         );
-        let held = if row.goes_to_pool {
+        let held = if row.goes_to_pool() {
             self.sequences.contains(&row.sequence)
         } else {
-            row.waits_on
+            row.waits_on_mailbox()
                 .is_some_and(|m| self.mailboxes.contains(&(row.tenant, m)))
         };
         waits_for_room && held
@@ -527,7 +478,6 @@ impl Engine {
         lease: PlanningLease,
         report: &mut TickReport,
     ) -> Result<(bool, bool), EngineError> {
-        let due: Vec<Row> = due.into_iter().map(Row::read).collect();
         // The sequences and mailboxes read up to their bound.
         let pools: Vec<_> = bounds
             .pools
@@ -535,7 +485,7 @@ impl Engine {
             .map(|b| ((b.tenant, b.sequence), b.at_most))
             .collect();
         let more_due: Vec<SequenceId> = read_to_bound(&due, &pools, |row| {
-            row.goes_to_pool.then_some((row.tenant, row.sequence))
+            row.goes_to_pool().then_some((row.tenant, row.sequence))
         })
         .into_iter()
         .map(|(_, sequence)| sequence)
@@ -546,7 +496,7 @@ impl Engine {
             .map(|b| ((b.tenant, b.mailbox), b.at_most))
             .collect();
         let more_due_on: Vec<MailboxId> = read_to_bound(&due, &mailboxes, |row| {
-            row.waits_on.map(|m| (row.tenant, m))
+            row.waits_on_mailbox().map(|m| (row.tenant, m))
         })
         .into_iter()
         .map(|(_, mailbox)| mailbox)
@@ -604,7 +554,7 @@ impl Engine {
     /// The sequences of a batch, by id.
     async fn sequences_of(
         &self,
-        due: &[Row],
+        due: &[DueEnrollment],
     ) -> Result<HashMap<SequenceId, Sequence>, EngineError> {
         let ids: HashSet<SequenceId> = due.iter().map(|row| row.sequence).collect();
         let ids: Vec<SequenceId> = ids.into_iter().collect();
@@ -633,7 +583,7 @@ impl Engine {
         batch.due.reserve(rows.len());
         for mut row in rows {
             let seq = batch.sequences.get(&row.sequence);
-            let may_settle = row.may_settle(seq);
+            let may_settle = may_settle(&row, seq);
             let Some(documents) = row.documents.as_mut().filter(|_| may_settle) else {
                 batch.due.push(row);
                 continue;
@@ -672,12 +622,15 @@ impl Engine {
     /// read (or whose contact is gone) is dropped from the batch.
     async fn read_documents(
         &self,
-        rows: &mut Vec<Row>,
+        rows: &mut Vec<DueEnrollment>,
         sequences: &HashMap<SequenceId, Sequence>,
     ) -> Result<(), EngineError> {
+        let wants = |row: &DueEnrollment| {
+            row.documents.is_none() && may_settle(row, sequences.get(&row.sequence))
+        };
         let wanted: Vec<(TenantId, EnrollmentId)> = rows
             .iter()
-            .filter(|row| row.documents.is_none() && row.may_settle(sequences.get(&row.sequence)))
+            .filter(|row| wants(row))
             .map(|row| (row.tenant, row.id))
             .collect();
         if wanted.is_empty() {
@@ -692,7 +645,7 @@ impl Engine {
             .map(|d| (d.enrollment.id, d))
             .collect();
         rows.retain_mut(|row| {
-            if row.documents.is_some() || !row.may_settle(sequences.get(&row.sequence)) {
+            if !wants(row) {
                 return true;
             }
             // Settled only as the due read saw it: a row that moved since (a host's pause,
