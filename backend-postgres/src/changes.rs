@@ -18,7 +18,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::catalog::{self, conflict, written_version};
-use crate::enrollments::Seen;
+use crate::due::Seen;
 use crate::error::Db;
 use crate::rows::{big, doc, send_columns, SendRow};
 use crate::work::{Tracked, Work};

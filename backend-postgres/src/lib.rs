@@ -97,6 +97,7 @@ mod unit;
 mod catalog;
 mod changes;
 mod claims;
+mod due;
 mod enrollments;
 mod error;
 mod notices;
@@ -133,7 +134,7 @@ use sqlx::types::Json;
 pub use notices::{WorkListener, WORK_CHANNEL};
 pub use prune::Pruned;
 
-use crate::enrollments::SeenEnrollments;
+use crate::due::SeenEnrollments;
 use crate::error::Db;
 
 /// The embedded migrations, for a host that runs them itself (`MIGRATOR.run(&pool)`);
@@ -525,7 +526,7 @@ impl Outbox for PostgresStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<DueEnrollment>, StoreError> {
-        let due = read!(self, |conn| enrollments::due_enrollments(
+        let due = read!(self, |conn| due::due_enrollments(
             conn,
             now,
             limit,
@@ -540,21 +541,21 @@ impl Outbox for PostgresStore {
         &self,
         due: &[(TenantId, EnrollmentId)],
     ) -> Result<Vec<DueDocuments>, StoreError> {
-        read!(self, |conn| enrollments::due_documents(conn, due))
+        read!(self, |conn| due::due_documents(conn, due))
     }
 
     async fn due_pools(
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(TenantId, SequenceId)>, StoreError> {
-        read!(self, |conn| enrollments::due_pools(conn, now))
+        read!(self, |conn| due::due_pools(conn, now))
     }
 
     async fn due_mailboxes(
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(TenantId, MailboxId)>, StoreError> {
-        read!(self, |conn| enrollments::due_mailboxes(conn, now))
+        read!(self, |conn| due::due_mailboxes(conn, now))
     }
 
     async fn due_enrollments_bounded(
@@ -564,7 +565,7 @@ impl Outbox for PostgresStore {
         pools: &[PoolBound],
         mailboxes: &[MailboxBound],
     ) -> Result<Vec<DueEnrollment>, StoreError> {
-        let due = read!(self, |conn| enrollments::due_enrollments(
+        let due = read!(self, |conn| due::due_enrollments(
             conn, now, limit, pools, mailboxes
         ))?;
         self.seen.replace(&due);

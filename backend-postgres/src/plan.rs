@@ -18,7 +18,7 @@ use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::changes::{load_enrollments_seen, load_mailboxes, load_sends, EnrollmentItem};
-use crate::enrollments::Seen;
+use crate::due::Seen;
 use crate::error::Db;
 use crate::rows::{doc, uint, SendRow};
 use crate::work::{lock_mailbox_days, lock_mailbox_state, DayKey, Work};

@@ -229,6 +229,12 @@ pub(crate) async fn one_enrolled(
     }
 }
 
+/// Whether `task` is still running after a while (it waits for a lock).
+pub(crate) async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>) -> bool {
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    !task.is_finished()
+}
+
 /// A pool of at most `connections` on the existing schema `schema` (its `search_path`): how
 /// a test's other processes reach the schema its [`SchemaStore`] made.
 pub(crate) async fn schema_pool(schema: &str, connections: u32) -> sqlx::PgPool {
