@@ -13,11 +13,19 @@ use sequence_core::prelude::*;
 use sequence_scheduler::EngineConfig;
 use support::{one_mailbox, start};
 
+/// The engine's settings with `seed`, planning each day whole (no horizon): the waits these
+/// tests look at are those of a full day.
+fn whole_day(seed: u64) -> EngineConfig {
+    let mut config = EngineConfig::with_seed(seed);
+    config.planner = config.planner.with_horizon(None);
+    config
+}
+
 /// A full pool's backlog waits on one pool wait of its sequence, not on a deferral written
 /// per enrollment, and goes out day after day as the pool opens again.
 #[tokio::test]
 async fn a_full_pools_backlog_waits_on_one_pool_wait_and_drains_day_by_day() {
-    let w = one_mailbox(EngineConfig::with_seed(9), 2).await;
+    let w = one_mailbox(whole_day(9), 2).await;
     let seq = w.sequence("Backlog", |_| {}).await;
     let cs = w.contacts(5).await;
     w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
@@ -57,7 +65,7 @@ async fn a_full_pools_backlog_waits_on_one_pool_wait_and_drains_day_by_day() {
 /// sending?" names the wait for an enrollment the tick never read.
 #[tokio::test]
 async fn a_backlog_is_read_no_further_than_its_pools_room() {
-    let w = one_mailbox(EngineConfig::with_seed(9), 2).await;
+    let w = one_mailbox(whole_day(9), 2).await;
     let seq = w.sequence("Backlog", |_| {}).await;
     let cs = w.contacts(200).await;
     w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
@@ -186,7 +194,7 @@ async fn a_paused_pools_backlog_is_parked_in_one_tick() {
 /// until every follow-up went.
 #[tokio::test]
 async fn a_full_mailboxs_follow_ups_wait_for_it_without_a_deferral_each() {
-    let w = one_mailbox(EngineConfig::with_seed(9), 2).await;
+    let w = one_mailbox(whole_day(9), 2).await;
     let steps = vec![
         Step::new(Delay::ZERO, "Hello", "Hi!"),
         Step::new(Delay::new(1, DelayUnit::Days), "Again", "Hi again"),
@@ -242,5 +250,42 @@ async fn a_full_mailboxs_follow_ups_wait_for_it_without_a_deferral_each() {
             .await;
         let stats = w.engine.stats(w.tenant, seq).await.unwrap();
         assert_eq!(stats.sent, sent, "day {day}");
+    }
+}
+
+/// With the planning horizon (the default), a full pool's backlog is planned an hour of the
+/// mailbox's sending time at a time: the first tick stores the first hour's sends only, the
+/// pool's wait holds the rest until that hour ends (no deferral written for each), and the
+/// mailbox still sends its limit every day, spread over its window.
+#[tokio::test]
+async fn a_full_pools_backlog_is_planned_an_hour_at_a_time_and_still_fills_each_day() {
+    let w = one_mailbox(EngineConfig::with_seed(9), 8).await;
+    let seq = w.sequence("Backlog", |_| {}).await;
+    let cs = w.contacts(30).await;
+    w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
+    let report = w.engine.tick().await.unwrap();
+    // 8 over the 8 hours of the window: one in the first hour.
+    assert_eq!((report.planned, report.deferred), (1, 0), "{report:?}");
+    let store = w.engine.store();
+    let wait = store
+        .pool_wait(w.tenant, seq, start())
+        .await
+        .unwrap()
+        .unwrap();
+    let day = start() + Duration::days(1);
+    assert!(
+        wait.until < day,
+        "the wait ends with the hour, not the day: {wait:?}"
+    );
+    assert!(store
+        .due_enrollments(start(), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    for (d, sent) in [(0, 8), (1, 16), (2, 24)] {
+        w.run_until(start() + Duration::days(d) + Duration::hours(23))
+            .await;
+        let stats = w.engine.stats(w.tenant, seq).await.unwrap();
+        assert_eq!(stats.sent, sent, "day {d}");
     }
 }

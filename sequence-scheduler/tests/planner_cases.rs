@@ -43,18 +43,26 @@ struct Case {
 }
 
 impl Case {
+    /// The whole day's plan, checked.
     fn plan(&self) -> Plan {
-        let input = PlanningInput {
+        let p = self.plan_with(&PlannerConfig::with_seed(7).with_horizon(None));
+        let problems = check(self.now, &self.input(), &p);
+        assert!(problems.is_empty(), "{problems:#?}");
+        p
+    }
+
+    fn input(&self) -> PlanningInput<'_> {
+        PlanningInput {
             due: &self.due,
             mailboxes: &self.mailboxes,
             sequences: &self.sequences,
             counts: &self.counts,
             more_due_on: &[],
-        };
-        let p = plan(self.now, &input, &PlannerConfig::with_seed(7));
-        let problems = check(self.now, &input, &p);
-        assert!(problems.is_empty(), "{problems:#?}");
-        p
+        }
+    }
+
+    fn plan_with(&self, config: &PlannerConfig) -> Plan {
+        plan(self.now, &self.input(), config)
     }
 }
 
@@ -100,6 +108,70 @@ fn fills_the_day_up_to_the_limit_and_defers_the_rest_to_the_next_opening() {
     assert_eq!(p.reservations.len(), 1);
     assert_eq!(p.reservations[0].count, 30);
     assert_eq!(p.reservations[0].limit, 30);
+}
+
+#[test]
+fn a_horizon_keeps_the_first_hour_of_a_full_day_and_holds_the_rest_until_then() {
+    let case = one_mailbox_case(30, 50, 120);
+    let whole = case.plan();
+    let cut = case.plan_with(&PlannerConfig::with_seed(7).with_horizon(Some(Duration::hours(1))));
+    let first = whole.sends[0].at;
+    let cutoff = first + Duration::hours(1);
+    // The sends of the first hour, as the whole day's plan makes them (30 over the 7 hours
+    // left: about 4), and none after.
+    let first_hour: Vec<_> = whole
+        .sends
+        .iter()
+        .filter(|s| s.at < cutoff)
+        .cloned()
+        .collect();
+    assert!((3..=6).contains(&first_hour.len()), "{first_hour:?}");
+    assert_eq!(cut.sends, first_hour);
+    assert_eq!(cut.reservations[0].count as usize, first_hour.len());
+    // The pool is full no longer: its wait ends at the cutoff, and so do the deferrals that
+    // waited for room until tomorrow.
+    assert_eq!(
+        cut.pools_full,
+        vec![PoolFull {
+            sequence: case.sequences[0].id,
+            until: cutoff
+        }]
+    );
+    assert_eq!(cut.deferred.len(), 20);
+    assert!(cut.deferred.iter().all(|d| d.not_before == Some(cutoff)));
+    // A day with room is not full: nothing to hold, nothing cut.
+    let roomy = one_mailbox_case(30, 10, 120);
+    let config = PlannerConfig::with_seed(7).with_horizon(Some(Duration::hours(1)));
+    assert_eq!(roomy.plan_with(&config), roomy.plan());
+}
+
+#[test]
+fn a_follow_up_takes_an_earlier_planned_new_starts_slot_even_with_room() {
+    // Room for 30, 2 new starts planned today at 11:00 and 15:00; a follow-up due at 10:30
+    // would be spread into the afternoon, after the 11:00 new start: it takes that slot.
+    let mut case = one_mailbox_case(30, 0, 120);
+    let snap = &mut case.mailboxes[0];
+    let eleven = at(2026, 3, 9, 15, 0);
+    let three = at(2026, 3, 9, 19, 0);
+    let (early, late) = (SendId::new(), SendId::new());
+    for (send, at) in [(early, eleven), (late, three)] {
+        snap.planned.push(PlannedSlot {
+            send,
+            enrollment: EnrollmentId::new(),
+            step: 0,
+            at,
+        });
+    }
+    snap.used = 2;
+    let mailbox = snap.mailbox.id;
+    let half_past_ten = at(2026, 3, 9, 14, 30);
+    let seq = case.sequences[0].id;
+    case.due
+        .push(due(1, seq, 1, half_past_ten, Some(mailbox), None));
+    let p = case.plan();
+    assert_eq!(p.preempt, vec![early]);
+    assert_eq!(p.sends.len(), 1);
+    assert_eq!(p.sends[0].at, eleven);
 }
 
 #[test]

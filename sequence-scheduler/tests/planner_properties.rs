@@ -183,7 +183,11 @@ fn run(f: &Fleet, seed: u64) -> Plan {
         counts: &counts,
         more_due_on: &[],
     };
-    plan(f.now, &input, &PlannerConfig::with_seed(seed))
+    plan(
+        f.now,
+        &input,
+        &PlannerConfig::with_seed(seed).with_horizon(None),
+    )
 }
 
 proptest! {
@@ -196,7 +200,7 @@ proptest! {
     fn every_plan_keeps_the_rules(f in fleet_strategy(), seed in any::<u64>()) {
         let counts = DailyCounts::default();
         let input = PlanningInput { due: &f.due, mailboxes: &f.mailboxes, sequences: &f.sequences, counts: &counts, more_due_on: &[] };
-        let p = plan(f.now, &input, &PlannerConfig::with_seed(seed));
+        let p = plan(f.now, &input, &PlannerConfig::with_seed(seed).with_horizon(None));
         let problems = check(f.now, &input, &p);
         prop_assert!(problems.is_empty(), "{problems:#?}");
     }
@@ -236,7 +240,7 @@ proptest! {
                 counts: &counts,
                 more_due_on: &[],
             };
-            let kept = plan_with(&mut scratch, fleet.now, &input, &PlannerConfig::with_seed(seed));
+            let kept = plan_with(&mut scratch, fleet.now, &input, &PlannerConfig::with_seed(seed).with_horizon(None));
             prop_assert_eq!(kept, run(fleet, seed));
         }
     }
@@ -245,7 +249,7 @@ proptest! {
     fn no_capacity_left_idle(f in fleet_strategy(), seed in any::<u64>()) {
         let counts = DailyCounts::default();
         let input = PlanningInput { due: &f.due, mailboxes: &f.mailboxes, sequences: &f.sequences, counts: &counts, more_due_on: &[] };
-        let p = plan(f.now, &input, &PlannerConfig::with_seed(seed));
+        let p = plan(f.now, &input, &PlannerConfig::with_seed(seed).with_horizon(None));
         // Every deferral, whatever its reason: none may leave a mailbox able to send it today.
         for d in &p.deferred {
             let item = &f.due[d.index];
@@ -284,8 +288,57 @@ proptest! {
         }
         let counts = DailyCounts::default();
         let input = PlanningInput { due: &g.due, mailboxes: &g.mailboxes, sequences: &g.sequences, counts: &counts, more_due_on: &[] };
-        let second = plan(g.now, &input, &PlannerConfig::with_seed(seed ^ 1));
+        let second = plan(g.now, &input, &PlannerConfig::with_seed(seed ^ 1).with_horizon(None));
         let problems = check(g.now, &input, &second);
         prop_assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn a_horizon_keeps_what_the_whole_day_plan_makes_and_holds_the_rest(
+        f in fleet_strategy(),
+        seed in any::<u64>(),
+        minutes in 1_i64..600,
+    ) {
+        let counts = DailyCounts::default();
+        let input = PlanningInput { due: &f.due, mailboxes: &f.mailboxes, sequences: &f.sequences, counts: &counts, more_due_on: &[] };
+        let horizon = Duration::minutes(minutes);
+        let whole = plan(f.now, &input, &PlannerConfig::with_seed(seed).with_horizon(None));
+        let cut = plan(f.now, &input, &PlannerConfig::with_seed(seed).with_horizon(Some(horizon)));
+        if !whole.preempt.is_empty() {
+            prop_assert_eq!(&cut, &whole, "a plan that pre-empts is never cut");
+            return Ok(());
+        }
+        // Each mailbox's cutoff: `horizon` past its first send of the whole-day plan.
+        let mut cutoff: std::collections::HashMap<MailboxId, DateTime<Utc>> = Default::default();
+        for s in &whole.sends {
+            let c = cutoff.entry(s.mailbox).or_insert(s.at + horizon);
+            *c = (*c).min(s.at + horizon);
+        }
+        let kept: std::collections::HashSet<_> = cut.sends.iter().map(|s| (s.enrollment, s.mailbox, s.at)).collect();
+        for s in &cut.sends {
+            prop_assert!(whole.sends.iter().any(|w| (w.enrollment, w.mailbox, w.at) == (s.enrollment, s.mailbox, s.at)),
+                "kept a send the whole-day plan does not make: {:?}", s);
+        }
+        // What is cut lies past its mailbox's cutoff, and a wait holds its enrollment back no
+        // longer than that cutoff.
+        for s in whole.sends.iter().filter(|s| !kept.contains(&(s.enrollment, s.mailbox, s.at))) {
+            let c = cutoff[&s.mailbox];
+            prop_assert!(s.at >= c, "cut a send before its mailbox's cutoff: {:?}", s);
+            let item = &f.due[s.index];
+            let held = match item.sticky_mailbox {
+                None => cut.pools_full.iter().any(|w| w.sequence == item.sequence && w.until <= c),
+                Some(m) => m == s.mailbox && cut.mailboxes_full.iter().any(|w| w.mailbox == m && w.until <= c),
+            };
+            prop_assert!(held, "cut {:?}, which no wait ending by {} holds", s, c);
+            prop_assert!(!cut.deferred.iter().any(|d| d.enrollment == s.enrollment), "cut and deferred: {:?}", s);
+        }
+        // Reservations count the sends kept; deferrals are the whole-day plan's, none later.
+        let reserved: u32 = cut.reservations.iter().map(|r| r.count).sum();
+        prop_assert_eq!(reserved as usize, cut.sends.len());
+        prop_assert_eq!(cut.deferred.len(), whole.deferred.len());
+        for (a, b) in cut.deferred.iter().zip(&whole.deferred) {
+            prop_assert_eq!((a.enrollment, a.reason), (b.enrollment, b.reason));
+            prop_assert!(a.not_before <= b.not_before);
+        }
     }
 }

@@ -190,7 +190,8 @@ impl Planner<'_> {
             .meet(entry.hours, seq, mb, &self.days[mb as usize]);
         // When the day has no room left for it, a follow-up takes over the earliest planned
         // new-enrollment slot it can use: capacity moves from one to the other, and the new
-        // start waits (rule 8). With room, both go and the new start keeps its slot.
+        // start waits (rule 8). With room, both go, and step 4 gives the follow-up the slot
+        // of a new start planned before its own instant (`Day::take_over_before`).
         let follow_up = class == FOLLOW_UP;
         let day = &self.days[mb as usize];
         let next_day = day.next_day_open.or(Some(self.recheck));

@@ -118,25 +118,30 @@ impl Draft {
     /// The plan: its sends in time order, and the capacity they reserve per mailbox-day.
     pub(super) fn finish(self) -> Plan {
         let mut plan = self.plan;
-        let mut per_day: HashMap<(MailboxId, NaiveDate), (u32, u32)> = HashMap::default();
-        for s in &plan.sends {
-            let e = per_day
-                .entry((s.mailbox, s.local_date))
-                .or_insert((0, s.limit));
-            e.0 += 1;
-        }
-        let mut reservations: Vec<Reservation> = per_day
-            .into_iter()
-            .map(|((mailbox, local_date), (count, limit))| Reservation {
-                mailbox,
-                local_date,
-                count,
-                limit,
-            })
-            .collect();
-        reservations.sort_unstable_by_key(|r| (r.mailbox, r.local_date));
-        plan.reservations = reservations;
+        plan.reservations = reservations(&plan.sends);
         plan.sends.sort_unstable_by_key(|s| (s.at, s.mailbox));
         plan
     }
+}
+
+/// The capacity `sends` reserve, per mailbox-day, in (mailbox, local date) order.
+pub(super) fn reservations(sends: &[PlannedSend]) -> Vec<Reservation> {
+    let mut per_day: HashMap<(MailboxId, NaiveDate), (u32, u32)> = HashMap::default();
+    for s in sends {
+        let e = per_day
+            .entry((s.mailbox, s.local_date))
+            .or_insert((0, s.limit));
+        e.0 += 1;
+    }
+    let mut reservations: Vec<Reservation> = per_day
+        .into_iter()
+        .map(|((mailbox, local_date), (count, limit))| Reservation {
+            mailbox,
+            local_date,
+            count,
+            limit,
+        })
+        .collect();
+    reservations.sort_unstable_by_key(|r| (r.mailbox, r.local_date));
+    reservations
 }

@@ -24,8 +24,9 @@
 //!    takes as many as it can hold, spread evenly (with seeded jitter) across it, then the
 //!    next run, never closer than the minimum gap; so a step due in an open run goes in that
 //!    run, also when the run started the local day before. A follow-up takes the slot of an
-//!    already planned, later new-enrollment send when there is one (that send is
-//!    pre-empted and planned again), so follow-ups go first when capacity is short.
+//!    already planned, later new-enrollment send when the day has no room for it, and the
+//!    slot of one planned before the instant it was given when it has (that send is
+//!    pre-empted and planned again), so no new start goes out while a follow-up waits.
 //! 5. Everything else is **deferred** with a typed reason and the earliest instant at which
 //!    planning again could change the answer; enrollments waiting for a full pool are looked
 //!    at again when the first pool mailbox that can take them opens.
@@ -38,6 +39,13 @@
 //!    new start left for a follow-up to take over, gets a [`MailboxFull`]: none of the
 //!    enrollments sticky to it can go before it opens again (a
 //!    [`MailboxWait`](sequence_core::store::MailboxWait)).
+//! 7. With a **horizon** ([`PlannerConfig::horizon`], an hour by default), a plan that leaves
+//!    a pool or mailbox full keeps, of the sends whose enrollments that wait holds back, only
+//!    those within the horizon of their mailbox's first send: the rest are neither stored
+//!    nor deferred, and the waits (and the deferrals waiting for room on that mailbox) end
+//!    when the horizon does, when the next plan spreads the rest of the day's capacity over
+//!    the time still open. A tick over a backlog of 50,000 writes an hour of sends per
+//!    mailbox, not a day's. A plan that pre-empts a send is kept whole.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -53,6 +61,7 @@ use sequence_core::time::WeeklySchedule;
 mod assign;
 mod day;
 mod draft;
+mod horizon;
 mod hours;
 mod intervals;
 mod order;
@@ -80,6 +89,17 @@ pub struct PlannerConfig {
     /// When an enrollment waits for something the planner cannot foresee (a paused mailbox
     /// or sequence), it is looked at again after this long.
     pub recheck_after: Duration,
+    /// How far ahead of each mailbox's first send a plan that fills the mailbox's day keeps
+    /// its sends (`None`: the whole day). The rest are planned when that stretch ends, into
+    /// the time then still open, so a tick over a large backlog writes an hour of sends per
+    /// mailbox rather than a day's; see the module `horizon`.
+    #[serde(default = "default_horizon")]
+    pub horizon: Option<Duration>,
+}
+
+/// The default [`PlannerConfig::horizon`]: an hour.
+fn default_horizon() -> Option<Duration> {
+    Some(Duration::hours(1))
 }
 
 impl Default for PlannerConfig {
@@ -88,6 +108,7 @@ impl Default for PlannerConfig {
             seed: 0,
             jitter: 0.6,
             recheck_after: Duration::minutes(15),
+            horizon: default_horizon(),
         }
     }
 }
@@ -100,6 +121,13 @@ impl PlannerConfig {
             seed,
             ..Self::default()
         }
+    }
+
+    /// These settings with [`PlannerConfig::horizon`] set to `horizon` (`None`: plans keep
+    /// every send of the day).
+    #[must_use]
+    pub fn with_horizon(self, horizon: Option<Duration>) -> Self {
+        Self { horizon, ..self }
     }
 }
 
@@ -304,7 +332,11 @@ pub fn plan_with(
     ran_out.dedup();
     planner.wait_for_full_pools(&ran_out);
     // 5. Each phase has deferred what it could not place as it met it (`Draft::defer`).
-    planner.into_plan()
+    let mut plan = planner.into_plan();
+    if let Some(horizon) = config.horizon {
+        horizon::keep_within(&mut plan, input, horizon);
+    }
+    plan
 }
 
 /// Working memory the planner keeps from one plan to the next (see [`plan_with`]).

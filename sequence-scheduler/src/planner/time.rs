@@ -8,6 +8,7 @@ use crate::rng::mix;
 
 use super::day::Day;
 use super::draft::Draft;
+use super::hours::NO_HOURS;
 use super::intervals::carve;
 use super::order::Entry;
 use super::spread::spread_over_runs;
@@ -62,7 +63,7 @@ impl Day {
     /// the first entry due by then; an entry not yet due at a point waits for a later one.
     /// Which entries got a point.
     fn take_points(
-        &self,
+        &mut self,
         rest: &[Entry],
         points: &[i64],
         occupied: &mut Vec<i64>,
@@ -77,8 +78,10 @@ impl Day {
             }
             if let Some(j) = (first..rest.len()).find(|&j| !placed[j] && rest[j].earliest <= t) {
                 placed[j] = true;
-                occupied.push(t);
-                out.send(&rest[j], self, t);
+                if !self.take_over_before(&rest[j], t, out) {
+                    occupied.push(t);
+                    out.send(&rest[j], self, t);
+                }
             }
         }
         placed
@@ -101,11 +104,35 @@ impl Day {
             (t < e).then_some(t)
         });
         if let Some(t) = slot {
-            occupied.push(t);
-            out.send(entry, self, t);
+            if !self.take_over_before(entry, t, out) {
+                occupied.push(t);
+                out.send(entry, self, t);
+            }
         } else {
             self.used -= 1;
             out.defer_entry(entry, DeferralReason::NoCapacity, Some(next_day));
         }
+    }
+
+    /// Rule 8 for a follow-up `entry` the day has room for, timed at `t`: when a new start is
+    /// planned on this mailbox before `t` but after the follow-up is due, the follow-up takes
+    /// that slot instead (the new start is pre-empted, and planned again into the room the
+    /// follow-up leaves), so no new start goes out while a follow-up waits. Whether it did.
+    /// Only for a follow-up without business hours: one with them took its instant already.
+    fn take_over_before(&mut self, entry: &Entry, t: i64, out: &mut Draft) -> bool {
+        if entry.step == 0 || entry.hours != NO_HOURS {
+            return false;
+        }
+        let Some(pos) = self
+            .movable
+            .iter()
+            .position(|&(m, _)| m >= entry.earliest && m < t)
+        else {
+            return false;
+        };
+        let (at, send) = self.movable.remove(pos);
+        out.preempt(send);
+        out.send(entry, self, at);
+        true
     }
 }
