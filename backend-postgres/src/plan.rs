@@ -516,18 +516,25 @@ pub(crate) async fn mailbox_snapshots(
         .filter(|m| seen.insert(*m))
         .collect();
     let rows = sqlx::query(
-        "SELECT m.doc, ms.last_attempt_at FROM mailboxes m \
+        "SELECT m.doc, ms.last_attempt_at, w.until AS held_until FROM mailboxes m \
          LEFT JOIN mailbox_state ms ON ms.tenant_id = m.tenant_id AND ms.mailbox_id = m.id \
+         LEFT JOIN mailbox_waits w \
+             ON w.tenant_id = m.tenant_id AND w.mailbox_id = m.id AND w.until > $2 \
          WHERE m.id = ANY($1)",
     )
     .bind(&wanted)
+    .bind(now)
     .fetch_all(&mut *conn)
     .await
     .db()?;
     let mut found: HashMap<Uuid, (Mailbox, Option<DateTime<Utc>>)> = HashMap::new();
+    let mut held: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     for r in &rows {
         let m: Mailbox = doc(r, "doc")?;
         let last: Option<DateTime<Utc>> = r.try_get("last_attempt_at").db()?;
+        if let Some(until) = r.try_get::<Option<DateTime<Utc>>, _>("held_until").db()? {
+            held.insert(m.id.0, until);
+        }
         found.insert(m.id.0, (m, last));
     }
     let found: Vec<(Mailbox, Option<DateTime<Utc>>, NaiveDate)> = wanted
@@ -580,6 +587,7 @@ pub(crate) async fn mailbox_snapshots(
         .map(|(mailbox, last_attempt_at, local_date)| MailboxSnapshot {
             used: uint(used.get(&mailbox.id.0).copied().unwrap_or(0)),
             planned: planned.remove(&mailbox.id.0).unwrap_or_default(),
+            held_until: held.get(&mailbox.id.0).copied(),
             mailbox,
             local_date,
             last_attempt_at,

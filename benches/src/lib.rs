@@ -164,6 +164,7 @@ impl PlanningFixture {
                     used: u32::try_from(h % 5).unwrap_or(0),
                     last_attempt_at: None,
                     planned: Vec::new(),
+                    held_until: None,
                     mailbox: m,
                 })
             })

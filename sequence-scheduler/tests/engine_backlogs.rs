@@ -253,22 +253,35 @@ async fn a_full_mailboxs_follow_ups_wait_for_it_without_a_deferral_each() {
     }
 }
 
-/// With the planning horizon (the default), a full pool's backlog is planned an hour of the
-/// mailbox's sending time at a time: the first tick stores the first hour's sends only, the
-/// pool's wait holds the rest until that hour ends (no deferral written for each), and the
-/// mailbox still sends its limit every day, spread over its window.
+/// With the planning horizon (the default), a mailbox full of follow-ups is planned an hour
+/// of its sending time at a time: the first tick stores the first hour's sends only, the
+/// mailbox's wait holds the rest until that hour ends (no deferral written for each), and
+/// the mailbox still sends its limit every day, spread over its window.
 #[tokio::test]
-async fn a_full_pools_backlog_is_planned_an_hour_at_a_time_and_still_fills_each_day() {
+async fn a_full_mailboxs_follow_ups_are_planned_an_hour_at_a_time_and_still_fill_each_day() {
     let w = one_mailbox(EngineConfig::with_seed(9), 8).await;
-    let seq = w.sequence("Backlog", |_| {}).await;
+    let steps = vec![
+        Step::new(Delay::ZERO, "Hello", "Hi!"),
+        Step::new(Delay::new(1, DelayUnit::Days), "Again", "Hi again"),
+    ];
+    let seq = w
+        .world
+        .sequence("Follow-ups", &[w.mailbox], steps, |_| {})
+        .await;
     let cs = w.contacts(30).await;
-    w.engine.enroll(w.tenant, seq, &cs).await.unwrap();
+    let rows: Vec<Enrollment> = cs
+        .iter()
+        .map(|c| {
+            Enrollment::new(w.tenant, seq, *c, start(), start()).with_progress(1, Some(w.mailbox))
+        })
+        .collect();
+    let store = w.engine.store();
+    store.enroll(w.tenant, start(), rows).await.unwrap();
     let report = w.engine.tick().await.unwrap();
     // 8 over the 8 hours of the window: one in the first hour.
     assert_eq!((report.planned, report.deferred), (1, 0), "{report:?}");
-    let store = w.engine.store();
     let wait = store
-        .pool_wait(w.tenant, seq, start())
+        .mailbox_wait(w.tenant, w.mailbox, start())
         .await
         .unwrap()
         .unwrap();

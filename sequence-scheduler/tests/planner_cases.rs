@@ -18,7 +18,7 @@ use sequence_core::mailbox::Mailbox;
 use sequence_core::store::{DailyCounts, MailboxSnapshot, PlannedSlot};
 use sequence_core::time::{SendWindow, WarmUp, WeekdaySet, WeeklySchedule};
 use sequence_scheduler::planner::{
-    plan, DueStep, Plan, PlannerConfig, PlanningInput, PoolFull, SequencePolicy,
+    plan, DueStep, MailboxFull, Plan, PlannerConfig, PlanningInput, PoolFull, SequencePolicy,
 };
 
 /// One window on `days`, from `start` to `end` minutes of the local day.
@@ -110,13 +110,23 @@ fn fills_the_day_up_to_the_limit_and_defers_the_rest_to_the_next_opening() {
     assert_eq!(p.reservations[0].limit, 30);
 }
 
+/// `n` follow-ups due now, sticky to the one mailbox of [`one_mailbox_case`].
+fn follow_ups_case(limit: u32, n: usize) -> Case {
+    let mut case = one_mailbox_case(limit, 0, 120);
+    let (seq, mailbox) = (case.sequences[0].id, case.mailboxes[0].mailbox.id);
+    case.due = (0..n)
+        .map(|i| due(i as u128 + 1, seq, 1, case.now, Some(mailbox), None))
+        .collect();
+    case
+}
+
 #[test]
-fn a_horizon_keeps_the_first_hour_of_a_full_day_and_holds_the_rest_until_then() {
-    let case = one_mailbox_case(30, 50, 120);
+fn a_horizon_keeps_the_first_hour_of_a_mailbox_full_of_follow_ups() {
+    let case = follow_ups_case(30, 50);
     let whole = case.plan();
-    let cut = case.plan_with(&PlannerConfig::with_seed(7).with_horizon(Some(Duration::hours(1))));
-    let first = whole.sends[0].at;
-    let cutoff = first + Duration::hours(1);
+    let hour = PlannerConfig::with_seed(7).with_horizon(Some(Duration::hours(1)));
+    let cut = case.plan_with(&hour);
+    let cutoff = whole.sends[0].at + Duration::hours(1);
     // The sends of the first hour, as the whole day's plan makes them (30 over the 7 hours
     // left: about 4), and none after.
     let first_hour: Vec<_> = whole
@@ -128,21 +138,63 @@ fn a_horizon_keeps_the_first_hour_of_a_full_day_and_holds_the_rest_until_then() 
     assert!((3..=6).contains(&first_hour.len()), "{first_hour:?}");
     assert_eq!(cut.sends, first_hour);
     assert_eq!(cut.reservations[0].count as usize, first_hour.len());
-    // The pool is full no longer: its wait ends at the cutoff, and so do the deferrals that
-    // waited for room until tomorrow.
+    // The mailbox is full no longer: its wait ends at the cutoff, and so do the deferrals
+    // that waited for room until tomorrow.
+    let mailbox = case.mailboxes[0].mailbox.id;
     assert_eq!(
-        cut.pools_full,
-        vec![PoolFull {
-            sequence: case.sequences[0].id,
+        cut.mailboxes_full,
+        vec![MailboxFull {
+            mailbox,
             until: cutoff
         }]
     );
     assert_eq!(cut.deferred.len(), 20);
     assert!(cut.deferred.iter().all(|d| d.not_before == Some(cutoff)));
-    // A day with room is not full: nothing to hold, nothing cut.
-    let roomy = one_mailbox_case(30, 10, 120);
-    let config = PlannerConfig::with_seed(7).with_horizon(Some(Duration::hours(1)));
-    assert_eq!(roomy.plan_with(&config), roomy.plan());
+    // A day with room for every follow-up is not cut, nor is a day full of new starts.
+    let roomy = follow_ups_case(30, 10);
+    assert_eq!(roomy.plan_with(&hour), roomy.plan());
+    let new_starts = one_mailbox_case(30, 50, 120);
+    assert_eq!(new_starts.plan_with(&hour), new_starts.plan());
+}
+
+#[test]
+fn a_mailbox_whose_follow_ups_wait_takes_no_new_start_until_its_wait_ends() {
+    // Two mailboxes in the pool; the first holds its follow-ups back until 11:00.
+    let now = monday_ny();
+    let eleven = at(2026, 3, 9, 15, 0);
+    let a = mailbox(1, chrono_tz::America::New_York, 30, nine_to_five(), 120);
+    let b = mailbox(2, chrono_tz::America::New_York, 5, nine_to_five(), 120);
+    let seq = policy(1, vec![a.id, b.id], None);
+    let mut held = snapshot(now, a, 0);
+    held.held_until = Some(eleven);
+    let case = Case {
+        now,
+        mailboxes: vec![held, snapshot(now, b, 0)],
+        due: (0..20)
+            .map(|i| due(i + 1, seq.id, 0, now, None, None))
+            .collect(),
+        sequences: vec![seq],
+        counts: DailyCounts::default(),
+    };
+    let p = case.plan();
+    // The second takes its 5; the rest of the pool waits for the first's wait to end.
+    assert_eq!(p.sends.len(), 5);
+    assert!(p
+        .sends
+        .iter()
+        .all(|s| s.mailbox == case.mailboxes[1].mailbox.id));
+    assert_eq!(
+        p.pools_full,
+        vec![PoolFull {
+            sequence: case.sequences[0].id,
+            until: eleven
+        }]
+    );
+    assert!(
+        p.deferred.iter().all(|d| d.not_before == Some(eleven)),
+        "{:?}",
+        p.deferred
+    );
 }
 
 #[test]

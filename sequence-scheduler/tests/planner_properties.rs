@@ -325,11 +325,14 @@ proptest! {
             let c = cutoff[&s.mailbox];
             prop_assert!(s.at >= c, "cut a send before its mailbox's cutoff: {:?}", s);
             let item = &f.due[s.index];
-            let held = match item.sticky_mailbox {
-                None => cut.pools_full.iter().any(|w| w.sequence == item.sequence && w.until <= c),
-                Some(m) => m == s.mailbox && cut.mailboxes_full.iter().any(|w| w.mailbox == m && w.until <= c),
-            };
-            prop_assert!(held, "cut {:?}, which no wait ending by {} holds", s, c);
+            let held = item.sticky_mailbox == Some(s.mailbox)
+                && cut.mailboxes_full.iter().any(|w| w.mailbox == s.mailbox && w.until <= c);
+            prop_assert!(held, "cut {:?}, which no mailbox wait ending by {} holds", s, c);
+            // Rule 8: a mailbox whose follow-ups wait starts no one before they are read.
+            prop_assert!(
+                !whole.sends.iter().any(|o| o.mailbox == s.mailbox && f.due[o.index].sticky_mailbox != Some(s.mailbox)),
+                "cut a follow-up of {} where the plan starts a new enrollment", s.mailbox
+            );
             prop_assert!(!cut.deferred.iter().any(|d| d.enrollment == s.enrollment), "cut and deferred: {:?}", s);
         }
         // Reservations count the sends kept; deferrals are the whole-day plan's, none later.

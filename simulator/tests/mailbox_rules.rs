@@ -331,6 +331,73 @@ fn rule_8_a_follow_up_that_comes_due_takes_a_planned_new_start_slot() {
 // ---- rule 9: spread ----------------------------------------------------------------------------------
 
 #[test]
+fn rule_8_a_pool_over_two_zones_never_starts_on_a_mailbox_whose_follow_ups_wait() {
+    // Eight a day on each of two mailboxes, London and New York. Monday, 16 contacts start;
+    // on Tuesday each has two follow-ups (the second due as soon as the first went), 16 per
+    // mailbox for 8 attempts, while 20 more contacts wait to start. Tuesday belongs to the
+    // follow-ups on both mailboxes, whichever of them opens first.
+    let mut cs = contacts(16, "s", "2026-03-09T00:00:00Z", None);
+    for i in 16..36 {
+        cs.push(
+            json!({ "id": format!("c{i}"), "email": format!("c{i}@x.example"),
+                        "enroll": [{ "sequence": "s", "at": "2026-03-10T00:00:00Z" }] }),
+        );
+    }
+    let v = json!({
+        "start": "2026-03-09T00:00:00Z", "days": 3, "seed": 3,
+        "mailboxes": [
+            mailbox("ldn", "Europe/London", 8, 300, business_hours()),
+            mailbox("nyc", "America/New_York", 8, 300, business_hours()),
+        ],
+        "sequences": [{ "id": "s", "mailboxes": ["ldn", "nyc"],
+                        "steps": [step(0, "days", "One"), step(1, "days", "Two"), step(0, "days", "Three")] }],
+        "contacts": cs,
+    });
+    let (_, run) = simulate(&v);
+    // Each follow-up's due instant: the step before it went, plus its delay (a day for the
+    // first, none for the second); and when it went, if it did.
+    let delays = [Duration::zero(), Duration::days(1), Duration::zero()];
+    let mut follow_ups: Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>)> = Vec::new();
+    for c in 0..36 {
+        let contact = format!("c{c}");
+        let sent = |step: u32| {
+            run.attempts
+                .iter()
+                .find(|a| a.contact == contact && a.step == step)
+                .map(|a| (a.mailbox.clone(), a.at))
+        };
+        for step in 1..3_u32 {
+            if let Some((mb, before)) = sent(step - 1) {
+                let due = before + delays[step as usize];
+                follow_ups.push((mb, due, sent(step).map(|(_, at)| at)));
+            }
+        }
+    }
+    let starts = run.attempts.iter().filter(|a| a.step == 0);
+    let mut tuesday_starts = 0;
+    for a in starts.filter(|a| a.at.date_naive() == NaiveDate::from_ymd_opt(2026, 3, 10).unwrap()) {
+        tuesday_starts += 1;
+        let waiting = follow_ups
+            .iter()
+            .filter(|(mb, due, went)| {
+                *mb == a.mailbox && *due <= a.at && went.is_none_or(|w| w > a.at)
+            })
+            .count();
+        assert_eq!(
+            waiting, 0,
+            "{} started {} at {} while {waiting} follow-ups waited",
+            a.mailbox, a.contact, a.at
+        );
+    }
+    // The follow-ups (32 on Tuesday) outnumber the 16 attempts: few new starts, if any, go
+    // before the first follow-up is due.
+    assert!(
+        tuesday_starts <= 4,
+        "{tuesday_starts} new starts on Tuesday"
+    );
+}
+
+#[test]
 fn rule_9_attempts_spread_over_the_open_window() {
     let v = json!({
         "start": "2026-03-09T00:00:00Z", "days": 1, "seed": 21,

@@ -330,6 +330,9 @@ impl State {
                     used: self.used_on(*id, date),
                     last_attempt_at: outbox.and_then(|o| o.last_attempt_at),
                     planned,
+                    held_until: self
+                        .mailbox_wait(mailbox.tenant, mailbox.id, now)
+                        .map(|w| w.until),
                 })
             })
             .collect()

@@ -85,7 +85,7 @@ async fn enroll_sticky<S: Store + ?Sized>(
 /// each at the later of its due instant and `until`"; enrollments sticky to another mailbox
 /// or going to the pool are not held, and a wait that holds none makes no wake-up;
 /// `mailbox_wait` answers the wait while it holds, to its
-/// tenant only; a wait naming a mailbox of another tenant is not recorded.
+/// tenant only, and so does the mailbox's snapshot (`held_until`); a wait naming a mailbox of another tenant is not recorded.
 pub async fn a_mailbox_wait_holds_back_the_follow_ups_sticky_to_it<S: Store + 'static>(store: S) {
     let w = World::build(&store, 2, 1, 3, 4).await;
     let until = at(24 * 60);
@@ -147,6 +147,23 @@ pub async fn a_mailbox_wait_holds_back_the_follow_ups_sticky_to_it<S: Store + 's
         None,
         "a mailbox without a wait has none"
     );
+    let snaps = ok(
+        "mailbox_snapshots",
+        store
+            .mailbox_snapshots(at(2), &[w.mailboxes[0].id, w.mailboxes[1].id])
+            .await,
+    );
+    let held_until = |i: usize| {
+        snaps
+            .iter()
+            .find(|s| s.mailbox.id == w.mailboxes[i].id)
+            .map(|s| s.held_until)
+    };
+    assert_eq!(
+        (held_until(0), held_until(1)),
+        (Some(Some(until)), Some(None)),
+        "a mailbox snapshot must name the end of the wait holding the mailbox, and only that"
+    );
     assert_eq!(
         ok("next_wakeup", store.next_wakeup().await),
         Some(until),
@@ -168,6 +185,15 @@ pub async fn a_mailbox_wait_holds_back_the_follow_ups_sticky_to_it<S: Store + 's
         ),
         None,
         "mailbox_wait must not answer a wait that ended"
+    );
+    let after = ok(
+        "mailbox_snapshots",
+        store.mailbox_snapshots(until, &[w.mailboxes[0].id]).await,
+    );
+    assert_eq!(
+        after.first().map(|s| s.held_until),
+        Some(None),
+        "a snapshot taken once the wait ended must name no wait"
     );
 }
 

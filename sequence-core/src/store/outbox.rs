@@ -70,7 +70,11 @@
 //! instead of one deferral per follow-up. While a wait holds (`now < until`), the active
 //! enrollments of its tenant whose sticky mailbox it is
 //! ([`Enrollment::waits_on_mailbox`]) are left out of [`Outbox::due_enrollments`], and
-//! [`Outbox::next_wakeup`] counts each at the later of its due instant and `until`.
+//! [`Outbox::next_wakeup`] counts each at the later of its due instant and `until`, and the
+//! mailbox's snapshot ([`Outbox::mailbox_snapshots`]) names `until` as
+//! [`MailboxSnapshot::held_until`]: a plan starts no new enrollment on the mailbox before
+//! then. (With a planning horizon the engine cuts a full mailbox's plan at an hour and ends
+//! its wait there, so the wait may end while the day still has room.)
 //!
 //! A mailbox wait ends early, in the same unit of work, when a reservation on the mailbox is
 //! released or the mailbox is saved; and, as with pool waits, the store records it only if
@@ -159,6 +163,10 @@ pub struct MailboxSnapshot {
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// Sends planned on this mailbox and not yet claimed, earliest first.
     pub planned: Vec<PlannedSlot>,
+    /// When the mailbox's wait ends, while one holds the enrollments sticky to it back
+    /// ([`MailboxWait`]): until then no new enrollment is planned on it, so that none starts
+    /// while its follow-ups wait.
+    pub held_until: Option<DateTime<Utc>>,
 }
 
 /// A planned, unclaimed send, as planning sees it.

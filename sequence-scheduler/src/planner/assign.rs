@@ -129,7 +129,7 @@ fn heap_of(pool: &[u32], days: &[Day]) -> Heap {
     let mut h = Heap::new();
     for &mb in pool {
         let d = &days[mb as usize];
-        if d.cap_left > 0 {
+        if d.takes_from_pool() {
             h.push(Reverse((d.load_key(), d.tie, mb, d.stamp)));
         }
     }
@@ -307,7 +307,7 @@ impl Planner<'_> {
         while let Some(Reverse(item)) = heap.pop() {
             let (_, _, mb, stamp) = item;
             let d = &self.days[mb as usize];
-            if d.cap_left == 0 {
+            if !d.takes_from_pool() {
                 continue;
             }
             if stamp != d.stamp {
@@ -358,6 +358,11 @@ impl Planner<'_> {
                 if d.next_day_limit > 0 {
                     first_open = Some(first_open.map_or(c, |f| f.min(c)));
                 }
+            }
+            // A mailbox holding its follow-ups back takes from the pool again when its wait
+            // ends, if it has room then.
+            if let Some(h) = d.held_until.filter(|_| d.limit > d.used) {
+                first_open = Some(first_open.map_or(h, |f| f.min(h)));
             }
         }
         let first_open = first_open.or(first_any);

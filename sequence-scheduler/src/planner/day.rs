@@ -67,6 +67,9 @@ pub(super) struct Day {
     /// How many sends this plan has given it: a heap item with an older stamp holds a stale
     /// load key.
     pub(super) stamp: u32,
+    /// While the mailbox's wait holds its follow-ups back, when it ends: until then it takes
+    /// no enrollment from a pool (`MailboxSnapshot::held_until`).
+    pub(super) held_until: Option<i64>,
 }
 
 impl Day {
@@ -131,6 +134,7 @@ impl Day {
             used: snap.used,
             tie: mix(seed, m.id.0.as_u128() as u64),
             stamp: 0,
+            held_until: snap.held_until.map(secs).filter(|&t| t > now_s),
         }
     }
 
@@ -138,6 +142,21 @@ impl Day {
     /// left.
     pub(super) fn is_full(&self) -> bool {
         self.used >= self.limit || self.free.is_empty()
+    }
+
+    /// Whether it takes an enrollment from a pool in this plan: active, with capacity left,
+    /// and not holding its follow-ups back.
+    pub(super) fn takes_from_pool(&self) -> bool {
+        self.cap_left > 0 && self.held_until.is_none()
+    }
+
+    /// When a pool that finds this day closed to it may look again: when the wait holding
+    /// its follow-ups ends, or when its next day opens.
+    pub(super) fn reopens_to_pool(&self) -> Option<i64> {
+        match (self.held_until, self.next_day_open) {
+            (Some(h), Some(n)) => Some(h.min(n)),
+            (h, n) => h.or(n),
+        }
     }
 
     /// Whether one more send without business hours fits today.

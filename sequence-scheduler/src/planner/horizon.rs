@@ -10,9 +10,12 @@
 //! as reservations and spreads the rest of the day's capacity over the rest of its open time,
 //! as densely as the first did. What is cut is only what a wait holds back:
 //!
-//! * an enrollment that goes to the pool, when the plan leaves its sequence's pool full
-//!   ([`PoolFull`](super::PoolFull)), and one sticky to the mailbox, when the plan leaves that
-//!   mailbox full ([`MailboxFull`](super::MailboxFull));
+//! * a follow-up sticky to its mailbox, when the plan leaves that mailbox full
+//!   ([`MailboxFull`](super::MailboxFull)): the store records the mailbox's wait, and until
+//!   it ends the mailbox takes no new start (its snapshot's `held_until`), so no new start
+//!   goes out on it while a follow-up waits (rule 8). New starts are never cut: cut, the
+//!   room they leave would go to new starts planned ahead of follow-ups that come due
+//!   meanwhile;
 //! * never in a plan that pre-empts a send (a follow-up then takes the slot of a send
 //!   planned before, wherever it lies).
 //!
@@ -34,9 +37,19 @@ pub(super) fn keep_within(plan: &mut Plan, input: &PlanningInput<'_>, horizon: D
         return;
     }
     let cutoffs = Cutoffs::of(plan, horizon);
-    let pools_full: HashSet<SequenceId> = plan.pools_full.iter().map(|f| f.sequence).collect();
-    let mailboxes_full: HashSet<MailboxId> =
+    // The full mailboxes this plan gives only enrollments sticky to them (a mailbox left
+    // full with more due than the plan was given may have taken new starts too).
+    let mut mailboxes_full: HashSet<MailboxId> =
         plan.mailboxes_full.iter().map(|f| f.mailbox).collect();
+    for s in &plan.sends {
+        if input
+            .due
+            .get(s.index)
+            .is_none_or(|row| row.sticky_mailbox != Some(s.mailbox))
+        {
+            mailboxes_full.remove(&s.mailbox);
+        }
+    }
     let mut cut: HashMap<MailboxId, DateTime<Utc>> = HashMap::default();
     plan.sends.retain(|s| {
         let Some(&cutoff) = cutoffs.0.get(&s.mailbox) else {
@@ -45,10 +58,11 @@ pub(super) fn keep_within(plan: &mut Plan, input: &PlanningInput<'_>, horizon: D
         let Some(row) = input.due.get(s.index) else {
             return true;
         };
-        let held = match row.sticky_mailbox {
-            None => pools_full.contains(&row.sequence),
-            Some(m) => m == s.mailbox && mailboxes_full.contains(&m),
-        };
+        // Only a follow-up held back by its mailbox's wait is cut: that mailbox then takes no
+        // new start before the cutoff (`MailboxSnapshot::held_until`), so none goes out while
+        // a follow-up on it waits. A new start is never cut: the pool's other plans would
+        // place new starts ahead of the follow-ups that come due meanwhile.
+        let held = row.sticky_mailbox == Some(s.mailbox) && mailboxes_full.contains(&s.mailbox);
         if s.at < cutoff || !held {
             return true;
         }

@@ -40,12 +40,14 @@
 //!    enrollments sticky to it can go before it opens again (a
 //!    [`MailboxWait`](sequence_core::store::MailboxWait)).
 //! 7. With a **horizon** ([`PlannerConfig::horizon`], an hour by default), a plan that leaves
-//!    a pool or mailbox full keeps, of the sends whose enrollments that wait holds back, only
-//!    those within the horizon of their mailbox's first send: the rest are neither stored
-//!    nor deferred, and the waits (and the deferrals waiting for room on that mailbox) end
-//!    when the horizon does, when the next plan spreads the rest of the day's capacity over
-//!    the time still open. A tick over a backlog of 50,000 writes an hour of sends per
-//!    mailbox, not a day's. A plan that pre-empts a send is kept whole.
+//!    a mailbox full of follow-ups keeps, of the follow-ups its wait holds back, only those
+//!    within the horizon of the mailbox's first send: the rest are neither stored nor
+//!    deferred, and the waits (and the deferrals waiting for room on that mailbox) end when
+//!    the horizon does, when the next plan spreads the rest of the day's capacity over the
+//!    time still open. A tick over a backlog of follow-ups writes an hour of sends per full
+//!    mailbox, not a day's. While a mailbox's wait holds its follow-ups back, it takes no new
+//!    start ([`MailboxSnapshot::held_until`]), so none goes before a follow-up that waits.
+//!    New starts are never cut, and a plan that pre-empts a send is kept whole.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -89,10 +91,10 @@ pub struct PlannerConfig {
     /// When an enrollment waits for something the planner cannot foresee (a paused mailbox
     /// or sequence), it is looked at again after this long.
     pub recheck_after: Duration,
-    /// How far ahead of each mailbox's first send a plan that fills the mailbox's day keeps
-    /// its sends (`None`: the whole day). The rest are planned when that stretch ends, into
-    /// the time then still open, so a tick over a large backlog writes an hour of sends per
-    /// mailbox rather than a day's; see the module `horizon`.
+    /// How far ahead of a mailbox's first send a plan that fills the mailbox's day with
+    /// follow-ups keeps them (`None`: the whole day). The rest are planned when that stretch
+    /// ends, into the time then still open, so a tick over a backlog of follow-ups writes an
+    /// hour of sends per full mailbox rather than a day's (step 7 of the module docs).
     #[serde(default = "default_horizon")]
     pub horizon: Option<Duration>,
 }

@@ -6,7 +6,8 @@ use super::{instant, MailboxFull, Planner, PoolFull};
 impl Planner<'_> {
     /// Step 6: for each sequence of `ran_out` (by index: its pool ran out of room for some
     /// enrollment), a [`PoolFull`] when every active mailbox of its pool is full for its
-    /// current local day once the plan is made, until the first of them opens again. None
+    /// current local day once the plan is made (or holds its follow-ups back), until the first
+    /// of them opens again (or its wait ends). None
     /// when no mailbox of the pool is active (those enrollments are parked instead) or none
     /// ever opens again.
     pub(super) fn wait_for_full_pools(&mut self, ran_out: &[u32]) {
@@ -21,10 +22,12 @@ impl Planner<'_> {
                 .filter_map(|&i| self.days.get(i as usize))
                 .filter(|day| day.active)
                 .collect();
-            if active.is_empty() || !active.iter().all(|day| day.is_full()) {
+            // A mailbox holding its follow-ups back is closed to the pool until its wait ends.
+            let closed = |day: &&Day| day.is_full() || day.held_until.is_some();
+            if active.is_empty() || !active.iter().all(closed) {
                 continue;
             }
-            let Some(until) = active.iter().filter_map(|day| day.next_day_open).min() else {
+            let Some(until) = active.iter().filter_map(|day| day.reopens_to_pool()).min() else {
                 continue;
             };
             if until > self.now_s {

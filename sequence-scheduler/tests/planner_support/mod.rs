@@ -42,6 +42,7 @@ pub fn snapshot(now: DateTime<Utc>, m: Mailbox, used: u32) -> MailboxSnapshot {
         used,
         last_attempt_at: None,
         planned: Vec::new(),
+        held_until: None,
     }
 }
 
