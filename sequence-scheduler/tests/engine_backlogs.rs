@@ -11,7 +11,31 @@ mod support;
 use chrono::Duration;
 use sequence_core::prelude::*;
 use sequence_scheduler::EngineConfig;
-use support::{one_mailbox, start};
+use support::{one_mailbox, start, Features};
+
+/// A two-step sequence on the mailbox of `w`, and `n` contacts whose first step went out
+/// from it: their follow-ups are due at the start.
+async fn follow_ups_due(w: &Features, n: usize) -> SequenceId {
+    let steps = vec![
+        Step::new(Delay::ZERO, "Hello", "Hi!"),
+        Step::new(Delay::new(1, DelayUnit::Days), "Again", "Hi again"),
+    ];
+    let seq = w
+        .world
+        .sequence("Follow-ups", &[w.mailbox], steps, |_| {})
+        .await;
+    let rows: Vec<Enrollment> = w
+        .contacts(n)
+        .await
+        .iter()
+        .map(|c| {
+            Enrollment::new(w.tenant, seq, *c, start(), start()).with_progress(1, Some(w.mailbox))
+        })
+        .collect();
+    let store = w.engine.store();
+    store.enroll(w.tenant, start(), rows).await.unwrap();
+    seq
+}
 
 /// The engine's settings with `seed`, planning each day whole (no horizon): the waits these
 /// tests look at are those of a full day.
@@ -195,24 +219,9 @@ async fn a_paused_pools_backlog_is_parked_in_one_tick() {
 #[tokio::test]
 async fn a_full_mailboxs_follow_ups_wait_for_it_without_a_deferral_each() {
     let w = one_mailbox(whole_day(9), 2).await;
-    let steps = vec![
-        Step::new(Delay::ZERO, "Hello", "Hi!"),
-        Step::new(Delay::new(1, DelayUnit::Days), "Again", "Hi again"),
-    ];
-    let seq = w
-        .world
-        .sequence("Follow-ups", &[w.mailbox], steps, |_| {})
-        .await;
-    let cs = w.contacts(6).await;
     // Six contacts whose first step went out from the mailbox: their follow-ups are due.
-    let rows: Vec<Enrollment> = cs
-        .iter()
-        .map(|c| {
-            Enrollment::new(w.tenant, seq, *c, start(), start()).with_progress(1, Some(w.mailbox))
-        })
-        .collect();
+    let seq = follow_ups_due(&w, 6).await;
     let store = w.engine.store();
-    store.enroll(w.tenant, start(), rows).await.unwrap();
     let report = w.engine.tick().await.unwrap();
     assert_eq!((report.planned, report.deferred), (2, 0), "{report:?}");
     // Read no further than the mailbox's room (2) and one more: the wait holds the rest.
@@ -260,23 +269,8 @@ async fn a_full_mailboxs_follow_ups_wait_for_it_without_a_deferral_each() {
 #[tokio::test]
 async fn a_full_mailboxs_follow_ups_are_planned_an_hour_at_a_time_and_still_fill_each_day() {
     let w = one_mailbox(EngineConfig::with_seed(9), 8).await;
-    let steps = vec![
-        Step::new(Delay::ZERO, "Hello", "Hi!"),
-        Step::new(Delay::new(1, DelayUnit::Days), "Again", "Hi again"),
-    ];
-    let seq = w
-        .world
-        .sequence("Follow-ups", &[w.mailbox], steps, |_| {})
-        .await;
-    let cs = w.contacts(30).await;
-    let rows: Vec<Enrollment> = cs
-        .iter()
-        .map(|c| {
-            Enrollment::new(w.tenant, seq, *c, start(), start()).with_progress(1, Some(w.mailbox))
-        })
-        .collect();
+    let seq = follow_ups_due(&w, 30).await;
     let store = w.engine.store();
-    store.enroll(w.tenant, start(), rows).await.unwrap();
     let report = w.engine.tick().await.unwrap();
     // 8 over the 8 hours of the window: one in the first hour.
     assert_eq!((report.planned, report.deferred), (1, 0), "{report:?}");

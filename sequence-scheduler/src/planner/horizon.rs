@@ -36,7 +36,6 @@ pub(super) fn keep_within(plan: &mut Plan, input: &PlanningInput<'_>, horizon: D
     if !plan.preempt.is_empty() || horizon <= Duration::zero() || plan.sends.is_empty() {
         return;
     }
-    let cutoffs = Cutoffs::of(plan, horizon);
     // The full mailboxes this plan gives only enrollments sticky to them (a mailbox left
     // full with more due than the plan was given may have taken new starts too).
     let mut mailboxes_full: HashSet<MailboxId> =
@@ -50,9 +49,13 @@ pub(super) fn keep_within(plan: &mut Plan, input: &PlanningInput<'_>, horizon: D
             mailboxes_full.remove(&s.mailbox);
         }
     }
+    if mailboxes_full.is_empty() {
+        return;
+    }
+    let cutoffs = cutoffs(plan, horizon, &mailboxes_full);
     let mut cut: HashMap<MailboxId, DateTime<Utc>> = HashMap::default();
     plan.sends.retain(|s| {
-        let Some(&cutoff) = cutoffs.0.get(&s.mailbox) else {
+        let Some(&cutoff) = cutoffs.get(&s.mailbox) else {
             return true;
         };
         let Some(row) = input.due.get(s.index) else {
@@ -109,28 +112,24 @@ pub(super) fn keep_within(plan: &mut Plan, input: &PlanningInput<'_>, horizon: D
     }
 }
 
-/// Each mailbox's cutoff: `horizon` past its first send in the plan.
-struct Cutoffs(HashMap<MailboxId, DateTime<Utc>>);
-
-impl Cutoffs {
-    fn of(plan: &Plan, horizon: Duration) -> Self {
-        let mut first: HashMap<MailboxId, DateTime<Utc>> = HashMap::default();
-        for s in &plan.sends {
-            first
-                .entry(s.mailbox)
-                .and_modify(|t| *t = (*t).min(s.at))
-                .or_insert(s.at);
-        }
-        let cutoffs = first
-            .into_iter()
-            .map(|(m, t)| {
-                (
-                    m,
-                    t.checked_add_signed(horizon)
-                        .unwrap_or(DateTime::<Utc>::MAX_UTC),
-                )
-            })
-            .collect();
-        Self(cutoffs)
+/// The cutoff of each mailbox of `of`: `horizon` past its first send in the plan.
+fn cutoffs(
+    plan: &Plan,
+    horizon: Duration,
+    of: &HashSet<MailboxId>,
+) -> HashMap<MailboxId, DateTime<Utc>> {
+    let mut first: HashMap<MailboxId, DateTime<Utc>> = HashMap::default();
+    for s in plan.sends.iter().filter(|s| of.contains(&s.mailbox)) {
+        first
+            .entry(s.mailbox)
+            .and_modify(|t| *t = (*t).min(s.at))
+            .or_insert(s.at);
     }
+    first
+        .into_iter()
+        .map(|(m, t)| {
+            let cutoff = t.checked_add_signed(horizon);
+            (m, cutoff.unwrap_or(DateTime::<Utc>::MAX_UTC))
+        })
+        .collect()
 }
