@@ -646,8 +646,13 @@ pub(crate) async fn next_wakeup(
         "SELECT least( \
              (SELECT min(due_at) FROM enrollments \
               WHERE due_at IS NOT NULL AND status <> 'active'), \
-             (SELECT min(CASE WHEN mw.until IS NULL THEN f.first \
-                              ELSE greatest(f.first, mw.until) END) \
+             (SELECT min(CASE WHEN mw.until IS NULL OR f.first > mw.holds_due_by THEN f.first \
+                              ELSE least(greatest(f.first, mw.until), \
+                                         (SELECT min(due_at) FROM enrollments \
+                                          WHERE tenant_id = m.tenant_id AND mailbox_id = m.id \
+                                            AND due_at > mw.holds_due_by \
+                                            AND status = 'active' \
+                                            AND mailbox_id IS NOT NULL)) END) \
               FROM mailboxes m \
               CROSS JOIN LATERAL ( \
                   SELECT min(due_at) AS first FROM enrollments \

@@ -64,6 +64,15 @@ macro_rules! due_columns {
     };
 }
 
+/// The latest due instant that the wait `mw` (a mailbox wait joined when it holds at `$1`, or
+/// nulls) holds back: `-infinity` with no wait, `infinity` for a wait that holds them all.
+macro_rules! held_through {
+    () => {
+        "CASE WHEN mw.until IS NULL THEN '-infinity'::timestamptz \
+              ELSE coalesce(mw.holds_due_by, 'infinity'::timestamptz) END"
+    };
+}
+
 /// The due read's SQL: three branches, each read in index order with the columns planning
 /// reads: the paused enrollments whose pause ends, from `enrollments_due_rest`; those that go
 /// to a pool, per sequence from `enrollments_due_to_pool` (passing over the sequences whose
@@ -98,18 +107,19 @@ macro_rules! due_read {
              UNION ALL \
              (SELECT x.* FROM mailboxes m ",
             $mailbox_bounds,
-            " CROSS JOIN LATERAL ( \
+            " LEFT JOIN mailbox_waits mw \
+                  ON mw.tenant_id = m.tenant_id AND mw.mailbox_id = m.id AND mw.until > $1 \
+              CROSS JOIN LATERAL ( \
                   SELECT ",
             due_columns!(),
             " FROM enrollments \
                   WHERE tenant_id = m.tenant_id AND mailbox_id = m.id AND due_at <= $1 \
-                    AND status = 'active' AND mailbox_id IS NOT NULL \
+                    AND due_at > ",
+            held_through!(),
+            " AND status = 'active' AND mailbox_id IS NOT NULL \
                   ORDER BY due_at, id LIMIT ",
             $mailbox_limit,
-            ") x \
-              WHERE NOT EXISTS (SELECT 1 FROM mailbox_waits mw \
-                                WHERE mw.tenant_id = m.tenant_id AND mw.mailbox_id = m.id \
-                                  AND mw.until > $1))"
+            ") x)"
         )
     };
 }
@@ -252,14 +262,17 @@ pub(crate) async fn due_mailboxes(
         conn,
         now,
         MailboxId,
-        "SELECT m.tenant_id, m.id FROM mailboxes m \
-         WHERE EXISTS (SELECT 1 FROM enrollments e \
-                       WHERE e.tenant_id = m.tenant_id AND e.mailbox_id = m.id \
-                         AND e.due_at <= $1 AND e.status = 'active' \
-                         AND e.mailbox_id IS NOT NULL) \
-           AND NOT EXISTS (SELECT 1 FROM mailbox_waits mw \
-                           WHERE mw.tenant_id = m.tenant_id AND mw.mailbox_id = m.id \
-                             AND mw.until > $1)",
+        concat!(
+            "SELECT m.tenant_id, m.id FROM mailboxes m \
+             LEFT JOIN mailbox_waits mw \
+                 ON mw.tenant_id = m.tenant_id AND mw.mailbox_id = m.id AND mw.until > $1 \
+             WHERE EXISTS (SELECT 1 FROM enrollments e \
+                           WHERE e.tenant_id = m.tenant_id AND e.mailbox_id = m.id \
+                             AND e.due_at <= $1 AND e.status = 'active' \
+                             AND e.mailbox_id IS NOT NULL AND e.due_at > ",
+            held_through!(),
+            ")"
+        ),
     )
     .await
 }

@@ -225,7 +225,9 @@ async fn apply_items(
         .map(|w| w.wait)
         .collect();
     if !waits.is_empty() {
-        let rows = waits.iter().map(|w| (w.tenant, w.sequence.0, w.until));
+        let rows = waits
+            .iter()
+            .map(|w| (w.tenant, w.sequence.0, w.until, None));
         record(conn, &POOL_WAITS, rows, now).await?;
     }
     // Likewise a mailbox wait whose mailbox has room the plan did not see.
@@ -242,7 +244,7 @@ async fn apply_items(
     if !mailbox_waits.is_empty() {
         let rows = mailbox_waits
             .iter()
-            .map(|w| (w.tenant, w.mailbox.0, w.until));
+            .map(|w| (w.tenant, w.mailbox.0, w.until, w.holds_due_by));
         record(conn, &MAILBOX_WAITS, rows, now).await?;
     }
     Ok(out)
@@ -250,9 +252,11 @@ async fn apply_items(
 
 /// The statements of one kind of wait, keyed by tenant and one id: pool waits by sequence,
 /// mailbox waits by mailbox. Each is a literal (no SQL is built from strings); `$1` is the
-/// tenant and `$2` the id, or their arrays with `$3` the instants.
+/// tenant and `$2` the id, or their arrays with `$3` the instants and `$4` the latest due
+/// instants held (mailbox waits only).
 struct WaitStatements {
-    /// The wait of (`$1`, `$2`) if it has not ended by `$3`.
+    /// The wait of (`$1`, `$2`) if it has not ended by `$3`: its end and the latest due
+    /// instant it holds.
     until: &'static str,
     /// Drop the waits that ended by `$1`.
     drop_ended: &'static str,
@@ -262,38 +266,40 @@ struct WaitStatements {
 }
 
 const POOL_WAITS: WaitStatements = WaitStatements {
-    until: "SELECT until FROM pool_waits \
+    until: "SELECT until, NULL::timestamptz FROM pool_waits \
             WHERE tenant_id = $1 AND sequence_id = $2 AND until > $3",
     drop_ended: "DELETE FROM pool_waits WHERE until <= $1",
     record: "INSERT INTO pool_waits (tenant_id, sequence_id, until) \
              SELECT w.tenant_id, w.sequence_id, w.until \
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) \
-                 AS w(tenant_id, sequence_id, until) \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[]) \
+                 AS w(tenant_id, sequence_id, until, holds_due_by) \
              JOIN sequences s ON s.tenant_id = w.tenant_id AND s.id = w.sequence_id \
              ON CONFLICT (tenant_id, sequence_id) DO UPDATE SET until = EXCLUDED.until",
 };
 
 const MAILBOX_WAITS: WaitStatements = WaitStatements {
-    until: "SELECT until FROM mailbox_waits \
+    until: "SELECT until, holds_due_by FROM mailbox_waits \
             WHERE tenant_id = $1 AND mailbox_id = $2 AND until > $3",
     drop_ended: "DELETE FROM mailbox_waits WHERE until <= $1",
-    record: "INSERT INTO mailbox_waits (tenant_id, mailbox_id, until) \
-             SELECT w.tenant_id, w.mailbox_id, w.until \
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) \
-                 AS w(tenant_id, mailbox_id, until) \
+    record: "INSERT INTO mailbox_waits (tenant_id, mailbox_id, until, holds_due_by) \
+             SELECT w.tenant_id, w.mailbox_id, w.until, w.holds_due_by \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[]) \
+                 AS w(tenant_id, mailbox_id, until, holds_due_by) \
              JOIN mailboxes m ON m.tenant_id = w.tenant_id AND m.id = w.mailbox_id \
-             ON CONFLICT (tenant_id, mailbox_id) DO UPDATE SET until = EXCLUDED.until",
+             ON CONFLICT (tenant_id, mailbox_id) \
+             DO UPDATE SET until = EXCLUDED.until, holds_due_by = EXCLUDED.holds_due_by",
 };
 
-/// When the wait of (`tenant`, `id`) ends, if it has not ended by `now`.
+/// When the wait of (`tenant`, `id`) ends, if it has not ended by `now`, and the latest due
+/// instant it holds back (`None`: all).
 async fn wait_until(
     conn: &mut PgConnection,
     sql: &WaitStatements,
     tenant: TenantId,
     id: Uuid,
     now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    sqlx::query_scalar(sql.until)
+) -> Result<Option<(DateTime<Utc>, Option<DateTime<Utc>>)>, StoreError> {
+    sqlx::query_as(sql.until)
         .bind(tenant.0)
         .bind(id)
         .bind(now)
@@ -302,19 +308,24 @@ async fn wait_until(
         .db()
 }
 
-/// Record the waits (tenant, id, until) that have not ended by `now`: one statement, each
-/// replacing its key's earlier wait; the waits that ended are dropped.
+/// A wait as [`record`] takes it: tenant, id, until, and the latest due instant it holds.
+type WaitRow = (TenantId, Uuid, DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// Record the waits that have not ended by `now`: one statement, each replacing its key's
+/// earlier wait; the waits that ended are dropped.
 async fn record(
     conn: &mut PgConnection,
     sql: &WaitStatements,
-    waits: impl Iterator<Item = (TenantId, Uuid, DateTime<Utc>)>,
+    waits: impl Iterator<Item = WaitRow>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (mut tenants, mut ids, mut untils) = (Vec::new(), Vec::new(), Vec::new());
-    for (tenant, id, until) in waits.filter(|w| w.2 > now) {
+    let (mut tenants, mut ids, mut untils, mut due_bys) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (tenant, id, until, due_by) in waits.filter(|w| w.2 > now) {
         tenants.push(tenant.0);
         ids.push(id);
         untils.push(until);
+        due_bys.push(due_by);
     }
     sqlx::query(sql.drop_ended)
         .bind(now)
@@ -325,6 +336,7 @@ async fn record(
         .bind(tenants)
         .bind(ids)
         .bind(untils)
+        .bind(due_bys)
         .execute(&mut *conn)
         .await
         .db()?;
@@ -338,8 +350,8 @@ pub(crate) async fn pool_wait(
     sequence: SequenceId,
     now: DateTime<Utc>,
 ) -> Result<Option<PoolWait>, StoreError> {
-    let until = wait_until(conn, &POOL_WAITS, tenant, sequence.0, now).await?;
-    Ok(until.map(|until| PoolWait {
+    let wait = wait_until(conn, &POOL_WAITS, tenant, sequence.0, now).await?;
+    Ok(wait.map(|(until, _)| PoolWait {
         tenant,
         sequence,
         until,
@@ -353,11 +365,12 @@ pub(crate) async fn mailbox_wait(
     mailbox: MailboxId,
     now: DateTime<Utc>,
 ) -> Result<Option<MailboxWait>, StoreError> {
-    let until = wait_until(conn, &MAILBOX_WAITS, tenant, mailbox.0, now).await?;
-    Ok(until.map(|until| MailboxWait {
+    let wait = wait_until(conn, &MAILBOX_WAITS, tenant, mailbox.0, now).await?;
+    Ok(wait.map(|(until, holds_due_by)| MailboxWait {
         tenant,
         mailbox,
         until,
+        holds_due_by,
     }))
 }
 

@@ -33,7 +33,7 @@
 //!     backend_memory::MemoryStore::new(),
 //! )
 //! .await;
-//! assert_eq!(sequence_conformance::CASES.len(), 75);
+//! assert_eq!(sequence_conformance::CASES.len(), 76);
 //! # }
 //! ```
 //!
@@ -136,6 +136,7 @@ macro_rules! __for_each_case {
         $($callback)*! { $args a_bounded_read_takes_each_pool_no_further_than_its_bound }
         $($callback)*! { $args a_bounded_read_takes_each_mailbox_no_further_than_its_bound }
         $($callback)*! { $args a_mailbox_wait_holds_back_the_follow_ups_sticky_to_it }
+        $($callback)*! { $args a_mailbox_wait_that_holds_what_was_due_lets_later_follow_ups_through }
         $($callback)*! { $args an_enrollment_is_sticky_only_to_a_mailbox_of_its_tenant }
         $($callback)*! { $args mailbox_waits_end_when_the_mailbox_may_have_room }
     };

@@ -120,6 +120,19 @@ fn follow_ups_case(limit: u32, n: usize) -> Case {
     case
 }
 
+/// Of `case`'s whole-day plan, the sends before `cutoff`.
+fn sends_before(
+    whole: &Plan,
+    cutoff: DateTime<Utc>,
+) -> Vec<sequence_scheduler::planner::PlannedSend> {
+    whole
+        .sends
+        .iter()
+        .filter(|s| s.at < cutoff)
+        .cloned()
+        .collect()
+}
+
 #[test]
 fn a_horizon_keeps_the_first_hour_of_a_mailbox_full_of_follow_ups() {
     let case = follow_ups_case(30, 50);
@@ -129,32 +142,78 @@ fn a_horizon_keeps_the_first_hour_of_a_mailbox_full_of_follow_ups() {
     let cutoff = whole.sends[0].at + Duration::hours(1);
     // The sends of the first hour, as the whole day's plan makes them (30 over the 7 hours
     // left: about 4), and none after.
-    let first_hour: Vec<_> = whole
-        .sends
-        .iter()
-        .filter(|s| s.at < cutoff)
-        .cloned()
-        .collect();
+    let first_hour = sends_before(&whole, cutoff);
     assert!((3..=6).contains(&first_hour.len()), "{first_hour:?}");
     assert_eq!(cut.sends, first_hour);
     assert_eq!(cut.reservations[0].count as usize, first_hour.len());
-    // The mailbox is full no longer: its wait ends at the cutoff, and so do the deferrals
-    // that waited for room until tomorrow.
+    // The mailbox is full no longer: its wait ends at the cutoff (holding what was due when
+    // the plan was made), and so do the deferrals that waited for room until tomorrow.
     let mailbox = case.mailboxes[0].mailbox.id;
     assert_eq!(
         cut.mailboxes_full,
         vec![MailboxFull {
             mailbox,
-            until: cutoff
+            until: cutoff,
+            holds_due_by: Some(case.now),
         }]
     );
     assert_eq!(cut.deferred.len(), 20);
     assert!(cut.deferred.iter().all(|d| d.not_before == Some(cutoff)));
-    // A day with room for every follow-up is not cut, nor is a day full of new starts.
+    // A day with room for every follow-up is not cut.
     let roomy = follow_ups_case(30, 10);
     assert_eq!(roomy.plan_with(&hour), roomy.plan());
-    let new_starts = one_mailbox_case(30, 50, 120);
-    assert_eq!(new_starts.plan_with(&hour), new_starts.plan());
+}
+
+#[test]
+fn a_horizon_keeps_the_first_hour_of_a_mailbox_full_of_new_starts_when_its_pool_waits() {
+    let case = one_mailbox_case(30, 50, 120);
+    let whole = case.plan();
+    let hour = PlannerConfig::with_seed(7).with_horizon(Some(Duration::hours(1)));
+    let cut = case.plan_with(&hour);
+    let cutoff = whole.sends[0].at + Duration::hours(1);
+    assert_eq!(cut.sends, sends_before(&whole, cutoff));
+    assert!(cut.sends.len() < whole.sends.len());
+    // The pool's wait ends at the cutoff, and the mailbox takes no new start before then.
+    assert_eq!(
+        cut.pools_full,
+        vec![PoolFull {
+            sequence: case.sequences[0].id,
+            until: cutoff
+        }]
+    );
+    assert_eq!(
+        cut.mailboxes_full,
+        vec![MailboxFull {
+            mailbox: case.mailboxes[0].mailbox.id,
+            until: cutoff,
+            holds_due_by: Some(case.now),
+        }]
+    );
+    // A day that new starts fill without leaving any to wait has no pool wait to hold what
+    // would be cut: it is kept whole.
+    let exactly_full = one_mailbox_case(30, 30, 120);
+    assert_eq!(exactly_full.plan_with(&hour), exactly_full.plan());
+}
+
+#[test]
+fn a_horizon_cuts_a_held_mailbox_at_the_end_of_its_wait() {
+    // The mailbox's wait (an earlier cut) ends at 11:00; ten follow-ups came due since. The
+    // plan keeps those it times before 11:00 and holds the rest until then.
+    let mut case = follow_ups_case(30, 10);
+    let eleven = at(2026, 3, 9, 15, 0);
+    case.mailboxes[0].held_until = Some(eleven);
+    let whole = case.plan_with(&PlannerConfig::with_seed(7).with_horizon(None));
+    let cut = case.plan_with(&PlannerConfig::with_seed(7));
+    assert!(whole.sends.iter().any(|s| s.at >= eleven), "{whole:?}");
+    assert_eq!(cut.sends, sends_before(&whole, eleven));
+    assert_eq!(
+        cut.mailboxes_full,
+        vec![MailboxFull {
+            mailbox: case.mailboxes[0].mailbox.id,
+            until: eleven,
+            holds_due_by: Some(case.now),
+        }]
+    );
 }
 
 #[test]

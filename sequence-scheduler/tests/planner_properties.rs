@@ -320,18 +320,25 @@ proptest! {
                 "kept a send the whole-day plan does not make: {:?}", s);
         }
         // What is cut lies past its mailbox's cutoff, and a wait holds its enrollment back no
-        // longer than that cutoff.
+        // longer than that cutoff: the mailbox's wait (holding what was due at `now`) for a
+        // follow-up sticky to it, its pool's for a new start.
+        let mailbox_wait = |m: MailboxId, c: DateTime<Utc>| {
+            cut.mailboxes_full.iter().any(|w| w.mailbox == m && w.until <= c && w.holds_due_by == Some(f.now))
+        };
         for s in whole.sends.iter().filter(|s| !kept.contains(&(s.enrollment, s.mailbox, s.at))) {
             let c = cutoff[&s.mailbox];
             prop_assert!(s.at >= c, "cut a send before its mailbox's cutoff: {:?}", s);
             let item = &f.due[s.index];
-            let held = item.sticky_mailbox == Some(s.mailbox)
-                && cut.mailboxes_full.iter().any(|w| w.mailbox == s.mailbox && w.until <= c);
-            prop_assert!(held, "cut {:?}, which no mailbox wait ending by {} holds", s, c);
-            // Rule 8: a mailbox whose follow-ups wait starts no one before they are read.
+            let held = match item.sticky_mailbox {
+                Some(m) => m == s.mailbox,
+                None => cut.pools_full.iter().any(|w| w.sequence == item.sequence && w.until <= c),
+            };
+            prop_assert!(held && mailbox_wait(s.mailbox, c), "cut {:?}, which no wait ending by {} holds", s, c);
+            // Rule 8: a mailbox cut keeps nothing past its cutoff, so no follow-up stays
+            // planned there for a later plan's new start to go before.
             prop_assert!(
-                !whole.sends.iter().any(|o| o.mailbox == s.mailbox && f.due[o.index].sticky_mailbox != Some(s.mailbox)),
-                "cut a follow-up of {} where the plan starts a new enrollment", s.mailbox
+                !cut.sends.iter().any(|o| o.mailbox == s.mailbox && o.at >= c),
+                "cut {} at {} but kept a send past it", s.mailbox, c
             );
             prop_assert!(!cut.deferred.iter().any(|d| d.enrollment == s.enrollment), "cut and deferred: {:?}", s);
         }

@@ -73,6 +73,12 @@ impl DueKey {
         }
     }
 
+    /// Below every key later than `at` and above every other.
+    pub(super) fn after(at: DateTime<Utc>) -> Self {
+        at.checked_add_signed(chrono::Duration::nanoseconds(1))
+            .map_or(Self::highest(at), Self::lowest)
+    }
+
     pub(super) fn at(self) -> Option<DateTime<Utc>> {
         DateTime::from_timestamp(self.secs, self.nanos)
     }
@@ -150,21 +156,23 @@ impl DueIndex {
         }
     }
 
-    /// The first `limit` keys from `from` to `to` (inclusive), in key order, across the
-    /// lanes, taking at most `take(lane)` keys of each (0 passes it over). Each lane gives
-    /// at most `limit` keys, in order: the sorted runs are merged by one stable sort (which
-    /// finds a single run sorted and leaves it).
+    /// The first `limit` keys up to `to` (inclusive), in key order, across the lanes, taking
+    /// of each lane at most `n` keys from `from` on, where `take(lane)` is `Some((from, n))`
+    /// (`None` passes it over). Each lane gives at most `limit` keys, in order: the sorted runs
+    /// are merged by one stable sort (which finds a single run sorted and leaves it).
     pub(super) fn first_keys(
         &self,
-        from: DueKey,
         to: DueKey,
         limit: usize,
-        take: impl Fn(Lane) -> usize,
+        take: impl Fn(Lane) -> Option<(DueKey, usize)>,
     ) -> Vec<DueKey> {
         let mut keys: Vec<DueKey> = Vec::new();
         for (&lane, set) in &self.lanes {
-            let n = take(lane).min(limit);
-            if n > 0 {
+            let Some((from, n)) = take(lane) else {
+                continue;
+            };
+            let n = n.min(limit);
+            if n > 0 && from <= to {
                 keys.extend(set.range(from..=to).take(n));
             }
         }
@@ -178,6 +186,11 @@ impl DueIndex {
         self.lanes
             .iter()
             .filter_map(|(&lane, set)| set.first().map(|k| (lane, *k)))
+    }
+
+    /// The earliest key of `lane` at `from` or later.
+    pub(super) fn first_from(&self, lane: Lane, from: DueKey) -> Option<DueKey> {
+        self.lanes.get(&lane)?.range(from..).next().copied()
     }
 
     /// Every key with its lane (for checks).

@@ -297,11 +297,19 @@ pub(crate) struct State {
     /// unit wakes enrollments that can use them before it returns.
     released: Vec<(MailboxId, NaiveDate)>,
     /// The pool wait of each sequence that has one (some may have ended: see
-    /// [`State::holds_back`]).
+    /// [`State::lane_wait`]).
     waits: HashMap<SequenceId, PoolWait>,
     /// The mailbox wait of each mailbox that has one (some may have ended: see
-    /// [`State::holds_back`]).
+    /// [`State::lane_wait`]).
     mailbox_waits: HashMap<MailboxId, MailboxWait>,
+}
+
+/// A wait on a lane of the due index: it ends at `until`, and holds back the lane's
+/// enrollments due at or before `due_by` (`None`: all of them).
+#[derive(Debug, Clone, Copy)]
+struct LaneWait {
+    until: DateTime<Utc>,
+    due_by: Option<DateTime<Utc>>,
 }
 
 impl State {
@@ -482,24 +490,37 @@ impl State {
             .is_some_and(|m| m.tenant == tenant)
     }
 
-    /// Whether a wait holds a lane of the due index back at `now`.
-    fn holds_back(&self, lane: Lane, now: DateTime<Utc>) -> bool {
-        self.lane_held_until(lane, now).is_some()
-    }
-
-    /// The wait that holds a lane of the due index back at `now`, if any, as its `until`: the
-    /// pool wait of a pool lane's sequence, the mailbox wait of a mailbox lane's mailbox.
-    fn lane_held_until(&self, lane: Lane, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// The wait that holds a lane of the due index back at `now`, if any: the pool wait of a
+    /// pool lane's sequence, the mailbox wait of a mailbox lane's mailbox.
+    fn lane_wait(&self, lane: Lane, now: DateTime<Utc>) -> Option<LaneWait> {
         match lane {
             Lane::Rest => None,
             Lane::Pool(seq) => self
                 .waits
                 .get(&seq)
-                .map(|w| w.until)
-                .filter(|until| *until > now),
+                .filter(|w| w.until > now)
+                .map(|w| LaneWait {
+                    until: w.until,
+                    due_by: None,
+                }),
             Lane::Mailbox(tenant, mailbox) => {
-                self.mailbox_wait(tenant, mailbox, now).map(|w| w.until)
+                self.mailbox_wait(tenant, mailbox, now).map(|w| LaneWait {
+                    until: w.until,
+                    due_by: w.holds_due_by,
+                })
             }
+        }
+    }
+
+    /// The first key of a lane that no wait holds back at `now` (`None`: a wait holds the
+    /// whole lane).
+    fn lane_open_from(&self, lane: Lane, now: DateTime<Utc>) -> Option<DueKey> {
+        match self.lane_wait(lane, now) {
+            None => Some(DueKey::lowest(DateTime::<Utc>::MIN_UTC)),
+            Some(LaneWait { due_by: None, .. }) => None,
+            Some(LaneWait {
+                due_by: Some(by), ..
+            }) => Some(DueKey::after(by)),
         }
     }
 

@@ -457,12 +457,9 @@ impl State {
             self.end_waits_on(tenant, mailbox);
             let woken: Vec<EnrollmentId> = self
                 .due
-                .first_keys(
-                    DueKey::lowest(now),
-                    DueKey::highest(DateTime::<Utc>::MAX_UTC),
-                    SCAN,
-                    |_| SCAN,
-                )
+                .first_keys(DueKey::highest(DateTime::<Utc>::MAX_UTC), SCAN, |_| {
+                    Some((DueKey::lowest(now), SCAN))
+                })
                 .into_iter()
                 .filter_map(|k| self.enrollments.get(&k.enrollment()))
                 .filter(|e| {

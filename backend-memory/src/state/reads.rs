@@ -164,9 +164,7 @@ impl State {
         mailboxes: &[MailboxBound],
     ) -> Vec<DueEnrollment> {
         let take = |lane: Lane| {
-            if self.holds_back(lane, now) {
-                return 0;
-            }
+            let from = self.lane_open_from(lane, now)?;
             let bound = match lane {
                 Lane::Rest => None,
                 Lane::Pool(seq) => {
@@ -183,17 +181,12 @@ impl State {
                     .map(|b| b.at_most)
                     .min(),
             };
-            bound.unwrap_or(limit)
+            Some((from, bound.unwrap_or(limit)))
         };
         // The rows first, so that the answer is allocated once at its size.
         let rows: Vec<(&Arc<Enrollment>, &Arc<Contact>)> = self
             .due
-            .first_keys(
-                DueKey::lowest(DateTime::<Utc>::MIN_UTC),
-                DueKey::highest(now),
-                limit,
-                take,
-            )
+            .first_keys(DueKey::highest(now), limit, take)
             .into_iter()
             .filter_map(|k| {
                 let enrollment = self.enrollments.get(&k.enrollment())?;
@@ -234,8 +227,13 @@ impl State {
     fn due_lanes(&self, now: DateTime<Utc>) -> impl Iterator<Item = Lane> + '_ {
         self.due
             .firsts()
-            .filter(move |(lane, k)| {
-                k.at().is_some_and(|at| at <= now) && !self.holds_back(*lane, now)
+            .filter(move |(lane, first)| {
+                let open = match self.lane_open_from(*lane, now) {
+                    Some(from) if from <= *first => Some(*first),
+                    Some(from) => self.due.first_from(*lane, from),
+                    None => None,
+                };
+                open.and_then(DueKey::at).is_some_and(|at| at <= now)
             })
             .map(|(lane, _)| lane)
     }
@@ -380,11 +378,20 @@ impl State {
             .firsts()
             .filter_map(|(lane, k)| {
                 let at = k.at()?;
-                // A wait that ended by `at` holds nothing then.
-                Some(
-                    self.lane_held_until(lane, at)
-                        .map_or(at, |until| until.max(at)),
-                )
+                // A wait that ended by `at` holds nothing then; one that holds only what was
+                // due by an instant lets the lane's first key after it through.
+                let Some(wait) = self.lane_wait(lane, at) else {
+                    return Some(at);
+                };
+                if wait.due_by.is_some_and(|by| at > by) {
+                    return Some(at);
+                }
+                let held = wait.until.max(at);
+                let after = wait
+                    .due_by
+                    .and_then(|by| self.due.first_from(lane, DueKey::after(by)))
+                    .and_then(DueKey::at);
+                Some(after.map_or(held, |a| a.min(held)))
             })
             .min()
     }

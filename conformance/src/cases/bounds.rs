@@ -270,6 +270,7 @@ pub async fn a_bounded_read_takes_each_mailbox_no_further_than_its_bound<S: Stor
             tenant: w.tenant,
             mailbox: w.mailboxes[0].id,
             until: at(600),
+            holds_due_by: None,
         },
         seen: PoolDaySeen {
             mailbox: w.mailboxes[0].id,

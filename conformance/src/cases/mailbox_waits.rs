@@ -15,6 +15,7 @@ fn wait_on(w: &World, mailbox: usize, until: DateTime<Utc>, used: u32) -> PlanMa
             tenant: w.tenant,
             mailbox: w.mailboxes[mailbox].id,
             until,
+            holds_due_by: None,
         },
         seen: PoolDaySeen {
             mailbox: w.mailboxes[mailbox].id,
@@ -194,6 +195,101 @@ pub async fn a_mailbox_wait_holds_back_the_follow_ups_sticky_to_it<S: Store + 's
         after.first().map(|s| s.held_until),
         Some(None),
         "a snapshot taken once the wait ended must name no wait"
+    );
+}
+
+/// Mailbox waits: a wait with `holds_due_by` (a planning horizon cut its mailbox's plan)
+/// holds back only the follow-ups due at or before that instant: one due later is read by
+/// `due_enrollments` and named by `due_mailboxes` once due, and `next_wakeup` counts it at
+/// its own instant while the held ones count at the wait's end; `mailbox_wait` answers the
+/// instant, and the snapshot still names the wait's end.
+pub async fn a_mailbox_wait_that_holds_what_was_due_lets_later_follow_ups_through<
+    S: Store + 'static,
+>(
+    store: S,
+) {
+    let w = World::build(&store, 1, 1, 3, 2).await;
+    let until = at(600);
+    let seen_due = enroll_sticky(&store, &w, 0, 0, t0()).await;
+    let mut wait = wait_on(&w, 0, until, 0);
+    wait.wait.holds_due_by = Some(at(5));
+    plan_waits(&store, at(1), Vec::new(), vec![wait]).await;
+    assert_eq!(
+        ok("next_wakeup", store.next_wakeup().await),
+        Some(until),
+        "next_wakeup must count a follow-up due by the wait's instant at the wait's end"
+    );
+    let comes_due = enroll_sticky(&store, &w, 1, 0, at(10)).await;
+    assert!(
+        due_set(&store, at(9)).await.is_empty(),
+        "the follow-up due by the wait's instant must be held back"
+    );
+    assert_eq!(
+        ok("next_wakeup", store.next_wakeup().await),
+        Some(at(10)),
+        "next_wakeup must count a follow-up due after the wait's instant at its own instant"
+    );
+    assert_eq!(
+        due_set(&store, at(20)).await,
+        vec![comes_due.id],
+        "a follow-up due after the wait's instant must be read while the wait holds"
+    );
+    let store_ref = &store;
+    let named = |now| async move {
+        ok("due_mailboxes", store_ref.due_mailboxes(now).await)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        named(at(9)).await.is_empty(),
+        "due_mailboxes must not name a mailbox whose due follow-ups are all held"
+    );
+    assert_eq!(
+        named(at(20)).await,
+        vec![w.mailboxes[0].id],
+        "due_mailboxes must name a mailbox with a follow-up its wait lets through"
+    );
+    let bound = sequence_core::store::MailboxBound {
+        tenant: w.tenant,
+        mailbox: w.mailboxes[0].id,
+        at_most: 1,
+    };
+    let bounded = ok(
+        "due_enrollments_bounded",
+        store
+            .due_enrollments_bounded(at(20), 100, &[], &[bound])
+            .await,
+    );
+    assert_eq!(
+        bounded.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![comes_due.id],
+        "a bounded read must take the follow-ups the wait lets through, not the held ones"
+    );
+    assert_eq!(
+        ok(
+            "mailbox_wait",
+            store
+                .mailbox_wait(w.tenant, w.mailboxes[0].id, at(20))
+                .await
+        )
+        .and_then(|w| w.holds_due_by),
+        Some(at(5)),
+        "mailbox_wait must answer the latest due instant the wait holds"
+    );
+    let snaps = ok(
+        "mailbox_snapshots",
+        store.mailbox_snapshots(at(20), &[w.mailboxes[0].id]).await,
+    );
+    assert_eq!(
+        snaps.first().map(|s| s.held_until),
+        Some(Some(until)),
+        "the snapshot must name the end of the wait"
+    );
+    assert_eq!(
+        due_set(&store, until).await,
+        sorted([seen_due.id, comes_due.id]),
+        "once the wait ends, every follow-up is due"
     );
 }
 

@@ -74,7 +74,10 @@
 //! mailbox's snapshot ([`Outbox::mailbox_snapshots`]) names `until` as
 //! [`MailboxSnapshot::held_until`]: a plan starts no new enrollment on the mailbox before
 //! then. (With a planning horizon the engine cuts a full mailbox's plan at an hour and ends
-//! its wait there, so the wait may end while the day still has room.)
+//! its wait there, so the wait may end while the day still has room. Such a wait holds back
+//! only the enrollments due when the plan was made, [`MailboxWait::holds_due_by`]: one that
+//! comes due later is left in the due read, so that it can take the slot of a new start
+//! planned before the wait ends.)
 //!
 //! A mailbox wait ends early, in the same unit of work, when a reservation on the mailbox is
 //! released or the mailbox is saved; and, as with pool waits, the store records it only if

@@ -52,6 +52,21 @@ pub struct MailboxWait {
     pub mailbox: MailboxId,
     /// When the mailbox can take a send again.
     pub until: DateTime<Utc>,
+    /// When set, the wait holds back only the enrollments due at or before this instant:
+    /// those the plan saw (a planning horizon cut their sends). One that comes due later is
+    /// due as usual, so that it can take the slot of a new start planned before `until`.
+    /// `None`: it holds back all of them.
+    #[serde(default)]
+    pub holds_due_by: Option<DateTime<Utc>>,
+}
+
+impl MailboxWait {
+    /// Whether, while it holds (`now < until`), the wait holds back an enrollment sticky to
+    /// its mailbox that is due at `due`.
+    #[must_use]
+    pub fn holds(&self, now: DateTime<Utc>, due: DateTime<Utc>) -> bool {
+        now < self.until && self.holds_due_by.is_none_or(|by| due <= by)
+    }
 }
 
 /// A mailbox wait as a plan asks for it.

@@ -339,6 +339,7 @@ impl Batch {
                         tenant: snap.mailbox.tenant,
                         mailbox: full.mailbox,
                         until: full.until,
+                        holds_due_by: full.holds_due_by,
                     },
                     seen: day_seen(snap, &reserved),
                 })

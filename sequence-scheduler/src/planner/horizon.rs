@@ -8,19 +8,25 @@
 //! keeps are the ones it would have made anyway, and every rule a plan keeps holds for them
 //! (a subset of a plan keeps its capacity, gaps and windows). The next plan sees those sends
 //! as reservations and spreads the rest of the day's capacity over the rest of its open time,
-//! as densely as the first did. What is cut is only what a wait holds back:
+//! as densely as the first did.
 //!
-//! * a follow-up sticky to its mailbox, when the plan leaves that mailbox full
-//!   ([`MailboxFull`](super::MailboxFull)): the store records the mailbox's wait, and until
-//!   it ends the mailbox takes no new start (its snapshot's `held_until`), so no new start
-//!   goes out on it while a follow-up waits (rule 8). New starts are never cut: cut, the
-//!   room they leave would go to new starts planned ahead of follow-ups that come due
-//!   meanwhile;
-//! * never in a plan that pre-empts a send (a follow-up then takes the slot of a send
-//!   planned before, wherever it lies).
+//! A mailbox's plan is cut at its **cutoff**: the horizon past its first send in the plan
+//! when the plan leaves its day full, or the end of the wait that holds it
+//! ([`MailboxSnapshot::held_until`](sequence_core::store::MailboxSnapshot::held_until)).
+//! Everything the plan gives it from the cutoff on is cut, follow-ups and new starts alike,
+//! so the next plan finds no follow-up planned past the cutoff for a new start to jump
+//! ahead of (rule 8), and it is cut only when a wait holds back every enrollment it cuts:
 //!
-//! A mailbox whose sends were cut is full no longer: every wait that counted it full, and
-//! every deferral that waits for room on it, ends at its cutoff at the latest.
+//! * a follow-up sticky to the mailbox is held by the mailbox's wait, which ends at the
+//!   cutoff and holds only the enrollments due when the plan was made
+//!   ([`MailboxFull::holds_due_by`]): a follow-up that comes due meanwhile is planned, and
+//!   takes a kept new start's slot if it must. Until the cutoff the mailbox takes no new
+//!   start (its snapshot's `held_until`);
+//! * a new start is held by its pool's wait, so only when the plan leaves the pool full
+//!   ([`PoolFull`](super::PoolFull)); its wait ends at the first cutoff of the pool.
+//!
+//! A plan that pre-empts a send is kept whole (a follow-up then takes the slot of a send
+//! planned before, wherever it lies).
 
 use chrono::{DateTime, Duration, Utc};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -29,53 +35,149 @@ use sequence_core::enrollment::DeferralReason;
 use sequence_core::ids::{MailboxId, SequenceId};
 
 use super::draft::reservations;
-use super::{Plan, PlanningInput, SequencePolicy};
+use super::{instant, MailboxFull, Plan, Planner, PlanningInput, SequencePolicy};
 
-/// Cut `plan` at `horizon` past each mailbox's first send (see the [module docs](self)).
-pub(super) fn keep_within(plan: &mut Plan, input: &PlanningInput<'_>, horizon: Duration) {
+/// What a plan leaves of a mailbox's day that the horizon may cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DayLeft {
+    /// Full: the cutoff is the horizon past the mailbox's first send in the plan.
+    Full,
+    /// Held by a wait until this instant: the cutoff.
+    HeldUntil(DateTime<Utc>),
+}
+
+impl Planner<'_> {
+    /// The mailboxes whose plan the horizon may cut, once the plan is made.
+    pub(super) fn days_left(&self) -> HashMap<MailboxId, DayLeft> {
+        self.days
+            .iter()
+            .filter(|day| day.active)
+            .filter_map(|day| match day.held_until {
+                Some(h) => Some((day.id, DayLeft::HeldUntil(instant(h)))),
+                None => day.is_full().then_some((day.id, DayLeft::Full)),
+            })
+            .collect()
+    }
+}
+
+/// Cut `plan`, made at `now`, at each mailbox's cutoff (see the [module docs](self)).
+pub(super) fn keep_within(
+    plan: &mut Plan,
+    input: &PlanningInput<'_>,
+    now: DateTime<Utc>,
+    horizon: Duration,
+    left: &HashMap<MailboxId, DayLeft>,
+) {
     if !plan.preempt.is_empty() || horizon <= Duration::zero() || plan.sends.is_empty() {
         return;
     }
-    // The full mailboxes this plan gives only enrollments sticky to them (a mailbox left
-    // full with more due than the plan was given may have taken new starts too).
-    let mut mailboxes_full: HashSet<MailboxId> =
-        plan.mailboxes_full.iter().map(|f| f.mailbox).collect();
-    for s in &plan.sends {
-        if input
-            .due
-            .get(s.index)
-            .is_none_or(|row| row.sticky_mailbox != Some(s.mailbox))
-        {
-            mailboxes_full.remove(&s.mailbox);
-        }
-    }
-    if mailboxes_full.is_empty() {
+    if left.is_empty() {
         return;
     }
-    let cutoffs = cutoffs(plan, horizon, &mailboxes_full);
+    let cutoffs = cutoffs(plan, horizon, left);
+    let cut = cut_held_sends(plan, input, &cutoffs);
+    if cut.is_empty() {
+        return;
+    }
+    plan.reservations = reservations(&plan.sends);
+    end_waits_at_cutoffs(plan, input, now, &cut);
+}
+
+/// The cutoff of each mailbox of `left` that the plan gives a send: `horizon` past its first
+/// send when full, the end of its wait when held.
+fn cutoffs(
+    plan: &Plan,
+    horizon: Duration,
+    left: &HashMap<MailboxId, DayLeft>,
+) -> HashMap<MailboxId, DateTime<Utc>> {
+    let mut first: HashMap<MailboxId, DateTime<Utc>> = HashMap::default();
+    for s in plan.sends.iter().filter(|s| left.contains_key(&s.mailbox)) {
+        first
+            .entry(s.mailbox)
+            .and_modify(|t| *t = (*t).min(s.at))
+            .or_insert(s.at);
+    }
+    first
+        .into_iter()
+        .filter_map(|(m, t)| {
+            let cutoff = match left.get(&m)? {
+                DayLeft::HeldUntil(until) => *until,
+                DayLeft::Full => t
+                    .checked_add_signed(horizon)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            };
+            Some((m, cutoff))
+        })
+        .collect()
+}
+
+/// Cut the sends at or past their mailbox's cutoff, of each mailbox whose every such send a
+/// wait would hold back; the cutoff of each mailbox cut.
+fn cut_held_sends(
+    plan: &mut Plan,
+    input: &PlanningInput<'_>,
+    cutoffs: &HashMap<MailboxId, DateTime<Utc>>,
+) -> HashMap<MailboxId, DateTime<Utc>> {
+    let pools_full: HashSet<SequenceId> = plan.pools_full.iter().map(|f| f.sequence).collect();
+    // A follow-up sticky to the mailbox waits on the mailbox's wait; a new start on its
+    // pool's, which only a full pool has.
+    let held = |index: usize, mailbox: MailboxId| {
+        input
+            .due
+            .get(index)
+            .is_some_and(|row| match row.sticky_mailbox {
+                Some(sticky) => sticky == mailbox,
+                None => pools_full.contains(&row.sequence),
+            })
+    };
+    let mut uncut: HashSet<MailboxId> = HashSet::default();
+    for s in &plan.sends {
+        let past = cutoffs.get(&s.mailbox).is_some_and(|&c| s.at >= c);
+        if past && !held(s.index, s.mailbox) {
+            uncut.insert(s.mailbox);
+        }
+    }
     let mut cut: HashMap<MailboxId, DateTime<Utc>> = HashMap::default();
     plan.sends.retain(|s| {
         let Some(&cutoff) = cutoffs.get(&s.mailbox) else {
             return true;
         };
-        let Some(row) = input.due.get(s.index) else {
-            return true;
-        };
-        // Only a follow-up held back by its mailbox's wait is cut: that mailbox then takes no
-        // new start before the cutoff (`MailboxSnapshot::held_until`), so none goes out while
-        // a follow-up on it waits. A new start is never cut: the pool's other plans would
-        // place new starts ahead of the follow-ups that come due meanwhile.
-        let held = row.sticky_mailbox == Some(s.mailbox) && mailboxes_full.contains(&s.mailbox);
-        if s.at < cutoff || !held {
+        if s.at < cutoff || uncut.contains(&s.mailbox) {
             return true;
         }
         cut.insert(s.mailbox, cutoff);
         false
     });
-    if cut.is_empty() {
-        return;
+    cut
+}
+
+/// End every wait the cut sends' enrollments are held by at the cutoff: each mailbox cut
+/// waits until its cutoff (holding the enrollments due at `now`), each full pool until the
+/// first cutoff of its mailboxes, and each deferral that waits for room on a mailbox cut
+/// until that mailbox's cutoff.
+fn end_waits_at_cutoffs(
+    plan: &mut Plan,
+    input: &PlanningInput<'_>,
+    now: DateTime<Utc>,
+    cut: &HashMap<MailboxId, DateTime<Utc>>,
+) {
+    for (&mailbox, &at) in cut {
+        match plan
+            .mailboxes_full
+            .iter_mut()
+            .find(|f| f.mailbox == mailbox)
+        {
+            Some(full) => {
+                full.until = full.until.min(at);
+                full.holds_due_by = Some(now);
+            }
+            None => plan.mailboxes_full.push(MailboxFull {
+                mailbox,
+                until: at,
+                holds_due_by: Some(now),
+            }),
+        }
     }
-    plan.reservations = reservations(&plan.sends);
     let sequences: HashMap<SequenceId, &SequencePolicy> =
         input.sequences.iter().map(|p| (p.id, p)).collect();
     let pool_cut = |sequence: SequenceId| -> Option<DateTime<Utc>> {
@@ -84,11 +186,6 @@ pub(super) fn keep_within(plan: &mut Plan, input: &PlanningInput<'_>, horizon: D
     };
     for full in &mut plan.pools_full {
         if let Some(at) = pool_cut(full.sequence) {
-            full.until = full.until.min(at);
-        }
-    }
-    for full in &mut plan.mailboxes_full {
-        if let Some(&at) = cut.get(&full.mailbox) {
             full.until = full.until.min(at);
         }
     }
@@ -110,26 +207,4 @@ pub(super) fn keep_within(plan: &mut Plan, input: &PlanningInput<'_>, horizon: D
             d.not_before = Some(not_before.min(at));
         }
     }
-}
-
-/// The cutoff of each mailbox of `of`: `horizon` past its first send in the plan.
-fn cutoffs(
-    plan: &Plan,
-    horizon: Duration,
-    of: &HashSet<MailboxId>,
-) -> HashMap<MailboxId, DateTime<Utc>> {
-    let mut first: HashMap<MailboxId, DateTime<Utc>> = HashMap::default();
-    for s in plan.sends.iter().filter(|s| of.contains(&s.mailbox)) {
-        first
-            .entry(s.mailbox)
-            .and_modify(|t| *t = (*t).min(s.at))
-            .or_insert(s.at);
-    }
-    first
-        .into_iter()
-        .map(|(m, t)| {
-            let cutoff = t.checked_add_signed(horizon);
-            (m, cutoff.unwrap_or(DateTime::<Utc>::MAX_UTC))
-        })
-        .collect()
 }

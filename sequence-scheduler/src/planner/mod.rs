@@ -40,14 +40,16 @@
 //!    enrollments sticky to it can go before it opens again (a
 //!    [`MailboxWait`](sequence_core::store::MailboxWait)).
 //! 7. With a **horizon** ([`PlannerConfig::horizon`], an hour by default), a plan that leaves
-//!    a mailbox full of follow-ups keeps, of the follow-ups its wait holds back, only those
-//!    within the horizon of the mailbox's first send: the rest are neither stored nor
-//!    deferred, and the waits (and the deferrals waiting for room on that mailbox) end when
-//!    the horizon does, when the next plan spreads the rest of the day's capacity over the
-//!    time still open. A tick over a backlog of follow-ups writes an hour of sends per full
-//!    mailbox, not a day's. While a mailbox's wait holds its follow-ups back, it takes no new
-//!    start ([`MailboxSnapshot::held_until`]), so none goes before a follow-up that waits.
-//!    New starts are never cut, and a plan that pre-empts a send is kept whole.
+//!    a mailbox's day full keeps only the sends within the horizon of the mailbox's first
+//!    send, follow-ups and new starts alike, when waits hold back everything it cuts: the
+//!    follow-ups sticky to the mailbox by its wait ([`MailboxFull::holds_due_by`]: only
+//!    those due when the plan was made), the new starts by their pool's ([`PoolFull`]).
+//!    Those waits, and the deferrals waiting for room on that mailbox, end at the cutoff,
+//!    when the next plan spreads the rest of the day's capacity over the time still open.
+//!    Until then the mailbox takes no new start ([`MailboxSnapshot::held_until`]), and a
+//!    plan made meanwhile is cut at the wait's end. A tick over a backlog writes an hour of
+//!    sends per full mailbox, not a day's, and no follow-up stays planned past a cut for a
+//!    new start to go before (rule 8). A plan that pre-empts a send is kept whole.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -91,10 +93,10 @@ pub struct PlannerConfig {
     /// When an enrollment waits for something the planner cannot foresee (a paused mailbox
     /// or sequence), it is looked at again after this long.
     pub recheck_after: Duration,
-    /// How far ahead of a mailbox's first send a plan that fills the mailbox's day with
-    /// follow-ups keeps them (`None`: the whole day). The rest are planned when that stretch
-    /// ends, into the time then still open, so a tick over a backlog of follow-ups writes an
-    /// hour of sends per full mailbox rather than a day's (step 7 of the module docs).
+    /// How far past a mailbox's first send a plan that fills the mailbox's day keeps its
+    /// sends (`None`: the whole day). The rest are planned when that stretch ends, into the
+    /// time then still open, so a tick over a backlog writes an hour of sends per full
+    /// mailbox rather than a day's (step 7 of the module docs).
     #[serde(default = "default_horizon")]
     pub horizon: Option<Duration>,
 }
@@ -255,8 +257,13 @@ pub struct PoolFull {
 pub struct MailboxFull {
     /// The mailbox.
     pub mailbox: MailboxId,
-    /// When it opens again.
+    /// When it opens again (or, when the planning horizon cut its plan, when the cut begins).
     pub until: DateTime<Utc>,
+    /// When set, only the enrollments due at or before this instant wait (those the plan
+    /// saw, whose sends the planning horizon cut); one that comes due later is planned, and
+    /// may take the slot of a new start planned before the cut. `None`: all of them wait.
+    #[serde(default)]
+    pub holds_due_by: Option<DateTime<Utc>>,
 }
 
 /// Capacity a plan reserves on one mailbox-day.
@@ -334,9 +341,10 @@ pub fn plan_with(
     ran_out.dedup();
     planner.wait_for_full_pools(&ran_out);
     // 5. Each phase has deferred what it could not place as it met it (`Draft::defer`).
+    let left = config.horizon.map(|_| planner.days_left());
     let mut plan = planner.into_plan();
-    if let Some(horizon) = config.horizon {
-        horizon::keep_within(&mut plan, input, horizon);
+    if let (Some(horizon), Some(left)) = (config.horizon, left) {
+        horizon::keep_within(&mut plan, input, now, horizon, &left);
     }
     plan
 }

@@ -55,6 +55,7 @@ impl Planner<'_> {
                 let full = MailboxFull {
                     mailbox: day.id,
                     until: instant(until),
+                    holds_due_by: None,
                 };
                 self.out.mailbox_full(full);
             }
