@@ -217,6 +217,66 @@ fn a_horizon_cuts_a_held_mailbox_at_the_end_of_its_wait() {
 }
 
 #[test]
+fn a_due_follow_up_goes_before_a_new_start_placed_early_in_its_recipients_hours() {
+    // Ten a day. Five follow-ups without business hours are due; ten new starts of a sequence
+    // with business hours would take the earliest instants those allow, and the follow-ups
+    // are spread over the day. Each new start placed before a follow-up trades instants with
+    // it: the five follow-ups go first.
+    let now = monday_ny();
+    let m = mailbox(1, chrono_tz::America::New_York, 10, nine_to_five(), 120);
+    let plain = policy(1, vec![m.id], None);
+    let in_hours = policy(2, vec![m.id], Some(nine_to_five()));
+    let mut due_now: Vec<DueStep> = (1..=5)
+        .map(|i| due(i, plain.id, 1, now, Some(m.id), None))
+        .collect();
+    due_now.extend((6..=15).map(|i| due(i, in_hours.id, 0, now, None, None)));
+    let case = Case {
+        now,
+        mailboxes: vec![snapshot(now, m, 0)],
+        sequences: vec![plain, in_hours],
+        due: due_now,
+        counts: DailyCounts::default(),
+    };
+    let p = case.plan_with(&PlannerConfig::with_seed(7).with_horizon(None));
+    let mut sends = p.sends.clone();
+    sends.sort_by_key(|s| s.at);
+    let steps: Vec<u32> = sends.iter().map(|s| s.step).collect();
+    assert_eq!(steps, [1, 1, 1, 1, 1, 0, 0, 0, 0, 0], "{sends:#?}");
+    // The instants are the ones the new starts took: the earliest the gap allows.
+    assert_eq!(sends[1].at - sends[0].at, Duration::minutes(2));
+}
+
+#[test]
+fn a_follow_up_in_business_hours_takes_a_planned_new_starts_slot_before_its_own() {
+    // New starts are planned every two minutes from 10:01 to 10:59; a follow-up whose
+    // sequence keeps business hours comes due at 10:00. The day has room, but its first free
+    // instant is 11:01: it takes the 10:01 new start's slot instead of waiting behind it.
+    let now = monday_ny();
+    let m = mailbox(1, chrono_tz::America::New_York, 50, nine_to_five(), 120);
+    let seq = policy(1, vec![m.id], Some(nine_to_five()));
+    let mut snap = snapshot(now, m.clone(), 30);
+    snap.planned = (0..30_u32)
+        .map(|k| PlannedSlot {
+            send: SendId::from_u128(u128::from(k) + 1),
+            enrollment: EnrollmentId::from_u128(u128::from(k) + 100),
+            step: 0,
+            at: now + Duration::minutes(1 + 2 * i64::from(k)),
+        })
+        .collect();
+    let case = Case {
+        now,
+        mailboxes: vec![snap],
+        due: vec![due(1, seq.id, 1, now, Some(m.id), None)],
+        sequences: vec![seq],
+        counts: DailyCounts::default(),
+    };
+    let p = case.plan_with(&PlannerConfig::with_seed(7).with_horizon(None));
+    assert_eq!(p.preempt, vec![SendId::from_u128(1)]);
+    assert_eq!(p.sends.len(), 1);
+    assert_eq!(p.sends[0].at, now + Duration::minutes(1));
+}
+
+#[test]
 fn a_mailbox_whose_follow_ups_wait_takes_no_new_start_until_its_wait_ends() {
     // Two mailboxes in the pool; the first holds its follow-ups back until 11:00.
     let now = monday_ny();

@@ -10,7 +10,7 @@ use sequence_core::enrollment::DeferralReason;
 use sequence_core::ids::MailboxId;
 
 use super::day::Day;
-use super::hours::{is_allowed, NO_HOURS};
+use super::hours::{is_allowed, MAILBOX_ZONE, NO_HOURS};
 use super::order::{Entry, Order, FOLLOW_UP, NEW, NO_SNAPSHOT};
 use super::{secs, Planner, PlanningInput, SequencePolicy, NONE};
 
@@ -201,7 +201,7 @@ impl Planner<'_> {
             } else {
                 DeferralReason::NoCapacity
             };
-            if !(follow_up && self.take_over_slot(entry, seq, mb)) {
+            if !(follow_up && self.take_over_slot(entry, seq, mb, i64::MAX)) {
                 self.out.defer_entry(entry, reason, next_day);
             }
             return None;
@@ -215,10 +215,15 @@ impl Planner<'_> {
                     .and_then(|list| day.find_reserved(list, entry.earliest))
             };
             if let Some(t) = found {
+                // A new start planned between the follow-up's earliest instant and `t`, in its
+                // hours, would go out while it waits: the follow-up takes that slot instead.
+                if follow_up && self.take_over_slot(entry, seq, mb, t) {
+                    return None;
+                }
                 return Some((mb, Some(t)));
             }
             let nb = self.hours.next_open(entry.hours, seq, day);
-            if !(follow_up && self.take_over_slot(entry, seq, mb)) {
+            if !(follow_up && self.take_over_slot(entry, seq, mb, i64::MAX)) {
                 let reason = DeferralReason::OutsideRecipientWindow;
                 self.out
                     .defer_entry(entry, reason, Some(nb.max(self.now_s + 60)));
@@ -227,7 +232,7 @@ impl Planner<'_> {
         } else if day.takes_unrestricted() {
             Some((mb, None))
         } else {
-            if !(follow_up && self.take_over_slot(entry, seq, mb)) {
+            if !(follow_up && self.take_over_slot(entry, seq, mb, i64::MAX)) {
                 self.out
                     .defer_entry(entry, DeferralReason::NoCapacity, next_day);
             }
@@ -236,17 +241,15 @@ impl Planner<'_> {
     }
 
     /// Give the follow-up `entry`, of the sequence `seq`, the earliest planned new-enrollment
-    /// slot on `mb` that it can use (at or after its earliest instant, in its business
-    /// hours), pre-empting that send. Whether there was one.
-    fn take_over_slot(&mut self, entry: &Entry, seq: u32, mb: u32) -> bool {
+    /// slot on `mb` before `before` that it can use (at or after its earliest instant, in its
+    /// business hours), pre-empting that send. Whether there was one.
+    fn take_over_slot(&mut self, entry: &Entry, seq: u32, mb: u32, before: i64) -> bool {
         let day = &mut self.days[mb as usize];
         let list = self.hours.list(entry.hours, seq, day.zone);
         let restricted = entry.hours != NO_HOURS;
-        let Some(pos) = day
-            .movable
-            .iter()
-            .position(|&(t, _)| t >= entry.earliest && (!restricted || is_allowed(list, t)))
-        else {
+        let Some(pos) = day.movable.iter().position(|&(t, _)| {
+            t >= entry.earliest && t < before && (!restricted || is_allowed(list, t))
+        }) else {
             return false;
         };
         let (t, send) = day.movable.remove(pos);
@@ -384,10 +387,15 @@ impl Planner<'_> {
     /// it has business hours, else among the sends timed in step 4; and count it against
     /// the caps.
     fn take(&mut self, entry: &Entry, class: u32, seq: u32, mb: u32, at: Option<i64>) {
+        // Hours in the mailbox's zone are known now that the mailbox is: step 4 reads them.
+        let mut item = *entry;
+        if item.hours == MAILBOX_ZONE {
+            item.hours = self.hours.of(seq, self.days[mb as usize].zone);
+        }
         let day = &mut self.days[mb as usize];
         match at {
-            Some(t) => day.reserve(*entry, t),
-            None => day.assign(*entry),
+            Some(t) => day.reserve(item, t),
+            None => day.assign(item),
         }
         self.caps.count(entry, class, seq);
     }

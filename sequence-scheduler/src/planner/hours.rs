@@ -99,6 +99,16 @@ impl<'a> Hours<'a> {
         self.open.get(h as usize).map(Vec::as_slice)
     }
 
+    /// The open intervals of the business hours `hours` as a send carries them once its
+    /// mailbox is known; `None` without hours. Hours still in the mailbox's zone, or never
+    /// computed, allow no instant.
+    pub(super) fn resolved(&self, hours: u32) -> Option<&[(i64, i64)]> {
+        if hours == NO_HOURS {
+            return None;
+        }
+        Some(self.open.get(hours as usize).map_or(&[], Vec::as_slice))
+    }
+
     /// When an enrollment (hours `hours`, sequence `seq`) that finds no room in its business
     /// hours on the mailbox of `day` is worth planning again: when those hours next open (now
     /// if they are open), else when the mailbox's next local day opens.

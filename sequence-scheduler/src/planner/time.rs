@@ -8,7 +8,7 @@ use crate::rng::mix;
 
 use super::day::Day;
 use super::draft::Draft;
-use super::hours::NO_HOURS;
+use super::hours::{is_allowed, Hours, NO_HOURS};
 use super::intervals::carve;
 use super::order::Entry;
 use super::spread::spread_over_runs;
@@ -21,22 +21,50 @@ impl Planner<'_> {
             // A send that finds no instant today waits for the next local day to open (an
             // hour, when none opens).
             let next_day = day.next_day_open.unwrap_or(self.now_s + 3600);
-            day.time(&mut self.out, self.config.jitter, next_day);
+            let timed = day.time(&mut self.out, self.config.jitter, next_day);
+            for (entry, t) in follow_ups_first(timed, &self.hours) {
+                self.out.send(&entry, day, t);
+            }
         }
     }
 }
 
-impl Day {
-    /// Add this day's sends to `out`: those with business hours at the instants they took,
-    /// the rest at instants spread over the runs of open time (`jitter` as
-    /// [`PlannerConfig::jitter`](super::PlannerConfig::jitter)), in priority order; one that
-    /// finds no instant is deferred until `next_day`.
-    fn time(&mut self, out: &mut Draft, jitter: f64, next_day: i64) {
-        for (entry, t) in &self.placed {
-            out.send(entry, self, *t);
+/// Rule 8 within one mailbox's day: a new start timed before a follow-up that is due by
+/// then and may go then (its business hours) gives its instant to that follow-up and takes
+/// the follow-up's, when its own business hours allow. The instants stay the same, so gaps,
+/// spread and capacity do too. Sends at business-hour instants are placed at the earliest
+/// they fit and the rest spread over the day, so without this a new start placed early
+/// could go out while a follow-up spread later waited.
+fn follow_ups_first(mut timed: Vec<(Entry, i64)>, hours: &Hours<'_>) -> Vec<(Entry, i64)> {
+    timed.sort_by_key(|&(_, t)| t);
+    let allowed_at = |entry: &Entry, t: i64| is_allowed(hours.resolved(entry.hours), t);
+    for i in 0..timed.len() {
+        let (start, s) = timed[i];
+        if start.step != 0 {
+            continue;
         }
+        let later = timed.iter().enumerate().skip(i + 1).find(|(_, (f, t))| {
+            f.step != 0 && f.earliest <= s && allowed_at(f, s) && allowed_at(&start, *t)
+        });
+        if let Some((j, _)) = later {
+            let follow_up = timed[j].0;
+            timed[j].0 = start;
+            timed[i].0 = follow_up;
+        }
+    }
+    timed
+}
+
+impl Day {
+    /// This day's sends: those with business hours at the instants they took, the rest at
+    /// instants spread over the runs of open time (`jitter` as
+    /// [`PlannerConfig::jitter`](super::PlannerConfig::jitter)), in priority order; one that
+    /// finds no instant is deferred until `next_day`, and one that takes over a planned new
+    /// start's slot is added to `out` at once.
+    fn time(&mut self, out: &mut Draft, jitter: f64, next_day: i64) -> Vec<(Entry, i64)> {
+        let mut timed: Vec<(Entry, i64)> = std::mem::take(&mut self.placed);
         if self.assigned.is_empty() {
-            return;
+            return timed;
         }
         let day_seed = mix(
             self.tie,
@@ -53,10 +81,11 @@ impl Day {
             jitter,
             seed,
         );
-        let placed = self.take_points(&rest, &points, &mut occupied, out);
+        let placed = self.take_points(&rest, &points, &mut occupied, &mut timed, out);
         for (entry, _) in rest.iter().zip(placed).filter(|&(_, placed)| !placed) {
-            self.place_late(entry, &mut occupied, out, next_day);
+            self.place_late(entry, &mut occupied, &mut timed, out, next_day);
         }
+        timed
     }
 
     /// Give the `points` (in time order) to `rest` (in priority order): each point goes to
@@ -67,6 +96,7 @@ impl Day {
         rest: &[Entry],
         points: &[i64],
         occupied: &mut Vec<i64>,
+        timed: &mut Vec<(Entry, i64)>,
         out: &mut Draft,
     ) -> Vec<bool> {
         let mut placed = vec![false; rest.len()];
@@ -80,7 +110,7 @@ impl Day {
                 placed[j] = true;
                 if !self.take_over_before(&rest[j], t, out) {
                     occupied.push(t);
-                    out.send(&rest[j], self, t);
+                    timed.push((rest[j], t));
                 }
             }
         }
@@ -94,6 +124,7 @@ impl Day {
         &mut self,
         entry: &Entry,
         occupied: &mut Vec<i64>,
+        timed: &mut Vec<(Entry, i64)>,
         out: &mut Draft,
         next_day: i64,
     ) {
@@ -106,7 +137,7 @@ impl Day {
         if let Some(t) = slot {
             if !self.take_over_before(entry, t, out) {
                 occupied.push(t);
-                out.send(entry, self, t);
+                timed.push((*entry, t));
             }
         } else {
             self.used -= 1;

@@ -167,6 +167,7 @@ pub fn check(now: DateTime<Utc>, input: &PlanningInput<'_>, plan: &Plan) -> Vec<
         }
         per_mailbox.entry(s.mailbox).or_default().push(s.at);
     }
+    problems.extend(follow_ups_go_first(input, plan, &mailboxes, &sequences));
     for (id, mut times) in per_mailbox {
         let snap = mailboxes[&id];
         let limit = snap.mailbox.limit_on(snap.local_date);
@@ -197,6 +198,45 @@ pub fn check(now: DateTime<Utc>, input: &PlanningInput<'_>, plan: &Plan) -> Vec<
                 problems.push(format!(
                     "mailbox {id}: sends at {} and {} closer than {gap}",
                     w[0], w[1]
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Rule 8 within a plan: no new start on a mailbox goes before a follow-up of the plan on
+/// that mailbox that is due by then and could go then (its recipient's windows), when the new
+/// start could as well go at the follow-up's instant: the two could trade places.
+fn follow_ups_go_first(
+    input: &PlanningInput<'_>,
+    plan: &Plan,
+    mailboxes: &HashMap<MailboxId, &MailboxSnapshot>,
+    sequences: &HashMap<SequenceId, &SequencePolicy>,
+) -> Vec<String> {
+    let may_go_at = |index: usize, mailbox: MailboxId, t: DateTime<Utc>| {
+        let item = &input.due[index];
+        let zone = item
+            .contact_zone
+            .or_else(|| mailboxes.get(&mailbox).map(|s| s.mailbox.timezone));
+        match (&sequences[&item.sequence].recipient_windows, zone) {
+            (Some(rw), Some(zone)) => rw.contains(zone, t),
+            _ => true,
+        }
+    };
+    let mut problems = Vec::new();
+    for start in plan.sends.iter().filter(|s| s.step == 0) {
+        for f in &plan.sends {
+            let trade = f.mailbox == start.mailbox
+                && f.step > 0
+                && f.at > start.at
+                && input.due[f.index].earliest <= start.at
+                && may_go_at(f.index, f.mailbox, start.at)
+                && may_go_at(start.index, start.mailbox, f.at);
+            if trade {
+                problems.push(format!(
+                    "item {} starts at {} before item {}, a follow-up due by then, at {}",
+                    start.index, start.at, f.index, f.at
                 ));
             }
         }
