@@ -38,18 +38,26 @@ impl Planner<'_> {
 fn follow_ups_first(mut timed: Vec<(Entry, i64)>, hours: &Hours<'_>) -> Vec<(Entry, i64)> {
     timed.sort_by_key(|&(_, t)| t);
     let allowed_at = |entry: &Entry, t: i64| is_allowed(hours.resolved(entry.hours), t);
+    // Where the follow-ups are, in time order: a new start looks only at those after it.
+    let mut follow_ups: Vec<usize> = (0..timed.len()).filter(|&i| timed[i].0.step != 0).collect();
     for i in 0..timed.len() {
         let (start, s) = timed[i];
         if start.step != 0 {
             continue;
         }
-        let later = timed.iter().enumerate().skip(i + 1).find(|(_, (f, t))| {
-            f.step != 0 && f.earliest <= s && allowed_at(f, s) && allowed_at(&start, *t)
+        let after = follow_ups.partition_point(|&j| j <= i);
+        if after == follow_ups.len() {
+            break;
+        }
+        let trade = follow_ups[after..].iter().position(|&j| {
+            let (f, t) = &timed[j];
+            f.earliest <= s && allowed_at(f, s) && allowed_at(&start, *t)
         });
-        if let Some((j, _)) = later {
-            let follow_up = timed[j].0;
+        if let Some(k) = trade {
+            let j = follow_ups.remove(after + k);
+            follow_ups.insert(after, i);
+            timed[i].0 = timed[j].0;
             timed[j].0 = start;
-            timed[i].0 = follow_up;
         }
     }
     timed
