@@ -178,12 +178,17 @@ fn end_waits_at_cutoffs(
             }),
         }
     }
-    let sequences: HashMap<SequenceId, &SequencePolicy> =
-        input.sequences.iter().map(|p| (p.id, p)).collect();
-    let pool_cut = |sequence: SequenceId| -> Option<DateTime<Utc>> {
-        let policy = sequences.get(&sequence)?;
-        policy.pool.iter().filter_map(|m| cut.get(m)).min().copied()
-    };
+    // Each sequence's first cutoff over its pool, worked out once: a plan may defer tens of
+    // thousands of its enrollments.
+    let pool_cuts: HashMap<SequenceId, DateTime<Utc>> = input
+        .sequences
+        .iter()
+        .filter_map(|p: &SequencePolicy| {
+            let first = p.pool.iter().filter_map(|m| cut.get(m)).min()?;
+            Some((p.id, *first))
+        })
+        .collect();
+    let pool_cut = |sequence: SequenceId| pool_cuts.get(&sequence).copied();
     for full in &mut plan.pools_full {
         if let Some(at) = pool_cut(full.sequence) {
             full.until = full.until.min(at);
