@@ -277,40 +277,6 @@ fn a_follow_up_in_business_hours_takes_a_planned_new_starts_slot_before_its_own(
 }
 
 #[test]
-fn a_mailbox_with_follow_ups_left_unread_takes_no_new_start() {
-    // The due read gave the plan two follow-ups of the mailbox but stopped at its bound:
-    // more are due. Its room is theirs first, so the plan starts no one on it and looks at
-    // the new starts again soon (the engine reads the rest of the follow-ups meanwhile).
-    let mut case = follow_ups_case(10, 2);
-    let (seq, mailbox) = (case.sequences[0].id, case.mailboxes[0].mailbox.id);
-    case.due
-        .extend((3..=7).map(|i| due(i, seq, 0, case.now, None, None)));
-    let config = PlannerConfig::with_seed(7).with_horizon(None);
-    let read_to_bound = [mailbox];
-    let input = PlanningInput {
-        more_due_on: &read_to_bound,
-        ..case.input()
-    };
-    let p = plan(case.now, &input, &config);
-    assert_eq!(p.sends.len(), 2);
-    assert!(p.sends.iter().all(|s| s.step == 1));
-    assert_eq!(p.deferred.len(), 5);
-    let soon = case.now + PlannerConfig::default().recheck_after;
-    assert!(
-        p.deferred.iter().all(|d| d.not_before == Some(soon)),
-        "{:?}",
-        p.deferred
-    );
-    assert!(
-        p.pools_full.is_empty(),
-        "a pool with room is not full: {:?}",
-        p.pools_full
-    );
-    // Read whole, the same day takes them.
-    assert_eq!(case.plan_with(&config).sends.len(), 7);
-}
-
-#[test]
 fn a_mailbox_whose_follow_ups_wait_takes_no_new_start_until_its_wait_ends() {
     // Two mailboxes in the pool; the first holds its follow-ups back until 11:00.
     let now = monday_ny();

@@ -367,12 +367,6 @@ impl Planner<'_> {
             if let Some(h) = d.held_until.filter(|_| d.limit > d.used) {
                 first_open = Some(first_open.map_or(h, |f| f.min(h)));
             }
-            // One whose room its unread follow-ups take first may have room left once they
-            // are read: soon.
-            if d.follow_ups_unread && d.limit > d.used && !d.free.is_empty() {
-                let soon = self.recheck;
-                first_open = Some(first_open.map_or(soon, |f| f.min(soon)));
-            }
         }
         let first_open = first_open.or(first_any);
         let reason = if restricted && !outside {

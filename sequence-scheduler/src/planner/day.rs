@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use rustc_hash::FxHashSet as HashSet;
 
 use sequence_core::ids::{MailboxId, SendId};
 use sequence_core::mailbox::MailboxStatus;
@@ -19,13 +18,11 @@ use super::{instant, secs, Planner, NONE};
 impl Planner<'_> {
     /// Step 1: measure each mailbox's current local day.
     pub(super) fn measure_days(&mut self) {
-        let unread: HashSet<MailboxId> = self.input.more_due_on.iter().copied().collect();
         for snap in self.input.mailboxes {
             let index = u32::try_from(self.days.len()).unwrap_or(NONE);
             self.mailbox_index.insert(snap.mailbox.id, index);
-            let mut day = Day::measure(snap, self.now, self.config.seed);
-            day.follow_ups_unread = unread.contains(&snap.mailbox.id);
-            self.days.push(day);
+            self.days
+                .push(Day::measure(snap, self.now, self.config.seed));
         }
     }
 }
@@ -73,10 +70,6 @@ pub(super) struct Day {
     /// While the mailbox's wait holds its follow-ups back, when it ends: until then it takes
     /// no enrollment from a pool (`MailboxSnapshot::held_until`).
     pub(super) held_until: Option<i64>,
-    /// Whether more follow-ups sticky to it are due than the plan was given
-    /// ([`PlanningInput::more_due_on`](super::PlanningInput::more_due_on)): its room is
-    /// theirs before any new start's, so it takes none from a pool in this plan (rule 8).
-    pub(super) follow_ups_unread: bool,
 }
 
 impl Day {
@@ -142,7 +135,6 @@ impl Day {
             tie: mix(seed, m.id.0.as_u128() as u64),
             stamp: 0,
             held_until: snap.held_until.map(secs).filter(|&t| t > now_s),
-            follow_ups_unread: false,
         }
     }
 
@@ -153,9 +145,9 @@ impl Day {
     }
 
     /// Whether it takes an enrollment from a pool in this plan: active, with capacity left,
-    /// not holding its follow-ups back, and with none due that the plan was not given.
+    /// and not holding its follow-ups back.
     pub(super) fn takes_from_pool(&self) -> bool {
-        self.cap_left > 0 && self.held_until.is_none() && !self.follow_ups_unread
+        self.cap_left > 0 && self.held_until.is_none()
     }
 
     /// When a pool that finds this day closed to it may look again: when the wait holding
