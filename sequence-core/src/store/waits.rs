@@ -60,15 +60,6 @@ pub struct MailboxWait {
     pub holds_due_by: Option<DateTime<Utc>>,
 }
 
-impl MailboxWait {
-    /// Whether, while it holds (`now < until`), the wait holds back an enrollment sticky to
-    /// its mailbox that is due at `due`.
-    #[must_use]
-    pub fn holds(&self, now: DateTime<Utc>, due: DateTime<Utc>) -> bool {
-        now < self.until && self.holds_due_by.is_none_or(|by| due <= by)
-    }
-}
-
 /// A mailbox wait as a plan asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanMailboxWait {

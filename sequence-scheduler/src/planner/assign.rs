@@ -10,7 +10,7 @@ use sequence_core::enrollment::DeferralReason;
 use sequence_core::ids::MailboxId;
 
 use super::day::Day;
-use super::hours::{is_allowed, MAILBOX_ZONE, NO_HOURS};
+use super::hours::{MAILBOX_ZONE, NO_HOURS};
 use super::order::{Entry, Order, FOLLOW_UP, NEW, NO_SNAPSHOT};
 use super::{secs, Planner, PlanningInput, SequencePolicy, NONE};
 
@@ -245,17 +245,8 @@ impl Planner<'_> {
     /// business hours), pre-empting that send. Whether there was one.
     fn take_over_slot(&mut self, entry: &Entry, seq: u32, mb: u32, before: i64) -> bool {
         let day = &mut self.days[mb as usize];
-        let list = self.hours.list(entry.hours, seq, day.zone);
-        let restricted = entry.hours != NO_HOURS;
-        let Some(pos) = day.movable.iter().position(|&(t, _)| {
-            t >= entry.earliest && t < before && (!restricted || is_allowed(list, t))
-        }) else {
-            return false;
-        };
-        let (t, send) = day.movable.remove(pos);
-        self.out.preempt(send);
-        self.out.send(entry, day, t);
-        true
+        let hours = self.hours.list(entry.hours, seq, day.zone);
+        day.take_over(entry, hours, before, &mut self.out)
     }
 
     /// The least-loaded mailbox of the pool of `seq` that can take `entry`; `None` when it is

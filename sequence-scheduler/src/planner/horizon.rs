@@ -68,10 +68,11 @@ pub(super) fn keep_within(
     horizon: Duration,
     left: &HashMap<MailboxId, DayLeft>,
 ) {
-    if !plan.preempt.is_empty() || horizon <= Duration::zero() || plan.sends.is_empty() {
-        return;
-    }
-    if left.is_empty() {
+    if !plan.preempt.is_empty()
+        || horizon <= Duration::zero()
+        || plan.sends.is_empty()
+        || left.is_empty()
+    {
         return;
     }
     let cutoffs = cutoffs(plan, horizon, left);

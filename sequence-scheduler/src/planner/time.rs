@@ -162,16 +162,29 @@ impl Day {
         if entry.step == 0 || entry.hours != NO_HOURS {
             return false;
         }
+        self.take_over(entry, None, t, out)
+    }
+
+    /// Give the follow-up `entry` the earliest planned new start's slot on this day at or
+    /// after its earliest instant, before `before` and inside `allowed` (its business hours;
+    /// `None`: any instant), pre-empting that send. Whether there was one.
+    pub(super) fn take_over(
+        &mut self,
+        entry: &Entry,
+        allowed: Option<&[(i64, i64)]>,
+        before: i64,
+        out: &mut Draft,
+    ) -> bool {
         let Some(pos) = self
             .movable
             .iter()
-            .position(|&(m, _)| m >= entry.earliest && m < t)
+            .position(|&(t, _)| t >= entry.earliest && t < before && is_allowed(allowed, t))
         else {
             return false;
         };
-        let (at, send) = self.movable.remove(pos);
+        let (t, send) = self.movable.remove(pos);
         out.preempt(send);
-        out.send(entry, self, at);
+        out.send(entry, self, t);
         true
     }
 }
