@@ -9,14 +9,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use sequence_core::ids::{EnrollmentId, MailboxId, SendId, SequenceId, TenantId};
 use sequence_core::mailbox::{Mailbox, MailboxStatus};
-use sequence_core::store::MailboxSnapshot;
-use sequence_core::time::{local_date, LocalTime, WeeklySchedule};
-use sequence_scheduler::planner::{DueStep, Plan, PlanningInput, SequencePolicy};
+use sequence_core::store::{DailyCounts, MailboxSnapshot};
+use sequence_core::time::{local_date, LocalTime, SendWindow, WeekdaySet, WeeklySchedule};
+use sequence_scheduler::planner::{
+    plan, DueStep, Plan, PlannerConfig, PlanningInput, SequencePolicy,
+};
 
 pub fn tenant() -> TenantId {
     TenantId::from_u128(1)
@@ -77,6 +79,93 @@ pub fn policy(id: u128, pool: Vec<MailboxId>, recipient: Option<WeeklySchedule>)
         more_due: false,
     }
 }
+
+// ---- fixed cases ------------------------------------------------------------------------------
+
+/// One window on `days`, from `start` to `end` minutes of the local day.
+pub fn one_window(days: WeekdaySet, start: u32, end: u32) -> WeeklySchedule {
+    WeeklySchedule::windows(vec![SendWindow::new(days, lt(start), lt(end)).unwrap()])
+}
+
+/// Business hours on weekdays.
+pub fn nine_to_five() -> WeeklySchedule {
+    one_window(WeekdaySet::WEEKDAYS, 9 * 60, 17 * 60)
+}
+
+/// An instant in UTC.
+pub fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+}
+
+/// A plan's input, owned: the fixed cases build one and plan it.
+pub struct Case {
+    pub now: DateTime<Utc>,
+    pub mailboxes: Vec<MailboxSnapshot>,
+    pub sequences: Vec<SequencePolicy>,
+    pub due: Vec<DueStep>,
+    pub counts: DailyCounts,
+}
+
+impl Case {
+    /// The whole day's plan, checked.
+    pub fn plan(&self) -> Plan {
+        let p = self.plan_with(&PlannerConfig::with_seed(7).with_horizon(None));
+        let problems = check(self.now, &self.input(), &p);
+        assert!(problems.is_empty(), "{problems:#?}");
+        p
+    }
+
+    /// The planner's view of the case.
+    pub fn input(&self) -> PlanningInput<'_> {
+        PlanningInput {
+            due: &self.due,
+            mailboxes: &self.mailboxes,
+            sequences: &self.sequences,
+            counts: &self.counts,
+            more_due_on: &[],
+        }
+    }
+
+    /// The plan made with `config`, unchecked.
+    pub fn plan_with(&self, config: &PlannerConfig) -> Plan {
+        plan(self.now, &self.input(), config)
+    }
+}
+
+/// Monday 2026-03-09 10:00 in New York (14:00Z).
+pub fn monday_ny() -> DateTime<Utc> {
+    at(2026, 3, 9, 14, 0)
+}
+
+/// One New York mailbox (nine to five, `limit` a day, `gap` seconds) and `n` new starts due
+/// now, at [`monday_ny`].
+pub fn one_mailbox_case(limit: u32, n: usize, gap: u32) -> Case {
+    let now = monday_ny();
+    let m = mailbox(1, chrono_tz::America::New_York, limit, nine_to_five(), gap);
+    let seq = policy(1, vec![m.id], None);
+    let due = (0..n)
+        .map(|i| due(i as u128 + 1, seq.id, 0, now, None, None))
+        .collect();
+    Case {
+        now,
+        mailboxes: vec![snapshot(now, m, 0)],
+        sequences: vec![seq],
+        due,
+        counts: DailyCounts::default(),
+    }
+}
+
+/// `n` follow-ups due now, sticky to the one mailbox of [`one_mailbox_case`].
+pub fn follow_ups_case(limit: u32, n: usize) -> Case {
+    let mut case = one_mailbox_case(limit, 0, 120);
+    let (seq, mailbox) = (case.sequences[0].id, case.mailboxes[0].mailbox.id);
+    case.due = (0..n)
+        .map(|i| due(i as u128 + 1, seq, 1, case.now, Some(mailbox), None))
+        .collect();
+    case
+}
+
+// ---- the rule checker ---------------------------------------------------------------------------
 
 /// Check every plan-level rule; return the problems found.
 pub fn check(now: DateTime<Utc>, input: &PlanningInput<'_>, plan: &Plan) -> Vec<String> {
