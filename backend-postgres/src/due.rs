@@ -125,7 +125,7 @@ macro_rules! due_read {
 }
 
 /// The due read with no bound: the limit a constant the server's planner can count on.
-const DUE_READ: &str = due_read!("", "$2", "", "$2");
+pub(crate) const DUE_READ: &str = due_read!("", "$2", "", "$2");
 
 /// The due read with bounds, passed as arrays: per sequence ($3 tenants, $4 sequences, $5
 /// bounds) and per sticky mailbox ($6 tenants, $7 mailboxes, $8 bounds).

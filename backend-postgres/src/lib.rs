@@ -145,6 +145,11 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// the limit.
 pub const CLAIM_QUERY: &str = claims::CLAIM_MAILBOXES;
 
+/// The due read without bounds, for hosts and tests that want to `EXPLAIN` it: `$1` is
+/// `now`, `$2` the limit. Its active branches are index-only scans where the visibility map
+/// allows.
+pub const DUE_QUERY: &str = due::DUE_READ;
+
 /// The PostgreSQL [`Store`](sequence_core::Store): clones share one connection pool.
 ///
 /// Every method is one transaction (see the crate docs). The store never reads the server's
