@@ -681,7 +681,11 @@ impl Outbox for PostgresStore {
             .collect();
         if !batched.is_empty() {
             let items: Vec<&SendCompletion> = batched.iter().map(|&i| &completions[i]).collect();
-            let got = transaction!(self, |conn| claims::complete_sends(conn, now, &items))?;
+            // Their commit does not wait for the disk (see `unit::BEGIN_WITHOUT_FLUSH`):
+            // one flush fewer per wave of sends.
+            let got = transaction!(self, begin = Some(unit::BEGIN_WITHOUT_FLUSH), |conn| {
+                claims::complete_sends(conn, now, &items)
+            })?;
             for (i, answer) in batched.into_iter().zip(got) {
                 answers[i] = Some(answer);
             }

@@ -154,7 +154,10 @@ pub struct EngineConfig {
     pub plan_batch: usize,
     /// Most sends claimed in one pass.
     pub claim_batch: usize,
-    /// Most transport calls in flight at once (never two for one mailbox).
+    /// Most transport calls in flight at once (never two for one mailbox), and so the most
+    /// sends a claim takes: each claim and each record of what came of the sends is a
+    /// round of store writes, paid once per wave of this many. 64 by default: a fleet of
+    /// 200 mailboxes has a third of them in flight at once.
     pub concurrency: usize,
     /// The longest `run` sleeps between ticks.
     pub poll_interval: Duration,
@@ -172,7 +175,7 @@ impl Default for EngineConfig {
             lease: Duration::minutes(5),
             plan_batch: 100_000,
             claim_batch: 1_000,
-            concurrency: 32,
+            concurrency: 64,
             poll_interval: Duration::seconds(30),
             planning_lease: Duration::seconds(30),
         }
