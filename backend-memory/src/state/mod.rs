@@ -524,6 +524,14 @@ impl State {
         }
     }
 
+    /// The first key of `lane` (whose first key is `first`) that no wait holds back at `now`.
+    fn first_open_key(&self, lane: Lane, first: DueKey, now: DateTime<Utc>) -> Option<DueKey> {
+        match self.lane_open_from(lane, now)? {
+            from if from <= first => Some(first),
+            from => self.due.first_from(lane, from),
+        }
+    }
+
     pub(crate) fn get_mailbox(&self, tenant: TenantId, id: MailboxId) -> Option<Mailbox> {
         self.mailboxes
             .get(&id)

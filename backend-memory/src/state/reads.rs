@@ -227,13 +227,10 @@ impl State {
     fn due_lanes(&self, now: DateTime<Utc>) -> impl Iterator<Item = Lane> + '_ {
         self.due
             .firsts()
-            .filter(move |(lane, first)| {
-                let open = match self.lane_open_from(*lane, now) {
-                    Some(from) if from <= *first => Some(*first),
-                    Some(from) => self.due.first_from(*lane, from),
-                    None => None,
-                };
-                open.and_then(DueKey::at).is_some_and(|at| at <= now)
+            .filter(move |&(lane, first)| {
+                self.first_open_key(lane, first, now)
+                    .and_then(DueKey::at)
+                    .is_some_and(|at| at <= now)
             })
             .map(|(lane, _)| lane)
     }
@@ -378,20 +375,11 @@ impl State {
             .firsts()
             .filter_map(|(lane, k)| {
                 let at = k.at()?;
-                // A wait that ended by `at` holds nothing then; one that holds only what was
-                // due by an instant lets the lane's first key after it through.
-                let Some(wait) = self.lane_wait(lane, at) else {
-                    return Some(at);
-                };
-                if wait.due_by.is_some_and(|by| at > by) {
-                    return Some(at);
-                }
-                let held = wait.until.max(at);
-                let after = wait
-                    .due_by
-                    .and_then(|by| self.due.first_from(lane, DueKey::after(by)))
-                    .and_then(DueKey::at);
-                Some(after.map_or(held, |a| a.min(held)))
+                // The lane's first key no wait holds back at `at` (a wait that ended by then
+                // holds nothing), or the end of the wait that holds it, whichever is first.
+                let open = self.first_open_key(lane, k, at).and_then(DueKey::at);
+                let held = self.lane_wait(lane, at).map(|w| w.until.max(at));
+                open.into_iter().chain(held).min()
             })
             .min()
     }
