@@ -260,16 +260,12 @@ async fn an_engine_killed_ten_times_sends_nothing_twice_and_leaves_nothing_stuck
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_right_after_an_expiry_strands_nothing() {
     use sequence_core::store::Outbox as _;
-    use sequence_scheduler::testing::RecordingTransport;
-    use sequence_scheduler::{Engine, VirtualClock};
+    use sequence_scheduler::VirtualClock;
 
     let t0 = start();
     let store = support::fresh_store().await;
     let clock = VirtualClock::new(t0);
-    let engine = Engine::builder(store.clone(), RecordingTransport::new(clock.clone()))
-        .clock(clock.clone())
-        .config(EngineConfig::with_seed(1))
-        .build();
+    let engine = support::recording_engine(&store, &clock);
     let (tenant, s, _) = support::one_enrolled(
         &engine,
         t0,

@@ -31,15 +31,11 @@ async fn explain_due_read(pool: &sqlx::PgPool, now: DateTime<Utc>) -> Vec<String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_due_read_is_served_by_its_indexes_alone() {
     use sequence_core::prelude::*;
-    use sequence_scheduler::testing::RecordingTransport;
-    use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
+    use sequence_scheduler::VirtualClock;
 
     let store = support::fresh_store().await;
     let clock = VirtualClock::new(t0());
-    let engine = Engine::builder(store.clone(), RecordingTransport::new(clock.clone()))
-        .clock(clock.clone())
-        .config(EngineConfig::with_seed(1))
-        .build();
+    let engine = support::recording_engine(&store, &clock);
     support::one_enrolled(&engine, t0(), vec![Step::new(Delay::ZERO, "One", "1")]).await;
     let pool = store.store.pool();
     let now = t0() + Duration::minutes(1);

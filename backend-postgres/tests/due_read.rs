@@ -167,15 +167,11 @@ async fn the_due_columns_migration_fills_in_stored_enrollments() {
 async fn a_row_that_moved_after_the_due_read_is_not_settled_from_newer_documents() {
     use sequence_core::prelude::*;
     use sequence_core::store::Catalog;
-    use sequence_scheduler::testing::RecordingTransport;
-    use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
+    use sequence_scheduler::VirtualClock;
 
     let store = support::fresh_store().await;
     let clock = VirtualClock::new(t0());
-    let engine = Engine::builder(store.clone(), RecordingTransport::new(clock.clone()))
-        .clock(clock.clone())
-        .config(EngineConfig::with_seed(1))
-        .build();
+    let engine = support::recording_engine(&store, &clock);
     let (tenant, s, c) =
         support::one_enrolled(&engine, t0(), vec![Step::new(Delay::ZERO, "One", "1")]).await;
     let e = store

@@ -197,6 +197,19 @@ pub(crate) async fn empty_store() -> SchemaStore {
     }
 }
 
+/// An engine on `store` at `clock`, recording what it sends (seed 1).
+pub(crate) fn recording_engine(
+    store: &SchemaStore,
+    clock: &sequence_scheduler::VirtualClock,
+) -> sequence_scheduler::Engine {
+    use sequence_scheduler::testing::RecordingTransport;
+    use sequence_scheduler::{Engine, EngineConfig};
+    Engine::builder(store.clone(), RecordingTransport::new(clock.clone()))
+        .clock(clock.clone())
+        .config(EngineConfig::with_seed(1))
+        .build()
+}
+
 /// One mailbox (UTC, no window) and an active sequence of `steps` on it, one contact
 /// enrolled in it, made through `engine` at `now` in a new tenant: the tenant, the sequence
 /// and the contact.
