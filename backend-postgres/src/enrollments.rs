@@ -152,7 +152,7 @@ pub(crate) async fn enroll(
 
     // Each row in order, as the memory store answers it.
     let mut answers: Vec<Option<EnrollOutcome>> = Vec::with_capacity(rows.len());
-    let mut accepted: Vec<&Enrollment> = Vec::new();
+    let mut accepted: Vec<(&Enrollment, &Contact)> = Vec::new();
     for e in rows {
         let invalid = |reason: String| Some(EnrollOutcome::Invalid { reason });
         if e.tenant != tenant {
@@ -216,7 +216,7 @@ pub(crate) async fn enroll(
             pair.latest = Some(e.clone());
         }
         used.insert(e.id.0);
-        accepted.push(e);
+        accepted.push((e, contact));
         // Answered once the insert says it was stored.
         answers.push(None);
     }
@@ -229,12 +229,12 @@ pub(crate) async fn enroll(
     // committed since this unit read them): answered from what is stored now.
     let lost: Vec<&Enrollment> = accepted
         .iter()
-        .copied()
+        .map(|(e, _)| *e)
         .filter(|e| !inserted.contains(&e.id.0))
         .collect();
     let open_now =
         open_of_pairs(conn, lost.iter().map(|e| (tenant, e.sequence, e.contact))).await?;
-    let mut accepted = accepted.into_iter();
+    let mut accepted = accepted.into_iter().map(|(e, _)| e);
     Ok(answers
         .into_iter()
         .map(|answer| {

@@ -1,7 +1,7 @@
 //! Rows: the documents and the columns kept beside them, read from and written to the
 //! tables in batches (`UNNEST` of one array per column, one statement per kind of write).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -197,48 +197,94 @@ impl EnrollmentColumns {
     }
 }
 
+/// What an enrollment keeps of its contact for the due read (see the migration
+/// `due_columns`): the `contacts` columns of the same names.
+struct ContactCopy {
+    status: String,
+    zone: Option<&'static str>,
+    domain: String,
+}
+
+impl ContactCopy {
+    fn of(c: &Contact) -> Result<Self, StoreError> {
+        Ok(Self {
+            status: name(&c.status())?,
+            zone: c.timezone.map(Tz::name),
+            domain: c.email_domain(),
+        })
+    }
+}
+
 /// Insert enrollments that are not stored yet (a row whose id or open (sequence, contact)
-/// is taken is left out), each with a copy of its contact as stored, under the tenant's
-/// contact lock the caller holds shared (a row whose contact is not stored is left out too);
-/// the ids inserted.
+/// is taken is left out), each with a copy of its contact as the caller read it under the
+/// tenant's contact lock it holds shared (so the copy is the contact as stored); the ids
+/// inserted.
 pub(crate) async fn insert_enrollments(
     conn: &mut PgConnection,
-    rows: &[&Enrollment],
+    rows: &[(&Enrollment, &Contact)],
 ) -> Result<Vec<Uuid>, StoreError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let c = EnrollmentColumns::of(rows.iter().copied())?;
-    // The identity first: its unique indexes (the id, one open enrollment per pair) decide
-    // which rows are taken, and only those are written to `enrollments`.
-    //
-    // Planned afresh on every run (not a prepared statement): from its sixth run on a
-    // connection, PostgreSQL may plan a prepared statement generically, for arrays of 100
-    // rows, and join the rows inserted to the rows given by a nested loop, quadratic in the
-    // batch (124 s for 50,000 rows). Planning this statement costs nothing beside its run.
-    sqlx::query_scalar(
-        "WITH u AS ( \
-             SELECT u.*, c.status AS contact_status, c.timezone AS contact_zone, \
-                 c.domain AS recipient_domain \
-             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
-                 $6::timestamptz[], $7::text[], $8::uuid[], $9::timestamptz[], $10::int8[], \
-                 $11::json[], $12::int4[], $13::timestamptz[], $14::bool[]) \
-                 AS u(tenant_id, id, sequence_id, contact_id, status, due_at, deferral_reason, \
-                     mailbox_id, enrolled_at, version, doc, step, earliest, uncertain) \
-             JOIN contacts c ON c.tenant_id = u.tenant_id AND c.id = u.contact_id), \
-         i AS ( \
-             INSERT INTO enrollment_identities (tenant_id, id, sequence_id, contact_id, \
-                 enrolled_at, open) \
-             SELECT tenant_id, id, sequence_id, contact_id, enrolled_at, \
-                 status IN ('active', 'paused') \
-             FROM u \
-             ON CONFLICT DO NOTHING \
-             RETURNING tenant_id, id) \
-         INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
+    // In key order: the indexes on the id (the two keys, `enrollments_by_id`) then grow at
+    // one end instead of at a random leaf per row, which halves the insert of a large batch
+    // (fewer pages touched, fewer full-page images in the WAL).
+    let mut rows = rows.to_vec();
+    rows.sort_unstable_by_key(|(e, _)| (e.tenant.0, e.id.0));
+    // The identities first: their unique indexes (the id, one open enrollment per pair)
+    // decide which rows are taken, and only those are written to `enrollments`. Two
+    // statements rather than one with the rows in a CTE: the documents go to the server
+    // once, and a large batch is not spilled to a temporary file and joined back.
+    let taken: HashSet<Uuid> = sqlx::query_scalar(
+        "INSERT INTO enrollment_identities (tenant_id, id, sequence_id, contact_id, \
+             enrolled_at, open) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], \
+             $5::timestamptz[], $6::bool[]) \
+         ON CONFLICT DO NOTHING \
+         RETURNING id",
+    )
+    .bind(rows.iter().map(|(e, _)| e.tenant.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(e, _)| e.id.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(e, _)| e.sequence.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(e, _)| e.contact.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(e, _)| e.enrolled_at).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|(e, _)| {
+                matches!(
+                    e.status(),
+                    EnrollmentStatus::Active | EnrollmentStatus::Paused
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .db()?
+    .into_iter()
+    .collect();
+    rows.retain(|(e, _)| taken.contains(&e.id.0));
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let c = EnrollmentColumns::of(rows.iter().map(|(e, _)| *e))?;
+    let mut contact_status = Vec::with_capacity(rows.len());
+    let mut contact_zone = Vec::with_capacity(rows.len());
+    let mut recipient_domain = Vec::with_capacity(rows.len());
+    for (_, contact) in &rows {
+        let copy = ContactCopy::of(contact)?;
+        contact_status.push(copy.status);
+        contact_zone.push(copy.zone);
+        recipient_domain.push(copy.domain);
+    }
+    sqlx::query(
+        "INSERT INTO enrollments (tenant_id, id, sequence_id, contact_id, status, due_at, \
              deferral_reason, mailbox_id, enrolled_at, version, doc, step, earliest, uncertain, \
              contact_status, contact_zone, recipient_domain) \
-         SELECT u.* FROM u JOIN i ON i.tenant_id = u.tenant_id AND i.id = u.id \
-         RETURNING id",
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
+             $6::timestamptz[], $7::text[], $8::uuid[], $9::timestamptz[], $10::int8[], \
+             $11::json[], $12::int4[], $13::timestamptz[], $14::bool[], $15::text[], \
+             $16::text[], $17::text[])",
     )
     .bind(c.tenant)
     .bind(c.id)
@@ -254,10 +300,13 @@ pub(crate) async fn insert_enrollments(
     .bind(c.step)
     .bind(c.earliest)
     .bind(c.uncertain)
-    .persistent(false)
-    .fetch_all(&mut *conn)
+    .bind(contact_status)
+    .bind(contact_zone)
+    .bind(recipient_domain)
+    .execute(&mut *conn)
     .await
-    .db()
+    .db()?;
+    Ok(rows.iter().map(|(e, _)| e.id.0).collect())
 }
 
 /// Replace stored enrollments (by tenant and id) with `rows`. A row named in `unlocked`
@@ -373,14 +422,15 @@ pub(crate) async fn upsert_contacts(
     let mut zone = Vec::with_capacity(rows.len());
     let mut domain = Vec::with_capacity(rows.len());
     for c in rows {
+        let copy = ContactCopy::of(c)?;
         tenant.push(c.tenant.0);
         id.push(c.id.0);
         email.push(c.normalized_email());
-        status.push(name(&c.status())?);
+        status.push(copy.status);
         version.push(big(c.version()));
         docs.push(json_text(*c)?);
-        zone.push(c.timezone.map(Tz::name));
-        domain.push(c.email_domain());
+        zone.push(copy.zone);
+        domain.push(copy.domain);
     }
     sqlx::query(
         "INSERT INTO contacts (tenant_id, id, email, status, version, doc, timezone, domain) \
