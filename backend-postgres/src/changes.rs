@@ -448,6 +448,17 @@ pub(crate) async fn open_enrollments_of_pairs(
     open_of_pairs(conn, pairs).await
 }
 
+/// The open enrollment of each pair (`$1` tenants, `$2` sequences, `$3` contacts): a probe
+/// of `enrollments_one_open` per pair, in a subquery of its own (its `LIMIT` keeps the
+/// server's planner from turning it into a join). Planned afresh on every run (see
+/// `enrollments::USED_IDS`).
+pub(crate) const OPEN_OF_PAIRS: &str = "\
+    SELECT i.id, p.s, p.c FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS p(t, s, c) \
+    CROSS JOIN LATERAL ( \
+        SELECT id FROM enrollment_identities \
+        WHERE tenant_id = p.t AND sequence_id = p.s AND contact_id = p.c AND open \
+        LIMIT 1) i";
+
 /// The stored open enrollment of each (tenant, sequence, contact) of `pairs` that has one,
 /// by (sequence, contact).
 pub(crate) async fn open_of_pairs(
@@ -459,18 +470,14 @@ pub(crate) async fn open_of_pairs(
     if pairs.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT i.id, i.sequence_id, i.contact_id FROM enrollment_identities i \
-         JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS p(t, s, c) \
-             ON i.tenant_id = p.t AND i.sequence_id = p.s AND i.contact_id = p.c \
-         WHERE i.open",
-    )
-    .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
-    .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
-    .bind(pairs.iter().map(|p| p.2).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
+    let rows: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(OPEN_OF_PAIRS)
+        .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
+        .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
+        .bind(pairs.iter().map(|p| p.2).collect::<Vec<_>>())
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
     Ok(rows
         .into_iter()
         .map(|(id, s, c)| ((SequenceId(s), ContactId(c)), EnrollmentId(id)))

@@ -150,6 +150,16 @@ pub const CLAIM_QUERY: &str = claims::CLAIM_MAILBOXES;
 /// allows.
 pub const DUE_QUERY: &str = due::DUE_READ;
 
+/// The reads a bulk enrollment makes of its ids and pairs, for tests that `EXPLAIN` them:
+/// the ids taken (`$1` ids), the latest enrollment of each pair of a tenant (`$1` tenant, `$2`
+/// sequences, `$3` contacts) and the open one of each pair (`$1` tenants, `$2` sequences,
+/// `$3` contacts). Each is a probe of an index per row, whatever the server's statistics say.
+pub const ENROLL_READS: [&str; 3] = [
+    enrollments::USED_IDS,
+    enrollments::LATEST_OF_PAIRS,
+    changes::OPEN_OF_PAIRS,
+];
+
 /// The PostgreSQL [`Store`](sequence_core::Store): clones share one connection pool.
 ///
 /// Every method is one transaction (see the crate docs). The store never reads the server's
