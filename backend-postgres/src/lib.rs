@@ -37,7 +37,9 @@
 //!   five: what never changes after enrolling (sequence, contact, enrolled instant) and
 //!   whether it is still open live in `enrollment_identities`, with the indexes by id, by
 //!   sequence, by contact and the one that allows one open enrollment per pair. Both are
-//!   written in one statement; reads by sequence, contact or id alone go through it.
+//!   written in one unit, in key order, the identities first (their unique indexes decide
+//!   which rows are taken); reads by sequence, contact or id alone go through them, a probe
+//!   of an index per row, planned for the size the tables have when they run.
 //! * **Claims** start from `mailbox_state`, one small row per mailbox that says when its
 //!   earliest planned send becomes claimable (never while one is in flight, never before
 //!   the latest attempt plus the gap), through a partial index: `FOR UPDATE SKIP LOCKED`
