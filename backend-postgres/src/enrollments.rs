@@ -240,10 +240,7 @@ pub(crate) async fn enroll(
         answers.push(None);
     }
 
-    let inserted: HashSet<Uuid> = rows::insert_enrollments(conn, &accepted)
-        .await?
-        .into_iter()
-        .collect();
+    let inserted = rows::insert_enrollments(conn, &accepted).await?;
     // A row another writer stored first (its id, or an open enrollment of its pair,
     // committed since this unit read them): answered from what is stored now.
     let lost: Vec<&Enrollment> = accepted

@@ -222,9 +222,9 @@ impl ContactCopy {
 pub(crate) async fn insert_enrollments(
     conn: &mut PgConnection,
     rows: &[(&Enrollment, &Contact)],
-) -> Result<Vec<Uuid>, StoreError> {
+) -> Result<HashSet<Uuid>, StoreError> {
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(HashSet::new());
     }
     // In key order: the indexes on the id (the two keys, `enrollments_by_id`) then grow at
     // one end instead of at a random leaf per row, which halves the insert of a large batch
@@ -248,16 +248,7 @@ pub(crate) async fn insert_enrollments(
     .bind(rows.iter().map(|(e, _)| e.sequence.0).collect::<Vec<_>>())
     .bind(rows.iter().map(|(e, _)| e.contact.0).collect::<Vec<_>>())
     .bind(rows.iter().map(|(e, _)| e.enrolled_at).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|(e, _)| {
-                matches!(
-                    e.status(),
-                    EnrollmentStatus::Active | EnrollmentStatus::Paused
-                )
-            })
-            .collect::<Vec<_>>(),
-    )
+    .bind(rows.iter().map(|(e, _)| !e.is_final()).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await
     .db()?
@@ -265,7 +256,7 @@ pub(crate) async fn insert_enrollments(
     .collect();
     rows.retain(|(e, _)| taken.contains(&e.id.0));
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok(taken);
     }
     let c = EnrollmentColumns::of(rows.iter().map(|(e, _)| *e))?;
     let mut contact_status = Vec::with_capacity(rows.len());
@@ -306,7 +297,7 @@ pub(crate) async fn insert_enrollments(
     .execute(&mut *conn)
     .await
     .db()?;
-    Ok(rows.iter().map(|(e, _)| e.id.0).collect())
+    Ok(taken)
 }
 
 /// Replace stored enrollments (by tenant and id) with `rows`. A row named in `unlocked`
