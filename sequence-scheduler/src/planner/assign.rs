@@ -242,11 +242,23 @@ impl Planner<'_> {
 
     /// Give the follow-up `entry`, of the sequence `seq`, the earliest planned new-enrollment
     /// slot on `mb` before `before` that it can use (at or after its earliest instant, in its
-    /// business hours), pre-empting that send. Whether there was one.
+    /// business hours), pre-empting that send; it is timed there in step 4, with the day's
+    /// other sends. Whether there was one.
     fn take_over_slot(&mut self, entry: &Entry, seq: u32, mb: u32, before: i64) -> bool {
+        let zone = self.days[mb as usize].zone;
+        let mut item = *entry;
+        if item.hours == MAILBOX_ZONE {
+            item.hours = self.hours.of(seq, zone);
+        }
         let day = &mut self.days[mb as usize];
-        let hours = self.hours.list(entry.hours, seq, day.zone);
-        day.take_over(entry, hours, before, &mut self.out)
+        let hours = self.hours.list(item.hours, seq, zone);
+        match day.take_over(hours, before, item.earliest, &mut self.out) {
+            Some(t) => {
+                day.placed.push((item, t));
+                true
+            }
+            None => false,
+        }
     }
 
     /// The least-loaded mailbox of the pool of `seq` that can take `entry`; `None` when it is

@@ -35,11 +35,23 @@ impl Planner<'_> {
 /// spread and capacity do too. Sends at business-hour instants are placed at the earliest
 /// they fit and the rest spread over the day, so without this a new start placed early
 /// could go out while a follow-up spread later waited.
+///
+/// One pass can leave a pair to trade (a start that took a later instant in a trade may now
+/// sit before a follow-up it could not reach before), so passes repeat until one trades
+/// nothing. Each trade moves a follow-up to a strictly earlier instant, so they end.
 fn follow_ups_first(mut timed: Vec<(Entry, i64)>, hours: &Hours<'_>) -> Vec<(Entry, i64)> {
     timed.sort_by_key(|&(_, t)| t);
+    while trade_pass(&mut timed, hours) {}
+    timed
+}
+
+/// One pass of [`follow_ups_first`] over `timed` (in time order): each new start, in order,
+/// trades with the first follow-up after it that it can trade with. Whether any did.
+fn trade_pass(timed: &mut [(Entry, i64)], hours: &Hours<'_>) -> bool {
     let allowed_at = |entry: &Entry, t: i64| is_allowed(hours.resolved(entry.hours), t);
     // Where the follow-ups are, in time order: a new start looks only at those after it.
     let mut follow_ups: Vec<usize> = (0..timed.len()).filter(|&i| timed[i].0.step != 0).collect();
+    let mut traded = false;
     for i in 0..timed.len() {
         let (start, s) = timed[i];
         if start.step != 0 {
@@ -51,16 +63,17 @@ fn follow_ups_first(mut timed: Vec<(Entry, i64)>, hours: &Hours<'_>) -> Vec<(Ent
         }
         let trade = follow_ups[after..].iter().position(|&j| {
             let (f, t) = &timed[j];
-            f.earliest <= s && allowed_at(f, s) && allowed_at(&start, *t)
+            *t > s && f.earliest <= s && allowed_at(f, s) && allowed_at(&start, *t)
         });
         if let Some(k) = trade {
             let j = follow_ups.remove(after + k);
             follow_ups.insert(after, i);
             timed[i].0 = timed[j].0;
             timed[j].0 = start;
+            traded = true;
         }
     }
-    timed
+    traded
 }
 
 impl Day {
@@ -116,9 +129,12 @@ impl Day {
             }
             if let Some(j) = (first..rest.len()).find(|&j| !placed[j] && rest[j].earliest <= t) {
                 placed[j] = true;
-                if !self.take_over_before(&rest[j], t, out) {
-                    occupied.push(t);
-                    timed.push((rest[j], t));
+                match self.take_over_before(&rest[j], t, out) {
+                    Some(slot) => timed.push((rest[j], slot)),
+                    None => {
+                        occupied.push(t);
+                        timed.push((rest[j], t));
+                    }
                 }
             }
         }
@@ -143,9 +159,12 @@ impl Day {
             (t < e).then_some(t)
         });
         if let Some(t) = slot {
-            if !self.take_over_before(entry, t, out) {
-                occupied.push(t);
-                timed.push((*entry, t));
+            match self.take_over_before(entry, t, out) {
+                Some(taken) => timed.push((*entry, taken)),
+                None => {
+                    occupied.push(t);
+                    timed.push((*entry, t));
+                }
             }
         } else {
             self.used -= 1;
@@ -156,35 +175,34 @@ impl Day {
     /// Rule 8 for a follow-up `entry` the day has room for, timed at `t`: when a new start is
     /// planned on this mailbox before `t` but after the follow-up is due, the follow-up takes
     /// that slot instead (the new start is pre-empted, and planned again into the room the
-    /// follow-up leaves), so no new start goes out while a follow-up waits. Whether it did.
-    /// Only for a follow-up without business hours: one with them took its instant already.
-    fn take_over_before(&mut self, entry: &Entry, t: i64, out: &mut Draft) -> bool {
+    /// follow-up leaves), so no new start goes out while a follow-up waits. The slot it took,
+    /// if it did. Only for a follow-up without business hours: one with them took its
+    /// instant already.
+    fn take_over_before(&mut self, entry: &Entry, t: i64, out: &mut Draft) -> Option<i64> {
         if entry.step == 0 || entry.hours != NO_HOURS {
-            return false;
+            return None;
         }
-        self.take_over(entry, None, t, out)
+        self.take_over(None, t, entry.earliest, out)
     }
 
-    /// Give the follow-up `entry` the earliest planned new start's slot on this day at or
-    /// after its earliest instant, before `before` and inside `allowed` (its business hours;
-    /// `None`: any instant), pre-empting that send. Whether there was one.
+    /// Pre-empt the earliest planned new start's slot on this day at or after `earliest`,
+    /// before `before` and inside `allowed` (business hours; `None`: any instant), for a
+    /// follow-up to take: the slot, if there was one. The caller times the follow-up there,
+    /// among the day's other sends, so that rule 8 within the day sees it too
+    /// ([`follow_ups_first`]).
     pub(super) fn take_over(
         &mut self,
-        entry: &Entry,
         allowed: Option<&[(i64, i64)]>,
         before: i64,
+        earliest: i64,
         out: &mut Draft,
-    ) -> bool {
-        let Some(pos) = self
+    ) -> Option<i64> {
+        let pos = self
             .movable
             .iter()
-            .position(|&(t, _)| t >= entry.earliest && t < before && is_allowed(allowed, t))
-        else {
-            return false;
-        };
+            .position(|&(t, _)| t >= earliest && t < before && is_allowed(allowed, t))?;
         let (t, send) = self.movable.remove(pos);
         out.preempt(send);
-        out.send(entry, self, t);
-        true
+        Some(t)
     }
 }
