@@ -497,9 +497,7 @@ async fn enrolling_is_a_work_notice_to_listeners_of_the_schema() {
 /// them is among its prepared statements.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reads_of_a_bulk_enrollment_probe_an_index_per_row_planned_afresh() {
-    use sequence_core::prelude::*;
-    use sequence_scheduler::testing::RecordingTransport;
-    use sequence_scheduler::{Engine, EngineConfig, VirtualClock};
+    use sequence_core::enrollment::Enrollment;
 
     let s = support::fresh_store().await;
     let pool = s.store.pool();
@@ -567,27 +565,12 @@ async fn the_reads_of_a_bulk_enrollment_probe_an_index_per_row_planned_afresh() 
         assert!(plan.contains("Index Cond"), "read {i}:\n{plan}");
     }
 
-    // Enrollments through a store of one connection: its prepared statements.
+    // Enrollments through a store of one connection, one at a time: its prepared statements.
     let one = PostgresStore::from_pool(support::schema_pool(&s.schema, 1).await);
-    let clock = VirtualClock::new(t0());
-    let engine = Engine::builder(one.clone(), RecordingTransport::new(clock.clone()))
-        .clock(clock.clone())
-        .config(EngineConfig::with_seed(1))
-        .build();
-    let tenant = TenantId::new();
-    let m = Mailbox::new(tenant, "a@sender.example", chrono_tz::UTC).unwrap();
-    let m = engine.create_mailbox(m).await.unwrap();
-    let mut seq = Sequence::new(tenant, "S", t0()).unwrap();
-    seq.add_step(Step::new(Delay::ZERO, "One", "1")).unwrap();
-    seq.set_mailbox_pool(vec![m.id]).unwrap();
-    let seq = engine.create_sequence(seq).await.unwrap();
-    engine.activate_sequence(tenant, seq.id).await.unwrap();
-    let people: Vec<Contact> = (0..10)
-        .map(|i| Contact::new(tenant, format!("p{i}@client.example")).unwrap())
-        .collect();
-    engine.upsert_contacts(tenant, &people).await.unwrap();
-    for person in &people {
-        engine.enroll(tenant, seq.id, &[person.id]).await.unwrap();
+    let w = World::build(&one, 1, 100, 1, 10).await;
+    for person in &w.contacts {
+        let e = Enrollment::new(w.tenant, w.sequence.id, person.id, t0(), t0());
+        one.enroll(w.tenant, t0(), vec![e]).await.unwrap();
     }
     let prepared: Vec<String> = sqlx::query_scalar("SELECT statement FROM pg_prepared_statements")
         .fetch_all(one.pool())

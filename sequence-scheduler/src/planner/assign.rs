@@ -245,13 +245,9 @@ impl Planner<'_> {
     /// business hours), pre-empting that send; it is timed there in step 4, with the day's
     /// other sends. Whether there was one.
     fn take_over_slot(&mut self, entry: &Entry, seq: u32, mb: u32, before: i64) -> bool {
-        let zone = self.days[mb as usize].zone;
-        let mut item = *entry;
-        if item.hours == MAILBOX_ZONE {
-            item.hours = self.hours.of(seq, zone);
-        }
+        let item = self.on_mailbox(entry, seq, mb);
         let day = &mut self.days[mb as usize];
-        let hours = self.hours.list(item.hours, seq, zone);
+        let hours = self.hours.list(item.hours, seq, day.zone);
         match day.take_over(hours, before, item.earliest, &mut self.out) {
             Some(t) => {
                 day.placed.push((item, t));
@@ -386,15 +382,21 @@ impl Planner<'_> {
         (reason, first_open)
     }
 
-    /// Take capacity on `mb` for `entry`, of `class` and of the sequence `seq`: at `at` when
-    /// it has business hours, else among the sends timed in step 4; and count it against
-    /// the caps.
-    fn take(&mut self, entry: &Entry, class: u32, seq: u32, mb: u32, at: Option<i64>) {
-        // Hours in the mailbox's zone are known now that the mailbox is: step 4 reads them.
+    /// `entry`, of the sequence `seq`, as it goes on `mb`: business hours in the mailbox's
+    /// zone are known now that the mailbox is (step 4 reads them).
+    fn on_mailbox(&mut self, entry: &Entry, seq: u32, mb: u32) -> Entry {
         let mut item = *entry;
         if item.hours == MAILBOX_ZONE {
             item.hours = self.hours.of(seq, self.days[mb as usize].zone);
         }
+        item
+    }
+
+    /// Take capacity on `mb` for `entry`, of `class` and of the sequence `seq`: at `at` when
+    /// it has business hours, else among the sends timed in step 4; and count it against
+    /// the caps.
+    fn take(&mut self, entry: &Entry, class: u32, seq: u32, mb: u32, at: Option<i64>) {
+        let item = self.on_mailbox(entry, seq, mb);
         let day = &mut self.days[mb as usize];
         match at {
             Some(t) => day.reserve(item, t),

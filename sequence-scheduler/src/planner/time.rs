@@ -129,13 +129,7 @@ impl Day {
             }
             if let Some(j) = (first..rest.len()).find(|&j| !placed[j] && rest[j].earliest <= t) {
                 placed[j] = true;
-                match self.take_over_before(&rest[j], t, out) {
-                    Some(slot) => timed.push((rest[j], slot)),
-                    None => {
-                        occupied.push(t);
-                        timed.push((rest[j], t));
-                    }
-                }
+                self.time_at(&rest[j], t, occupied, timed, out);
             }
         }
         placed
@@ -159,16 +153,29 @@ impl Day {
             (t < e).then_some(t)
         });
         if let Some(t) = slot {
-            match self.take_over_before(entry, t, out) {
-                Some(taken) => timed.push((*entry, taken)),
-                None => {
-                    occupied.push(t);
-                    timed.push((*entry, t));
-                }
-            }
+            self.time_at(entry, t, occupied, timed, out);
         } else {
             self.used -= 1;
             out.defer_entry(entry, DeferralReason::NoCapacity, Some(next_day));
+        }
+    }
+
+    /// Time `entry` at `t`, or in the planned new start's slot it takes over instead
+    /// ([`Day::take_over_before`]); only an instant of its own is `occupied`.
+    fn time_at(
+        &mut self,
+        entry: &Entry,
+        t: i64,
+        occupied: &mut Vec<i64>,
+        timed: &mut Vec<(Entry, i64)>,
+        out: &mut Draft,
+    ) {
+        match self.take_over_before(entry, t, out) {
+            Some(slot) => timed.push((*entry, slot)),
+            None => {
+                occupied.push(t);
+                timed.push((*entry, t));
+            }
         }
     }
 
